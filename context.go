@@ -1,0 +1,245 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store"
+)
+
+// Ctx is what every *Context[V] is, whatever its table type. The handles of
+// outputs, loopbacks, joins and lookups take a Ctx, so one handle works in
+// any callback of its group.
+type Ctx interface {
+	// Key returns the key of the record being processed.
+	Key() string
+	// Topic returns the topic of the record being processed.
+	Topic() string
+	// Partition returns the partition of the record being processed.
+	Partition() int32
+	// Offset returns the offset of the record being processed.
+	Offset() int64
+	// Timestamp returns the record's timestamp.
+	Timestamp() time.Time
+	// Headers returns the record's headers.
+	Headers() []Header
+	// Context returns a context that is cancelled when the processor stops.
+	Context() context.Context
+
+	record() *recordCtx
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// recordCtx is the part of a callback's context that does not depend on the
+// table type.
+type recordCtx struct {
+	ctx  context.Context
+	rec  *kgo.Record
+	key  string
+	io   taskIO
+	err  error // misuse of the context, reported after the callback returns
+	logs *slog.Logger
+}
+
+// taskIO is what the handles need from the task running a callback.
+type taskIO interface {
+	group() string
+	emit(r *kgo.Record) error
+	joined(topic string) (store.Store, error)
+	lookup(topic string) (*tableView, error)
+}
+
+// Context is what a handler sees: the record, the row of the record's key
+// in the group's table, and the effects the handler causes. Effects are
+// collected and made durable in Kafka before the record's offset is
+// committed. A Context is valid only during the callback it was passed to.
+type Context[V any] struct {
+	recordCtx
+	t *task[V]
+}
+
+func (c *recordCtx) record() *recordCtx { return c }
+
+// Key returns the key of the record being processed.
+func (c *recordCtx) Key() string { return c.key }
+
+// Topic returns the topic of the record being processed.
+func (c *recordCtx) Topic() string { return c.rec.Topic }
+
+// Partition returns the partition of the record being processed.
+func (c *recordCtx) Partition() int32 { return c.rec.Partition }
+
+// Offset returns the offset of the record being processed.
+func (c *recordCtx) Offset() int64 { return c.rec.Offset }
+
+// Timestamp returns the record's timestamp.
+func (c *recordCtx) Timestamp() time.Time { return c.rec.Timestamp }
+
+// Headers returns the record's headers.
+func (c *recordCtx) Headers() []Header {
+	hs := make([]Header, len(c.rec.Headers))
+	for i, h := range c.rec.Headers {
+		hs[i] = Header{Key: h.Key, Value: h.Value}
+	}
+	return hs
+}
+
+// Context returns a context that is cancelled when the processor stops.
+func (c *recordCtx) Context() context.Context { return c.ctx }
+
+// Logger returns the processor's logger with the group, topic, partition and
+// offset of the record attached.
+func (c *recordCtx) Logger() *slog.Logger {
+	return c.logs.With("topic", c.rec.Topic, "partition", c.rec.Partition, "offset", c.rec.Offset)
+}
+
+// misuse records the first wrong use of the context; the record then fails
+// as if its handler had returned the error.
+func (c *recordCtx) misuse(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// Value returns the row of the record's key in the group's table, and
+// whether there is one.
+func (c *Context[V]) Value() (V, bool) {
+	v, ok, err := c.t.value(c.key)
+	if err != nil {
+		c.misuse(err)
+	}
+	return v, ok
+}
+
+// SetValue replaces the row of the record's key. The value is encoded when
+// the task writes its batch, so v must not be modified after this call.
+func (c *Context[V]) SetValue(v V) {
+	if err := c.t.setValue(c.key, v, true); err != nil {
+		c.misuse(err)
+	}
+}
+
+// Delete removes the row of the record's key.
+func (c *Context[V]) Delete() {
+	var zero V
+	if err := c.t.setValue(c.key, zero, false); err != nil {
+		c.misuse(err)
+	}
+}
+
+// OutputTopic is a topic a group writes, declared with Output.
+type OutputTopic[T any] struct {
+	topic string
+	codec codec.Codec[T]
+}
+
+// Topic returns the topic's name.
+func (o *OutputTopic[T]) Topic() string { return o.topic }
+
+// Emit writes v under key to the topic, on the partition murmur2 chooses for
+// the key. The record is produced with the rest of the batch, before the
+// input offset is committed.
+func (o *OutputTopic[T]) Emit(ctx Ctx, key string, v T, headers ...Header) error {
+	return emitEncoded(ctx, o.topic, o.codec, key, v, headers)
+}
+
+// LoopTopic is a group's loopback, declared with Loop.
+type LoopTopic[M any] struct {
+	topic string
+	codec codec.Codec[M]
+}
+
+// Loopback sends msg to the group's own loop handler for key. The loop
+// handler runs in the task that owns key's row, possibly another one.
+func (l *LoopTopic[M]) Loopback(ctx Ctx, key string, msg M) error {
+	return emitEncoded(ctx, l.topic, l.codec, key, msg, nil)
+}
+
+func emitEncoded[T any](ctx Ctx, topic string, c codec.Codec[T], key string, v T, headers []Header) error {
+	rc := ctx.record()
+	if c == nil {
+		return fmt.Errorf("emit to %s: topic was not declared correctly (nil codec)", topic)
+	}
+	b, err := c.Encode(v)
+	if err != nil {
+		return fmt.Errorf("emit to %s: encode: %w", topic, err)
+	}
+	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: b, Partition: -1}
+	for _, h := range headers {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	return rc.io.emit(r)
+}
+
+// JoinedTable is a co-partitioned table a group reads, declared with Join.
+type JoinedTable[T any] struct {
+	topic string
+	codec codec.Codec[T]
+}
+
+// Get returns the joined table's row for the key of the record being
+// processed, and whether there is one.
+func (j *JoinedTable[T]) Get(ctx Ctx) (T, bool, error) {
+	var zero T
+	rc := ctx.record()
+	st, err := rc.io.joined(j.topic)
+	if err != nil {
+		return zero, false, err
+	}
+	return getDecoded(st, j.topic, j.codec, rc.key)
+}
+
+// LookupTable is a table a group reads in full, declared with Lookup.
+type LookupTable[T any] struct {
+	topic string
+	codec codec.Codec[T]
+}
+
+// Get returns the table's row for key, and whether there is one.
+func (l *LookupTable[T]) Get(ctx Ctx, key string) (T, bool, error) {
+	var zero T
+	rc := ctx.record()
+	tv, err := rc.io.lookup(l.topic)
+	if err != nil {
+		return zero, false, err
+	}
+	raw, err := tv.get(key)
+	if errors.Is(err, ErrNotFound) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, err
+	}
+	v, err := l.codec.Decode(raw)
+	if err != nil {
+		return zero, false, fmt.Errorf("lookup %s key %q: decode: %w", l.topic, key, err)
+	}
+	return v, true, nil
+}
+
+func getDecoded[T any](st store.Store, topic string, c codec.Codec[T], key string) (T, bool, error) {
+	var zero T
+	raw, err := st.Get([]byte(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, fmt.Errorf("table %s key %q: %w", topic, key, err)
+	}
+	v, err := c.Decode(raw)
+	if err != nil {
+		return zero, false, fmt.Errorf("table %s key %q: decode: %w", topic, key, err)
+	}
+	return v, true, nil
+}

@@ -1,0 +1,263 @@
+package sluice
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/sluice-io/sluice/codec"
+)
+
+// Group is the definition of a processing unit: the streams it reads, the
+// table it keeps, the topics it writes and the tables it reads. A Group is
+// only a description; a Processor runs it.
+//
+// A group is built by DefineGroup followed by edge functions, each of which
+// names the group first so that the table type V ties them together at
+// compile time:
+//
+//	g := sluice.DefineGroup[User]("mini-group")
+//	sluice.Persist(g, codec.JSON[User]())
+//	sluice.Input(g, "user-clicks", codec.String(), countClick)
+//
+// Mistakes that types cannot catch (an empty topic, a topic read twice, a
+// missing handler) are collected and reported, each naming its edge, by
+// Validate and by NewProcessor.
+type Group[V any] struct {
+	name    string
+	table   codec.Codec[V]
+	inputs  []*inputEdge[V]
+	outputs map[string]*outputEdge
+	joins   []*tableEdge
+	lookups []*tableEdge
+	errs    []error
+}
+
+// Handler processes one record of an input: msg is the decoded value; ctx
+// gives the record's key, the key's table row, and the effects the handler
+// may cause. A returned error stops the processor (the record is not
+// committed); so does a panic, which sluice recovers.
+type Handler[V, M any] func(ctx *Context[V], msg M) error
+
+// inputEdge is a stream the group reads: an input or the loopback.
+type inputEdge[V any] struct {
+	topic  string
+	loop   bool
+	decode func(*Context[V], []byte) error // decodes and calls the handler
+}
+
+type outputEdge struct {
+	topic string
+}
+
+type tableEdge struct {
+	topic string
+	kind  string // "join" or "lookup"
+}
+
+// DefineGroup starts the definition of the group called name, whose table
+// rows (if it persists any) have type V. The name is the Kafka consumer group
+// id, and the table topic is name + "-table".
+func DefineGroup[V any](name string) *Group[V] {
+	g := &Group[V]{name: name, outputs: make(map[string]*outputEdge)}
+	if name == "" {
+		g.errs = append(g.errs, errors.New("group name is empty"))
+	}
+	return g
+}
+
+// Name returns the group's name, which is also its Kafka consumer group id.
+func (g *Group[V]) Name() string { return g.name }
+
+// TableTopic returns the name of the group's table topic, its changelog.
+func (g *Group[V]) TableTopic() string { return g.name + "-table" }
+
+// LoopTopic returns the name of the group's loopback topic.
+func (g *Group[V]) LoopTopic() string { return g.name + "-loop" }
+
+// Persisted reports whether the group keeps a table.
+func (g *Group[V]) Persisted() bool { return g.table != nil }
+
+// Validate reports every mistake in the definition, each naming its edge, or
+// nil when the group can run.
+func (g *Group[V]) Validate() error {
+	errs := slices.Clone(g.errs)
+	if len(g.inputs) == 0 {
+		errs = append(errs, errors.New("no inputs: a group needs at least one Input"))
+	}
+	return groupError(g.name, errs)
+}
+
+func groupError(name string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("group %s: invalid definition: %s", name, strings.Join(msgs, "; "))
+}
+
+func (g *Group[V]) fail(format string, args ...any) {
+	g.errs = append(g.errs, fmt.Errorf(format, args...))
+}
+
+// topics returns every topic the group touches, to catch one used twice.
+func (g *Group[V]) usesTopic(topic string) (string, bool) {
+	for _, in := range g.inputs {
+		if in.topic == topic {
+			if in.loop {
+				return "loopback", true
+			}
+			return "input", true
+		}
+	}
+	if _, ok := g.outputs[topic]; ok {
+		return "output", true
+	}
+	for _, t := range append(slices.Clone(g.joins), g.lookups...) {
+		if t.topic == topic {
+			return t.kind, true
+		}
+	}
+	if g.table != nil && topic == g.TableTopic() {
+		return "table", true
+	}
+	return "", false
+}
+
+func (g *Group[V]) checkTopic(edge, topic string) bool {
+	if topic == "" {
+		g.fail("%s: topic name is empty", edge)
+		return false
+	}
+	if other, ok := g.usesTopic(topic); ok {
+		g.fail("%s %s: topic is already the group's %s", edge, topic, other)
+		return false
+	}
+	return true
+}
+
+// Persist makes the group keep a table of rows of type V, encoded with c,
+// in its local store and in the compacted topic g.TableTopic().
+func Persist[V any](g *Group[V], c codec.Codec[V]) {
+	switch {
+	case c == nil:
+		g.fail("persist: codec is nil")
+	case g.table != nil:
+		g.fail("persist: the group already persists a table")
+	default:
+		g.table = c
+	}
+}
+
+// Input makes the group read topic, decoding each value with c and passing
+// it to h. Records of one partition are handled one at a time in offset
+// order.
+func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M]) {
+	edge := "input"
+	if c == nil || h == nil {
+		g.fail("input %s: codec and handler must not be nil", topic)
+		return
+	}
+	if !g.checkTopic(edge, topic) {
+		return
+	}
+	g.inputs = append(g.inputs, &inputEdge[V]{topic: topic, decode: decodeAndHandle(c, h)})
+}
+
+// Loop makes the group read its own loopback topic, g.LoopTopic(), with h.
+// Records sent with the returned handle's Loopback are keyed by their
+// destination key, so they are handled by the task that owns that key's row.
+// A group has at most one loopback.
+func Loop[V, M any](g *Group[V], c codec.Codec[M], h Handler[V, M]) *LoopTopic[M] {
+	l := &LoopTopic[M]{topic: g.LoopTopic(), codec: c}
+	if c == nil || h == nil {
+		g.fail("loopback: codec and handler must not be nil")
+		return l
+	}
+	if !g.checkTopic("loopback", g.LoopTopic()) {
+		return l
+	}
+	g.inputs = append(g.inputs, &inputEdge[V]{topic: l.topic, loop: true, decode: decodeAndHandle(c, h)})
+	return l
+}
+
+// Output declares that the group writes records of type T, encoded with c,
+// to topic. The returned handle's Emit is the only way to write them.
+func Output[V, T any](g *Group[V], topic string, c codec.Codec[T]) *OutputTopic[T] {
+	o := &OutputTopic[T]{topic: topic, codec: c}
+	if c == nil {
+		g.fail("output %s: codec is nil", topic)
+		return o
+	}
+	if g.checkTopic("output", topic) {
+		g.outputs[topic] = &outputEdge{topic: topic}
+	}
+	return o
+}
+
+// Join declares a co-partitioned table the group reads: partition p of
+// table is kept locally by the task of partition p, so a handler can read
+// the row of its own key with the returned handle's Get. The table's
+// partition count must equal the inputs'.
+func Join[V, T any](g *Group[V], table string, c codec.Codec[T]) *JoinedTable[T] {
+	j := &JoinedTable[T]{topic: table, codec: c}
+	if c == nil {
+		g.fail("join %s: codec is nil", table)
+		return j
+	}
+	if g.checkTopic("join", table) {
+		g.joins = append(g.joins, &tableEdge{topic: table, kind: "join"})
+	}
+	return j
+}
+
+// Lookup declares a table the group reads in full: every processor keeps a
+// view of all its partitions, so a handler can read any key with the
+// returned handle's Get.
+func Lookup[V, T any](g *Group[V], table string, c codec.Codec[T]) *LookupTable[T] {
+	l := &LookupTable[T]{topic: table, codec: c}
+	if c == nil {
+		g.fail("lookup %s: codec is nil", table)
+		return l
+	}
+	if g.checkTopic("lookup", table) {
+		g.lookups = append(g.lookups, &tableEdge{topic: table, kind: "lookup"})
+	}
+	return l
+}
+
+func decodeAndHandle[V, M any](c codec.Codec[M], h Handler[V, M]) func(*Context[V], []byte) error {
+	return func(ctx *Context[V], value []byte) error {
+		msg, err := c.Decode(value)
+		if err != nil {
+			r := ctx.rec
+			return &DecodeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		return h(ctx, msg)
+	}
+}
+
+// inputTopics returns the topics the group consumes, in definition order.
+func (g *Group[V]) inputTopics() []string {
+	topics := make([]string, len(g.inputs))
+	for i, in := range g.inputs {
+		topics[i] = in.topic
+	}
+	return topics
+}
+
+func formatCounts(counts map[string]int32) string {
+	var b strings.Builder
+	for i, topic := range slices.Sorted(maps.Keys(counts)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d", topic, counts[topic])
+	}
+	return b.String()
+}

@@ -1,0 +1,165 @@
+package kafka
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CopartitionBalancer returns the group balancer of sluice processors. It
+// assigns partition numbers rather than topic partitions: the member that owns
+// partition p owns partition p of every input topic, because a task joins the
+// records of all its inputs with one partition of one table.
+//
+// It is sticky (a member keeps what it owns up to its fair share) and
+// cooperative (a partition moving from one member to another is first given to
+// nobody, so its owner revokes it and commits, and is assigned in the
+// rebalance that follows). Member metadata and assignments use the standard
+// consumer protocol encoding, so admin tools can describe the group.
+func CopartitionBalancer() kgo.GroupBalancer { return copartitioned{} }
+
+// CopartitionProtocol is the protocol name CopartitionBalancer joins with.
+const CopartitionProtocol = "sluice-copartitioned"
+
+type copartitioned struct{}
+
+func (copartitioned) ProtocolName() string { return CopartitionProtocol }
+func (copartitioned) IsCooperative() bool  { return true }
+
+func (copartitioned) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	for topic, partitions := range current {
+		owned := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		owned.Topic = topic
+		owned.Partitions = partitions
+		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
+	}
+	sort.Slice(meta.OwnedPartitions, func(i, j int) bool {
+		return meta.OwnedPartitions[i].Topic < meta.OwnedPartitions[j].Topic
+	})
+	return meta.AppendTo(nil)
+}
+
+func (copartitioned) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+func (c copartitioned) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	b, err := kgo.NewConsumerBalancer(c, members)
+	return b, b.MemberTopics(), err
+}
+
+// Balance implements kgo.ConsumerBalancerBalance.
+func (copartitioned) Balance(b *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	members := b.Members()
+	metas := make([]*kmsg.ConsumerMemberMetadata, len(members))
+	for i := range members {
+		_, metas[i] = b.MemberAt(i)
+	}
+	var n int32
+	for _, count := range topics {
+		n = max(n, count)
+	}
+	owners := currentOwners(metas, n)
+	assigned := assignNumbers(len(members), n, owners)
+
+	plan := b.NewPlan()
+	for p, m := range assigned {
+		if m < 0 || (owners[p] >= 0 && owners[p] != m) {
+			// Unassigned, or moving: its owner revokes it first.
+			continue
+		}
+		for _, topic := range metas[m].Topics {
+			if count, ok := topics[topic]; ok && int32(p) < count {
+				plan.AddPartition(&members[m], topic, int32(p))
+			}
+		}
+	}
+	return plan
+}
+
+// currentOwners returns, per partition number, the member that owns it now,
+// or -1. When several members claim a number, the claim of the highest
+// generation wins: a lower one is left over from a member that missed a
+// rebalance.
+func currentOwners(metas []*kmsg.ConsumerMemberMetadata, n int32) []int {
+	owners := make([]int, n)
+	gens := make([]int32, n)
+	for p := range owners {
+		owners[p] = -1
+	}
+	for m, meta := range metas {
+		for _, owned := range meta.OwnedPartitions {
+			for _, p := range owned.Partitions {
+				if p < 0 || p >= n {
+					continue
+				}
+				if owners[p] < 0 || meta.Generation > gens[p] {
+					owners[p] = m
+					gens[p] = meta.Generation
+				}
+			}
+		}
+	}
+	return owners
+}
+
+// assignNumbers spreads n partition numbers over members so that counts
+// differ by at most one, keeping each member's current partitions where the
+// spread allows. It returns the member of each number.
+func assignNumbers(members int, n int32, owners []int) []int {
+	assigned := make([]int, n)
+	for p := range assigned {
+		assigned[p] = -1
+	}
+	if members == 0 {
+		return assigned
+	}
+	floor := int(n) / members
+	extra := int(n) % members // how many members may hold floor+1
+
+	kept := make([][]int32, members)
+	for p, m := range owners {
+		if m >= 0 {
+			kept[m] = append(kept[m], int32(p))
+		}
+	}
+	// Members owning the most keep the extra slots, so fewer partitions move.
+	order := make([]int, members)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return len(kept[order[i]]) > len(kept[order[j]]) })
+	quota := make([]int, members)
+	for rank, m := range order {
+		quota[m] = floor
+		if rank < extra {
+			quota[m]++
+		}
+	}
+	count := make([]int, members)
+	for m := range kept {
+		for _, p := range kept[m] {
+			if count[m] < quota[m] {
+				assigned[p] = m
+				count[m]++
+			}
+		}
+	}
+	m := 0
+	for p := range assigned {
+		if assigned[p] >= 0 {
+			continue
+		}
+		for count[m] >= quota[m] {
+			m = (m + 1) % members
+		}
+		assigned[p] = m
+		count[m]++
+	}
+	return assigned
+}

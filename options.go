@@ -1,0 +1,156 @@
+package sluice
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/store"
+)
+
+// Opt configures how any sluice object reaches Kafka: processors, views and
+// emitters all accept it.
+type Opt interface {
+	ProcessorOpt
+	ViewOpt
+	EmitterOpt
+}
+
+// ProcessorOpt configures a Processor.
+type ProcessorOpt interface{ applyProcessor(*processorConfig) }
+
+// ViewOpt configures a View.
+type ViewOpt interface{ applyView(*viewConfig) }
+
+// EmitterOpt configures an Emitter.
+type EmitterOpt interface{ applyEmitter(*emitterConfig) }
+
+// StorageOpt configures where a processor or a view keeps table rows.
+type StorageOpt interface {
+	ProcessorOpt
+	ViewOpt
+}
+
+// DefaultBrokers is where sluice connects when no Brokers option is given:
+// the address `sluice broker` listens on by default.
+var DefaultBrokers = []string{"127.0.0.1:9092"}
+
+// clientConfig is what every sluice object needs to reach Kafka.
+type clientConfig struct {
+	brokers     []string
+	kafkaOpts   []kgo.Opt
+	logger      *slog.Logger
+	partitions  int32
+	replication int16
+}
+
+func defaultClientConfig() clientConfig {
+	return clientConfig{
+		brokers:     DefaultBrokers,
+		logger:      slog.New(slog.DiscardHandler),
+		partitions:  10,
+		replication: -1,
+	}
+}
+
+// kgoOpts returns the client options shared by every client sluice makes.
+func (c *clientConfig) kgoOpts(extra ...kgo.Opt) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.brokers...)}
+	opts = append(opts, c.kafkaOpts...)
+	return append(opts, extra...)
+}
+
+type clientOpt func(*clientConfig)
+
+func (o clientOpt) applyProcessor(c *processorConfig) { o(&c.client) }
+func (o clientOpt) applyView(c *viewConfig)           { o(&c.client) }
+func (o clientOpt) applyEmitter(c *emitterConfig)     { o(&c.client) }
+
+// Brokers sets the seed brokers, overriding DefaultBrokers.
+func Brokers(addrs ...string) Opt {
+	return clientOpt(func(c *clientConfig) { c.brokers = append([]string(nil), addrs...) })
+}
+
+// KafkaOptions adds franz-go client options to every Kafka client sluice
+// creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
+// client IDs and tuning. Options that would change how sluice consumes,
+// commits or partitions (consumer groups, topics, partitioners) must not be
+// given; sluice sets those itself. Default: none.
+func KafkaOptions(opts ...kgo.Opt) Opt {
+	return clientOpt(func(c *clientConfig) { c.kafkaOpts = append(c.kafkaOpts, opts...) })
+}
+
+// Logger sets the structured logger. Default: discard everything.
+func Logger(l *slog.Logger) Opt {
+	return clientOpt(func(c *clientConfig) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// TopicDefaults sets the partition count and replication factor of topics
+// sluice creates because they do not exist yet: inputs, outputs, loopback
+// and table topics. A table or loopback topic is always created with its
+// group's input partition count. Replication -1 asks for the broker's
+// default. Default: 10 partitions, replication -1.
+func TopicDefaults(partitions int32, replication int16) Opt {
+	return clientOpt(func(c *clientConfig) {
+		c.partitions = partitions
+		c.replication = replication
+	})
+}
+
+type storageOpt func(*store.Builder)
+
+func (o storageOpt) applyProcessor(c *processorConfig) { o(&c.storage) }
+func (o storageOpt) applyView(c *viewConfig)           { o(&c.storage) }
+
+// Storage sets where table rows are kept locally, for example
+// pebble.Builder(dir) or memory.Builder(). Default for processors: Pebble
+// under the user's cache directory (sluice/state); for views: memory.
+func Storage(b store.Builder) StorageOpt {
+	return storageOpt(func(s *store.Builder) { *s = b })
+}
+
+type processorOpt func(*processorConfig)
+
+func (o processorOpt) applyProcessor(c *processorConfig) { o(c) }
+
+// CommitInterval sets how often a processor commits the input offsets whose
+// effects are durable. Longer intervals commit less often and reprocess more
+// after a crash. Default: 1s.
+func CommitInterval(d time.Duration) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.commitInterval = d })
+}
+
+// MaxBatch sets how many records a task processes before it writes their
+// effects to Kafka and its store. Larger batches amortise produce round trips;
+// a batch also ends whenever no more records are waiting. Default: 10000.
+func MaxBatch(n int) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.maxBatch = n })
+}
+
+// StartOffset is where a group starts reading an input that it has no
+// committed offset for.
+type StartOffset int
+
+const (
+	// Earliest starts at the oldest record still in the topic.
+	Earliest StartOffset = iota
+	// Latest starts at the next record written.
+	Latest
+)
+
+// StartAt sets where a new group starts reading its inputs. Default:
+// Earliest, so that a group's table accounts for every record of its inputs.
+func StartAt(s StartOffset) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.startAt = s })
+}
+
+// CacheRows sets how many table rows a task keeps decoded-ready in memory
+// between batches, in front of its store. Default: 100000.
+func CacheRows(n int) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
+}

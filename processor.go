@@ -1,0 +1,422 @@
+package sluice
+
+// A Processor runs one group: it joins the group's Kafka consumer group and
+// runs a task for each partition number it is assigned.
+//
+// Invariants:
+//   - Rebalance callbacks run only between polls (BlockRebalanceOnPoll), so a
+//     task is never handed records of a partition it no longer owns.
+//   - A newly assigned partition is paused until its task has restored its
+//     table and joined tables; records are fetched only after that.
+//   - A revoked task finishes the batch in hand, writes its effects, marks
+//     its offsets and stops; the revoke callback then commits before the
+//     partition can be assigned elsewhere.
+//   - Offsets are marked only after every effect of the records below them
+//     is acknowledged by Kafka, and only marked offsets are ever committed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/internal/kafka"
+	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+type processorConfig struct {
+	client         clientConfig
+	storage        store.Builder
+	commitInterval time.Duration
+	maxBatch       int
+	cacheRows      int
+	startAt        StartOffset
+}
+
+// Processor runs a group over the partitions its consumer group assigns to
+// it. Run it with Run; many processors of one group, in one process or many,
+// share the partitions.
+type Processor[V any] struct {
+	g      *Group[V]
+	cfg    processorConfig
+	logger *slog.Logger
+
+	inputs map[string]*inputEdge[V]
+
+	// Set by Run.
+	cl      *kgo.Client
+	ctx     context.Context
+	restore *tableReader
+	joins   map[string]*tableReader
+	lookups map[string]*tableView
+
+	mu     sync.Mutex
+	tasks  map[int32]*task[V]
+	failed chan struct{} // closed by the first task error
+	err    error
+}
+
+// NewProcessor checks the group definition and the options and returns a
+// processor for the group. It does not connect until Run.
+func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], error) {
+	if g == nil {
+		return nil, errors.New("processor: group is nil")
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := processorConfig{
+		client:         defaultClientConfig(),
+		commitInterval: time.Second,
+		maxBatch:       10000,
+		cacheRows:      100000,
+	}
+	for _, o := range opts {
+		o.applyProcessor(&cfg)
+	}
+	if cfg.storage == nil {
+		dir, err := defaultStateDir()
+		if err != nil {
+			return nil, fmt.Errorf("group %s: no Storage option and %w", g.name, err)
+		}
+		cfg.storage = pebble.Builder(dir)
+	}
+	if cfg.maxBatch <= 0 || cfg.commitInterval <= 0 {
+		return nil, fmt.Errorf("group %s: MaxBatch and CommitInterval must be positive", g.name)
+	}
+	p := &Processor[V]{
+		g:      g,
+		cfg:    cfg,
+		logger: cfg.client.logger.With("group", g.name),
+		inputs: make(map[string]*inputEdge[V]),
+		tasks:  make(map[int32]*task[V]),
+		failed: make(chan struct{}),
+	}
+	for _, in := range g.inputs {
+		p.inputs[in.topic] = in
+	}
+	return p, nil
+}
+
+func defaultStateDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no user cache directory for the default state store: %w", err)
+	}
+	return filepath.Join(dir, "sluice", "state"), nil
+}
+
+// Group returns the processor's group definition.
+func (p *Processor[V]) Group() *Group[V] { return p.g }
+
+// Run joins the group and processes records until ctx is done, then stops
+// gracefully: every task finishes its batch, writes its effects and commits,
+// and the processor leaves the group. It returns nil after a graceful stop,
+// or the first error that stopped processing.
+func (p *Processor[V]) Run(ctx context.Context) (err error) {
+	counts, err := p.ensureTopics(ctx)
+	if err != nil {
+		return err
+	}
+	p.logger.Info("starting", "partitions", counts)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.ctx = runCtx
+
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	background := func(name string, fn func(context.Context) error) {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
+				p.fail(fmt.Errorf("group %s: %s: %w", p.g.name, name, err))
+			}
+		}()
+	}
+
+	if p.g.Persisted() {
+		if p.restore, err = newTableReader(&p.cfg.client, p.g.TableTopic(), false); err != nil {
+			return err
+		}
+		defer p.restore.close()
+		background("restore "+p.g.TableTopic(), p.restore.run)
+	}
+	p.joins = make(map[string]*tableReader)
+	for _, j := range p.g.joins {
+		r, err := newTableReader(&p.cfg.client, j.topic, false)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		p.joins[j.topic] = r
+		background("join "+j.topic, r.run)
+	}
+	p.lookups = make(map[string]*tableView)
+	for _, l := range p.g.lookups {
+		tv := newTableView(l.topic, viewConfig{client: p.cfg.client, storage: p.cfg.storage})
+		tv.name = p.g.name + "." + l.topic + ".lookup"
+		p.lookups[l.topic] = tv
+		background("lookup "+l.topic, tv.run)
+	}
+	for _, tv := range p.lookups {
+		if err := tv.waitReady(runCtx); err != nil {
+			return fmt.Errorf("group %s: lookup %s: %w", p.g.name, tv.topic, err)
+		}
+	}
+
+	start := kgo.NewOffset().AtStart()
+	if p.cfg.startAt == Latest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	p.cl, err = kgo.NewClient(p.cfg.client.kgoOpts(
+		kgo.ConsumerGroup(p.g.name),
+		kgo.ConsumeTopics(p.g.inputTopics()...),
+		kgo.Balancers(kafka.CopartitionBalancer()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(p.cfg.commitInterval),
+		kgo.ConsumeResetOffset(start),
+		kgo.OnPartitionsAssigned(p.assigned),
+		kgo.OnPartitionsRevoked(p.revoked),
+		kgo.OnPartitionsLost(p.lost),
+		kgo.RecordPartitioner(kafka.Partitioner()),
+		kgo.ProducerLinger(0),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(8<<20),
+	)...)
+	if err != nil {
+		return fmt.Errorf("group %s: client: %w", p.g.name, err)
+	}
+	defer func() {
+		p.stopTasks(p.allTasks(), true)
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil && err == nil {
+			p.logger.Warn("final commit failed", "err", cerr)
+		}
+		ccancel()
+		p.cl.Close()
+		if err == nil {
+			err = p.firstError()
+		}
+	}()
+	return p.poll(runCtx)
+}
+
+// ensureTopics creates what is missing and checks co-partitioning.
+func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, error) {
+	cl, err := kgo.NewClient(p.cfg.client.kgoOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: client: %w", p.g.name, err)
+	}
+	defer cl.Close()
+	def := p.cfg.client
+	var inputs []kafka.TopicSpec
+	for _, in := range p.g.inputs {
+		if !in.loop {
+			inputs = append(inputs, kafka.TopicSpec{Name: in.topic, Partitions: def.partitions, Replication: def.replication})
+		}
+	}
+	counts, err := kafka.EnsureTopics(ctx, cl, inputs...)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", p.g.name, err)
+	}
+	n := def.partitions
+	if len(inputs) > 0 {
+		n = counts[inputs[0].Name]
+	}
+	// Topics that belong to the group follow its inputs' partition count.
+	var owned []kafka.TopicSpec
+	if p.g.Persisted() {
+		owned = append(owned, kafka.TopicSpec{Name: p.g.TableTopic(), Partitions: n, Replication: def.replication, Compacted: true})
+	}
+	for _, in := range p.g.inputs {
+		if in.loop {
+			owned = append(owned, kafka.TopicSpec{Name: in.topic, Partitions: n, Replication: def.replication})
+		}
+	}
+	for _, j := range p.g.joins {
+		owned = append(owned, kafka.TopicSpec{Name: j.topic, Partitions: n, Replication: def.replication, Compacted: true})
+	}
+	for _, o := range slices.Sorted(maps.Keys(p.g.outputs)) {
+		owned = append(owned, kafka.TopicSpec{Name: o, Partitions: def.partitions, Replication: def.replication})
+	}
+	more, err := kafka.EnsureTopics(ctx, cl, owned...)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", p.g.name, err)
+	}
+	maps.Copy(counts, more)
+	copartitioned := make(map[string]int32)
+	for _, in := range p.g.inputs {
+		copartitioned[in.topic] = counts[in.topic]
+	}
+	if p.g.Persisted() {
+		copartitioned[p.g.TableTopic()] = counts[p.g.TableTopic()]
+	}
+	for _, j := range p.g.joins {
+		copartitioned[j.topic] = counts[j.topic]
+	}
+	for _, c := range copartitioned {
+		if c != n {
+			return nil, &CopartitionError{Group: p.g.name, Counts: copartitioned}
+		}
+	}
+	return copartitioned, nil
+}
+
+// poll fetches records and hands each partition's records to its task.
+func (p *Processor[V]) poll(ctx context.Context) error {
+	for {
+		fetches := p.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			p.cl.AllowRebalance()
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, part int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			p.logger.Warn("fetch error", "topic", t, "partition", part, "err", err)
+			if fetchErr == nil && fatalKafkaError(err) {
+				fetchErr = fmt.Errorf("group %s: fetch %s/%d: %w", p.g.name, t, part, err)
+			}
+		})
+		if fetchErr != nil {
+			p.cl.AllowRebalance()
+			return fetchErr
+		}
+		p.mu.Lock()
+		tasks := p.tasks
+		p.mu.Unlock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return
+			}
+			if t := tasks[fp.Partition]; t != nil {
+				t.deliver(fp.Records)
+			}
+		})
+		p.cl.AllowRebalance()
+		select {
+		case <-p.failed:
+			return p.firstError()
+		default:
+		}
+	}
+}
+
+func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	numbers := partitionNumbers(assigned)
+	p.logger.Info("partitions assigned", "partitions", numbers)
+	// Fetch nothing until the task has restored its tables.
+	cl.PauseFetchPartitions(assigned)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tasks := maps.Clone(p.tasks)
+	for _, n := range numbers {
+		if tasks[n] != nil {
+			continue
+		}
+		t := newTask(p, cl, n)
+		tasks[n] = t
+		go t.run()
+	}
+	p.tasks = tasks
+}
+
+func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	p.release(ctx, cl, revoked, true)
+}
+
+func (p *Processor[V]) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	p.release(ctx, cl, lost, false)
+}
+
+// release stops the tasks of partitions this processor no longer owns. When
+// commit is set (a revoke, not a loss), what they finished is committed
+// before the partitions can move.
+func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[string][]int32, commit bool) {
+	numbers := partitionNumbers(parts)
+	if len(numbers) == 0 {
+		return
+	}
+	p.logger.Info("partitions released", "partitions", numbers, "revoked", commit)
+	p.mu.Lock()
+	tasks := maps.Clone(p.tasks)
+	var stopping []*task[V]
+	for _, n := range numbers {
+		if t := tasks[n]; t != nil {
+			stopping = append(stopping, t)
+			delete(tasks, n)
+		}
+	}
+	p.tasks = tasks
+	p.mu.Unlock()
+	p.stopTasks(stopping, commit)
+	if commit {
+		if err := cl.CommitMarkedOffsets(ctx); err != nil {
+			p.logger.Warn("commit on revoke failed", "err", err)
+		}
+	}
+	// Pauses outlive assignments; clear them so a later assignment starts
+	// from a known state.
+	cl.ResumeFetchPartitions(parts)
+}
+
+func (p *Processor[V]) allTasks() []*task[V] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := slices.Collect(maps.Values(p.tasks))
+	p.tasks = make(map[int32]*task[V])
+	return ts
+}
+
+// stopTasks stops tasks concurrently and waits for them. With flush set they
+// write and mark what they processed; without, they drop it.
+func (p *Processor[V]) stopTasks(ts []*task[V], flush bool) {
+	for _, t := range ts {
+		t.requestStop(flush)
+	}
+	for _, t := range ts {
+		<-t.done
+	}
+}
+
+// fail records the first error and makes Run return it.
+func (p *Processor[V]) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+		close(p.failed)
+		p.logger.Error("processor failed", "err", err)
+	}
+}
+
+func (p *Processor[V]) firstError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// partitionNumbers returns the distinct partition numbers across topics.
+func partitionNumbers(parts map[string][]int32) []int32 {
+	set := make(map[int32]struct{})
+	for _, ps := range parts {
+		for _, n := range ps {
+			set[n] = struct{}{}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}

@@ -1,0 +1,237 @@
+package sluice
+
+// A tableReader copies partitions of a table topic into local stores: it
+// restores each partition from the store's checkpoint to the end offset seen
+// when the partition was added, reports it ready, and then keeps following
+// new records until the partition is removed.
+//
+// Invariants:
+//   - The poll goroutine (run) is the only writer of a partition's store
+//     while the partition is added; add and remove hand the store over under
+//     mu, so after remove returns the reader never touches the store again.
+//   - Each Apply records the offset after the last record applied (control
+//     records included), so a store's checkpoint is always where reading
+//     must resume.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/internal/kafka"
+	"github.com/sluice-io/sluice/store"
+)
+
+type tableReader struct {
+	topic     string
+	committed bool
+	cl        *kgo.Client
+	logger    *slog.Logger
+
+	mu    sync.Mutex
+	parts map[int32]*readerPartition
+	err   error
+	dead  chan struct{} // closed when run fails
+}
+
+type readerPartition struct {
+	st       store.Store
+	end      int64 // end offset when added; ready once the checkpoint reaches it
+	offset   int64 // next offset to read
+	ready    chan struct{}
+	isReady  bool
+	restored int64 // records applied while restoring
+	started  time.Time
+}
+
+// newTableReader connects a reader for topic. With committed set it reads
+// only committed transactional records, as tables written in exactly-once
+// mode require.
+func newTableReader(cfg *clientConfig, topic string, committed bool) (*tableReader, error) {
+	opts := cfg.kgoOpts(
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(16<<20),
+	)
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: client: %w", topic, err)
+	}
+	return &tableReader{
+		topic:     topic,
+		committed: committed,
+		cl:        cl,
+		logger:    cfg.logger.With("table", topic),
+		parts:     make(map[int32]*readerPartition),
+		dead:      make(chan struct{}),
+	}, nil
+}
+
+// add starts copying partition p into st and returns a channel closed when
+// st has caught up with the end offset p had when it was added.
+func (r *tableReader) add(ctx context.Context, p int32, st store.Store) (<-chan struct{}, error) {
+	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, r.committed)
+	if err != nil {
+		return nil, err
+	}
+	end, ok := ends[p]
+	if !ok {
+		return nil, fmt.Errorf("table %s has no partition %d", r.topic, p)
+	}
+	from, err := st.Offset()
+	if err != nil {
+		return nil, fmt.Errorf("table %s/%d: read checkpoint: %w", r.topic, p, err)
+	}
+	if from > end {
+		// The topic holds less than the store has seen: it was recreated
+		// or truncated, so the store's rows cannot be trusted.
+		r.logger.Warn("store is ahead of its changelog; clearing it and restoring from the start",
+			"partition", p, "checkpoint", from, "end", end)
+		if err := st.Clear(); err != nil {
+			return nil, fmt.Errorf("table %s/%d: clear store: %w", r.topic, p, err)
+		}
+		from = -1
+	}
+	rp := &readerPartition{st: st, end: end, offset: max(from, 0), ready: make(chan struct{}), started: time.Now()}
+	if rp.offset >= end {
+		rp.isReady = true
+		close(rp.ready)
+	} else {
+		r.logger.Info("restoring", "partition", p, "from", rp.offset, "to", end)
+	}
+	start := kgo.NewOffset().AtStart()
+	if from >= 0 {
+		start = kgo.NewOffset().At(from)
+	}
+	r.mu.Lock()
+	r.parts[p] = rp
+	r.mu.Unlock()
+	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {p: start}})
+	return rp.ready, nil
+}
+
+// remove stops copying partition p. The store is not closed: it belongs to
+// whoever added it.
+func (r *tableReader) remove(p int32) {
+	r.cl.RemoveConsumePartitions(map[string][]int32{r.topic: {p}})
+	r.mu.Lock()
+	delete(r.parts, p)
+	r.mu.Unlock()
+}
+
+// progress returns the next offset to read and the restore target of p.
+func (r *tableReader) progress(p int32) (offset, end int64, ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rp, ok := r.parts[p]
+	if !ok {
+		return 0, 0, false
+	}
+	return rp.offset, rp.end, rp.isReady
+}
+
+// run polls and applies records until ctx is done or a store fails.
+func (r *tableReader) run(ctx context.Context) error {
+	var changes []store.Change
+	for {
+		fetches := r.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			// Retriable errors are retried inside the client; what reaches
+			// us is worth a log line, not a stop.
+			r.logger.Warn("fetch error", "partition", p, "err", err)
+			if fetchErr == nil && fatalKafkaError(err) {
+				fetchErr = err
+			}
+		})
+		if fetchErr != nil {
+			return r.fail(fmt.Errorf("table %s: fetch: %w", r.topic, fetchErr))
+		}
+		r.mu.Lock()
+		var applyErr error
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			rp, ok := r.parts[fp.Partition]
+			if !ok || len(fp.Records) == 0 || applyErr != nil {
+				return
+			}
+			changes = changes[:0]
+			for _, rec := range fp.Records {
+				if rec.Attrs.IsControl() {
+					continue
+				}
+				changes = append(changes, store.Change{Key: rec.Key, Value: rec.Value})
+			}
+			next := fp.Records[len(fp.Records)-1].Offset + 1
+			if err := rp.st.Apply(changes, next); err != nil {
+				applyErr = fmt.Errorf("table %s/%d: apply: %w", r.topic, fp.Partition, err)
+				return
+			}
+			if !rp.isReady {
+				rp.restored += int64(len(changes))
+			}
+			rp.offset = next
+			if !rp.isReady && next >= rp.end {
+				rp.isReady = true
+				close(rp.ready)
+				r.logger.Info("restored", "partition", fp.Partition, "records", rp.restored,
+					"took", time.Since(rp.started).Round(time.Millisecond))
+			}
+		})
+		r.mu.Unlock()
+		if applyErr != nil {
+			return r.fail(applyErr)
+		}
+	}
+}
+
+func (r *tableReader) fail(err error) error {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+		close(r.dead)
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// failed returns a channel closed when run failed, and the error.
+func (r *tableReader) failed() (<-chan struct{}, func() error) {
+	return r.dead, func() error { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
+}
+
+func (r *tableReader) close() { r.cl.Close() }
+
+// waitReady waits until ready is closed, ctx is done or the reader failed.
+func (r *tableReader) waitReady(ctx context.Context, ready <-chan struct{}) error {
+	dead, errf := r.failed()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-dead:
+		return errf()
+	}
+}
+
+// fatalKafkaError reports whether err is a broker error that retrying will
+// not cure, such as a failed authorization.
+func fatalKafkaError(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !ke.Retriable
+}

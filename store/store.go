@@ -1,0 +1,68 @@
+// Package store defines where a task keeps the rows of one table partition
+// locally, and the checkpoint that says how much of the table's changelog the
+// rows reflect.
+//
+// Invariant every implementation keeps: Apply is atomic. After a crash the
+// store holds the rows and the checkpoint of some earlier Apply call as a
+// whole, never a mix, so restoring from the changelog at the checkpoint always
+// brings the rows up to date. A store may lose its most recent Apply calls in a
+// crash; it must never hold rows that its checkpoint does not account for.
+package store
+
+import "errors"
+
+// ErrNotFound is returned by Get when a key has no row.
+var ErrNotFound = errors.New("store: key not found")
+
+// Store holds the rows of one partition of one table. Get and Iter may be
+// called concurrently with Apply.
+type Store interface {
+	// Get returns the value stored under key, or ErrNotFound. The returned
+	// slice belongs to the caller.
+	Get(key []byte) ([]byte, error)
+
+	// Apply writes changes in order and records offset as the checkpoint, in
+	// one atomic step. A Change with a nil Value deletes its key, as a Kafka
+	// tombstone does.
+	Apply(changes []Change, offset int64) error
+
+	// Offset returns the checkpoint recorded by the last Apply, or -1 when
+	// nothing was ever applied.
+	Offset() (int64, error)
+
+	// Iter returns an iterator over the rows whose keys lie in [lo, hi), in
+	// ascending byte order. A nil lo starts at the first key; a nil hi runs
+	// to the last.
+	Iter(lo, hi []byte) (Iterator, error)
+
+	// Clear removes every row and the checkpoint, for when the changelog no
+	// longer matches the store (the topic was recreated or truncated).
+	Clear() error
+
+	// Close makes what was applied durable and releases the store.
+	Close() error
+}
+
+// Change is one row change: Value is the new value, or nil to delete Key.
+type Change struct {
+	Key   []byte
+	Value []byte
+}
+
+// Iterator walks rows in key order. It must be closed.
+type Iterator interface {
+	// Next advances to the next row and reports whether there is one.
+	Next() bool
+	// Key returns the current row's key, valid until the next call to Next.
+	Key() []byte
+	// Value returns the current row's value, valid until the next call to Next.
+	Value() []byte
+	// Err returns the error that stopped iteration, if any.
+	Err() error
+	// Close releases the iterator.
+	Close() error
+}
+
+// Builder opens the store of one partition of a table. Stores of different
+// tables or partitions must not share rows.
+type Builder func(table string, partition int32) (Store, error)
