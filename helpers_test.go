@@ -64,16 +64,17 @@ func defineCounter(name, input string) *sluice.Group[counter] {
 // running is a processor running in the background of a test.
 type running struct {
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returned
+	err    error
 }
 
 func (r *running) stop(t *testing.T) {
 	t.Helper()
 	r.cancel()
 	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Fatalf("processor stopped with error: %v", err)
+	case <-r.done:
+		if r.err != nil {
+			t.Fatalf("processor stopped with error: %v", r.err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("processor did not stop within 30s")
@@ -87,8 +88,11 @@ func runProcessor[V any](t *testing.T, g *sluice.Group[V], opts ...sluice.Proces
 		t.Fatalf("new processor: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = p.Run(ctx)
+		close(r.done)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

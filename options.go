@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-io/sluice/internal/kafka"
 	"github.com/sluice-io/sluice/store"
 )
 
@@ -56,7 +57,14 @@ func defaultClientConfig() clientConfig {
 
 // kgoOpts returns the client options shared by every client sluice makes.
 func (c *clientConfig) kgoOpts(extra ...kgo.Opt) []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.brokers...)}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.WithLogger(kafka.Logger(c.logger.With("component", "kafka"))),
+		// Partitions are added to readers and groups as tasks start; a
+		// shorter minimum age lets the metadata they need arrive at once
+		// instead of after the 5s default.
+		kgo.MetadataMinAge(250 * time.Millisecond),
+	}
 	opts = append(opts, c.kafkaOpts...)
 	return append(opts, extra...)
 }

@@ -129,12 +129,22 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	p.logger.Info("starting", "partitions", counts)
 
+	var bg sync.WaitGroup
+	defer bg.Wait() // after cancel, below, has stopped the background work
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.ctx = runCtx
+	// A failure stops polling at once rather than at the next fetch.
+	pollCtx, stopPolling := context.WithCancel(runCtx)
+	defer stopPolling()
+	go func() {
+		select {
+		case <-p.failed:
+			stopPolling()
+		case <-pollCtx.Done():
+		}
+	}()
 
-	var bg sync.WaitGroup
-	defer bg.Wait()
 	background := func(name string, fn func(context.Context) error) {
 		bg.Add(1)
 		go func() {
@@ -194,6 +204,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		kgo.ProducerLinger(0),
 		kgo.FetchMaxBytes(64<<20),
 		kgo.FetchMaxPartitionBytes(8<<20),
+		// Restored partitions are resumed while a fetch may be waiting on
+		// others; a short wait lets the next fetch include them soon.
+		kgo.FetchMaxWait(250*time.Millisecond),
 	)...)
 	if err != nil {
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
@@ -210,7 +223,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 			err = p.firstError()
 		}
 	}()
-	return p.poll(runCtx)
+	return p.poll(pollCtx)
 }
 
 // ensureTopics creates what is missing and checks co-partitioning.
@@ -280,7 +293,7 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 		fetches := p.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			p.cl.AllowRebalance()
-			return nil
+			return p.firstError()
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, part int32, err error) {

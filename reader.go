@@ -56,6 +56,9 @@ type readerPartition struct {
 func newTableReader(cfg *clientConfig, topic string, committed bool) (*tableReader, error) {
 	opts := cfg.kgoOpts(
 		kgo.KeepControlRecords(),
+		// Partitions are added while a fetch may be waiting for data on
+		// others; a short wait lets the next fetch include them soon.
+		kgo.FetchMaxWait(250*time.Millisecond),
 		kgo.FetchMaxBytes(64<<20),
 		kgo.FetchMaxPartitionBytes(16<<20),
 	)

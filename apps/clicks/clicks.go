@@ -1,0 +1,159 @@
+// Package clicks is the click counter: an emitter sends a click every
+// interval for users user-0 … user-9 to the stream "user-clicks"; the group
+// "mini-group" counts clicks per user in its table; a view over the table
+// answers GET /{user} with {"Clicks":N}.
+package clicks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	// Topic is the stream of clicks: key = user id, value = a timestamp.
+	Topic = "user-clicks"
+	// Group counts clicks per user; its table is Group + "-table".
+	Group = "mini-group"
+)
+
+// User is a row of the group's table.
+type User struct {
+	Clicks int
+}
+
+// DefineGroup defines the counting group.
+func DefineGroup() *sluice.Group[User] {
+	g := sluice.DefineGroup[User](Group)
+	sluice.Persist(g, codec.JSON[User]())
+	sluice.Input(g, Topic, codec.String(), count)
+	return g
+}
+
+func count(ctx *sluice.Context[User], click string) error {
+	u, _ := ctx.Value()
+	u.Clicks++
+	ctx.SetValue(u)
+	ctx.Logger().Debug(fmt.Sprintf("key: %s clicks: %d", ctx.Key(), u.Clicks), "msg", click)
+	return nil
+}
+
+// Config configures Run.
+type Config struct {
+	// Brokers are the Kafka seed brokers.
+	Brokers []string
+	// HTTPAddr is where the view is served. Default ":9095".
+	HTTPAddr string
+	// Interval is the time between two clicks. Default 100ms.
+	Interval time.Duration
+	// Users is how many users click. Default 10.
+	Users int
+	// Storage is where the processor keeps its table; nil means the
+	// default Pebble directory.
+	Storage store.Builder
+	// Logger receives the processor's logs. Default: discard.
+	Logger *slog.Logger
+	// Ready, if set, is called with the view's address once it serves.
+	Ready func(addr net.Addr)
+}
+
+// Run runs the emitter, the processor and the view until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = ":9095"
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	if cfg.Users <= 0 {
+		cfg.Users = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	common := []sluice.Opt{sluice.Brokers(cfg.Brokers...), sluice.Logger(cfg.Logger)}
+
+	popts := []sluice.ProcessorOpt{}
+	for _, o := range common {
+		popts = append(popts, o)
+	}
+	if cfg.Storage != nil {
+		popts = append(popts, sluice.Storage(cfg.Storage))
+	}
+	proc, err := sluice.NewProcessor(DefineGroup(), popts...)
+	if err != nil {
+		return err
+	}
+	vopts := []sluice.ViewOpt{}
+	for _, o := range common {
+		vopts = append(vopts, o)
+	}
+	view, err := sluice.NewView(Group+"-table", codec.JSON[User](), vopts...)
+	if err != nil {
+		return err
+	}
+	eopts := []sluice.EmitterOpt{}
+	for _, o := range common {
+		eopts = append(eopts, o)
+	}
+	em, err := sluice.NewEmitter(Topic, codec.String(), eopts...)
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("view: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: view.Handler(), ReadHeaderTimeout: 5 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error { return view.Run(gctx) })
+	g.Go(func() error { return emitClicks(gctx, em, cfg.Interval, cfg.Users, cfg.Logger) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("view: serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+	return g.Wait()
+}
+
+// emitClicks sends one click per interval, cycling through the users.
+func emitClicks(ctx context.Context, em *sluice.Emitter[string], interval time.Duration, users int, logger *slog.Logger) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			user := fmt.Sprintf("user-%d", i%users)
+			em.EmitAsync(user, now.String(), func(err error) {
+				if err != nil {
+					logger.Warn("click not sent", "user", user, "err", err)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-io/sluice/apps/clicks"
+	"github.com/sluice-io/sluice/broker"
+)
+
+func newDemoCmd(g *globalFlags) *cobra.Command {
+	var (
+		f        brokerFlags
+		httpAddr string
+		brokers  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the click counter on the embedded broker",
+		Long: `Run the click counter end to end: the embedded broker, an emitter that
+sends a click every 100ms for user-0 … user-9 to "user-clicks", the group
+"mini-group" that counts clicks per user in its table, and a view of that
+table served over HTTP. Stop it with Ctrl-C; run it again and the counts go on
+from where they were.`,
+		Example: `  sluice demo
+  curl localhost:9095/user-3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(brokers) == 0 {
+				opts, dir, err := f.options()
+				if err != nil {
+					return err
+				}
+				b, err := broker.Start(ctx, append(opts, broker.Logger(logger.With("component", "broker")))...)
+				if err != nil {
+					return fmt.Errorf("%w (is another sluice broker or demo running? pass --addr to use another port)", err)
+				}
+				defer b.Close()
+				brokers = b.Addrs()
+				where := "in memory"
+				if dir != "" {
+					where = "data in " + dir
+				}
+				fmt.Fprintf(out, "broker   %s (%s)\n", brokers[0], where)
+			}
+			return clicks.Run(ctx, clicks.Config{
+				Brokers:  brokers,
+				HTTPAddr: httpAddr,
+				Logger:   logger,
+				Ready: func(addr net.Addr) {
+					port := addr.(*net.TCPAddr).Port
+					fmt.Fprintf(out, "view     http://localhost:%d/{user}\n\n", port)
+					fmt.Fprintf(out, "Clicks for user-0 … user-9 are being counted. Try:\n  curl localhost:%d/user-3\n", port)
+					fmt.Fprintf(out, "Inspect the topics with any Kafka client, e.g.:\n  kcat -b %s -C -t %s -f '%%k %%s\\n'\n", strings.Join(brokers, ","), "mini-group-table")
+					fmt.Fprintln(out, "Press Ctrl-C to stop; the counts continue on the next run.")
+				},
+			})
+		},
+	}
+	f.register(cmd, "127.0.0.1:9092")
+	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
+	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
+	return cmd
+}

@@ -1,0 +1,69 @@
+package pebble
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Opt configures the stores opened by Open or by a Builder.
+type Opt interface {
+	apply(*config)
+}
+
+type optFunc func(*config)
+
+func (f optFunc) apply(c *config) { f(c) }
+
+const (
+	defaultCacheSize    = 64 << 20
+	defaultMemTableSize = 8 << 20
+)
+
+type config struct {
+	cacheSize    int64
+	memTableSize uint64
+	// fs replaces the operating system's file system; only tests set it, to
+	// simulate crashes.
+	fs vfs.FS
+}
+
+func newConfig(opts []Opt) (config, error) {
+	c := config{cacheSize: defaultCacheSize, memTableSize: defaultMemTableSize}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if c.cacheSize < 0 {
+		return c, fmt.Errorf("cache size %d is negative", c.cacheSize)
+	}
+	if c.memTableSize == 0 {
+		return c, fmt.Errorf("memtable size must be positive")
+	}
+	return c, nil
+}
+
+// CacheSize sets the size in bytes of the block cache, which holds
+// uncompressed blocks read from disk. The default is 64 MiB.
+//
+// A Builder shares one cache of this size among every store it opens; a store
+// from Open gets a cache of its own. Memory is taken as blocks are read, not
+// up front. Pebble counts the memtables of the stores that share a cache
+// against its size, so with many busy stores the cache holds fewer blocks and
+// reads fall through to the operating system's page cache. Zero disables
+// block caching; a negative size makes opening fail.
+func CacheSize(bytes int64) Opt {
+	return optFunc(func(c *config) { c.cacheSize = bytes })
+}
+
+// MemTableSize sets the size in bytes of a store's in-memory write buffer,
+// its memtable, which is written to disk as a table file when full. The
+// default is 8 MiB, sized for dozens of partition stores in one process.
+//
+// A store can hold a full memtable being flushed while it fills the next, so
+// n busy stores use up to 2n times this size. Rows not yet flushed are lost
+// in a crash and restored from the changelog, so a larger memtable trades
+// memory and restore time for fewer, larger writes. Zero makes opening fail,
+// and so does 4 GiB or more.
+func MemTableSize(bytes uint64) Opt {
+	return optFunc(func(c *config) { c.memTableSize = bytes })
+}

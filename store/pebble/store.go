@@ -1,0 +1,308 @@
+package pebble
+
+// Invariants of this file:
+//
+// Durability. The write-ahead log is disabled (DisableWAL) and Apply commits
+// with NoSync, because the Kafka changelog, not this database, is the source
+// of truth. Each Apply is one Pebble batch holding its rows and its
+// checkpoint; a batch is atomic and lands whole in one memtable (one too
+// large for a memtable becomes a memtable of its own), and memtables are
+// flushed whole and in order. After a crash Pebble reopens at its last
+// flushed memtable, which therefore holds the rows and the checkpoint of a
+// prefix of the Apply calls, each as a whole. The store is never ahead of its
+// checkpoint, only possibly behind it, and the task catches up by replaying
+// the changelog from the checkpoint. Clear is one batch too, so a crash may
+// undo it, never half of it. Close flushes before closing, so a clean stop
+// loses nothing. TestCrashLeavesRowsThatMatchTheirCheckpoint checks this.
+//
+// Key layout. Every key starts with a one-byte prefix: metaPrefix for the
+// store's own keys (the checkpoint), rowPrefix followed by the user's key for
+// rows. Row keys therefore sort in the user's byte order, never collide with
+// the checkpoint, and all lie in [rowPrefix, endPrefix).
+//
+// Concurrency. mu guards closed and the lifetime of db: every method holds
+// it for reading while it uses db, and Close holds it for writing, so db is
+// never used after it is closed. Iterators outlive the calls that make them,
+// so the store also tracks them in iters and closes any left open in Close,
+// as Pebble requires before DB.Close.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/sluice-io/sluice/store"
+)
+
+// ErrClosed is returned by every method of a store, and of its iterators,
+// after the store is closed.
+var ErrClosed = errors.New("pebble store: closed")
+
+const (
+	metaPrefix byte = 0x00
+	rowPrefix  byte = 0x01
+	endPrefix  byte = 0x02
+)
+
+var offsetKey = []byte{metaPrefix, 'o', 'f', 'f', 's', 'e', 't'}
+
+// Open opens the store kept in dir, creating dir and an empty store if they
+// do not exist. The store has a block cache of its own; use a Builder to share
+// one among many stores.
+func Open(dir string, opts ...Opt) (store.Store, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+	}
+	cache := pebbledb.NewCache(cfg.cacheSize)
+	// The database takes a reference of its own and drops it when closed, so
+	// the reference NewCache returned is released here, opened or not.
+	defer cache.Unref()
+	s, err := open(dir, cfg, cache, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type pebbleStore struct {
+	dir string
+
+	mu     sync.RWMutex
+	db     *pebbledb.DB
+	closed bool
+
+	itersMu sync.Mutex
+	iters   map[*iterator]struct{}
+
+	// release is called once the database is closed; nil when nothing is
+	// waiting for that.
+	release func()
+}
+
+// open opens the database in dir using cache, which the database references
+// until it is closed. On success the store calls release, if not nil, once
+// its database is closed; on failure release is not called.
+func open(dir string, cfg config, cache *pebbledb.Cache, release func()) (*pebbleStore, error) {
+	path := dir
+	if cfg.fs == nil {
+		var err error
+		if path, err = canonicalDir(dir); err != nil {
+			return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+		}
+	}
+	o := &pebbledb.Options{
+		Cache:              cache,
+		MemTableSize:       cfg.memTableSize,
+		DisableWAL:         true,
+		FormatMajorVersion: pebbledb.FormatNewest,
+		// Both are needed: Pebble derives its default event listener, which
+		// logs background errors, from Logger before it looks at
+		// LoggerAndTracer.
+		Logger:          quietLogger{},
+		LoggerAndTracer: quietLogger{},
+	}
+	if cfg.fs != nil {
+		o.FS = cfg.fs
+	}
+	db, err := pebbledb.Open(path, o)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+	}
+	return &pebbleStore{dir: dir, db: db, iters: map[*iterator]struct{}{}, release: release}, nil
+}
+
+// canonicalDir creates dir and returns its absolute path with symbolic links
+// resolved. Pebble refuses a second lock on a directory within one process
+// only when both spell its path alike, so every store must spell it the same.
+func canonicalDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// Get returns a copy of the value stored under key, or store.ErrNotFound.
+func (s *pebbleStore) Get(key []byte) ([]byte, error) {
+	var buf [64]byte
+	k := append(append(buf[:0], rowPrefix), key...)
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebble store %s: get: %w", s.dir, err)
+	}
+	// v is valid only until closer is closed. A non-nil copy keeps an empty
+	// value distinct from a missing one.
+	out := append(make([]byte, 0, len(v)), v...)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("pebble store %s: get: %w", s.dir, err)
+	}
+	return out, nil
+}
+
+// Apply writes changes and the checkpoint in one batch.
+func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, c := range changes {
+		// Deferred operations let the prefixed key be written straight into
+		// the batch instead of being assembled in a buffer first.
+		var op *pebbledb.DeferredBatchOp
+		if c.Value == nil {
+			op = b.DeleteDeferred(1 + len(c.Key))
+		} else {
+			op = b.SetDeferred(1+len(c.Key), len(c.Value))
+			copy(op.Value, c.Value)
+		}
+		op.Key[0] = rowPrefix
+		copy(op.Key[1:], c.Key)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+		}
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(offset))
+	if err := b.Set(offsetKey, v[:], nil); err != nil {
+		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+	}
+	if err := b.Commit(pebbledb.NoSync); err != nil {
+		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+	}
+	return nil
+}
+
+// Offset reads the checkpoint, or returns -1 when there is none.
+func (s *pebbleStore) Offset() (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	v, closer, err := s.db.Get(offsetKey)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pebble store %s: read checkpoint: %w", s.dir, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("pebble store %s: checkpoint is %d bytes, want 8", s.dir, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// Iter returns an iterator over a consistent view of the rows in [lo, hi):
+// Pebble iterators read at the sequence number current when they are made.
+func (s *pebbleStore) Iter(lo, hi []byte) (store.Iterator, error) {
+	lower := append([]byte{rowPrefix}, lo...)
+	upper := []byte{endPrefix}
+	if hi != nil {
+		upper = append([]byte{rowPrefix}, hi...)
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if string(lower) >= string(upper) {
+		return &iterator{}, nil
+	}
+	pit, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("pebble store %s: iter: %w", s.dir, err)
+	}
+	it := &iterator{s: s, it: pit}
+	s.itersMu.Lock()
+	s.iters[it] = struct{}{}
+	s.itersMu.Unlock()
+	return it, nil
+}
+
+// Clear deletes every row and the checkpoint with one range deletion. The
+// space is reclaimed as Pebble compacts.
+func (s *pebbleStore) Clear() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{metaPrefix}, []byte{endPrefix}, nil); err != nil {
+		return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
+	}
+	if err := b.Commit(pebbledb.NoSync); err != nil {
+		return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Close closes iterators left open, flushes the memtable so that every Apply
+// is on disk, and closes the database, releasing its lock on the directory
+// and its reference to the block cache. Every later call returns ErrClosed.
+func (s *pebbleStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+
+	s.itersMu.Lock()
+	leaked := make([]*iterator, 0, len(s.iters))
+	for it := range s.iters {
+		leaked = append(leaked, it)
+	}
+	s.iters = nil
+	s.itersMu.Unlock()
+	var errs []error
+	for _, it := range leaked {
+		errs = append(errs, it.closeForStore())
+	}
+
+	if err := s.db.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("flush: %w", err))
+	}
+	// Close even when the flush failed, to release the directory lock.
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	s.db = nil
+	if s.release != nil {
+		s.release()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pebble store %s: close: %w", s.dir, err)
+	}
+	return nil
+}
+
+// forget drops it from the iterators Close must close.
+func (s *pebbleStore) forget(it *iterator) {
+	s.itersMu.Lock()
+	delete(s.iters, it)
+	s.itersMu.Unlock()
+}

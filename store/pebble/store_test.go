@@ -1,0 +1,264 @@
+package pebble_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/store/pebble"
+	"github.com/sluice-io/sluice/store/storetest"
+)
+
+func mustOpen(t testing.TB, dir string, opts ...pebble.Opt) store.Store {
+	t.Helper()
+	s, err := pebble.Open(dir, opts...)
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	return s
+}
+
+func mustClose(t testing.TB, s store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+func TestPebbleStoreMeetsStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir()) })
+}
+
+func TestBuilderStoresMeetStoreContract(t *testing.T) {
+	build := pebble.Builder(t.TempDir(), pebble.CacheSize(1<<20))
+	var partition int32
+	storetest.Run(t, func(t *testing.T) store.Store {
+		partition++
+		s, err := build("table", partition)
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		return s
+	})
+}
+
+func TestReopenAfterCloseKeepsRowsAndCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	storetest.MustApply(t, s, 41, storetest.Set("a", "1"), storetest.Set("b", "2"), storetest.Set("\x00", "z"))
+	storetest.MustApply(t, s, 42, storetest.Del("b"), storetest.Set("c", "3"))
+	mustClose(t, s)
+
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	storetest.WantOffset(t, s, 42)
+	storetest.WantGet(t, s, "a", "1")
+	storetest.WantMissing(t, s, "b")
+	want := []storetest.Row{{Key: "\x00", Value: "z"}, {Key: "a", Value: "1"}, {Key: "c", Value: "3"}}
+	if got := storetest.Rows(t, s, nil, nil); !slices.Equal(got, want) {
+		t.Fatalf("rows after reopen = %q, want %q", got, want)
+	}
+}
+
+func TestReopenAfterClearIsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	storetest.MustApply(t, s, 7, storetest.Set("a", "1"))
+	mustClose(t, s)
+
+	s = mustOpen(t, dir)
+	if err := s.Clear(); err != nil {
+		t.Fatalf("clear: %v", err)
+	}
+	mustClose(t, s)
+
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	storetest.WantOffset(t, s, -1)
+	if rows := storetest.Rows(t, s, nil, nil); len(rows) != 0 {
+		t.Fatalf("rows after clear and reopen = %q, want none", rows)
+	}
+}
+
+func TestReopenKeepsManyFlushedBatches(t *testing.T) {
+	dir := t.TempDir()
+	// A small memtable makes the rows span several flushed tables.
+	s := mustOpen(t, dir, pebble.MemTableSize(256<<10))
+	const batches, perBatch = 50, 200
+	for b := range batches {
+		changes := make([]store.Change, perBatch)
+		for i := range changes {
+			changes[i] = storetest.Set(strings.Repeat("k", 10)+string(rune('a'+i%26))+string(rune('a'+b%26))+string(rune('a'+i/26)), strings.Repeat("v", 100))
+		}
+		storetest.MustApply(t, s, int64(b), changes...)
+	}
+	want := storetest.Rows(t, s, nil, nil)
+	mustClose(t, s)
+
+	s = mustOpen(t, dir, pebble.MemTableSize(256<<10))
+	defer mustClose(t, s)
+	storetest.WantOffset(t, s, batches-1)
+	if got := storetest.Rows(t, s, nil, nil); !slices.Equal(got, want) {
+		t.Fatalf("after reopen %d rows differ from the %d before", len(got), len(want))
+	}
+}
+
+func TestBuilderGivesEachTableAndPartitionItsOwnStore(t *testing.T) {
+	dir := t.TempDir()
+	build := pebble.Builder(dir)
+	type tp struct {
+		table     string
+		partition int32
+	}
+	stores := map[tp]store.Store{}
+	for _, k := range []tp{{"clicks", 0}, {"clicks", 1}, {"views", 0}} {
+		s, err := build(k.table, k.partition)
+		if err != nil {
+			t.Fatalf("build %s/%d: %v", k.table, k.partition, err)
+		}
+		stores[k] = s
+		storetest.MustApply(t, s, int64(k.partition)+10, storetest.Set("who", k.table+"/"+string(rune('0'+k.partition))))
+	}
+	for k, s := range stores {
+		storetest.WantGet(t, s, "who", k.table+"/"+string(rune('0'+k.partition)))
+		storetest.WantOffset(t, s, int64(k.partition)+10)
+		if rows := storetest.Rows(t, s, nil, nil); len(rows) != 1 {
+			t.Errorf("%s/%d holds %d rows, want 1", k.table, k.partition, len(rows))
+		}
+		mustClose(t, s)
+	}
+	for k := range stores {
+		p := filepath.Join(dir, k.table, string(rune('0'+k.partition)))
+		if m, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*")); len(m) == 0 {
+			t.Errorf("no pebble database in %s", p)
+		}
+	}
+
+	// With every store closed the builder has let its cache go; it must make
+	// a new one and find the rows again.
+	s, err := build("views", 0)
+	if err != nil {
+		t.Fatalf("build views/0 again: %v", err)
+	}
+	defer mustClose(t, s)
+	storetest.WantGet(t, s, "who", "views/0")
+}
+
+func TestBuilderRejectsTableNamesThatLeaveItsDir(t *testing.T) {
+	build := pebble.Builder(t.TempDir())
+	for _, table := range []string{"", ".", "..", "a/b", "../escape", `a\b`, "nul\x00"} {
+		if s, err := build(table, 0); err == nil {
+			s.Close()
+			t.Errorf("build(%q, 0) succeeded, want an error", table)
+		}
+	}
+	if s, err := build("t", -1); err == nil {
+		s.Close()
+		t.Error("build of negative partition succeeded, want an error")
+	}
+}
+
+func TestOpeningADirAlreadyOpenFailsNamingIt(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	defer mustClose(t, s)
+
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatalf("symlink: %v", err)
+	}
+	for _, spelling := range []string{dir, dir + "/", dir + "/.", link} {
+		second, err := pebble.Open(spelling)
+		if err == nil {
+			second.Close()
+			t.Errorf("second open of %s succeeded, want an error", spelling)
+			continue
+		}
+		if !strings.Contains(err.Error(), spelling) {
+			t.Errorf("error %q does not name the directory %s", err, spelling)
+		}
+	}
+
+	// A builder sharing a cache fails the same way and stays usable.
+	base := t.TempDir()
+	build := pebble.Builder(base)
+	first, err := build("t", 0)
+	if err != nil {
+		t.Fatalf("build t/0: %v", err)
+	}
+	if s, err := build("t", 0); err == nil {
+		s.Close()
+		t.Error("second build of t/0 succeeded, want an error")
+	} else if !strings.Contains(err.Error(), filepath.Join(base, "t", "0")) {
+		t.Errorf("error %q does not name the directory", err)
+	}
+	mustClose(t, first)
+	again, err := build("t", 0)
+	if err != nil {
+		t.Fatalf("build t/0 after closing the first: %v", err)
+	}
+	mustClose(t, again)
+}
+
+func TestCloseEndsIteratorsLeftOpen(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	storetest.MustApply(t, s, 0, storetest.Set("a", "1"), storetest.Set("b", "2"))
+	it, err := s.Iter(nil, nil)
+	if err != nil {
+		t.Fatalf("iter: %v", err)
+	}
+	if !it.Next() {
+		t.Fatal("no first row")
+	}
+	mustClose(t, s)
+	if it.Next() {
+		t.Fatal("iterator advanced after its store closed")
+	}
+	if err := it.Err(); !errors.Is(err, pebble.ErrClosed) {
+		t.Fatalf("iterator error = %v, want ErrClosed", err)
+	}
+	if err := it.Close(); err != nil {
+		t.Fatalf("close iterator after store: %v", err)
+	}
+}
+
+func TestOpenRejectsInvalidOptions(t *testing.T) {
+	for name, opt := range map[string]pebble.Opt{
+		"negative cache": pebble.CacheSize(-1),
+		"zero memtable":  pebble.MemTableSize(0),
+		"4 GiB memtable": pebble.MemTableSize(4 << 30),
+	} {
+		if s, err := pebble.Open(t.TempDir(), opt); err == nil {
+			s.Close()
+			t.Errorf("%s: open succeeded, want an error", name)
+		}
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	storetest.BenchApply(b, func(b *testing.B) store.Store { return mustOpen(b, b.TempDir()) })
+}
+
+// BenchmarkApplyRawPebble is BenchmarkApply's baseline: the same batches
+// written straight to a Pebble database configured as the store configures
+// its own, so the difference is the store's overhead.
+func BenchmarkApplyRawPebble(b *testing.B) {
+	storetest.BenchApply(b, func(b *testing.B) store.Store {
+		db, err := pebbledb.Open(b.TempDir(), &pebbledb.Options{
+			DisableWAL:         true,
+			MemTableSize:       8 << 20,
+			FormatMajorVersion: pebbledb.FormatNewest,
+			Logger:             quiet{},
+			LoggerAndTracer:    quiet{},
+		})
+		if err != nil {
+			b.Fatalf("open: %v", err)
+		}
+		return rawPebble{db}
+	})
+}
