@@ -131,17 +131,6 @@ func (r *tableReader) remove(p int32) {
 	r.mu.Unlock()
 }
 
-// progress returns the next offset to read and the restore target of p.
-func (r *tableReader) progress(p int32) (offset, end int64, ready bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rp, ok := r.parts[p]
-	if !ok {
-		return 0, 0, false
-	}
-	return rp.offset, rp.end, rp.isReady
-}
-
 // run polls and applies records until ctx is done or a store fails.
 func (r *tableReader) run(ctx context.Context) error {
 	var changes []store.Change

@@ -1,0 +1,124 @@
+package clicks_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sluice-io/sluice/apps/clicks"
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+// runClicks runs the app until stop is called, and returns the view's URL.
+func runClicks(t *testing.T, brokers []string, stateDir string) (url string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- clicks.Run(ctx, clicks.Config{
+			Brokers:  brokers,
+			HTTPAddr: "127.0.0.1:0",
+			Interval: 5 * time.Millisecond,
+			Storage:  pebble.Builder(stateDir),
+			Ready:    func(addr net.Addr) { ready <- "http://" + addr.String() },
+		})
+	}()
+	select {
+	case url = <-ready:
+	case err := <-done:
+		t.Fatalf("clicks did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("clicks did not start within 20s")
+	}
+	return url, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("clicks stopped with error: %v", err)
+		}
+	}
+}
+
+func get(t *testing.T, url string) (int, string, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body
+}
+
+// clicksOf waits until user has at least min clicks and returns the count.
+func clicksOf(t *testing.T, url, user string, min int) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, ctype, body := get(t, url+"/"+user)
+		if status == http.StatusOK {
+			if ctype != "application/json" {
+				t.Fatalf("content type %q, want application/json", ctype)
+			}
+			var u clicks.User
+			if err := json.Unmarshal(body, &u); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if u.Clicks >= min {
+				return u.Clicks
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %d clicks: last answer %d %s", user, min, status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestClickCounterServesGrowingCountsAndContinuesAfterRestart(t *testing.T) {
+	dataDir, stateDir := t.TempDir(), t.TempDir()
+	start := func() *broker.Broker {
+		b, err := broker.Start(context.Background(), broker.DataDir(dataDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := start()
+	url, stop := runClicks(t, b.Addrs(), stateDir)
+
+	first := clicksOf(t, url, "user-3", 1)
+	second := clicksOf(t, url, "user-3", first+3)
+	if second <= first {
+		t.Fatalf("count did not grow: %d then %d", first, second)
+	}
+	status, ctype, body := get(t, url+"/nobody")
+	var e struct{ Error string }
+	if status != http.StatusNotFound || ctype != "application/json" || json.Unmarshal(body, &e) != nil || e.Error == "" {
+		t.Fatalf("unknown key: %d %s %s, want 404 with a JSON error", status, ctype, body)
+	}
+	stop()
+	// The view reads from the table, so after the stop the last count is
+	// what a restarted run must start from.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = start()
+	defer b.Close()
+	url, stop = runClicks(t, b.Addrs(), stateDir)
+	defer stop()
+	resumed := clicksOf(t, url, "user-3", second)
+	if resumed < second {
+		t.Fatalf("after restart user-3 has %d clicks, fewer than the %d before", resumed, second)
+	}
+	t.Logf("user-3 clicks before restart: %d, after: %d", second, clicksOf(t, url, "user-3", resumed+1))
+}
