@@ -157,8 +157,8 @@ func StartAt(s StartOffset) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.startAt = s })
 }
 
-// CacheRows sets how many table rows a task keeps decoded-ready in memory
-// between batches, in front of its store. Default: 100000.
+// CacheRows sets how many table rows (encoded, as in the store) a task keeps
+// in memory between batches, in front of its store. Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
 }

@@ -78,7 +78,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		client:         defaultClientConfig(),
 		commitInterval: time.Second,
 		maxBatch:       10000,
-		cacheRows:      100000,
+		cacheRows:      10000,
 	}
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
@@ -332,20 +332,31 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
 	p.logger.Info("partitions assigned", "partitions", numbers)
-	// Fetch nothing until the task has restored its tables.
-	cl.PauseFetchPartitions(assigned)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tasks := maps.Clone(p.tasks)
+	var started []*task[V]
+	pause := make(map[string][]int32)
 	for _, n := range numbers {
 		if tasks[n] != nil {
 			continue
 		}
 		t := newTask(p, cl, n)
 		tasks[n] = t
+		started = append(started, t)
+		for topic, ps := range assigned {
+			if slices.Contains(ps, n) {
+				pause[topic] = append(pause[topic], n)
+			}
+		}
+	}
+	// A new task's partitions fetch nothing until it has restored its
+	// tables; it resumes them itself.
+	cl.PauseFetchPartitions(pause)
+	p.tasks = tasks
+	for _, t := range started {
 		go t.run()
 	}
-	p.tasks = tasks
 }
 
 func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {

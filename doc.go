@@ -1,0 +1,43 @@
+// Package sluice is stateful stream processing for Kafka.
+//
+// A Group describes a processing unit: the streams it reads (Input, Loop),
+// the table it keeps (Persist), the topics it writes (Output) and the tables
+// it reads (Join, Lookup). Handlers are plain typed functions; the group's
+// row type ties them together at compile time:
+//
+//	type User struct{ Clicks int }
+//
+//	g := sluice.DefineGroup[User]("mini-group")
+//	sluice.Persist(g, codec.JSON[User]())
+//	sluice.Input(g, "user-clicks", codec.String(), func(ctx *sluice.Context[User], _ string) error {
+//		u, _ := ctx.Value()
+//		u.Clicks++
+//		ctx.SetValue(u)
+//		return nil
+//	})
+//	p, err := sluice.NewProcessor(g, sluice.Brokers("127.0.0.1:9092"))
+//	if err != nil {
+//		return err
+//	}
+//	return p.Run(ctx)
+//
+// A Processor runs a group over the partitions its Kafka consumer group
+// assigns to it, one task per partition number, each with a local store of
+// its table rows (Pebble by default) backed by the compacted topic
+// <group>-table. A View is a read-only, continuously updated copy of a whole
+// table. An Emitter writes typed records to a topic.
+//
+// # Guarantees
+//
+// Processing is at least once. A task makes the effects of a batch of
+// records durable in Kafka (table changes in the changelog, outputs,
+// loopbacks) before it updates its local store and before the batch's input
+// offsets can be committed, so no record's effects are lost. After a crash,
+// the records since the last commit are processed again. The local store is
+// never ahead of the changelog: it records the changelog offset its rows
+// reflect, in the same atomic write as the rows, and is brought up to date
+// from that offset when its partition is assigned.
+//
+// Records are placed on partitions with Kafka's murmur2 partitioner, so
+// sluice and other Kafka clients agree on where a key lives.
+package sluice
