@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,11 +50,23 @@ type Emitter[V any] struct {
 	cl         *kgo.Client
 	partitions int32
 
-	mu      sync.Mutex
-	held    []heldRecord
-	timer   *time.Timer
-	closed  bool
-	pending sync.WaitGroup
+	mu     sync.Mutex
+	held   []heldRecord
+	timer  *time.Timer
+	closed bool
+
+	// Records in flight are counted per epoch; Flush seals the current
+	// epoch and waits for it and every earlier one, never for records
+	// emitted after it was called.
+	pmu      sync.Mutex
+	current  *epoch
+	unsealed []*epoch // sealed epochs with records still in flight
+}
+
+type epoch struct {
+	inFlight int
+	sealed   bool
+	done     chan struct{}
 }
 
 type heldRecord struct {
@@ -90,7 +103,7 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 		cl.Close()
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic]}, nil
+	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic], current: newEpoch()}, nil
 }
 
 // Topic returns the topic the emitter writes.
@@ -141,13 +154,19 @@ func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Hea
 		}
 		return
 	}
-	e.pending.Add(1)
+	finish := e.track()
+	complete := func(err error) {
+		if done != nil {
+			done(err)
+		}
+		finish()
+	}
 	if e.cfg.threshold == 0 && e.cfg.interval == 0 {
 		e.mu.Unlock()
-		e.produce(r, done)
+		e.produce(r, complete)
 		return
 	}
-	e.held = append(e.held, heldRecord{r: r, done: done})
+	e.held = append(e.held, heldRecord{r: r, done: complete})
 	if e.cfg.threshold > 0 && len(e.held) >= e.cfg.threshold {
 		e.handOverHeld()
 	} else if e.cfg.interval > 0 && e.timer == nil {
@@ -160,13 +179,44 @@ func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Hea
 // so far is acknowledged or failed.
 func (e *Emitter[V]) Flush(ctx context.Context) error {
 	e.deliverHeld()
-	done := make(chan struct{})
-	go func() { e.pending.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("emitter %s: flush: %w", e.topic, ctx.Err())
+	e.pmu.Lock()
+	sealed := e.current
+	sealed.sealed = true
+	if sealed.inFlight == 0 {
+		close(sealed.done)
+	} else {
+		e.unsealed = append(e.unsealed, sealed)
+	}
+	e.current = newEpoch()
+	waits := append([]*epoch(nil), e.unsealed...)
+	e.pmu.Unlock()
+	for _, ep := range waits {
+		select {
+		case <-ep.done:
+		case <-ctx.Done():
+			return fmt.Errorf("emitter %s: flush: %w", e.topic, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func newEpoch() *epoch { return &epoch{done: make(chan struct{})} }
+
+// track counts a record in flight in the current epoch and returns the
+// function that counts it out.
+func (e *Emitter[V]) track() func() {
+	e.pmu.Lock()
+	ep := e.current
+	ep.inFlight++
+	e.pmu.Unlock()
+	return func() {
+		e.pmu.Lock()
+		defer e.pmu.Unlock()
+		ep.inFlight--
+		if ep.inFlight == 0 && ep.sealed {
+			close(ep.done)
+			e.unsealed = slices.DeleteFunc(e.unsealed, func(x *epoch) bool { return x == ep })
+		}
 	}
 }
 
@@ -200,26 +250,27 @@ func (e *Emitter[V]) record(partition int32, key string, v V, headers []Header) 
 
 func (e *Emitter[V]) produceSync(ctx context.Context, r *kgo.Record) error {
 	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
+	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
+	// Counted in flight so that Close waits for it.
+	finish := e.track()
+	e.mu.Unlock()
+	defer finish()
 	if err := e.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("emitter %s: %w", e.topic, err)
 	}
 	return nil
 }
 
+// produce hands r to the client; done is called with the outcome.
 func (e *Emitter[V]) produce(r *kgo.Record, done func(error)) {
 	e.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("emitter %s: %w", e.topic, err)
 		}
-		if done != nil {
-			done(err)
-		}
-		e.pending.Done()
+		done(err)
 	})
 }
 

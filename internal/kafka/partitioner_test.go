@@ -1,0 +1,118 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// javaMurmur2 are the vectors of Kafka's own UtilsTest.testMurmur2: the
+// signed 32-bit result of org.apache.kafka.common.utils.Utils.murmur2 for
+// the UTF-8 bytes of each string.
+var javaMurmur2 = map[string]int32{
+	"21":                         -973932308,
+	"foobar":                     -790332482,
+	"a-little-bit-long-string":   -985981536,
+	"a-little-bit-longer-string": -1486304829,
+	"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+	"abc": 479470107,
+}
+
+// javaPartition is the partition Kafka's Java producer chooses for a key
+// whose murmur2 hash is h: Utils.toPositive(h) % n.
+func javaPartition(h int32, n int) int32 {
+	return int32(int(h&0x7fffffff) % n)
+}
+
+func TestKeyPartitionMatchesJavaMurmur2Vectors(t *testing.T) {
+	// The largest n makes the partition almost the whole positive hash, so
+	// that a hash differing in any but the top bit is caught.
+	counts := []int{1, 2, 3, 6, 7, 10, 16, 100, 1000, 65537, math.MaxInt32}
+	for key, h := range javaMurmur2 {
+		for _, n := range counts {
+			want := javaPartition(h, n)
+			if got := KeyPartition([]byte(key), n); got != want {
+				t.Errorf("KeyPartition(%q, %d) = %d, want %d (murmur2 %d)", key, n, got, want, h)
+			}
+		}
+	}
+}
+
+func TestKeyPartitionHashesNilKeyAsEmptyKey(t *testing.T) {
+	for _, n := range []int{1, 6, 10, math.MaxInt32} {
+		if got, want := KeyPartition(nil, n), KeyPartition([]byte{}, n); got != want {
+			t.Errorf("KeyPartition(nil, %d) = %d, want %d as for an empty key", n, got, want)
+		}
+	}
+}
+
+func TestPartitionerKeepsExplicitPartitionAndPlacesOthersByMurmur2(t *testing.T) {
+	const n = 6
+	tp := Partitioner().ForTopic("orders")
+	for key := range javaMurmur2 {
+		for p := int32(0); p < n; p++ {
+			r := &kgo.Record{Topic: "orders", Key: []byte(key), Partition: p}
+			if !tp.RequiresConsistency(r) {
+				t.Errorf("record for partition %d does not require consistency: the client may move it", p)
+			}
+			if got := tp.Partition(r, n); got != int(p) {
+				t.Errorf("record with Partition %d and key %q placed on %d", p, key, got)
+			}
+		}
+		r := &kgo.Record{Topic: "orders", Key: []byte(key), Partition: -1}
+		if !tp.RequiresConsistency(r) {
+			t.Errorf("keyed record %q does not require consistency: the client may move it", key)
+		}
+		if got, want := tp.Partition(r, n), javaPartition(javaMurmur2[key], n); got != int(want) {
+			t.Errorf("record with Partition -1 and key %q placed on %d, want murmur2's %d", key, got, want)
+		}
+	}
+}
+
+// TestPartitionerPlacesProducedRecordsThroughClient produces through a real
+// client and broker, because the client, not the partitioner, decides which
+// partitions a partitioner may pick from.
+func TestPartitionerPlacesProducedRecordsThroughClient(t *testing.T) {
+	const (
+		topic = "placed"
+		n     = 6
+	)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(n, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(Partitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	var records []*kgo.Record
+	want := make(map[*kgo.Record]int32)
+	for key, h := range javaMurmur2 {
+		r := &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte("by-key"), Partition: -1}
+		records = append(records, r)
+		want[r] = javaPartition(h, n)
+		for p := int32(0); p < n; p++ {
+			r := &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(fmt.Sprint("to-", p)), Partition: p}
+			records = append(records, r)
+			want[r] = p
+		}
+	}
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if r.Partition != want[r] {
+			t.Errorf("record %q=%q landed on partition %d, want %d", r.Key, r.Value, r.Partition, want[r])
+		}
+	}
+}
