@@ -55,7 +55,7 @@ type recordCtx struct {
 // taskIO is what the handles need from the task running a callback.
 type taskIO interface {
 	group() string
-	emit(r *kgo.Record) error
+	emit(owner any, r *kgo.Record) error
 	joined(topic string) (store.Store, error)
 	lookup(topic string) (*tableView, error)
 }
@@ -142,6 +142,7 @@ func (c *Context[V]) Delete() {
 type OutputTopic[T any] struct {
 	topic string
 	codec codec.Codec[T]
+	owner any // the *Group that declared it
 }
 
 // Topic returns the topic's name.
@@ -151,22 +152,23 @@ func (o *OutputTopic[T]) Topic() string { return o.topic }
 // the key. The record is produced with the rest of the batch, before the
 // input offset is committed.
 func (o *OutputTopic[T]) Emit(ctx Ctx, key string, v T, headers ...Header) error {
-	return emitEncoded(ctx, o.topic, o.codec, key, v, headers)
+	return emitEncoded(ctx, o.owner, o.topic, o.codec, key, v, headers)
 }
 
 // LoopTopic is a group's loopback, declared with Loop.
 type LoopTopic[M any] struct {
 	topic string
 	codec codec.Codec[M]
+	owner any // the *Group that declared it
 }
 
 // Loopback sends msg to the group's own loop handler for key. The loop
 // handler runs in the task that owns key's row, possibly another one.
 func (l *LoopTopic[M]) Loopback(ctx Ctx, key string, msg M) error {
-	return emitEncoded(ctx, l.topic, l.codec, key, msg, nil)
+	return emitEncoded(ctx, l.owner, l.topic, l.codec, key, msg, nil)
 }
 
-func emitEncoded[T any](ctx Ctx, topic string, c codec.Codec[T], key string, v T, headers []Header) error {
+func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key string, v T, headers []Header) error {
 	rc := ctx.record()
 	if c == nil {
 		return fmt.Errorf("emit to %s: topic was not declared correctly (nil codec)", topic)
@@ -175,11 +177,17 @@ func emitEncoded[T any](ctx Ctx, topic string, c codec.Codec[T], key string, v T
 	if err != nil {
 		return fmt.Errorf("emit to %s: encode: %w", topic, err)
 	}
-	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: b, Partition: -1}
+	var k []byte
+	if key == rc.key {
+		k = rc.rec.Key // records are never modified, so the key can be shared
+	} else {
+		k = []byte(key)
+	}
+	r := &kgo.Record{Topic: topic, Key: k, Value: b, Partition: -1}
 	for _, h := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
-	return rc.io.emit(r)
+	return rc.io.emit(owner, r)
 }
 
 // JoinedTable is a co-partitioned table a group reads, declared with Join.

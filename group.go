@@ -174,7 +174,7 @@ func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M
 // destination key, so they are handled by the task that owns that key's row.
 // A group has at most one loopback.
 func Loop[V, M any](g *Group[V], c codec.Codec[M], h Handler[V, M]) *LoopTopic[M] {
-	l := &LoopTopic[M]{topic: g.LoopTopic(), codec: c}
+	l := &LoopTopic[M]{topic: g.LoopTopic(), codec: c, owner: g}
 	if c == nil || h == nil {
 		g.fail("loopback: codec and handler must not be nil")
 		return l
@@ -189,7 +189,7 @@ func Loop[V, M any](g *Group[V], c codec.Codec[M], h Handler[V, M]) *LoopTopic[M
 // Output declares that the group writes records of type T, encoded with c,
 // to topic. The returned handle's Emit is the only way to write them.
 func Output[V, T any](g *Group[V], topic string, c codec.Codec[T]) *OutputTopic[T] {
-	o := &OutputTopic[T]{topic: topic, codec: c}
+	o := &OutputTopic[T]{topic: topic, codec: c, owner: g}
 	if c == nil {
 		g.fail("output %s: codec is nil", topic)
 		return o

@@ -128,7 +128,7 @@ func (o processorOpt) applyProcessor(c *processorConfig) { o(c) }
 
 // CommitInterval sets how often a processor commits the input offsets whose
 // effects are durable. Longer intervals commit less often and reprocess more
-// after a crash. Default: 1s.
+// after a crash. Default: 1s; the minimum is 100ms.
 func CommitInterval(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.commitInterval = d })
 }

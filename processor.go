@@ -33,6 +33,9 @@ import (
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
+// minCommitInterval is the shortest interval the Kafka client commits at.
+const minCommitInterval = 100 * time.Millisecond
+
 type processorConfig struct {
 	client         clientConfig
 	storage        store.Builder
@@ -90,8 +93,11 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		}
 		cfg.storage = pebble.Builder(dir)
 	}
-	if cfg.maxBatch <= 0 || cfg.commitInterval <= 0 {
-		return nil, fmt.Errorf("group %s: MaxBatch and CommitInterval must be positive", g.name)
+	if cfg.maxBatch <= 0 {
+		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
+	}
+	if cfg.commitInterval < minCommitInterval {
+		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
 	}
 	p := &Processor[V]{
 		g:      g,
@@ -156,7 +162,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 
 	if p.g.Persisted() {
-		if p.restore, err = newTableReader(&p.cfg.client, p.g.TableTopic(), false); err != nil {
+		if p.restore, err = newTableReader(&p.cfg.client, p.logger, p.g.TableTopic(), false); err != nil {
 			return err
 		}
 		defer p.restore.close()
@@ -164,7 +170,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	p.joins = make(map[string]*tableReader)
 	for _, j := range p.g.joins {
-		r, err := newTableReader(&p.cfg.client, j.topic, false)
+		r, err := newTableReader(&p.cfg.client, p.logger.With("join", j.topic), j.topic, false)
 		if err != nil {
 			return err
 		}
@@ -202,11 +208,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		kgo.OnPartitionsLost(p.lost),
 		kgo.RecordPartitioner(kafka.Partitioner()),
 		kgo.ProducerLinger(0),
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
 		// Restored partitions are resumed while a fetch may be waiting on
 		// others; a short wait lets the next fetch include them soon.
-		kgo.FetchMaxWait(250*time.Millisecond),
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)...)
 	if err != nil {
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)

@@ -14,10 +14,12 @@ package sluice
 //     must resume.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -53,14 +55,12 @@ type readerPartition struct {
 // newTableReader connects a reader for topic. With committed set it reads
 // only committed transactional records, as tables written in exactly-once
 // mode require.
-func newTableReader(cfg *clientConfig, topic string, committed bool) (*tableReader, error) {
+func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string, committed bool) (*tableReader, error) {
 	opts := cfg.kgoOpts(
 		kgo.KeepControlRecords(),
 		// Partitions are added while a fetch may be waiting for data on
 		// others; a short wait lets the next fetch include them soon.
-		kgo.FetchMaxWait(250*time.Millisecond),
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)
 	if committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -73,53 +73,62 @@ func newTableReader(cfg *clientConfig, topic string, committed bool) (*tableRead
 		topic:     topic,
 		committed: committed,
 		cl:        cl,
-		logger:    cfg.logger.With("table", topic),
+		logger:    logger.With("table", topic),
 		parts:     make(map[int32]*readerPartition),
 		dead:      make(chan struct{}),
 	}, nil
 }
 
-// add starts copying partition p into st and returns a channel closed when
-// st has caught up with the end offset p had when it was added.
-func (r *tableReader) add(ctx context.Context, p int32, st store.Store) (<-chan struct{}, error) {
+// add starts copying partitions into their stores and returns, per
+// partition, a channel closed when its store has caught up with the end
+// offset the partition had when it was added.
+func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (map[int32]<-chan struct{}, error) {
 	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, r.committed)
 	if err != nil {
 		return nil, err
 	}
-	end, ok := ends[p]
-	if !ok {
-		return nil, fmt.Errorf("table %s has no partition %d", r.topic, p)
-	}
-	from, err := st.Offset()
-	if err != nil {
-		return nil, fmt.Errorf("table %s/%d: read checkpoint: %w", r.topic, p, err)
-	}
-	if from > end {
-		// The topic holds less than the store has seen: it was recreated
-		// or truncated, so the store's rows cannot be trusted.
-		r.logger.Warn("store is ahead of its changelog; clearing it and restoring from the start",
-			"partition", p, "checkpoint", from, "end", end)
-		if err := st.Clear(); err != nil {
-			return nil, fmt.Errorf("table %s/%d: clear store: %w", r.topic, p, err)
+	readies := make(map[int32]<-chan struct{}, len(stores))
+	offsets := make(map[int32]kgo.Offset, len(stores))
+	added := make(map[int32]*readerPartition, len(stores))
+	for p, st := range stores {
+		end, ok := ends[p]
+		if !ok {
+			return nil, fmt.Errorf("table %s has no partition %d", r.topic, p)
 		}
-		from = -1
-	}
-	rp := &readerPartition{st: st, end: end, offset: max(from, 0), ready: make(chan struct{}), started: time.Now()}
-	if rp.offset >= end {
-		rp.isReady = true
-		close(rp.ready)
-	} else {
-		r.logger.Info("restoring", "partition", p, "from", rp.offset, "to", end)
-	}
-	start := kgo.NewOffset().AtStart()
-	if from >= 0 {
-		start = kgo.NewOffset().At(from)
+		from, err := st.Offset()
+		if err != nil {
+			return nil, fmt.Errorf("table %s/%d: read checkpoint: %w", r.topic, p, err)
+		}
+		if from > end {
+			// The topic holds less than the store has seen: it was
+			// recreated or truncated, so the store's rows cannot be
+			// trusted.
+			r.logger.Warn("store is ahead of its changelog; clearing it and restoring from the start",
+				"partition", p, "checkpoint", from, "end", end)
+			if err := st.Clear(); err != nil {
+				return nil, fmt.Errorf("table %s/%d: clear store: %w", r.topic, p, err)
+			}
+			from = -1
+		}
+		rp := &readerPartition{st: st, end: end, offset: max(from, 0), ready: make(chan struct{}), started: time.Now()}
+		if rp.offset >= end {
+			rp.isReady = true
+			close(rp.ready)
+		} else {
+			r.logger.Info("restoring", "partition", p, "from", rp.offset, "to", end)
+		}
+		offsets[p] = kgo.NewOffset().AtStart()
+		if from >= 0 {
+			offsets[p] = kgo.NewOffset().At(from)
+		}
+		added[p] = rp
+		readies[p] = rp.ready
 	}
 	r.mu.Lock()
-	r.parts[p] = rp
+	maps.Copy(r.parts, added)
 	r.mu.Unlock()
-	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {p: start}})
-	return rp.ready, nil
+	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets})
+	return readies, nil
 }
 
 // remove stops copying partition p. The store is not closed: it belongs to
@@ -131,9 +140,13 @@ func (r *tableReader) remove(p int32) {
 	r.mu.Unlock()
 }
 
+// applyChunk bounds the records of one Apply: larger batches make Pebble sort
+// them as a whole, which costs more than several smaller ones.
+const applyChunk = 4096
+
 // run polls and applies records until ctx is done or a store fails.
+// Partitions of one poll are applied concurrently.
 func (r *tableReader) run(ctx context.Context) error {
-	var changes []store.Change
 	for {
 		fetches := r.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -155,40 +168,63 @@ func (r *tableReader) run(ctx context.Context) error {
 			return r.fail(fmt.Errorf("table %s: fetch: %w", r.topic, fetchErr))
 		}
 		r.mu.Lock()
-		var applyErr error
+		var (
+			wg       sync.WaitGroup
+			errMu    sync.Mutex
+			applyErr error
+		)
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			rp, ok := r.parts[fp.Partition]
-			if !ok || len(fp.Records) == 0 || applyErr != nil {
+			if !ok || len(fp.Records) == 0 {
 				return
 			}
-			changes = changes[:0]
-			for _, rec := range fp.Records {
-				if rec.Attrs.IsControl() {
-					continue
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.apply(rp, fp.Partition, fp.Records); err != nil {
+					errMu.Lock()
+					applyErr = cmp.Or(applyErr, err)
+					errMu.Unlock()
 				}
-				changes = append(changes, store.Change{Key: rec.Key, Value: rec.Value})
-			}
-			next := fp.Records[len(fp.Records)-1].Offset + 1
-			if err := rp.st.Apply(changes, next); err != nil {
-				applyErr = fmt.Errorf("table %s/%d: apply: %w", r.topic, fp.Partition, err)
-				return
-			}
-			if !rp.isReady {
-				rp.restored += int64(len(changes))
-			}
-			rp.offset = next
-			if !rp.isReady && next >= rp.end {
-				rp.isReady = true
-				close(rp.ready)
-				r.logger.Info("restored", "partition", fp.Partition, "records", rp.restored,
-					"took", time.Since(rp.started).Round(time.Millisecond))
-			}
+			}()
 		})
+		wg.Wait()
 		r.mu.Unlock()
 		if applyErr != nil {
 			return r.fail(applyErr)
 		}
 	}
+}
+
+// apply writes records of partition p to its store in chunks, each with the
+// offset after its last record as the checkpoint.
+func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) error {
+	changes := make([]store.Change, 0, min(len(recs), applyChunk))
+	for len(recs) > 0 {
+		chunk := recs[:min(len(recs), applyChunk)]
+		recs = recs[len(chunk):]
+		changes = changes[:0]
+		for _, rec := range chunk {
+			if !rec.Attrs.IsControl() {
+				changes = append(changes, store.Change{Key: rec.Key, Value: rec.Value})
+			}
+		}
+		next := chunk[len(chunk)-1].Offset + 1
+		if err := rp.st.Apply(changes, next); err != nil {
+			return fmt.Errorf("table %s/%d: apply: %w", r.topic, p, err)
+		}
+		rp.offset = next
+		if !rp.isReady {
+			rp.restored += int64(len(changes))
+			if next >= rp.end {
+				rp.isReady = true
+				close(rp.ready)
+				r.logger.Info("restored", "partition", p, "records", rp.restored,
+					"took", time.Since(rp.started).Round(time.Millisecond))
+			}
+		}
+	}
+	return nil
 }
 
 func (r *tableReader) fail(err error) error {

@@ -39,11 +39,19 @@ type task[V any] struct {
 
 	st         store.Store
 	joinStores map[string]store.Store
+	table      string // the changelog topic
 	rows       map[string]*row[V]
 	dirty      []string
-	out        []*kgo.Record
+	batched    int           // records processed since the last flush
+	emitted    []*kgo.Record // emits of the record being processed
 	marks      map[string]kgo.EpochOffset
 	ctx        Context[V]
+
+	// Records produced and not yet acknowledged, and their outcome.
+	inflight     sync.WaitGroup
+	promise      func(*kgo.Record, error)
+	produceErr   atomic.Pointer[produceError]
+	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
 }
 
 // row is a table row as the task sees it: the value a handler set (dirty) or
@@ -66,7 +74,9 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		joinStores: make(map[string]store.Store),
 		rows:       make(map[string]*row[V]),
 		marks:      make(map[string]kgo.EpochOffset),
+		table:      p.g.TableTopic(),
 	}
+	t.promise = t.onProduced
 	t.ctx.t = t
 	t.ctx.io = t
 	t.ctx.logs = p.logger.With("partition", partition)
@@ -122,7 +132,8 @@ func (t *task[V]) open() error {
 			return fmt.Errorf("group %s: open store of partition %d: %w", p.g.name, t.partition, err)
 		}
 		t.st = st
-		ready, err := p.restore.add(ctx, t.partition, st)
+		readyOf, err := p.restore.add(ctx, map[int32]store.Store{t.partition: st})
+		ready := readyOf[t.partition]
 		if err != nil {
 			return fmt.Errorf("group %s: restore partition %d: %w", p.g.name, t.partition, err)
 		}
@@ -135,7 +146,8 @@ func (t *task[V]) open() error {
 		}
 		t.joinStores[j.topic] = st
 		r := p.joins[j.topic]
-		ready, err := r.add(ctx, t.partition, st)
+		readyOf, err := r.add(ctx, map[int32]store.Store{t.partition: st})
+		ready := readyOf[t.partition]
 		if err != nil {
 			return fmt.Errorf("group %s: join %s: %w", p.g.name, j.topic, err)
 		}
@@ -166,43 +178,66 @@ func (t *task[V]) resume() {
 }
 
 func (t *task[V]) loop() error {
-	maxBatch := t.p.cfg.maxBatch
 	for {
 		select {
 		case <-t.stop:
 			return nil
 		case recs := <-t.in:
-			n := len(recs)
-			if err := t.process(recs); err != nil {
+			if err := t.take(recs); err != nil {
 				return err
 			}
+			// Take what else is waiting before writing the batch, so
+			// that batches grow with the load.
 		more:
-			for n < maxBatch {
+			for {
 				select {
 				case recs := <-t.in:
-					n += len(recs)
-					if err := t.process(recs); err != nil {
+					if err := t.take(recs); err != nil {
 						return err
 					}
 				default:
 					break more
 				}
 			}
-			if err := t.flush(); err != nil {
-				return err
+			if t.batched > 0 {
+				if err := t.flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 }
 
-func (t *task[V]) process(recs []*kgo.Record) error {
-	c := &t.ctx
-	for _, r := range recs {
-		in := t.p.inputs[r.Topic]
-		if in == nil {
-			continue
+// take processes records of one topic partition, flushing whenever the
+// batch reaches MaxBatch records.
+func (t *task[V]) take(recs []*kgo.Record) error {
+	maxBatch := t.p.cfg.maxBatch
+	for len(recs) > 0 {
+		n := min(maxBatch-t.batched, len(recs))
+		if err := t.process(recs[:n]); err != nil {
+			return err
 		}
-		c.ctx = t.p.ctx
+		t.batched += n
+		recs = recs[n:]
+		if t.batched >= maxBatch {
+			if err := t.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// process runs the handler of recs, which all come from one topic
+// partition.
+func (t *task[V]) process(recs []*kgo.Record) error {
+	in := t.p.inputs[recs[0].Topic]
+	if in == nil {
+		return nil
+	}
+	c := &t.ctx
+	c.ctx = t.p.ctx
+	for _, r := range recs {
 		c.rec = r
 		c.key = string(r.Key)
 		c.err = nil
@@ -211,10 +246,19 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 			err = c.err
 		}
 		if err != nil {
+			clear(t.emitted)
+			t.emitted = t.emitted[:0]
 			return &RecordError{Group: t.p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: c.key, Err: err}
 		}
-		t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		// A record's emits leave only once its handler succeeded.
+		for i, out := range t.emitted {
+			t.produce(out)
+			t.emitted[i] = nil
+		}
+		t.emitted = t.emitted[:0]
 	}
+	last := recs[len(recs)-1]
+	t.marks[last.Topic] = kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
 	return nil
 }
 
@@ -228,9 +272,34 @@ func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 	return in.decode(&t.ctx, r.Value)
 }
 
-// flush makes the batch's effects durable: changelog and output records are
-// produced and acknowledged, the store is updated, and the input offsets are
-// marked for commit.
+// produce hands r to the client at once; flush waits for the outcome.
+func (t *task[V]) produce(r *kgo.Record) {
+	t.inflight.Add(1)
+	t.cl.Produce(context.Background(), r, t.promise)
+}
+
+// onProduced is the promise of every record the task produces.
+func (t *task[V]) onProduced(r *kgo.Record, err error) {
+	if err != nil {
+		t.produceErr.CompareAndSwap(nil, &produceError{topic: r.Topic, err: err})
+	} else if r.Topic == t.table {
+		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
+			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
+				break
+			}
+		}
+	}
+	t.inflight.Done()
+}
+
+type produceError struct {
+	topic string
+	err   error
+}
+
+// flush makes the batch's effects durable: the changed rows are produced to
+// the changelog, every record of the batch is acknowledged, the store is
+// updated, and the input offsets are marked for commit.
 func (t *task[V]) flush() error {
 	p := t.p
 	var changes []store.Change
@@ -246,39 +315,17 @@ func (t *task[V]) flush() error {
 				}
 				raw = b
 			}
-			changes = append(changes, store.Change{Key: []byte(key), Value: raw})
-			t.out = append(t.out, &kgo.Record{Topic: p.g.TableTopic(), Partition: t.partition, Key: []byte(key), Value: raw})
+			k := []byte(key)
+			changes = append(changes, store.Change{Key: k, Value: raw})
+			t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
 		}
 	}
-	var changelogEnd int64 = -1
-	if len(t.out) > 0 {
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			firstErr error
-		)
-		table := p.g.TableTopic()
-		wg.Add(len(t.out))
-		for _, r := range t.out {
-			t.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
-				}
-				if err == nil && r.Topic == table && r.Offset+1 > changelogEnd {
-					changelogEnd = r.Offset + 1
-				}
-				mu.Unlock()
-				wg.Done()
-			})
-		}
-		wg.Wait()
-		if firstErr != nil {
-			return fmt.Errorf("group %s: partition %d: %w", p.g.name, t.partition, firstErr)
-		}
+	t.inflight.Wait()
+	if perr := t.produceErr.Load(); perr != nil {
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.topic, perr.err)
 	}
 	if len(changes) > 0 {
-		if err := t.st.Apply(changes, changelogEnd); err != nil {
+		if err := t.st.Apply(changes, t.changelogEnd.Load()); err != nil {
 			return fmt.Errorf("group %s: partition %d: store: %w", p.g.name, t.partition, err)
 		}
 		for _, c := range changes {
@@ -295,9 +342,8 @@ func (t *task[V]) flush() error {
 		t.cl.MarkCommitOffsets(marks)
 		clear(t.marks)
 	}
-	clear(t.out)
-	t.out = t.out[:0]
 	t.dirty = t.dirty[:0]
+	t.batched = 0
 	if len(t.rows) > p.cfg.cacheRows {
 		clear(t.rows)
 	}
@@ -307,8 +353,12 @@ func (t *task[V]) flush() error {
 // close drops or writes the batch in hand and closes the stores.
 func (t *task[V]) close() error {
 	var err error
-	if t.flushOut.Load() && (len(t.marks) > 0 || len(t.out) > 0 || len(t.dirty) > 0) {
+	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()
+	} else {
+		// Dropped records may still be in flight; their outcome no longer
+		// matters, but the promises must not outlive the task.
+		t.inflight.Wait()
 	}
 	for topic, st := range t.joinStores {
 		t.p.joins[topic].remove(t.partition)
@@ -380,13 +430,11 @@ func (t *task[V]) setValue(key string, v V, exists bool) error {
 
 func (t *task[V]) group() string { return t.p.g.name }
 
-func (t *task[V]) emit(r *kgo.Record) error {
-	if _, ok := t.p.g.outputs[r.Topic]; !ok {
-		if in := t.p.inputs[r.Topic]; in == nil || !in.loop {
-			return fmt.Errorf("group %s does not declare output %s", t.p.g.name, r.Topic)
-		}
+func (t *task[V]) emit(owner any, r *kgo.Record) error {
+	if owner != any(t.p.g) {
+		return fmt.Errorf("group %s does not declare output %s (its handle belongs to another group)", t.p.g.name, r.Topic)
 	}
-	t.out = append(t.out, r)
+	t.emitted = append(t.emitted, r)
 	return nil
 }
 

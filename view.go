@@ -201,7 +201,7 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 		tv.state.Store(int32(ViewClosed))
 		close(tv.stopped)
 	}()
-	r, err := newTableReader(&tv.cfg.client, tv.topic, tv.cfg.committed)
+	r, err := newTableReader(&tv.cfg.client, tv.cfg.client.logger.With("view", tv.name), tv.topic, tv.cfg.committed)
 	if err != nil {
 		return err
 	}
@@ -226,16 +226,18 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	readies := make([]<-chan struct{}, n)
+	byPartition := make(map[int32]store.Store, n)
 	for p := range n {
 		st, err := tv.cfg.storage(tv.name, p)
 		if err != nil {
 			return fmt.Errorf("view %s: open store of partition %d: %w", tv.topic, p, err)
 		}
 		stores[p] = st
-		if readies[p], err = r.add(ctx, p, st); err != nil {
-			return fmt.Errorf("view %s: %w", tv.topic, err)
-		}
+		byPartition[p] = st
+	}
+	readyOf, err := r.add(ctx, byPartition)
+	if err != nil {
+		return fmt.Errorf("view %s: %w", tv.topic, err)
 	}
 	tv.mu.Lock()
 	tv.stores = stores
@@ -246,7 +248,7 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- r.run(runCtx) }()
 	go func() {
-		for _, ready := range readies {
+		for _, ready := range readyOf {
 			if r.waitReady(runCtx, ready) != nil {
 				return
 			}

@@ -12,8 +12,7 @@ import (
 	"strconv"
 )
 
-// Codec encodes values of type T to bytes and decodes them back. Decode must
-// not keep a reference to b after it returns.
+// Codec encodes values of type T to bytes and decodes them back.
 type Codec[T any] interface {
 	Encode(v T) ([]byte, error)
 	Decode(b []byte) (T, error)
@@ -28,7 +27,7 @@ func (stringCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
 func (stringCodec) Decode(b []byte) (string, error) { return string(b), nil }
 
 // Bytes returns a codec that passes byte slices through. Decode returns a
-// copy, so the value stays valid after the record it came from is released.
+// copy, so a handler may keep or modify what it is given.
 func Bytes() Codec[[]byte] { return bytesCodec{} }
 
 type bytesCodec struct{}

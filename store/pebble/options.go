@@ -17,7 +17,7 @@ func (f optFunc) apply(c *config) { f(c) }
 
 const (
 	defaultCacheSize    = 64 << 20
-	defaultMemTableSize = 8 << 20
+	defaultMemTableSize = 32 << 20
 )
 
 type config struct {
@@ -57,7 +57,10 @@ func CacheSize(bytes int64) Opt {
 
 // MemTableSize sets the size in bytes of a store's in-memory write buffer,
 // its memtable, which is written to disk as a table file when full. The
-// default is 8 MiB, sized for dozens of partition stores in one process.
+// default is 32 MiB: restoring a partition of a few hundred thousand rows
+// then writes one table file instead of several that must be compacted.
+// Pebble starts a store with a small memtable and grows it up to this size
+// as writes arrive, so idle stores do not use it.
 //
 // A store can hold a full memtable being flushed while it fills the next, so
 // n busy stores use up to 2n times this size. Rows not yet flushed are lost
