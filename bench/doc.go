@@ -59,7 +59,7 @@
 // than raw for each record, on purpose: it also writes the table (the
 // changelog topic and Pebble) and commits only acknowledged effects; raw
 // commits whatever it polled. Raw uses kgo's defaults for everything the
-// above does not name (sluice sets its own fetch limits and producer linger).
+// above does not name (sluice sets its own fetch wait and producer linger).
 // Each side gets a broker of its own, filled with the same records.
 //
 // # BenchmarkRestore
