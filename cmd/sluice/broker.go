@@ -23,7 +23,9 @@ func (f *brokerFlags) register(cmd *cobra.Command, addrDefault string) {
 
 // options returns the broker options the flags ask for.
 func (f *brokerFlags) options() ([]broker.Opt, string, error) {
-	opts := []broker.Opt{broker.Addr(f.addr)}
+	// Like Kafka's default (auto.create.topics.enable), so that kcat and
+	// other tools can write to a topic without creating it first.
+	opts := []broker.Opt{broker.Addr(f.addr), broker.AllowAutoTopicCreation()}
 	if f.inMemory {
 		return opts, "", nil
 	}
