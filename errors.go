@@ -27,8 +27,8 @@ func (e *DecodeError) Error() string {
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // RecordError is a record whose processing failed: its handler returned an
-// error or panicked, or its value could not be decoded. It stops the
-// processor.
+// error or panicked, or its value could not be decoded. Under the Fail
+// policy it stops the processor; Skip and DeadLetter log it.
 type RecordError struct {
 	Group     string
 	Topic     string

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,6 +44,7 @@ type processorConfig struct {
 	maxBatch       int
 	cacheRows      int
 	startAt        StartOffset
+	policy         Policy
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -61,6 +63,9 @@ type Processor[V any] struct {
 	restore *tableReader
 	joins   map[string]*tableReader
 	lookups map[string]*tableView
+
+	// Outcomes of the error policy.
+	skipped, deadLettered atomic.Int64
 
 	mu     sync.Mutex
 	tasks  map[int32]*task[V]
@@ -93,6 +98,14 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		}
 		cfg.storage = pebble.Builder(dir)
 	}
+	if cfg.policy.kind == deadLetterPolicy {
+		if cfg.policy.topic == "" {
+			return nil, fmt.Errorf("group %s: DeadLetter needs a topic", g.name)
+		}
+		if kind, ok := g.usesTopic(cfg.policy.topic); ok {
+			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
+		}
+	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
 	}
@@ -119,6 +132,20 @@ func defaultStateDir() (string, error) {
 		return "", fmt.Errorf("no user cache directory for the default state store: %w", err)
 	}
 	return filepath.Join(dir, "sluice", "state"), nil
+}
+
+// Stats are counts of what a processor did.
+type Stats struct {
+	// Skipped is how many failed records the Skip policy went past.
+	Skipped int64
+	// DeadLettered is how many failed records went to the dead-letter
+	// topic.
+	DeadLettered int64
+}
+
+// Stats returns what the processor has done since it was created.
+func (p *Processor[V]) Stats() Stats {
+	return Stats{Skipped: p.skipped.Load(), DeadLettered: p.deadLettered.Load()}
 }
 
 // Group returns the processor's group definition.
@@ -267,6 +294,9 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 	}
 	for _, o := range slices.Sorted(maps.Keys(p.g.outputs)) {
 		owned = append(owned, kafka.TopicSpec{Name: o, Partitions: def.partitions, Replication: def.replication})
+	}
+	if p.cfg.policy.kind == deadLetterPolicy {
+		owned = append(owned, kafka.TopicSpec{Name: p.cfg.policy.topic, Partitions: def.partitions, Replication: def.replication})
 	}
 	more, err := kafka.EnsureTopics(ctx, cl, owned...)
 	if err != nil {

@@ -44,14 +44,25 @@ type task[V any] struct {
 	dirty      []string
 	batched    int           // records processed since the last flush
 	emitted    []*kgo.Record // emits of the record being processed
-	marks      map[string]kgo.EpochOffset
-	ctx        Context[V]
+
+	// What the record being processed changed, to undo it if it fails.
+	undo        map[string]undoEntry[V]
+	recordDirty int // len(dirty) when the record started
+	marks       map[string]kgo.EpochOffset
+	ctx         Context[V]
 
 	// Records produced and not yet acknowledged, and their outcome.
 	inflight     sync.WaitGroup
 	promise      func(*kgo.Record, error)
 	produceErr   atomic.Pointer[produceError]
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
+}
+
+// undoEntry is a row as it was before the record being processed changed
+// it; existed is false when the row was not in the rows map.
+type undoEntry[V any] struct {
+	row     row[V]
+	existed bool
 }
 
 // row is a table row as the task sees it: the value a handler set (dirty) or
@@ -73,6 +84,7 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
 		rows:       make(map[string]*row[V]),
+		undo:       make(map[string]undoEntry[V]),
 		marks:      make(map[string]kgo.EpochOffset),
 		table:      p.g.TableTopic(),
 	}
@@ -241,25 +253,84 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 		c.rec = r
 		c.key = string(r.Key)
 		c.err = nil
+		t.recordDirty = len(t.dirty)
 		err := t.call(in, r)
 		if err == nil {
 			err = c.err
 		}
 		if err != nil {
-			clear(t.emitted)
-			t.emitted = t.emitted[:0]
-			return &RecordError{Group: t.p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: c.key, Err: err}
+			if err := t.failed(r, err); err != nil {
+				// Stop at the failed record, keeping what came before it.
+				clear(t.emitted)
+				t.emitted = t.emitted[:0]
+				t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+				if ferr := t.flush(); ferr != nil {
+					return errors.Join(err, ferr)
+				}
+				return err
+			}
+		} else {
+			// A record's emits leave only once its handler succeeded.
+			for _, out := range t.emitted {
+				t.produce(out)
+			}
 		}
-		// A record's emits leave only once its handler succeeded.
-		for i, out := range t.emitted {
-			t.produce(out)
-			t.emitted[i] = nil
-		}
+		clear(t.emitted)
 		t.emitted = t.emitted[:0]
+		if len(t.undo) > 0 {
+			clear(t.undo)
+		}
 	}
 	last := recs[len(recs)-1]
 	t.marks[last.Topic] = kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
 	return nil
+}
+
+// failed undoes what the failed record r changed and applies the error
+// policy; it returns the error that stops the task under Fail.
+func (t *task[V]) failed(r *kgo.Record, err error) error {
+	t.undoRecord()
+	rerr := &RecordError{Group: t.p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: t.ctx.key, Err: err}
+	switch policy := t.p.cfg.policy; policy.kind {
+	case skipPolicy:
+		t.p.skipped.Add(1)
+		t.ctx.logs.Warn("record skipped", "err", rerr)
+		return nil
+	case deadLetterPolicy:
+		t.p.deadLettered.Add(1)
+		t.ctx.logs.Warn("record dead-lettered", "to", policy.topic, "err", rerr)
+		t.produce(deadLetter(policy.topic, t.p.g.name, r, rerr))
+		return nil
+	default:
+		return rerr
+	}
+}
+
+// saveUndo remembers the row of key as it was before the current record
+// first changed it.
+func (t *task[V]) saveUndo(key string, r *row[V], existed bool) {
+	if _, ok := t.undo[key]; ok {
+		return
+	}
+	u := undoEntry[V]{existed: existed}
+	if existed {
+		u.row = *r
+	}
+	t.undo[key] = u
+}
+
+// undoRecord puts back the rows the current record changed.
+func (t *task[V]) undoRecord() {
+	for key, u := range t.undo {
+		if u.existed {
+			*t.rows[key] = u.row
+		} else {
+			delete(t.rows, key)
+		}
+	}
+	// Keys first made dirty by this record were appended after
+	// recordDirty.
+	t.dirty = t.dirty[:t.recordDirty]
 }
 
 // call runs the handler, turning a panic into an error.
@@ -415,6 +486,7 @@ func (t *task[V]) setValue(key string, v V, exists bool) error {
 		return fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
 	}
 	r, ok := t.rows[key]
+	t.saveUndo(key, r, ok)
 	if !ok {
 		r = &row[V]{}
 		t.rows[key] = r
