@@ -127,8 +127,9 @@ type processorOpt func(*processorConfig)
 func (o processorOpt) applyProcessor(c *processorConfig) { o(c) }
 
 // CommitInterval sets how often a processor commits the input offsets whose
-// effects are durable. Longer intervals commit less often and reprocess more
-// after a crash. Default: 1s; the minimum is 100ms.
+// effects are durable (at least once), or commits its transaction (exactly
+// once). Longer intervals commit less often and reprocess more after a
+// crash. Default: 1s at least once, 100ms exactly once; the minimum is 100ms.
 func CommitInterval(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.commitInterval = d })
 }
@@ -161,4 +162,37 @@ func StartAt(s StartOffset) ProcessorOpt {
 // in memory between batches, in front of its store. Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
+}
+
+// DeliveryGuarantee is what a processor promises about the effects of each
+// input record.
+type DeliveryGuarantee int
+
+const (
+	// AtLeastOnce makes every record's effects durable before its offset
+	// is committed; after a crash, records since the last commit are
+	// processed again.
+	AtLeastOnce DeliveryGuarantee = iota
+	// ExactlyOnce commits the table changes, outputs, loopbacks and input
+	// offsets of the records processed since the last commit in one Kafka
+	// transaction, every CommitInterval: after a crash the uncommitted ones
+	// are processed again, but their earlier effects were aborted, so
+	// readers that read committed records (sluice always does) see each
+	// record's effects once.
+	ExactlyOnce
+)
+
+func (g DeliveryGuarantee) String() string {
+	if g == ExactlyOnce {
+		return "exactly-once"
+	}
+	return "at-least-once"
+}
+
+// Guarantee sets the processor's delivery guarantee. Default: AtLeastOnce.
+// With ExactlyOnce, CommitInterval is how long a transaction stays open
+// (default 100ms): longer ones cost less per record and make the outputs
+// visible later.
+func Guarantee(g DeliveryGuarantee) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }

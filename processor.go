@@ -16,6 +16,7 @@ package sluice
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,7 @@ type processorConfig struct {
 	cacheRows      int
 	startAt        StartOffset
 	policy         Policy
+	guarantee      DeliveryGuarantee
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -59,13 +61,15 @@ type Processor[V any] struct {
 
 	// Set by Run.
 	cl      *kgo.Client
+	txn     *kgo.GroupTransactSession // exactly once only
 	ctx     context.Context
 	restore *tableReader
 	joins   map[string]*tableReader
 	lookups map[string]*tableView
 
-	// Outcomes of the error policy.
+	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
+	commits, aborts       atomic.Int64
 
 	mu     sync.Mutex
 	tasks  map[int32]*task[V]
@@ -83,13 +87,18 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		return nil, err
 	}
 	cfg := processorConfig{
-		client:         defaultClientConfig(),
-		commitInterval: time.Second,
-		maxBatch:       10000,
-		cacheRows:      10000,
+		client:    defaultClientConfig(),
+		maxBatch:  10000,
+		cacheRows: 10000,
 	}
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
+	}
+	if cfg.commitInterval == 0 {
+		cfg.commitInterval = time.Second
+		if cfg.guarantee == ExactlyOnce {
+			cfg.commitInterval = minCommitInterval
+		}
 	}
 	if cfg.storage == nil {
 		dir, err := defaultStateDir()
@@ -141,11 +150,18 @@ type Stats struct {
 	// DeadLettered is how many failed records went to the dead-letter
 	// topic.
 	DeadLettered int64
+	// Commits and Aborts count transactions, exactly once.
+	Commits, Aborts int64
 }
 
 // Stats returns what the processor has done since it was created.
 func (p *Processor[V]) Stats() Stats {
-	return Stats{Skipped: p.skipped.Load(), DeadLettered: p.deadLettered.Load()}
+	return Stats{
+		Skipped:      p.skipped.Load(),
+		DeadLettered: p.deadLettered.Load(),
+		Commits:      p.commits.Load(),
+		Aborts:       p.aborts.Load(),
+	}
 }
 
 // Group returns the processor's group definition.
@@ -189,7 +205,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 
 	if p.g.Persisted() {
-		if p.restore, err = newTableReader(&p.cfg.client, p.logger, p.g.TableTopic(), false); err != nil {
+		if p.restore, err = newTableReader(&p.cfg.client, p.logger, p.g.TableTopic()); err != nil {
 			return err
 		}
 		defer p.restore.close()
@@ -197,7 +213,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	p.joins = make(map[string]*tableReader)
 	for _, j := range p.g.joins {
-		r, err := newTableReader(&p.cfg.client, p.logger.With("join", j.topic), j.topic, false)
+		r, err := newTableReader(&p.cfg.client, p.logger.With("join", j.topic), j.topic)
 		if err != nil {
 			return err
 		}
@@ -222,14 +238,13 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if p.cfg.startAt == Latest {
 		start = kgo.NewOffset().AtEnd()
 	}
-	p.cl, err = kgo.NewClient(p.cfg.client.kgoOpts(
+	opts := p.cfg.client.kgoOpts(
 		kgo.ConsumerGroup(p.g.name),
 		kgo.ConsumeTopics(p.g.inputTopics()...),
 		kgo.Balancers(kafka.CopartitionBalancer()),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(p.cfg.commitInterval),
 		kgo.ConsumeResetOffset(start),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
@@ -238,23 +253,54 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		// Restored partitions are resumed while a fetch may be waiting on
 		// others; a short wait lets the next fetch include them soon.
 		kgo.FetchMaxWait(100*time.Millisecond),
-	)...)
+	)
+	if p.exactlyOnce() {
+		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name)))
+		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
+			p.cl = p.txn.Client()
+			err = p.txn.Begin()
+		}
+	} else {
+		opts = append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(p.cfg.commitInterval))
+		p.cl, err = kgo.NewClient(opts...)
+	}
 	if err != nil {
+		if p.cl != nil {
+			p.cl.Close()
+		}
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
 	defer func() {
-		p.stopTasks(p.allTasks(), true)
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil && err == nil {
-			p.logger.Warn("final commit failed", "err", cerr)
+		if p.exactlyOnce() {
+			p.endLastTransaction()
+			p.stopTasks(p.allTasks(), false)
+		} else {
+			p.stopTasks(p.allTasks(), true)
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil {
+				p.logger.Warn("final commit failed", "err", cerr)
+			}
+			ccancel()
 		}
-		ccancel()
 		p.cl.Close()
 		if err == nil {
 			err = p.firstError()
 		}
 	}()
 	return p.poll(pollCtx)
+}
+
+func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnce }
+
+// transactionalID names this processor's transactional producer: unique per
+// processor, so that processors of one group never fence each other; a
+// crashed processor's open transaction is aborted by the broker when it
+// times out, and the offsets it did not commit are read again by whoever
+// owns the partitions next.
+func transactionalID(group string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%x", group, b)
 }
 
 // ensureTopics creates what is missing and checks co-partitioning.
@@ -322,16 +368,27 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 }
 
 // poll fetches records and hands each partition's records to its task.
+// Exactly once, it also ends the transaction every CommitInterval.
 func (p *Processor[V]) poll(ctx context.Context) error {
+	txnStart := time.Now()
+	inTxn := false // exactly once: records were handed out since the last commit
 	for {
-		fetches := p.cl.PollFetches(ctx)
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if inTxn {
+			// A poll whose context is done returns nothing, even what is
+			// buffered: the deadline must lie ahead, which the commit
+			// below makes sure of.
+			pollCtx, cancel = context.WithDeadline(ctx, txnStart.Add(p.cfg.commitInterval))
+		}
+		fetches := p.cl.PollFetches(pollCtx)
+		cancel()
 		if ctx.Err() != nil {
 			p.cl.AllowRebalance()
 			return p.firstError()
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, part int32, err error) {
-			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 				return
 			}
 			p.logger.Warn("fetch error", "topic", t, "partition", part, "err", err)
@@ -350,10 +407,27 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			if len(fp.Records) == 0 {
 				return
 			}
-			if t := tasks[fp.Partition]; t != nil {
-				t.deliver(fp.Records)
+			t := tasks[fp.Partition]
+			if t == nil {
+				if p.exactlyOnce() {
+					// The transaction would commit this offset.
+					p.fail(fmt.Errorf("group %s: records of %s/%d arrived with no task to process them", p.g.name, fp.Topic, fp.Partition))
+				}
+				return
 			}
+			if !inTxn && p.exactlyOnce() {
+				inTxn, txnStart = true, time.Now()
+			}
+			t.deliver(fp.Records)
 		})
+		if inTxn && time.Since(txnStart) >= p.cfg.commitInterval && p.firstError() == nil {
+			if err := p.commitTransaction(); err != nil {
+				p.cl.AllowRebalance()
+				p.fail(err)
+				return err
+			}
+			inTxn = false
+		}
 		p.cl.AllowRebalance()
 		select {
 		case <-p.failed:
@@ -361,6 +435,73 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 		default:
 		}
 	}
+}
+
+// commitTransaction ends the open transaction and begins the next: every
+// active task writes its batch into it, the transaction commits with the
+// offsets of every record handed out (all of them processed by then), and
+// the tasks apply its row changes to their stores, or forget them if it
+// aborted because partitions moved meanwhile.
+func (p *Processor[V]) commitTransaction() error {
+	tasks := p.activeTasks()
+	for _, t := range tasks {
+		if err := t.step(prepare); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	committedTxn, err := p.txn.End(ctx, kgo.TryCommit)
+	outcome := aborted
+	if committedTxn {
+		outcome = committed
+	} else {
+		p.aborts.Add(1)
+		p.logger.Info("transaction aborted; its records are processed again", "err", err)
+	}
+	for _, t := range tasks {
+		if serr := t.step(outcome); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("group %s: end transaction: %w", p.g.name, err)
+	}
+	p.commits.Add(1)
+	if err := p.txn.Begin(); err != nil {
+		return fmt.Errorf("group %s: begin transaction: %w", p.g.name, err)
+	}
+	return nil
+}
+
+// endLastTransaction commits the open transaction on a graceful stop, or
+// aborts it after a failure.
+func (p *Processor[V]) endLastTransaction() {
+	if p.firstError() == nil {
+		if err := p.commitTransaction(); err != nil {
+			p.logger.Warn("final transaction failed", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.txn.End(ctx, kgo.TryAbort); err != nil {
+		p.logger.Warn("abort of the last transaction failed", "err", err)
+	}
+	for _, t := range p.activeTasks() {
+		_ = t.step(aborted)
+	}
+}
+
+func (p *Processor[V]) activeTasks() []*task[V] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ts []*task[V]
+	for _, t := range p.tasks {
+		if t.active.Load() {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -421,6 +562,13 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 	}
 	p.tasks = tasks
 	p.mu.Unlock()
+	if p.exactlyOnce() {
+		// Their work is in the open transaction, which now aborts: the
+		// next owner processes their records again.
+		p.stopTasks(stopping, false)
+		cl.ResumeFetchPartitions(parts)
+		return
+	}
 	p.stopTasks(stopping, commit)
 	if commit {
 		if err := cl.CommitMarkedOffsets(ctx); err != nil {

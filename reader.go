@@ -31,10 +31,9 @@ import (
 )
 
 type tableReader struct {
-	topic     string
-	committed bool
-	cl        *kgo.Client
-	logger    *slog.Logger
+	topic  string
+	cl     *kgo.Client
+	logger *slog.Logger
 
 	mu    sync.Mutex
 	parts map[int32]*readerPartition
@@ -52,30 +51,27 @@ type readerPartition struct {
 	started  time.Time
 }
 
-// newTableReader connects a reader for topic. With committed set it reads
-// only committed transactional records, as tables written in exactly-once
-// mode require.
-func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string, committed bool) (*tableReader, error) {
+// newTableReader connects a reader for topic. It reads committed records
+// only: a table written exactly once holds aborted records too, and for one
+// written at least once reading committed records changes nothing.
+func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tableReader, error) {
 	opts := cfg.kgoOpts(
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		// Partitions are added while a fetch may be waiting for data on
 		// others; a short wait lets the next fetch include them soon.
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)
-	if committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: client: %w", topic, err)
 	}
 	return &tableReader{
-		topic:     topic,
-		committed: committed,
-		cl:        cl,
-		logger:    logger.With("table", topic),
-		parts:     make(map[int32]*readerPartition),
-		dead:      make(chan struct{}),
+		topic:  topic,
+		cl:     cl,
+		logger: logger.With("table", topic),
+		parts:  make(map[int32]*readerPartition),
+		dead:   make(chan struct{}),
 	}, nil
 }
 
@@ -83,7 +79,7 @@ func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string, commit
 // partition, a channel closed when its store has caught up with the end
 // offset the partition had when it was added.
 func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (map[int32]<-chan struct{}, error) {
-	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, r.committed)
+	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, true)
 	if err != nil {
 		return nil, err
 	}

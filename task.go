@@ -31,11 +31,12 @@ type task[V any] struct {
 	cl        *kgo.Client
 	partition int32
 
-	in       chan []*kgo.Record
+	in       chan delivery
 	stop     chan struct{}
 	stopOnce sync.Once
 	flushOut atomic.Bool // whether to write the batch in hand when stopping
 	done     chan struct{}
+	active   atomic.Bool // restored and processing
 
 	st         store.Store
 	joinStores map[string]store.Store
@@ -50,6 +51,7 @@ type task[V any] struct {
 	recordDirty int // len(dirty) when the record started
 	marks       map[string]kgo.EpochOffset
 	ctx         Context[V]
+	pending     []store.Change // written to the changelog, not yet to the store
 
 	// Records produced and not yet acknowledged, and their outcome.
 	inflight     sync.WaitGroup
@@ -79,7 +81,7 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		p:          p,
 		cl:         cl,
 		partition:  partition,
-		in:         make(chan []*kgo.Record, 16),
+		in:         make(chan delivery, 16),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
@@ -95,11 +97,56 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 	return t
 }
 
+// delivery is what the poll loop hands a task: records, or a step of the
+// transaction protocol.
+type delivery struct {
+	recs []*kgo.Record
+	step *txnStep
+}
+
+// txnStep asks a task to take part in ending a transaction, and carries its
+// answer.
+type txnStep struct {
+	kind txnStepKind
+	done chan error
+}
+
+type txnStepKind int
+
+const (
+	// prepare: write the batch in hand, so that everything the task did
+	// is produced and acknowledged in the transaction.
+	prepare txnStepKind = iota
+	// committed: the transaction committed; apply its row changes to the
+	// store.
+	committed
+	// aborted: the transaction aborted; forget its row changes.
+	aborted
+)
+
 // deliver hands records to the task; it returns at once if the task stopped.
 func (t *task[V]) deliver(recs []*kgo.Record) {
 	select {
-	case t.in <- recs:
+	case t.in <- delivery{recs: recs}:
 	case <-t.done:
+	}
+}
+
+// step runs one step of ending a transaction in the task, after the records
+// delivered before it. A task that stopped has nothing to add: its work is
+// either in the transaction already or aborted with it.
+func (t *task[V]) step(kind txnStepKind) error {
+	s := &txnStep{kind: kind, done: make(chan error, 1)}
+	select {
+	case t.in <- delivery{step: s}:
+	case <-t.done:
+		return nil
+	}
+	select {
+	case err := <-s.done:
+		return err
+	case <-t.done:
+		return nil
 	}
 }
 
@@ -114,6 +161,7 @@ func (t *task[V]) run() {
 	defer close(t.done)
 	err := t.open()
 	if err == nil {
+		t.active.Store(true)
 		t.resume()
 		err = t.loop()
 	}
@@ -194,8 +242,8 @@ func (t *task[V]) loop() error {
 		select {
 		case <-t.stop:
 			return nil
-		case recs := <-t.in:
-			if err := t.take(recs); err != nil {
+		case d := <-t.in:
+			if err := t.handle(d); err != nil {
 				return err
 			}
 			// Take what else is waiting before writing the batch, so
@@ -203,8 +251,8 @@ func (t *task[V]) loop() error {
 		more:
 			for {
 				select {
-				case recs := <-t.in:
-					if err := t.take(recs); err != nil {
+				case d := <-t.in:
+					if err := t.handle(d); err != nil {
 						return err
 					}
 				default:
@@ -218,6 +266,25 @@ func (t *task[V]) loop() error {
 			}
 		}
 	}
+}
+
+func (t *task[V]) handle(d delivery) error {
+	if d.step == nil {
+		return t.take(d.recs)
+	}
+	var err error
+	switch d.step.kind {
+	case prepare:
+		if t.batched > 0 {
+			err = t.flush()
+		}
+	case committed:
+		err = t.applyPending()
+	case aborted:
+		t.discardPending()
+	}
+	d.step.done <- err
+	return err
 }
 
 // take processes records of one topic partition, flushing whenever the
@@ -368,42 +435,19 @@ type produceError struct {
 	err   error
 }
 
-// flush makes the batch's effects durable: the changed rows are produced to
-// the changelog, every record of the batch is acknowledged, the store is
-// updated, and the input offsets are marked for commit.
+// flush writes the batch: the changed rows are produced to the changelog and
+// every record of the batch is acknowledged. At least once, the store is then
+// updated and the input offsets marked for commit; exactly once, both wait
+// for the transaction to commit.
 func (t *task[V]) flush() error {
-	p := t.p
-	var changes []store.Change
-	if len(t.dirty) > 0 {
-		changes = make([]store.Change, 0, len(t.dirty))
-		for _, key := range t.dirty {
-			r := t.rows[key]
-			var raw []byte
-			if r.exists {
-				b, err := p.g.table.Encode(r.val)
-				if err != nil {
-					return fmt.Errorf("group %s: encode row %q: %w", p.g.name, key, err)
-				}
-				raw = b
-			}
-			k := []byte(key)
-			changes = append(changes, store.Change{Key: k, Value: raw})
-			t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
-		}
+	if err := t.writeBatch(); err != nil {
+		return err
 	}
-	t.inflight.Wait()
-	if perr := t.produceErr.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.topic, perr.err)
+	if t.p.exactlyOnce() {
+		return nil
 	}
-	if len(changes) > 0 {
-		if err := t.st.Apply(changes, t.changelogEnd.Load()); err != nil {
-			return fmt.Errorf("group %s: partition %d: store: %w", p.g.name, t.partition, err)
-		}
-		for _, c := range changes {
-			r := t.rows[string(c.Key)]
-			var zero V
-			r.val, r.raw, r.dirty = zero, c.Value, false
-		}
+	if err := t.applyPending(); err != nil {
+		return err
 	}
 	if len(t.marks) > 0 {
 		marks := make(map[string]map[int32]kgo.EpochOffset, len(t.marks))
@@ -413,12 +457,64 @@ func (t *task[V]) flush() error {
 		t.cl.MarkCommitOffsets(marks)
 		clear(t.marks)
 	}
+	return nil
+}
+
+// writeBatch produces the changed rows, waits until everything the batch
+// produced is acknowledged, and keeps the row changes for the store.
+func (t *task[V]) writeBatch() error {
+	p := t.p
+	for _, key := range t.dirty {
+		r := t.rows[key]
+		var raw []byte
+		if r.exists {
+			b, err := p.g.table.Encode(r.val)
+			if err != nil {
+				return fmt.Errorf("group %s: encode row %q: %w", p.g.name, key, err)
+			}
+			raw = b
+		}
+		k := []byte(key)
+		t.pending = append(t.pending, store.Change{Key: k, Value: raw})
+		var zero V
+		r.val, r.raw, r.dirty = zero, raw, false
+		t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
+	}
 	t.dirty = t.dirty[:0]
 	t.batched = 0
-	if len(t.rows) > p.cfg.cacheRows {
+	t.inflight.Wait()
+	if perr := t.produceErr.Load(); perr != nil {
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.topic, perr.err)
+	}
+	return nil
+}
+
+// applyPending writes the row changes whose changelog records are durable
+// to the store, with the changelog offset they reach, in one atomic step.
+func (t *task[V]) applyPending() error {
+	if len(t.pending) > 0 {
+		if err := t.st.Apply(t.pending, t.changelogEnd.Load()); err != nil {
+			return fmt.Errorf("group %s: partition %d: store: %w", t.p.g.name, t.partition, err)
+		}
+		clear(t.pending)
+		t.pending = t.pending[:0]
+	}
+	if len(t.rows) > t.p.cfg.cacheRows {
 		clear(t.rows)
 	}
 	return nil
+}
+
+// discardPending forgets the row changes of an aborted transaction: the
+// store still holds the committed rows, and the cached rows may be newer.
+func (t *task[V]) discardPending() {
+	t.inflight.Wait()
+	t.produceErr.Store(nil)
+	t.pending = nil
+	t.dirty = t.dirty[:0]
+	t.batched = 0
+	clear(t.rows)
+	clear(t.marks)
 }
 
 // close drops or writes the batch in hand and closes the stores.

@@ -44,9 +44,8 @@ func (s ViewState) String() string {
 }
 
 type viewConfig struct {
-	client    clientConfig
-	storage   store.Builder
-	committed bool
+	client  clientConfig
+	storage store.Builder
 }
 
 // View is a read-only, continuously updated local copy of a whole table,
@@ -201,7 +200,7 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 		tv.state.Store(int32(ViewClosed))
 		close(tv.stopped)
 	}()
-	r, err := newTableReader(&tv.cfg.client, tv.cfg.client.logger.With("view", tv.name), tv.topic, tv.cfg.committed)
+	r, err := newTableReader(&tv.cfg.client, tv.cfg.client.logger.With("view", tv.name), tv.topic)
 	if err != nil {
 		return err
 	}
