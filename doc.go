@@ -29,7 +29,7 @@
 //
 // # Guarantees
 //
-// Processing is at least once. A task makes the effects of a batch of
+// Processing is at least once by default. A task makes the effects of a batch of
 // records durable in Kafka (table changes in the changelog, outputs,
 // loopbacks) before it updates its local store and before the batch's input
 // offsets can be committed, so no record's effects are lost. After a crash,
@@ -37,6 +37,12 @@
 // never ahead of the changelog: it records the changelog offset its rows
 // reflect, in the same atomic write as the rows, and is brought up to date
 // from that offset when its partition is assigned.
+//
+// With Guarantee(ExactlyOnce), a processor writes the effects of the records
+// it processed and their input offsets in one Kafka transaction every
+// CommitInterval, and applies table changes to its stores only after the
+// transaction committed; sluice reads every topic with read-committed
+// isolation, so each record's effects are seen once.
 //
 // Records are placed on partitions with Kafka's murmur2 partitioner, so
 // sluice and other Kafka clients agree on where a key lives.

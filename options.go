@@ -141,6 +141,14 @@ func MaxBatch(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.maxBatch = n })
 }
 
+// ShutdownTimeout bounds a graceful stop: once Run's context is done, tasks
+// finish their batches and write them, and the processor commits and leaves
+// its group; work not written within d is abandoned (and processed again by
+// the partitions' next owner). Default: 30s.
+func ShutdownTimeout(d time.Duration) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
+}
+
 // StartOffset is where a group starts reading an input that it has no
 // committed offset for.
 type StartOffset int

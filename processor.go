@@ -39,14 +39,15 @@ import (
 const minCommitInterval = 100 * time.Millisecond
 
 type processorConfig struct {
-	client         clientConfig
-	storage        store.Builder
-	commitInterval time.Duration
-	maxBatch       int
-	cacheRows      int
-	startAt        StartOffset
-	policy         Policy
-	guarantee      DeliveryGuarantee
+	client          clientConfig
+	storage         store.Builder
+	commitInterval  time.Duration
+	maxBatch        int
+	cacheRows       int
+	startAt         StartOffset
+	policy          Policy
+	guarantee       DeliveryGuarantee
+	shutdownTimeout time.Duration
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -60,12 +61,13 @@ type Processor[V any] struct {
 	inputs map[string]*inputEdge[V]
 
 	// Set by Run.
-	cl      *kgo.Client
-	txn     *kgo.GroupTransactSession // exactly once only
-	ctx     context.Context
-	restore *tableReader
-	joins   map[string]*tableReader
-	lookups map[string]*tableView
+	cl       *kgo.Client
+	txn      *kgo.GroupTransactSession // exactly once only
+	writeCtx context.Context           // for writes to Kafka; see Run
+	ctx      context.Context
+	restore  *tableReader
+	joins    map[string]*tableReader
+	lookups  map[string]*tableView
 
 	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
@@ -87,9 +89,10 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		return nil, err
 	}
 	cfg := processorConfig{
-		client:    defaultClientConfig(),
-		maxBatch:  10000,
-		cacheRows: 10000,
+		client:          defaultClientConfig(),
+		maxBatch:        10000,
+		cacheRows:       10000,
+		shutdownTimeout: 30 * time.Second,
 	}
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
@@ -183,6 +186,19 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.ctx = runCtx
+	// Writes to Kafka outlive ctx, so that a graceful stop can finish its
+	// work, but not the shutdown timeout after it.
+	writeCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	p.writeCtx = writeCtx
+	stopTimer := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.shutdownTimeout, func() {
+			p.logger.Error("graceful stop did not finish in time; abandoning unwritten work", "timeout", p.cfg.shutdownTimeout)
+			abandon()
+		})
+		context.AfterFunc(writeCtx, func() { t.Stop() })
+	})
+	defer stopTimer()
 	// A failure stops polling at once rather than at the next fetch.
 	pollCtx, stopPolling := context.WithCancel(runCtx)
 	defer stopPolling()
@@ -276,7 +292,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 			p.stopTasks(p.allTasks(), false)
 		} else {
 			p.stopTasks(p.allTasks(), true)
-			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cctx, ccancel := context.WithTimeout(p.writeCtx, 10*time.Second)
 			if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil {
 				p.logger.Warn("final commit failed", "err", cerr)
 			}
@@ -449,7 +465,7 @@ func (p *Processor[V]) commitTransaction() error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(p.writeCtx, 60*time.Second)
 	defer cancel()
 	committedTxn, err := p.txn.End(ctx, kgo.TryCommit)
 	outcome := aborted
@@ -482,7 +498,7 @@ func (p *Processor[V]) endLastTransaction() {
 			p.logger.Warn("final transaction failed", "err", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(p.writeCtx, 30*time.Second)
 	defer cancel()
 	if _, err := p.txn.End(ctx, kgo.TryAbort); err != nil {
 		p.logger.Warn("abort of the last transaction failed", "err", err)

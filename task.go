@@ -413,7 +413,7 @@ func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 // produce hands r to the client at once; flush waits for the outcome.
 func (t *task[V]) produce(r *kgo.Record) {
 	t.inflight.Add(1)
-	t.cl.Produce(context.Background(), r, t.promise)
+	t.cl.Produce(t.p.writeCtx, r, t.promise)
 }
 
 // onProduced is the promise of every record the task produces.
