@@ -72,6 +72,7 @@ type Processor[V any] struct {
 	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
 	commits, aborts       atomic.Int64
+	rebalances            atomic.Int64
 
 	mu     sync.Mutex
 	tasks  map[int32]*task[V]
@@ -155,16 +156,55 @@ type Stats struct {
 	DeadLettered int64
 	// Commits and Aborts count transactions, exactly once.
 	Commits, Aborts int64
+	// Rebalances counts the assignments this processor received.
+	Rebalances int64
+	// Partitions is the state of each partition the processor owns, in
+	// partition order.
+	Partitions []PartitionStatus
+}
+
+// PartitionStatus is the state of one partition a processor owns.
+type PartitionStatus struct {
+	Partition int32
+	// State is "restoring" until the partition's tables are restored, then
+	// "running".
+	State string
+	// RestoreOffset and RestoreEnd say how far restoring the group's table
+	// is: the next changelog offset to read and the offset it restores to.
+	// Both are 0 for a group without a table.
+	RestoreOffset, RestoreEnd int64
+	// Restored is how many changelog records were read to restore the
+	// table: 0 when the local store was up to date.
+	Restored int64
 }
 
 // Stats returns what the processor has done since it was created.
 func (p *Processor[V]) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Skipped:      p.skipped.Load(),
 		DeadLettered: p.deadLettered.Load(),
 		Commits:      p.commits.Load(),
 		Aborts:       p.aborts.Load(),
+		Rebalances:   p.rebalances.Load(),
 	}
+	p.mu.Lock()
+	tasks := slices.Collect(maps.Values(p.tasks))
+	p.mu.Unlock()
+	for _, t := range tasks {
+		st := PartitionStatus{Partition: t.partition, State: "restoring"}
+		if t.active.Load() {
+			st.State = "running"
+		}
+		st.RestoreOffset, st.RestoreEnd, st.Restored = t.restoreOffset.Load(), t.restoreEnd.Load(), t.restored.Load()
+		if p.restore != nil {
+			if off, end, n, ok := p.restore.progress(t.partition); ok {
+				st.RestoreOffset, st.RestoreEnd, st.Restored = off, end, n
+			}
+		}
+		s.Partitions = append(s.Partitions, st)
+	}
+	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
+	return s
 }
 
 // Group returns the processor's group definition.
@@ -522,6 +562,7 @@ func (p *Processor[V]) activeTasks() []*task[V] {
 
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
+	p.rebalances.Add(1)
 	p.logger.Info("partitions assigned", "partitions", numbers)
 	p.mu.Lock()
 	defer p.mu.Unlock()

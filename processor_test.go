@@ -105,12 +105,31 @@ func TestProcessorRestoresTableAfterRestartWithoutReprocessing(t *testing.T) {
 		t.Fatalf("first run handled %d records, want 500", got)
 	}
 
-	// Same state directory: the store is current, nothing is reprocessed.
+	// Same state directory: the store is current, nothing is reprocessed
+	// and nothing is restored.
 	calls.Store(0)
-	r = runProcessor(t, g, processorOpts(b, parts, dir)...)
+	p, err := sluice.NewProcessor(g, processorOpts(b, parts, dir)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
 	emitN(t, em, 300, 20, want)
 	expectCounts(t, v, want, 30*time.Second)
-	r.stop(t)
+	st := p.Stats()
+	if len(st.Partitions) != parts {
+		t.Fatalf("stats show %d partitions, want %d: %+v", len(st.Partitions), parts, st)
+	}
+	for _, ps := range st.Partitions {
+		if ps.State != "running" || ps.Restored != 0 || ps.RestoreOffset != ps.RestoreEnd || ps.RestoreEnd == 0 {
+			t.Errorf("partition %+v: want running, nothing restored, store at the changelog end", ps)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if got := calls.Load(); got != 300 {
 		t.Fatalf("second run handled %d records, want only the 300 new ones", got)
 	}
@@ -118,10 +137,25 @@ func TestProcessorRestoresTableAfterRestartWithoutReprocessing(t *testing.T) {
 	// A fresh state directory, as on another machine: the table is restored
 	// from its changelog, and counting goes on from the restored rows.
 	calls.Store(0)
-	r = runProcessor(t, g, processorOpts(b, parts, t.TempDir())...)
+	p, err = sluice.NewProcessor(g, processorOpts(b, parts, t.TempDir())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- p.Run(ctx) }()
 	emitN(t, em, 200, 20, want)
 	expectCounts(t, v, want, 30*time.Second)
-	r.stop(t)
+	var restored int64
+	for _, ps := range p.Stats().Partitions {
+		restored += ps.Restored
+	}
+	if restored == 0 {
+		t.Errorf("a fresh state directory restored no changelog records")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if got := calls.Load(); got != 200 {
 		t.Fatalf("third run handled %d records, want only the 200 new ones", got)
 	}

@@ -136,6 +136,18 @@ func (r *tableReader) remove(p int32) {
 	r.mu.Unlock()
 }
 
+// progress returns how far partition p is: the next offset to read, the end
+// offset it restores to, and how many records it restored.
+func (r *tableReader) progress(p int32) (offset, end, restored int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rp, ok := r.parts[p]
+	if !ok {
+		return 0, 0, 0, false
+	}
+	return rp.offset, rp.end, rp.restored, true
+}
+
 // applyChunk bounds the records of one Apply: larger batches make Pebble sort
 // them as a whole, which costs more than several smaller ones.
 const applyChunk = 4096
@@ -215,8 +227,9 @@ func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) er
 			if next >= rp.end {
 				rp.isReady = true
 				close(rp.ready)
+				took := time.Since(rp.started)
 				r.logger.Info("restored", "partition", p, "records", rp.restored,
-					"took", time.Since(rp.started).Round(time.Millisecond))
+					"took", took.Round(time.Millisecond), "records_per_second", int64(float64(rp.restored)/max(took.Seconds(), 1e-3)))
 			}
 		}
 	}

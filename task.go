@@ -38,6 +38,10 @@ type task[V any] struct {
 	done     chan struct{}
 	active   atomic.Bool // restored and processing
 
+	// Where restoring the table ended, kept for Stats once the reader has
+	// let go of the partition.
+	restoreOffset, restoreEnd, restored atomic.Int64
+
 	st         store.Store
 	joinStores map[string]store.Store
 	table      string // the changelog topic
@@ -223,6 +227,10 @@ func (t *task[V]) open() error {
 	}
 	if t.st != nil {
 		// The task writes the table from now on.
+		off, end, n, _ := p.restore.progress(t.partition)
+		t.restoreOffset.Store(off)
+		t.restoreEnd.Store(end)
+		t.restored.Store(n)
 		p.restore.remove(t.partition)
 	}
 	return nil
