@@ -73,6 +73,7 @@ type Processor[V any] struct {
 	skipped, deadLettered atomic.Int64
 	commits, aborts       atomic.Int64
 	rebalances            atomic.Int64
+	started               atomic.Bool
 
 	mu     sync.Mutex
 	tasks  map[int32]*task[V]
@@ -213,8 +214,12 @@ func (p *Processor[V]) Group() *Group[V] { return p.g }
 // Run joins the group and processes records until ctx is done, then stops
 // gracefully: every task finishes its batch, writes its effects and commits,
 // and the processor leaves the group. It returns nil after a graceful stop,
-// or the first error that stopped processing.
+// or the first error that stopped processing. A Processor runs once; to run
+// the group again, make a new Processor.
 func (p *Processor[V]) Run(ctx context.Context) (err error) {
+	if !p.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("group %s: Run called twice; make a new Processor to run the group again", p.g.name)
+	}
 	counts, err := p.ensureTopics(ctx)
 	if err != nil {
 		return err
