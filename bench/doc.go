@@ -86,4 +86,58 @@
 // Broker compaction is put off during both benchmarks: the embedded broker
 // compacts inside its request loop, which would stall whichever side is
 // running at the time.
+//
+// # BenchmarkCountGroupExactlyOnce
+//
+// BenchmarkCountGroup exactly once: the same input, the same counting and
+// output, with every record's effects committed in Kafka transactions:
+//
+//   - raw: a kgo.GroupTransactSession (transactional ID, cooperative-sticky
+//     balancer, FetchIsolationLevel(ReadCommitted)) begins a transaction,
+//     polls, counts, produces each new count with an aborting first-error
+//     promise, and ends the transaction with End(ctx, TryCommit) 100ms after
+//     its first record (its polls are cut short to keep to that), or at once
+//     after the n-th record. The open transaction's counts are kept apart
+//     from the committed ones and dropped when End returns committed=false,
+//     as the session then rewinds to the last committed offsets, so that its
+//     counts stay exact when a transaction aborts (the smoke test aborts
+//     every other one). Its run ends when the transaction holding the n-th
+//     record has committed.
+//   - sluice: BenchmarkCountGroup's processor with Guarantee(ExactlyOnce) and
+//     the default CommitInterval, 100ms exactly once: every interval the
+//     tasks write their batches into the processor's transaction, which
+//     commits with the offsets polled. Its run ends when the group's
+//     committed offsets add up to n, as in BenchmarkCountGroup; offsets
+//     committed in a transaction count only once it has committed.
+//
+// After each run a reader of committed records must find exactly n records
+// in the side's output topic (its end offset also counts commit markers and
+// aborted records).
+//
+// # BenchmarkRestartWithTable
+//
+// How long a processor holding a table of n rows in Pebble takes, from Run,
+// to process new records again. The table is BenchmarkRestore's, the
+// processor is of its group, with its stores in a state dir. First, untimed,
+// a processor restores the whole table into an empty state dir, holds it for
+// a second, its state dir is copied while it runs (each store's manifest
+// first, then its table files) and it stops gracefully. Each sub-benchmark
+// then times one restart, until a new record in every one of the 10 input
+// partitions is handled (ms-all, also ns/op; ms-first for the first of
+// them), and reports the table rows restored from the changelog
+// (rows-replayed):
+//
+//   - clean: from the state dir the graceful stop left.
+//   - crash-copy: from the copy taken while the processor ran, which holds
+//     what Pebble would recover after a crash: with its write-ahead log
+//     disabled, only what it had flushed from its memtables.
+//   - fresh: from an empty state dir.
+//   - sigkill: a child process (this test binary) restores the table into
+//     an empty state dir and is killed with SIGKILL a second later; the
+//     restart starts from what it left, and the group must first drop the
+//     killed member, which it does only once the member's session times
+//     out.
+//
+// Only the crash-copy and sigkill sides differ from a clean restart in what
+// the state dir holds; all but sigkill follow a member that left the group.
 package bench
