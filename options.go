@@ -149,6 +149,23 @@ func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
 }
 
+// SessionTimeout sets how long the group waits for a processor that stopped
+// sending heartbeats (it crashed, or its network failed) before it gives the
+// processor's partitions to others. Heartbeats are sent in the background,
+// so slow handlers do not count against it. Default: 10s.
+func SessionTimeout(d time.Duration) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.sessionTimeout = d })
+}
+
+// InstanceID makes the processor a static member of its group: a processor
+// that restarts with the same id within the session timeout gets its
+// partitions back without a rebalance, and a stopped one keeps them until
+// the session timeout passes. Give each processor of a group its own stable
+// id, such as its host name. Default: none (dynamic membership).
+func InstanceID(id string) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.instanceID = id })
+}
+
 // StartOffset is where a group starts reading an input that it has no
 // committed offset for.
 type StartOffset int

@@ -48,6 +48,8 @@ type processorConfig struct {
 	policy          Policy
 	guarantee       DeliveryGuarantee
 	shutdownTimeout time.Duration
+	sessionTimeout  time.Duration
+	instanceID      string
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -61,13 +63,16 @@ type Processor[V any] struct {
 	inputs map[string]*inputEdge[V]
 
 	// Set by Run.
-	cl       *kgo.Client
-	txn      *kgo.GroupTransactSession // exactly once only
-	writeCtx context.Context           // for writes to Kafka; see Run
-	ctx      context.Context
-	restore  *tableReader
-	joins    map[string]*tableReader
-	lookups  map[string]*tableView
+	cl  *kgo.Client
+	txn *kgo.GroupTransactSession // exactly once only
+	// Exactly once: records were handed out since the last commit. Used by
+	// the poll loop, and after it by Run.
+	txnHasWork bool
+	writeCtx   context.Context // for writes to Kafka; see Run
+	ctx        context.Context
+	restore    *tableReader
+	joins      map[string]*tableReader
+	lookups    map[string]*tableView
 
 	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
@@ -95,6 +100,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		maxBatch:        10000,
 		cacheRows:       10000,
 		shutdownTimeout: 30 * time.Second,
+		sessionTimeout:  10 * time.Second,
 	}
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
@@ -314,7 +320,11 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		// Restored partitions are resumed while a fetch may be waiting on
 		// others; a short wait lets the next fetch include them soon.
 		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.SessionTimeout(p.cfg.sessionTimeout),
 	)
+	if p.cfg.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
+	}
 	if p.exactlyOnce() {
 		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name)))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
@@ -432,10 +442,10 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 // Exactly once, it also ends the transaction every CommitInterval.
 func (p *Processor[V]) poll(ctx context.Context) error {
 	txnStart := time.Now()
-	inTxn := false // exactly once: records were handed out since the last commit
+	p.txnHasWork = false
 	for {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if inTxn {
+		if p.txnHasWork {
 			// A poll whose context is done returns nothing, even what is
 			// buffered: the deadline must lie ahead, which the commit
 			// below makes sure of.
@@ -476,18 +486,17 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 				}
 				return
 			}
-			if !inTxn && p.exactlyOnce() {
-				inTxn, txnStart = true, time.Now()
+			if !p.txnHasWork && p.exactlyOnce() {
+				p.txnHasWork, txnStart = true, time.Now()
 			}
 			t.deliver(fp.Records)
 		})
-		if inTxn && time.Since(txnStart) >= p.cfg.commitInterval && p.firstError() == nil {
+		if p.txnHasWork && time.Since(txnStart) >= p.cfg.commitInterval && p.firstError() == nil {
 			if err := p.commitTransaction(); err != nil {
 				p.cl.AllowRebalance()
 				p.fail(err)
 				return err
 			}
-			inTxn = false
 		}
 		p.cl.AllowRebalance()
 		select {
@@ -505,10 +514,8 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 // aborted because partitions moved meanwhile.
 func (p *Processor[V]) commitTransaction() error {
 	tasks := p.activeTasks()
-	for _, t := range tasks {
-		if err := t.step(prepare); err != nil {
-			return err
-		}
+	if err := stepAll(tasks, prepare); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(p.writeCtx, 60*time.Second)
 	defer cancel()
@@ -520,15 +527,16 @@ func (p *Processor[V]) commitTransaction() error {
 		p.aborts.Add(1)
 		p.logger.Info("transaction aborted; its records are processed again", "err", err)
 	}
-	for _, t := range tasks {
-		if serr := t.step(outcome); serr != nil && err == nil {
-			err = serr
-		}
+	if serr := stepAll(tasks, outcome); serr != nil && err == nil {
+		err = serr
 	}
 	if err != nil {
 		return fmt.Errorf("group %s: end transaction: %w", p.g.name, err)
 	}
-	p.commits.Add(1)
+	p.txnHasWork = false
+	if committedTxn {
+		p.commits.Add(1)
+	}
 	if err := p.txn.Begin(); err != nil {
 		return fmt.Errorf("group %s: begin transaction: %w", p.g.name, err)
 	}
@@ -538,7 +546,7 @@ func (p *Processor[V]) commitTransaction() error {
 // endLastTransaction commits the open transaction on a graceful stop, or
 // aborts it after a failure.
 func (p *Processor[V]) endLastTransaction() {
-	if p.firstError() == nil {
+	if p.firstError() == nil && p.txnHasWork {
 		if err := p.commitTransaction(); err != nil {
 			p.logger.Warn("final transaction failed", "err", err)
 		}
@@ -548,9 +556,19 @@ func (p *Processor[V]) endLastTransaction() {
 	if _, err := p.txn.End(ctx, kgo.TryAbort); err != nil {
 		p.logger.Warn("abort of the last transaction failed", "err", err)
 	}
-	for _, t := range p.activeTasks() {
-		_ = t.step(aborted)
+	_ = stepAll(p.activeTasks(), aborted)
+}
+
+// stepAll runs a transaction step in every task at once and returns the
+// first error.
+func stepAll[V any](tasks []*task[V], kind txnStepKind) error {
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Go(func() { errs[i] = t.step(kind) })
 	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (p *Processor[V]) activeTasks() []*task[V] {

@@ -227,6 +227,14 @@ func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) er
 			if next >= rp.end {
 				rp.isReady = true
 				close(rp.ready)
+				// A store that keeps restored rows in memory writes them
+				// out now, so that a crash does not make the next start
+				// restore them all again.
+				if f, ok := rp.st.(store.Flusher); ok && rp.restored > 0 {
+					if err := f.Flush(); err != nil {
+						return fmt.Errorf("table %s/%d: flush after restore: %w", r.topic, p, err)
+					}
+				}
 				took := time.Since(rp.started)
 				r.logger.Info("restored", "partition", p, "records", rp.restored,
 					"took", took.Round(time.Millisecond), "records_per_second", int64(float64(rp.restored)/max(took.Seconds(), 1e-3)))

@@ -43,6 +43,14 @@ type Store interface {
 	Close() error
 }
 
+// Flusher is implemented by stores that keep recent changes in memory and
+// can be asked to start writing them to disk, so that a crash loses less.
+// sluice calls Flush after restoring a partition. Flush returns once the
+// write has started; the store stays usable meanwhile.
+type Flusher interface {
+	Flush() error
+}
+
 // Change is one row change: Value is the new value, or nil to delete Key.
 type Change struct {
 	Key   []byte

@@ -260,6 +260,20 @@ func (s *pebbleStore) Clear() error {
 	return nil
 }
 
+// Flush starts writing the memtable to disk in the background, so that what
+// was applied so far survives a crash. It implements store.Flusher.
+func (s *pebbleStore) Flush() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, err := s.db.AsyncFlush(); err != nil {
+		return fmt.Errorf("pebble store %s: flush: %w", s.dir, err)
+	}
+	return nil
+}
+
 // Close closes iterators left open, flushes the memtable so that every Apply
 // is on disk, and closes the database, releasing its lock on the directory
 // and its reference to the block cache. Every later call returns ErrClosed.
