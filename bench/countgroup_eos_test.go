@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -218,40 +217,13 @@ func countSidesExactlyOnce(tb testing.TB) map[string]countSide {
 // raw side is a kgo.GroupTransactSession and the sluice side a processor
 // with Guarantee(ExactlyOnce). See the package documentation.
 func BenchmarkCountGroupExactlyOnce(b *testing.B) {
-	n := benchRecords(b)
-	var r results
-	for _, name := range []string{"raw", "sluice"} {
-		b.Run(name, func(b *testing.B) {
-			side := countSidesExactlyOnce(b)[name]
-			var (
-				br   *broker.Broker
-				stop func()
-			)
-			res := measure(b, n,
-				func(int) {
-					br = startBroker(b)
-					fillInput(b, br, n)
-				},
-				func(ctx context.Context, _ int) (err error) {
-					pprof.Do(ctx, pprof.Labels("side", name), func(ctx context.Context) {
-						stop, err = side(ctx, br, n)
-					})
-					return err
-				},
-				func(int) {
-					stop()
-					// The output's end offset counts aborted records and
-					// commit markers too; count what a reader of
-					// committed records sees.
-					if got := countCommitted(b, br, outputOf(name)); got != int64(n) {
-						b.Fatalf("%s holds %d committed records, want %d", outputOf(name), got, n)
-					}
-					_ = br.Close()
-				})
-			r.record(b, name, "raw", res)
-		})
-	}
-	r.report(b, "raw")
+	benchmarkCount(b, countSidesExactlyOnce, func(b *testing.B, br *broker.Broker, name string, n int) {
+		// The output's end offset counts aborted records and commit
+		// markers too; count what a reader of committed records sees.
+		if got := countCommitted(b, br, outputOf(name)); got != int64(n) {
+			b.Fatalf("%s holds %d committed records, want %d", outputOf(name), got, n)
+		}
+	})
 }
 
 // endKey is the key of the record readCommitted appends to every partition

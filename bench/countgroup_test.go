@@ -274,11 +274,25 @@ type countSide func(ctx context.Context, br *broker.Broker, n int) (stop func(),
 // key's new count, with the raw franz-go client and with a sluice group
 // whose table is kept in Pebble. See the package documentation.
 func BenchmarkCountGroup(b *testing.B) {
+	benchmarkCount(b, countSides, func(b *testing.B, br *broker.Broker, name string, n int) {
+		expectRecords(b, br, outputOf(name), n)
+		if name == "sluice" {
+			// One changelog record per key and flush: how many
+			// batches the tasks made of the input.
+			b.Logf("changelog %s holds %d records", sluiceGroup+"-table", countRecords(b, br, sluiceGroup+"-table"))
+		}
+	})
+}
+
+// benchmarkCount runs the raw and the sluice side of a count benchmark, each
+// on a broker of its own filled with n records, checks each side's output
+// with verify after its run, and reports the ratio.
+func benchmarkCount(b *testing.B, sides func(testing.TB) map[string]countSide, verify func(b *testing.B, br *broker.Broker, name string, n int)) {
 	n := benchRecords(b)
 	var r results
 	for _, name := range []string{"raw", "sluice"} {
 		b.Run(name, func(b *testing.B) {
-			side := countSides(b)[name]
+			side := sides(b)[name]
 			var (
 				br   *broker.Broker
 				stop func()
@@ -296,12 +310,7 @@ func BenchmarkCountGroup(b *testing.B) {
 				},
 				func(int) {
 					stop()
-					expectRecords(b, br, outputOf(name), n)
-					if name == "sluice" {
-						// One changelog record per key and flush: how many
-						// batches the tasks made of the input.
-						b.Logf("changelog %s holds %d records", sluiceGroup+"-table", countRecords(b, br, sluiceGroup+"-table"))
-					}
+					verify(b, br, name, n)
 					_ = br.Close()
 				})
 			r.record(b, name, "raw", res)
