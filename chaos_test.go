@@ -49,10 +49,11 @@ package sluice_test
 // member) and reports them; -chaos.strict makes them failures. Anything else
 // a worker does wrong fails the test, and the counts are checked either way.
 //
-// The short form runs in `go test -race ./...`; the long one with
-// `go test -run TestChaos -chaos.long ./ -timeout 60m`. SLUICE_CHAOS_DEBUG=1
-// makes the workers and the broker log at debug level. After a failure or a
-// known issue, the logs are copied to a directory the test names.
+// The short form runs with `go test -tags chaos -race -run Chaos .`; the long
+// one with `go test -tags chaos -run TestChaos -chaos.long . -timeout 60m`. SLUICE_CHAOS_DEBUG=1
+// makes the workers and the broker log at debug level, and keeps their logs
+// after a known issue too. After a failure the logs are copied to a
+// directory the test names.
 
 import (
 	"bufio"
@@ -108,7 +109,7 @@ const (
 	chaosEnvGuarantee = "SLUICE_CHAOS_GUARANTEE"
 	chaosEnvLog       = "SLUICE_CHAOS_LOG"
 	// Set in the test's own environment, it makes the workers and the
-	// broker log at debug level.
+	// broker log at debug level and keeps the logs after a known issue.
 	chaosEnvDebug = "SLUICE_CHAOS_DEBUG"
 )
 
@@ -1168,7 +1169,7 @@ func (c *chaosCluster) dumpLogsOnFailure() {
 		c.mu.Lock()
 		known := len(c.issues)
 		c.mu.Unlock()
-		if known > 0 {
+		if known > 0 && os.Getenv(chaosEnvDebug) != "" {
 			c.keepLogs()
 		}
 		return
