@@ -527,12 +527,12 @@ func (p *Processor[V]) commitTransaction() error {
 		p.aborts.Add(1)
 		p.logger.Info("transaction aborted; its records are processed again", "err", err)
 	}
-	if serr := stepAll(tasks, outcome); serr != nil && err == nil {
-		err = serr
+	if serr := stepAll(tasks, outcome); serr != nil {
+		return fmt.Errorf("group %s: end transaction: %w", p.g.name, serr)
 	}
-	if err != nil {
-		return fmt.Errorf("group %s: end transaction: %w", p.g.name, err)
-	}
+	// A failed end (the broker was unreachable, the producer was fenced
+	// after a long outage) aborted the transaction: its records are read
+	// again. Only a producer that cannot begin the next one is fatal.
 	p.txnHasWork = false
 	if committedTxn {
 		p.commits.Add(1)

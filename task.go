@@ -198,6 +198,9 @@ func (t *task[V]) open() error {
 		t.st = st
 		readyOf, err := p.restore.add(ctx, map[int32]store.Store{t.partition: st})
 		ready := readyOf[t.partition]
+		if err != nil && ctx.Err() != nil {
+			return nil // stopping: nothing to restore for
+		}
 		if err != nil {
 			return fmt.Errorf("group %s: restore partition %d: %w", p.g.name, t.partition, err)
 		}
