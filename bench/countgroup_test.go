@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime/pprof"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -91,19 +90,8 @@ func rawCount(ctx context.Context, addrs []string, n int) (stop func(), err erro
 		}
 	}()
 
-	var (
-		mu         sync.Mutex
-		produceErr error
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if produceErr == nil {
-				produceErr = err
-			}
-			mu.Unlock()
-		}
-	}
+	var produced firstError
+	promise := produced.promise
 	counts := make(map[string]int64, keys)
 	consumed := 0
 	for consumed < n {
@@ -130,8 +118,8 @@ func rawCount(ctx context.Context, addrs []string, n int) (stop func(), err erro
 	if err := cl.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("raw: flush: %w", err)
 	}
-	if produceErr != nil {
-		return nil, fmt.Errorf("raw: produce: %w", produceErr)
+	if err := produced.get(); err != nil {
+		return nil, fmt.Errorf("raw: produce: %w", err)
 	}
 	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 		return nil, fmt.Errorf("raw: commit: %w", err)

@@ -111,19 +111,8 @@ func createTopic(tb testing.TB, cl *kgo.Client, topic string, compacted bool) {
 // them to be acknowledged.
 func produceAll(tb testing.TB, cl *kgo.Client, n int, rec func(i int) *kgo.Record) {
 	tb.Helper()
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = err
-			}
-			mu.Unlock()
-		}
-	}
+	var produced firstError
+	promise := produced.promise
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	for i := range n {
@@ -132,8 +121,8 @@ func produceAll(tb testing.TB, cl *kgo.Client, n int, rec func(i int) *kgo.Recor
 	if err := cl.Flush(ctx); err != nil {
 		tb.Fatalf("flush: %v", err)
 	}
-	if firstErr != nil {
-		tb.Fatalf("produce: %v", firstErr)
+	if err := produced.get(); err != nil {
+		tb.Fatalf("produce: %v", err)
 	}
 }
 
@@ -292,4 +281,27 @@ func (r *results) report(b *testing.B, base string) {
 		return
 	}
 	fmt.Printf("%s: %s\n", b.Name(), r.summary(base))
+}
+
+// firstError keeps the first error of produce promises called from many
+// goroutines.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		f.mu.Lock()
+		if f.err == nil {
+			f.err = err
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
