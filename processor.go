@@ -80,8 +80,13 @@ type Processor[V any] struct {
 	rebalances            atomic.Int64
 	started               atomic.Bool
 
-	mu     sync.Mutex
-	tasks  map[int32]*task[V]
+	mu       sync.Mutex
+	tasks    map[int32]*task[V]
+	closing  bool               // Run is stopping: no new tasks
+	wakePoll context.CancelFunc // ends the poll in progress, if any
+	// Exactly once: partitions were revoked or lost since the
+	// transaction began, so it must end soon.
+	endSoon atomic.Bool
 	failed chan struct{} // closed by the first task error
 	err    error
 }
@@ -228,6 +233,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	counts, err := p.ensureTopics(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		return err
 	}
 	p.logger.Info("starting", "partitions", counts)
@@ -297,6 +305,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	for _, tv := range p.lookups {
 		if err := tv.waitReady(runCtx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("group %s: lookup %s: %w", p.g.name, tv.topic, err)
 		}
 	}
@@ -326,6 +337,12 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
 	if p.exactlyOnce() {
+		// A processor that dies leaves its transaction open, and
+		// read_committed readers of its topics, the next owner of its
+		// partitions among them, wait until the broker aborts it. Ten
+		// seconds, as in Kafka Streams, instead of kgo's 40; given
+		// first, so that KafkaOptions can override it.
+		opts = append([]kgo.Opt{kgo.TransactionTimeout(10 * time.Second)}, opts...)
 		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name)))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
 			p.cl = p.txn.Client()
@@ -342,6 +359,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
 	defer func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
 		if p.exactlyOnce() {
 			p.endLastTransaction()
 			p.stopTasks(p.allTasks(), false)
@@ -353,12 +373,32 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 			}
 			ccancel()
 		}
-		p.cl.Close()
+		p.closeClient()
 		if err == nil {
 			err = p.firstError()
 		}
 	}()
 	return p.poll(pollCtx)
+}
+
+// closeClient leaves the group and closes the client, waiting no longer than
+// the shutdown timeout: a broker that does not answer must not keep Run
+// from returning.
+func (p *Processor[V]) closeClient() {
+	closed := make(chan struct{})
+	go func() {
+		p.cl.Close()
+		close(closed)
+	}()
+	timeout := time.NewTimer(p.cfg.shutdownTimeout)
+	defer timeout.Stop()
+	select {
+	case <-closed:
+	case <-p.writeCtx.Done():
+		p.logger.Error("leaving the group did not finish in time; the group notices when the session times out", "timeout", p.cfg.shutdownTimeout)
+	case <-timeout.C:
+		p.logger.Error("leaving the group did not finish in time; the group notices when the session times out", "timeout", p.cfg.shutdownTimeout)
+	}
 }
 
 func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnce }
@@ -444,19 +484,21 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 	txnStart := time.Now()
 	p.txnHasWork = false
 	for {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		pollCtx, cancel := context.WithCancel(ctx)
 		if p.txnHasWork {
 			// A poll whose context is done returns nothing, even what is
 			// buffered: the deadline must lie ahead, which the commit
 			// below makes sure of.
 			pollCtx, cancel = context.WithDeadline(ctx, txnStart.Add(p.cfg.commitInterval))
 		}
+		p.mu.Lock()
+		p.wakePoll = cancel
+		p.mu.Unlock()
 		fetches := p.cl.PollFetches(pollCtx)
+		p.mu.Lock()
+		p.wakePoll = nil
+		p.mu.Unlock()
 		cancel()
-		if ctx.Err() != nil {
-			p.cl.AllowRebalance()
-			return p.firstError()
-		}
 		var fetchErr error
 		fetches.EachError(func(t string, part int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
@@ -471,6 +513,9 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			p.cl.AllowRebalance()
 			return fetchErr
 		}
+		// Whatever the poll returned is handed out even when ctx is done:
+		// exactly once, the client counts polled records as consumed, and
+		// the last transaction commits their offsets.
 		p.mu.Lock()
 		tasks := p.tasks
 		p.mu.Unlock()
@@ -491,7 +536,18 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			}
 			t.deliver(fp.Records)
 		})
-		if p.txnHasWork && time.Since(txnStart) >= p.cfg.commitInterval && p.firstError() == nil {
+		if ctx.Err() != nil {
+			p.cl.AllowRebalance()
+			return p.firstError()
+		}
+		// After a rebalance took partitions away, the transaction ends
+		// at once, even with no work in it: until it ends, the client
+		// does not report further revocations (see revoked).
+		due := p.txnHasWork && time.Since(txnStart) >= p.cfg.commitInterval
+		if p.exactlyOnce() && p.endSoon.Swap(false) {
+			due = true
+		}
+		if due && p.firstError() == nil {
 			if err := p.commitTransaction(); err != nil {
 				p.cl.AllowRebalance()
 				p.fail(err)
@@ -526,6 +582,16 @@ func (p *Processor[V]) commitTransaction() error {
 	} else {
 		p.aborts.Add(1)
 		p.logger.Info("transaction aborted; its records are processed again", "err", err)
+	}
+	if err != nil {
+		// End can fail before it ends the transaction (records it could
+		// not flush); abort what is left of it, so the next can begin.
+		actx, acancel := context.WithTimeout(p.writeCtx, 30*time.Second)
+		_, aerr := p.txn.End(actx, kgo.TryAbort)
+		acancel()
+		if aerr != nil {
+			return fmt.Errorf("group %s: abort transaction after a failed commit (%v): %w", p.g.name, err, aerr)
+		}
 	}
 	if serr := stepAll(tasks, outcome); serr != nil {
 		return fmt.Errorf("group %s: end transaction: %w", p.g.name, serr)
@@ -587,15 +653,36 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	numbers := partitionNumbers(assigned)
 	p.rebalances.Add(1)
 	p.logger.Info("partitions assigned", "partitions", numbers)
+	// A task of a partition assigned anew was not told it lost the
+	// partition (exactly once, the client reports only the first
+	// revocation of a transaction). Its rows may be stale: it stops,
+	// dropping its work, and a new task restores.
+	p.mu.Lock()
+	var stale []*task[V]
+	kept := maps.Clone(p.tasks)
+	for _, n := range numbers {
+		if t := kept[n]; t != nil {
+			stale = append(stale, t)
+			delete(kept, n)
+		}
+	}
+	p.tasks = kept
+	p.mu.Unlock()
+	if len(stale) > 0 {
+		p.logger.Warn("partitions assigned again without being released; restarting their tasks", "tasks", len(stale))
+		p.stopTasks(stale, false)
+	}
+
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closing {
+		// Assigned while leaving: whoever owns them next processes them.
+		return
+	}
 	tasks := maps.Clone(p.tasks)
 	var started []*task[V]
 	pause := make(map[string][]int32)
 	for _, n := range numbers {
-		if tasks[n] != nil {
-			continue
-		}
 		t := newTask(p, cl, n)
 		tasks[n] = t
 		started = append(started, t)
@@ -614,12 +701,35 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	}
 }
 
+// revoked and lost are called by the client during a rebalance. Exactly
+// once, the client's transaction session calls them only for the first
+// revocation and the first loss of a transaction, and aborts that
+// transaction; so the poll loop is woken to end it at once, and assigned
+// checks for tasks that missed a revocation.
 func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	p.release(ctx, cl, revoked, true)
+	if len(revoked) > 0 {
+		p.wakeToEnd()
+	}
 }
 
 func (p *Processor[V]) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	p.release(ctx, cl, lost, false)
+	if len(lost) > 0 {
+		p.wakeToEnd()
+	}
+}
+
+func (p *Processor[V]) wakeToEnd() {
+	if !p.exactlyOnce() {
+		return
+	}
+	p.endSoon.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wakePoll != nil {
+		p.wakePoll()
+	}
 }
 
 // release stops the tasks of partitions this processor no longer owns. When

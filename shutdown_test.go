@@ -65,3 +65,21 @@ func TestShutdownTimeoutBoundsAStopWithoutABroker(t *testing.T) {
 		})
 	}
 }
+
+// A stop that comes while the processor is still starting is a graceful stop
+// like any other.
+func TestStopDuringStartIsNotAnError(t *testing.T) {
+	b := startBroker(t)
+	grp := sluice.DefineGroup[int64]("early")
+	sluice.Persist(grp, codec.Int64())
+	sluice.Input(grp, "early-in", codec.String(), func(*sluice.Context[int64], string) error { return nil })
+	p, err := sluice.NewProcessor(grp, processorOpts(b, 2, t.TempDir())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Errorf("Run stopped before it began: %v, want nil", err)
+	}
+}

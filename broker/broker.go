@@ -107,6 +107,10 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 		if b.lock, err = lockDataDir(cfg.dataDir); err != nil {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
+		if err := forgetGroupMembers(cfg.dataDir); err != nil {
+			b.unlock()
+			return nil, fmt.Errorf("start broker: %w", err)
+		}
 		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
 	}
 

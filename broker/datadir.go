@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -130,6 +131,53 @@ func syncPath(path string, flag int) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
+
+// sessionStateFile is where kfake, on a clean shutdown, writes the state it
+// otherwise keeps only in memory: group members, open transactions, fetch
+// sessions.
+const sessionStateFile = "session_state.json"
+
+// forgetGroupMembers removes the members of classic consumer groups from the
+// session state a previous broker left in dir, keeping everything else in
+// it (open transactions above all, which the next broker must still end).
+//
+// kfake restores those members with their assignments and session timers,
+// and its handling of them is unreliable: the JoinGroup of a restored member
+// can stay unanswered, two members can both be told they lead, a member
+// that died while the broker was down can keep its partitions. Without
+// them, each live member's next heartbeat is told its member ID is unknown
+// and it joins again, as members do after a coordinator moves in a Kafka
+// cluster; committed offsets are kept, so consumption resumes where it was.
+func forgetGroupMembers(dir string) error {
+	path := filepath.Join(dir, sessionStateFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("session state: %w", err)
+	}
+	var state map[string]json.RawMessage
+	if err := json.Unmarshal(data, &state); err != nil {
+		// kfake ignores a session state it cannot read; so do we.
+		return nil
+	}
+	if _, ok := state["classicGroups"]; !ok {
+		return nil
+	}
+	delete(state, "classicGroups")
+	if data, err = json.Marshal(state); err != nil {
+		return fmt.Errorf("session state: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("session state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("session state: %w", err)
 	}
 	return nil
 }

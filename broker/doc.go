@@ -54,18 +54,29 @@
 //     use short session timeouts and heartbeat intervals and see a consumer
 //     group rebalance in well under a second. Clients still choose their
 //     session timeout; kgo's default is 45 s.
+//
 //   - group.consumer.heartbeat.interval.ms, the heartbeat interval the broker
 //     gives KIP-848 consumer group members, is 500 ms instead of 5 s, because
 //     a member learns of its new assignment only on a heartbeat.
+//
 //   - log.retention.ms is -1 instead of 7 days: records are kept until
 //     deleted, unless their topic sets retention.ms or retention.bytes. kfake
 //     applies time retention to compacted topics too, where Kafka does not,
 //     and would delete every table row whose timestamp is more than a week
 //     old, even the newest.
+//
 //   - Compaction runs every CompactionInterval, one minute by default, driven
 //     by this package; kfake's own log.cleaner.backoff.ms is set to a century
 //     so that its ticker, which compacts regardless of open transactions and
 //     does not run after a restart, never fires.
+//
+//   - A broker started on a data dir forgets the members of classic consumer
+//     groups that the previous broker had (kfake would restore them, and its
+//     handling of restored members can leave a JoinGroup unanswered or a dead
+//     member holding partitions). Committed offsets are kept; each live
+//     member is told at its next heartbeat that its member ID is unknown, and
+//     joins again, as clients do when a Kafka group coordinator moves.
+//     Open transactions are kept and ended as before.
 //
 // Like kfake, and unlike Kafka, there is no delay before the first rebalance
 // of a group (group.initial.rebalance.delay.ms).
