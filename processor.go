@@ -87,8 +87,8 @@ type Processor[V any] struct {
 	// Exactly once: partitions were revoked or lost since the
 	// transaction began, so it must end soon.
 	endSoon atomic.Bool
-	failed chan struct{} // closed by the first task error
-	err    error
+	failed  chan struct{} // closed by the first task error
+	err     error
 }
 
 // NewProcessor checks the group definition and the options and returns a
