@@ -23,13 +23,17 @@ type Store[V any] struct {
 	codec   codec.Codec[V]
 	prefix  string
 	metrics *metrics
+	// err, when set, is returned by every call: the store was made without
+	// a client or a codec.
+	err error
 }
 
 var _ kv.Store[int64] = (*Store[int64])(nil)
 
 // New returns a store of values of type V that client reads and writes in
 // Redis, encoded with c. The store does not own client: closing it is the
-// caller's business.
+// caller's business. A store made without a client or a codec returns an
+// error from every call.
 //
 // If Metrics is given and reg holds other metrics under the names the store
 // uses, the store works without metrics and the conflict is logged with
@@ -40,6 +44,9 @@ func New[V any](client *goredis.Client, c codec.Codec[V], opts ...Option) *Store
 		o.apply(&cfg)
 	}
 	s := &Store[V]{client: client, codec: c, prefix: cfg.prefix}
+	if client == nil || c == nil {
+		s.err = errors.New("redis: store made without a client or a codec")
+	}
 	if cfg.reg != nil {
 		m, err := newMetrics(cfg.reg, cfg.name)
 		if err != nil {
@@ -53,6 +60,9 @@ func New[V any](client *goredis.Client, c codec.Codec[V], opts ...Option) *Store
 // Get returns the value under key; ok is false when Redis has none.
 func (s *Store[V]) Get(ctx context.Context, key string) (v V, ok bool, err error) {
 	defer s.metrics.done(opGet, time.Now(), &err)
+	if s.err != nil {
+		return v, false, s.err
+	}
 	b, err := s.client.Get(ctx, s.prefix+key).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return v, false, nil
@@ -71,6 +81,9 @@ func (s *Store[V]) Get(ctx context.Context, key string) (v V, ok bool, err error
 // time: with one MGET, or with one MGET per 1000 keys in one transaction.
 func (s *Store[V]) GetMany(ctx context.Context, keys []string) (out map[string]V, err error) {
 	defer s.metrics.done(opGetMany, time.Now(), &err)
+	if s.err != nil {
+		return nil, s.err
+	}
 	out = make(map[string]V, len(keys))
 	if len(keys) == 0 {
 		return out, nil
@@ -125,6 +138,9 @@ func (s *Store[V]) GetMany(ctx context.Context, keys []string) (out map[string]V
 // Put sets the value under key.
 func (s *Store[V]) Put(ctx context.Context, key string, v V) (err error) {
 	defer s.metrics.done(opPut, time.Now(), &err)
+	if s.err != nil {
+		return s.err
+	}
 	b, err := s.encode(key, v)
 	if err != nil {
 		return err
@@ -140,6 +156,9 @@ func (s *Store[V]) Put(ctx context.Context, key string, v V) (err error) {
 // be encoded, nothing is written.
 func (s *Store[V]) PutMany(ctx context.Context, rows map[string]V) (err error) {
 	defer s.metrics.done(opPutMany, time.Now(), &err)
+	if s.err != nil {
+		return s.err
+	}
 	if len(rows) == 0 {
 		return nil
 	}
@@ -166,6 +185,9 @@ func (s *Store[V]) PutMany(ctx context.Context, rows map[string]V) (err error) {
 // Delete removes key's value; deleting a missing key is not an error.
 func (s *Store[V]) Delete(ctx context.Context, key string) (err error) {
 	defer s.metrics.done(opDelete, time.Now(), &err)
+	if s.err != nil {
+		return s.err
+	}
 	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
 		return fmt.Errorf("redis delete %q: %w", key, err)
 	}
@@ -173,7 +195,7 @@ func (s *Store[V]) Delete(ctx context.Context, key string) (err error) {
 }
 
 // Flush returns nil: every write was sent to Redis when it was made.
-func (s *Store[V]) Flush(context.Context) error { return nil }
+func (s *Store[V]) Flush(context.Context) error { return s.err }
 
 func (s *Store[V]) decode(key string, b []byte) (V, error) {
 	v, err := s.codec.Decode(b)

@@ -348,3 +348,32 @@ func counter(t *testing.T, reg *prometheus.Registry, name, store, op string) flo
 	t.Helper()
 	return metric(t, reg, name, store, op).GetCounter().GetValue()
 }
+
+func TestStoreWithoutClientOrCodecReturnsErrors(t *testing.T) {
+	ctx := context.Background()
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	for name, s := range map[string]*redis.Store[int64]{
+		"no client": redis.New[int64](nil, codec.Int64()),
+		"no codec":  redis.New[int64](client, nil),
+	} {
+		if _, _, err := s.Get(ctx, "k"); err == nil {
+			t.Errorf("%s: get: no error", name)
+		}
+		if _, err := s.GetMany(ctx, []string{"k"}); err == nil {
+			t.Errorf("%s: get many: no error", name)
+		}
+		if err := s.Put(ctx, "k", 1); err == nil {
+			t.Errorf("%s: put: no error", name)
+		}
+		if err := s.PutMany(ctx, map[string]int64{"k": 1}); err == nil {
+			t.Errorf("%s: put many: no error", name)
+		}
+		if err := s.Delete(ctx, "k"); err == nil {
+			t.Errorf("%s: delete: no error", name)
+		}
+		if err := s.Flush(ctx); err == nil {
+			t.Errorf("%s: flush: no error", name)
+		}
+	}
+}
