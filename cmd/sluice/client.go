@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -127,7 +128,12 @@ func (f *connFlags) kgoOpts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.WithLogger(kafka.Logger(logger)))
+		// The commands return the client's failures as their errors; its
+		// warnings about retries would only repeat them, so they show at
+		// debug level only.
+		if logger.Enabled(context.Background(), slog.LevelDebug) {
+			opts = append(opts, kgo.WithLogger(kafka.Logger(logger)))
+		}
 	}
 	if f.timeout > 0 {
 		opts = append(opts, kgo.DialTimeout(f.timeout), kgo.RetryTimeout(f.timeout))

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -423,5 +424,62 @@ func TestGroupsAndLagOfAGroupThatCommitted(t *testing.T) {
 	}
 	if _, _, err := sluiceCLI(t, addr, "", "lag", "nobody"); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("lag of a missing group: %v, want an error saying it does not exist", err)
+	}
+}
+
+func TestEveryCommandHasHelpWithExamples(t *testing.T) {
+	var check func(cmd *cobra.Command)
+	check = func(cmd *cobra.Command) {
+		if cmd.Hidden || cmd.Name() == "help" || cmd.Name() == "completion" {
+			return
+		}
+		if cmd.Short == "" || cmd.Example == "" {
+			t.Errorf("%s: short help %q, example %q; want both", cmd.CommandPath(), cmd.Short, cmd.Example)
+		}
+		for _, sub := range cmd.Commands() {
+			check(sub)
+		}
+	}
+	check(newRootCmd())
+	out, err := run(context.Background(), "tail", "--help")
+	if err != nil || !strings.Contains(out, "--from") || !strings.Contains(out, "--tls-ca") || !strings.Contains(out, "Examples:") {
+		t.Errorf("tail --help: %v\n%s", err, out)
+	}
+}
+
+func TestLagAboveTheThresholdExitsWithCode2(t *testing.T) {
+	if got := exitCode(&exitError{code: lagExceeded, err: errors.New("behind")}); got != 2 {
+		t.Errorf("exit code %d, want 2", got)
+	}
+	if got := exitCode(fmt.Errorf("wrapped: %w", &exitError{code: 2, err: errors.New("behind")})); got != 2 {
+		t.Errorf("exit code of a wrapped error %d, want 2", got)
+	}
+	if got := exitCode(errors.New("broken")); got != 1 {
+		t.Errorf("exit code %d, want 1", got)
+	}
+}
+
+func TestTailFollowsNewRecords(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "feed", "--partitions", "1")
+	mustCLI(t, addr, "produce", "feed", "--file", writeFile(t, "first\n"))
+	done := make(chan string, 1)
+	go func() {
+		out, _, err := sluiceCLI(t, addr, "", "tail", "feed", "--from", "beginning", "-f", "--count", "2")
+		if err != nil {
+			out = err.Error()
+		}
+		done <- out
+	}()
+	// Written while tail follows, or before it started: either way it is
+	// the second record from the beginning.
+	mustCLI(t, addr, "produce", "feed", "--file", writeFile(t, "second\n"))
+	select {
+	case out := <-done:
+		if want := "feed 0 0 5 first\nfeed 0 1 6 second\n"; out != want {
+			t.Errorf("tail -f: %q, want %q", out, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tail -f did not stop after --count records")
 	}
 }

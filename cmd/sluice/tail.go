@@ -44,7 +44,8 @@ where SIZE is the value's length in bytes and VALUE its first --max-bytes
 bytes, with non-printable bytes escaped (\n, \t, \xNN). --format json prints
 one JSON object per record instead, with topic, partition, offset,
 timestamp, key, value and headers; keys and values are strings when they are
-UTF-8 and base64 otherwise (key_base64, value_base64 are then true).
+UTF-8 and base64 otherwise (key_base64, value_base64 are then true);
+headers are an object of strings, the last one winning when a key repeats.
 
 --from says where each partition starts:
   end           only records written from now on (the default)
