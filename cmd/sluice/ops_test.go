@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -481,5 +482,37 @@ func TestTailFollowsNewRecords(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("tail -f did not stop after --count records")
+	}
+}
+
+func TestInterruptedProduceSaysHowManyRecordsItWrote(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "typed", "--partitions", "1")
+	stdin, typing := io.Pipe()
+	defer typing.Close()
+	ctx, interrupt := context.WithCancel(t.Context())
+	defer interrupt()
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"produce", "typed", "--brokers", addr})
+		cmd.SetIn(stdin)
+		cmd.SetOut(io.Discard)
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	if _, err := io.WriteString(typing, "one\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the line is written, then interrupt while produce waits
+	// for the next one.
+	mustCLI(t, addr, "tail", "typed", "--from", "beginning", "-f", "--count", "1")
+	interrupt()
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "interrupted after line 1: 1 records written to typed" {
+			t.Errorf("interrupted produce: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("produce did not stop when interrupted")
 	}
 }

@@ -141,62 +141,67 @@ func produce(cmd *cobra.Command, f *connFlags, pf *produceFlags, topic string) e
 		return firstErr
 	}
 	began := time.Now()
-	lines := bufio.NewReaderSize(in, 64<<10)
-	lineNo := 0
-	records := 0
+	// Lines are read on their own goroutine so that an interrupt stops
+	// produce even while it waits for input on a terminal.
+	lines, stop := make(chan readLine, 64), make(chan struct{})
+	defer close(stop)
+	go readLines(in, lines, stop)
+	// Records handed to the client are written even after an interrupt, so
+	// that the count of records written is exact.
+	pctx := context.WithoutCancel(ctx)
+	lineNo, records := 0, 0
 	var readErr error
+read:
 	for {
-		line, err := lines.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			bar.Add(int64(len(line)))
-			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		var rl readLine
+		select {
+		case <-ctx.Done():
+			break read
+		case rl = <-lines:
 		}
-		if len(line) > 0 {
-			r := &kgo.Record{Topic: topic, Partition: pf.partition, Value: line, Headers: headers}
-			if pf.keySep != "" {
-				if k, v, ok := bytes.Cut(line, []byte(pf.keySep)); ok {
-					r.Key, r.Value = k, v
-				}
+		if rl.err != nil {
+			if !errors.Is(rl.err, io.EOF) {
+				readErr = fmt.Errorf("read line %d: %w", lineNo+1, rl.err)
 			}
-			if pf.json {
-				var v json.RawMessage
-				if jerr := json.Unmarshal(r.Value, &v); jerr != nil {
-					readErr = fmt.Errorf("line %d: invalid JSON: %w", lineNo, jerr)
-					break
-				}
+			break
+		}
+		lineNo++
+		bar.Add(int64(len(rl.line)))
+		line := bytes.TrimSuffix(bytes.TrimSuffix(rl.line, []byte("\n")), []byte("\r"))
+		if len(line) == 0 {
+			continue
+		}
+		r := &kgo.Record{Topic: topic, Partition: pf.partition, Value: line, Headers: headers}
+		if pf.keySep != "" {
+			if k, v, ok := bytes.Cut(line, []byte(pf.keySep)); ok {
+				r.Key, r.Value = k, v
 			}
-			if ferr := failed(); ferr != nil {
+		}
+		if pf.json {
+			var v json.RawMessage
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				readErr = fmt.Errorf("line %d: invalid JSON: %w", lineNo, err)
 				break
 			}
-			records++
-			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = err
-					}
-					return
+		}
+		if failed() != nil {
+			break
+		}
+		records++
+		cl.Produce(pctx, r, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
 				}
-				sent++
-				bar.AddRecords(1)
-			})
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			readErr = fmt.Errorf("read line %d: %w", lineNo+1, err)
-			break
-		}
-		if ctx.Err() != nil {
-			break
-		}
+				return
+			}
+			sent++
+			bar.AddRecords(1)
+		})
 	}
-	// Wait for what was handed to the client even when ctx is done, so that
-	// the count of records written is exact.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(f.timeout, 10*time.Second))
+	fctx, cancel := context.WithTimeout(pctx, max(f.timeout, 10*time.Second))
 	flushErr := cl.Flush(fctx)
 	cancel()
 	bar.Done()
@@ -212,8 +217,40 @@ func produce(cmd *cobra.Command, f *connFlags, pf *produceFlags, topic string) e
 	case readErr != nil:
 		return fmt.Errorf("%w; the %d records before it were written to %s, nothing from line %d on", readErr, n, topic, lineNo)
 	case ctx.Err() != nil:
-		return fmt.Errorf("stopped after line %d: %d records written to %s: %w", lineNo, n, topic, ctx.Err())
+		// Not wrapped: an interrupted produce still says how far it got.
+		return fmt.Errorf("interrupted after line %d: %d records written to %s", lineNo, n, topic)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%d records to %s in %s\n", n, topic, elapsed)
 	return nil
+}
+
+// readLine is one line read, with its line end, or the error that ended
+// reading (io.EOF at the end of the input).
+type readLine struct {
+	line []byte
+	err  error
+}
+
+// readLines sends the lines of in to lines, then the error that ended them,
+// until stop is closed.
+func readLines(in io.Reader, lines chan<- readLine, stop <-chan struct{}) {
+	r := bufio.NewReaderSize(in, 64<<10)
+	send := func(rl readLine) bool {
+		select {
+		case lines <- rl:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 && !send(readLine{line: line}) {
+			return
+		}
+		if err != nil {
+			send(readLine{err: err})
+			return
+		}
+	}
 }

@@ -40,8 +40,8 @@ func readPartitions(ctx context.Context, cl *kgo.Client, topic string, from, unt
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for _, fe := range fetches.Errors() {
-			return fmt.Errorf("read %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		if errs := fetches.Errors(); len(errs) > 0 {
+			return fmt.Errorf("read %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
 		stop := false
 		fetches.EachRecord(func(r *kgo.Record) {

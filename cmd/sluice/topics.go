@@ -308,7 +308,7 @@ func describeTopic(ctx context.Context, f *connFlags, out io.Writer, name string
 		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "  messages in\t%.1f/s\n", tr.msgsIn)
 		fmt.Fprintf(w, "  bytes in\t%s/s\n", progress.Bytes(int64(tr.bytesIn)))
-		fmt.Fprintf(w, "  messages out\t%.1f/s\t(%d consumer groups)\n", tr.msgsOut, tr.groups)
+		fmt.Fprintf(w, "  messages out\t%.1f/s\t(%s)\n", tr.msgsOut, plural(tr.groups, "consumer group"))
 		fmt.Fprintf(w, "  bytes out\t%s/s\n", progress.Bytes(int64(tr.bytesOut)))
 		if err := w.Flush(); err != nil {
 			return err
@@ -580,4 +580,12 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// plural counts n things, as "1 topic" or "2 topics".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
