@@ -35,7 +35,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"broker", "demo", "version", "--log-level", "--log-format"} {
+	for _, want := range []string{"broker", "demo", "version", "topics", "produce", "tail", "groups", "lag", "--log-level", "--log-format"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help does not mention %q:\n%s", want, out)
 		}

@@ -25,13 +25,21 @@ func newRootCmd() *cobra.Command {
 state tables backed by compacted changelog topics.
 
 This command runs an embedded Kafka-protocol broker, the demo, and the
-bundled apps.`,
+bundled apps, and operates any Kafka cluster: topics, produce, tail, groups
+and lag connect to --brokers (default 127.0.0.1:9092, the embedded broker),
+with TLS and SASL when asked.`,
+		Example: `  sluice broker                                   # a broker on 127.0.0.1:9092
+  sluice topics create orders --partitions 3
+  printf 'k1:v1\nk2:v2\n' | sluice produce orders --key-separator :
+  sluice tail orders --from beginning -f
+  sluice lag order-group --threshold 1000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newBrokerCmd(&g), newDemoCmd(&g), newVersionCmd())
+	root.AddCommand(newTopicsCmd(&g), newProduceCmd(&g), newTailCmd(&g), newGroupsCmd(&g), newLagCmd(&g))
 	return root
 }
 
@@ -54,9 +62,10 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of sluice",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version of sluice",
+		Example: "  sluice version",
+		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			version := "(devel)"
 			if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
