@@ -12,6 +12,13 @@ package sluice
 //   - Each Apply records the offset after the last record applied (control
 //     records included), so a store's checkpoint is always where reading
 //     must resume.
+//   - A restore reads to the high watermark, not to the last stable offset.
+//     Records of a transaction still open (a crashed producer's, until the
+//     broker aborts it) hide the committed records after them from a
+//     read-committed reader; stopping at the stable offset would miss rows
+//     whose input offsets are committed, and the task would process on from
+//     an older row. Reading to the high watermark waits for such a
+//     transaction to end instead.
 
 import (
 	"cmp"
@@ -79,7 +86,7 @@ func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tabl
 // partition, a channel closed when its store has caught up with the end
 // offset the partition had when it was added.
 func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (map[int32]<-chan struct{}, error) {
-	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, true)
+	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, false)
 	if err != nil {
 		return nil, err
 	}
