@@ -9,13 +9,15 @@ import (
 
 	"github.com/sluice-io/sluice/apps/clicks"
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/web"
 )
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
 	var (
-		f        brokerFlags
-		httpAddr string
-		brokers  []string
+		f           brokerFlags
+		httpAddr    string
+		monitorAddr string
+		brokers     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -53,9 +55,13 @@ from where they were.`,
 				fmt.Fprintf(out, "broker   %s (%s)\n", brokers[0], where)
 			}
 			return clicks.Run(ctx, clicks.Config{
-				Brokers:  brokers,
-				HTTPAddr: httpAddr,
-				Logger:   logger,
+				Brokers:     brokers,
+				HTTPAddr:    httpAddr,
+				Logger:      logger,
+				MonitorAddr: monitorAddr,
+				MonitorReady: func(addr net.Addr) {
+					fmt.Fprintf(out, "monitor  http://%s/  (metrics at /metrics)\n", addr)
+				},
 				Ready: func(addr net.Addr) {
 					port := addr.(*net.TCPAddr).Port
 					fmt.Fprintf(out, "view     http://localhost:%d/{user}\n\n", port)
@@ -68,6 +74,7 @@ from where they were.`,
 	}
 	f.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
+	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 	return cmd
 }
