@@ -262,7 +262,6 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if !p.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("group %s: Run called twice; make a new Processor to run the group again", p.g.name)
 	}
-	defer p.attachMetrics()()
 	counts, err := p.ensureTopics(ctx)
 	if err != nil {
 		return err
@@ -380,6 +379,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
 	background("lag", p.measureLag)
+	defer p.attachMetrics()()
 	defer func() {
 		if p.exactlyOnce() {
 			p.endLastTransaction()

@@ -48,6 +48,8 @@ type Processor interface {
 // View is what the monitor shows of a view and queries in it: any
 // *sluice.View[V].
 type View interface {
+	Topic() string
+	State() sluice.ViewState
 	Stats() sluice.ViewStats
 	GetJSON(key string) (json.RawMessage, error)
 	RangeJSON(from, to string, limit int) ([]sluice.KeyValue, bool, error)
@@ -63,18 +65,29 @@ type Opt func(*Monitor)
 
 // Processors adds processors to the page, each shown as its group.
 func Processors(ps ...Processor) Opt {
-	return func(m *Monitor) { m.procs = append(m.procs, ps...) }
+	return func(m *Monitor) { m.procs = appendSet(m.procs, ps) }
 }
 
 // Views adds views to the page and to its table browser, each named after
 // its table topic.
 func Views(vs ...View) Opt {
-	return func(m *Monitor) { m.views = append(m.views, vs...) }
+	return func(m *Monitor) { m.views = appendSet(m.views, vs) }
 }
 
 // Emitters adds emitters to the page.
 func Emitters(es ...Emitter) Opt {
-	return func(m *Monitor) { m.emitters = append(m.emitters, es...) }
+	return func(m *Monitor) { m.emitters = appendSet(m.emitters, es) }
+}
+
+// appendSet appends the items that are not nil.
+func appendSet[T comparable](to, items []T) []T {
+	var none T
+	for _, it := range items {
+		if it != none {
+			to = append(to, it)
+		}
+	}
+	return to
 }
 
 // Metrics serves the metrics of g at /metrics in the Prometheus text
@@ -141,7 +154,7 @@ func New(opts ...Opt) *Monitor {
 	static, _ := fs.Sub(assets, "assets")
 	files := http.FileServerFS(static)
 	m.mux.Handle("/{$}", files)
-	m.mux.Handle("/static/", http.StripPrefix("/static", files))
+	m.mux.Handle("/static/", http.StripPrefix("/static", noListing(files)))
 	m.mux.HandleFunc("/api/state", m.serveState)
 	m.mux.HandleFunc("/api/views/{view}/keys/{key...}", m.serveKey)
 	m.mux.HandleFunc("/api/views/{view}/rows", m.serveRows)
@@ -152,6 +165,17 @@ func New(opts ...Opt) *Monitor {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such page: %s", r.URL.Path))
 	})
 	return m
+}
+
+// noListing answers 404 for directories instead of listing them.
+func noListing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			writeError(w, http.StatusNotFound, "no such file")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -223,6 +247,8 @@ func isLoopback(host string) bool {
 // records per second meanwhile.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	defer close(served)
 	go func() {
 		tick := time.NewTicker(sampleInterval)
 		defer tick.Stop()
@@ -232,6 +258,8 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = srv.Shutdown(sctx)
+				return
+			case <-served:
 				return
 			case <-tick.C:
 				m.sample()
@@ -301,7 +329,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // view returns the view named name, or writes a 404.
 func (m *Monitor) view(w http.ResponseWriter, name string) View {
 	for _, v := range m.views {
-		if v.Stats().Topic == name {
+		if v.Topic() == name {
 			return v
 		}
 	}
@@ -328,11 +356,11 @@ func (m *Monitor) serveKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeViewError(w http.ResponseWriter, v View, key string, err error) {
-	switch st := v.Stats(); {
+	switch state := v.State(); {
 	case errors.Is(err, sluice.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found in %s", key, st.Topic))
-	case st.State != sluice.ViewRunning:
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("view %s is %s, not running", st.Topic, st.State))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found in %s", key, v.Topic()))
+	case state != sluice.ViewRunning:
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("view %s is %s, not running", v.Topic(), state))
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

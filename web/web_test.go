@@ -85,7 +85,11 @@ func do(t *testing.T, h http.Handler, method, target string, header ...string) a
 
 func TestMonitorAnswersBadRequestsWithJSONErrors(t *testing.T) {
 	v := startView(t, prometheus.NewRegistry())
-	m := web.New(web.Views(v))
+	idle, err := sluice.NewView("idle", codec.JSON[row]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := web.New(web.Views(v, idle))
 	for _, c := range []struct {
 		method, target string
 		status         int
@@ -102,6 +106,9 @@ func TestMonitorAnswersBadRequestsWithJSONErrors(t *testing.T) {
 		{"POST", "/api/state", http.StatusMethodNotAllowed, "not allowed"},
 		{"DELETE", "/api/views/things/keys/thing-01", http.StatusMethodNotAllowed, "not allowed"},
 		{"GET", "/api/nothing", http.StatusNotFound, "no such page"},
+		{"GET", "/static/", http.StatusNotFound, "no such file"},
+		{"GET", "/api/views/idle/keys/x", http.StatusServiceUnavailable, "not running"},
+		{"GET", "/api/views/idle/rows", http.StatusServiceUnavailable, "not running"},
 		{"GET", "/metrics", http.StatusNotFound, "no such page"},
 	} {
 		a := do(t, m, c.method, c.target)
