@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,12 @@ next:
 }
 
 func TestProcessorMetricsCountRecordsAndLagReachesZero(t *testing.T) {
+	for _, g := range []sluice.DeliveryGuarantee{sluice.AtLeastOnce, sluice.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) { testProcessorMetrics(t, g) })
+	}
+}
+
+func testProcessorMetrics(t *testing.T, guarantee sluice.DeliveryGuarantee) {
 	const (
 		partitions = 4
 		n          = 500
@@ -81,7 +88,7 @@ func TestProcessorMetricsCountRecordsAndLagReachesZero(t *testing.T) {
 		ctx.SetValue(c)
 		return echo.Emit(ctx, ctx.Key(), v)
 	})
-	opts := append(processorOpts(b, partitions, t.TempDir()), sluice.Metrics(reg))
+	opts := append(processorOpts(b, partitions, t.TempDir()), sluice.Metrics(reg), sluice.Guarantee(guarantee))
 	p, err := sluice.NewProcessor(g, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +117,17 @@ func TestProcessorMetricsCountRecordsAndLagReachesZero(t *testing.T) {
 
 	var fams map[string]*dto.MetricFamily
 	waitFor(t, 60*time.Second, func() error {
+		// The lag counts once it was measured after every record was
+		// written; the scrape below sees that measurement or a later one.
+		var written int64
+		for _, ps := range p.Stats().Partitions {
+			for _, in := range ps.Inputs {
+				written += in.HighWatermark
+			}
+		}
+		if written != n {
+			return fmt.Errorf("lag measured over %d records of %d", written, n)
+		}
 		if fams, err = scrape(srv.URL); err != nil {
 			return err
 		}
@@ -148,6 +166,13 @@ func TestProcessorMetricsCountRecordsAndLagReachesZero(t *testing.T) {
 	if running, _ := sumOf(fams, "sluice_partitions", map[string]string{"group": "metered", "state": "running"}); running != partitions {
 		t.Errorf("running partitions %v, want %d", running, partitions)
 	}
+	committed, _ := sumOf(fams, "sluice_transactions_total", map[string]string{"group": "metered", "outcome": "committed"})
+	if guarantee == sluice.ExactlyOnce && committed < 1 {
+		t.Errorf("exactly once: %v transactions committed", committed)
+	}
+	if commits, _ := sumOf(fams, "sluice_commit_duration_seconds", map[string]string{"group": "metered"}); commits < 1 {
+		t.Errorf("no commit timed")
+	}
 
 	s := p.Stats()
 	if s.Group != "metered" || s.Consumed != n || s.Produced < int64(n+keys) {
@@ -174,5 +199,75 @@ func TestMetricsOfTwoProcessorsShareARegistry(t *testing.T) {
 	}
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMetricsAndStatsCountSkippedRecordsAndKeepTheLastError(t *testing.T) {
+	b := startBroker(t)
+	reg := prometheus.NewRegistry()
+	g := sluice.DefineGroup[counter]("skipping")
+	sluice.Persist(g, codec.JSON[counter]())
+	sluice.Input(g, "skipping-in", codec.String(), func(ctx *sluice.Context[counter], v string) error {
+		if v == "bad" {
+			return fmt.Errorf("cannot count %q", v)
+		}
+		c, _ := ctx.Value()
+		c.Count++
+		ctx.SetValue(c)
+		return nil
+	})
+	opts := append(processorOpts(b, 2, t.TempDir()), sluice.Metrics(reg), sluice.OnError(sluice.Skip))
+	p, err := sluice.NewProcessor(g, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	}()
+	em, err := sluice.NewEmitter("skipping-in", codec.String(), emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	for i, v := range []string{"ok", "bad", "ok", "bad", "bad", "ok"} {
+		if err := em.Emit(ctx, fmt.Sprintf("k%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, func() error {
+		fams, err := reg.Gather()
+		if err != nil {
+			return err
+		}
+		byName := make(map[string]*dto.MetricFamily)
+		for _, f := range fams {
+			byName[f.GetName()] = f
+		}
+		if got, _ := sumOf(byName, "sluice_records_failed_total", map[string]string{"group": "skipping", "outcome": "skipped"}); got != 3 {
+			return fmt.Errorf("skipped %v, want 3", got)
+		}
+		if got, _ := sumOf(byName, "sluice_records_consumed_total", nil); got != 6 {
+			return fmt.Errorf("consumed %v, want 6", got)
+		}
+		return nil
+	})
+	s := p.Stats()
+	if s.Skipped != 3 || s.LastError == nil || !strings.Contains(s.LastError.Message, `cannot count "bad"`) || s.LastError.Time.IsZero() {
+		t.Fatalf("stats: skipped %d, last error %+v", s.Skipped, s.LastError)
+	}
+	var withError int
+	for _, ps := range s.Partitions {
+		if ps.LastError != nil {
+			withError++
+		}
+	}
+	if withError == 0 {
+		t.Errorf("no partition has a last error: %+v", s.Partitions)
 	}
 }
