@@ -49,7 +49,7 @@ type Emitter[V any] struct {
 	cfg        emitterConfig
 	cl         *kgo.Client
 	partitions int32
-	counts     *emitterCounts
+	outcomes   *emitterCounts
 
 	mu     sync.Mutex
 	held   []heldRecord
@@ -91,24 +91,24 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	if cfg.threshold < 0 || cfg.interval < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold and DeliveryInterval must not be negative", topic)
 	}
-	counts, err := newEmitterCounts(topic, &cfg.client)
+	outcomes, err := newEmitterCounts(topic, &cfg.client)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(kafka.Partitioner()), kgo.WithHooks(counts))...)
+	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(kafka.Partitioner()), kgo.WithHooks(outcomes))...)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: client: %w", topic, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	parts, err := kafka.EnsureTopics(ctx, cl, kafka.TopicSpec{
+	counts, err := kafka.EnsureTopics(ctx, cl, kafka.TopicSpec{
 		Name: topic, Partitions: cfg.client.partitions, Replication: cfg.client.replication,
 	})
 	if err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: parts[topic], current: newEpoch(), counts: counts}, nil
+	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic], current: newEpoch(), outcomes: outcomes}, nil
 }
 
 // Topic returns the topic the emitter writes.

@@ -18,7 +18,7 @@ type EmitterStats struct {
 
 // Stats returns what the emitter has written since it was created.
 func (e *Emitter[V]) Stats() EmitterStats {
-	return EmitterStats{Topic: e.topic, Emitted: e.counts.emitted.Load(), Errors: e.counts.errors.Load()}
+	return EmitterStats{Topic: e.topic, Emitted: e.outcomes.emitted.Load(), Errors: e.outcomes.errors.Load()}
 }
 
 // emitterCounts counts the outcome of every record an emitter's client

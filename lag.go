@@ -110,7 +110,7 @@ func (p *Processor[V]) addStats(s *Stats) {
 	s.Consumed, s.Produced = m.consumed.Load(), m.produced.Load()
 	s.Failed = m.failed.Load()
 	m.mu.Lock()
-	s.LastError = m.lastError
+	s.LastError = copyEvent(m.lastError)
 	m.mu.Unlock()
 }
 
@@ -122,7 +122,7 @@ func (p *Processor[V]) addPartitionStats(t *task[V], st *PartitionStatus) {
 	st.Lag = -1
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st.LastError = m.partitionErrors[t.partition]
+	st.LastError = copyEvent(m.partitionErrors[t.partition])
 	if time.Since(m.lagMeasured) > lagMaxAge {
 		return
 	}

@@ -140,6 +140,15 @@ type ErrorEvent struct {
 	Message string
 }
 
+// copyEvent returns a copy of e, or nil.
+func copyEvent(e *ErrorEvent) *ErrorEvent {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	return &c
+}
+
 // processorMetrics is what a processor counts for Stats and for the
 // metrics: always the totals, and the Prometheus series when Metrics is set.
 type processorMetrics struct {
@@ -195,7 +204,8 @@ func (m *processorMetrics) setError(p int32, what string, err error) {
 	m.mu.Unlock()
 }
 
-// recordFailed counts a record that failed, by what the policy did with it.
+// recordFailed remembers the error of a failed record, and counts it if the
+// policy is Fail (Skip and DeadLetter are counted by the processor).
 func (m *processorMetrics) recordFailed(p int32, kind policyKind, err error) {
 	if kind == failPolicy {
 		m.failed.Add(1)
