@@ -164,11 +164,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	if cfg.Ready != nil {
-		cfg.Ready(ln.Addr())
-	}
 	if monitor != nil && cfg.MonitorReady != nil {
 		cfg.MonitorReady(monitorLn.Addr())
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
 	}
 	return g.Wait()
 }

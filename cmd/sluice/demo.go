@@ -25,10 +25,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 		Long: `Run the click counter end to end: the embedded broker, an emitter that
 sends a click every 100ms for user-0 … user-9 to "user-clicks", the group
 "mini-group" that counts clicks per user in its table, and a view of that
-table served over HTTP. Stop it with Ctrl-C; run it again and the counts go on
-from where they were.`,
+table served over HTTP, and the web monitor of all three (with their metrics
+at /metrics) on 127.0.0.1:9096. Stop it with Ctrl-C; run it again and the
+counts go on from where they were.`,
 		Example: `  sluice demo
-  curl localhost:9095/user-3`,
+  curl localhost:9095/user-3
+  open http://127.0.0.1:9096/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -60,7 +62,7 @@ from where they were.`,
 				Logger:      logger,
 				MonitorAddr: monitorAddr,
 				MonitorReady: func(addr net.Addr) {
-					fmt.Fprintf(out, "monitor  http://%s/  (metrics at /metrics)\n", addr)
+					fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
 				},
 				Ready: func(addr net.Addr) {
 					port := addr.(*net.TCPAddr).Port
