@@ -49,6 +49,7 @@ type Emitter[V any] struct {
 	cfg        emitterConfig
 	cl         *kgo.Client
 	partitions int32
+	outcomes   *emitterCounts
 
 	mu     sync.Mutex
 	held   []heldRecord
@@ -90,7 +91,11 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	if cfg.threshold < 0 || cfg.interval < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold and DeliveryInterval must not be negative", topic)
 	}
-	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(kafka.Partitioner()))...)
+	outcomes, err := newEmitterCounts(topic, &cfg.client)
+	if err != nil {
+		return nil, fmt.Errorf("emitter %s: %w", topic, err)
+	}
+	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(kafka.Partitioner()), kgo.WithHooks(outcomes))...)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: client: %w", topic, err)
 	}
@@ -103,7 +108,7 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 		cl.Close()
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic], current: newEpoch()}, nil
+	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic], current: newEpoch(), outcomes: outcomes}, nil
 }
 
 // Topic returns the topic the emitter writes.

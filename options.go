@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/internal/kafka"
@@ -44,6 +45,7 @@ type clientConfig struct {
 	logger      *slog.Logger
 	partitions  int32
 	replication int16
+	metrics     prometheus.Registerer
 }
 
 func defaultClientConfig() clientConfig {

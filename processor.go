@@ -60,7 +60,8 @@ type Processor[V any] struct {
 	cfg    processorConfig
 	logger *slog.Logger
 
-	inputs map[string]*inputEdge[V]
+	inputs  map[string]*inputEdge[V]
+	metrics *processorMetrics
 
 	// Set by Run.
 	cl  *kgo.Client
@@ -148,6 +149,10 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	for _, in := range g.inputs {
 		p.inputs[in.topic] = in
 	}
+	var err error
+	if p.metrics, err = newProcessorMetrics(g.name, &cfg.client); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -161,6 +166,17 @@ func defaultStateDir() (string, error) {
 
 // Stats are counts of what a processor did.
 type Stats struct {
+	// Group is the processor's group.
+	Group string
+	// Consumed is how many input records the processor's tasks processed;
+	// Produced is how many records it wrote and Kafka acknowledged:
+	// changelog records, outputs, loopbacks and dead letters.
+	Consumed, Produced int64
+	// Failed is how many records the Fail policy stopped at.
+	Failed int64
+	// LastError is the last error the processor met: a failed, skipped or
+	// dead-lettered record, or a failed commit. Nil if none.
+	LastError *ErrorEvent
 	// Skipped is how many failed records the Skip policy went past.
 	Skipped int64
 	// DeadLettered is how many failed records went to the dead-letter
@@ -188,6 +204,24 @@ type PartitionStatus struct {
 	// Restored is how many changelog records were read to restore the
 	// table: 0 when the local store was up to date.
 	Restored int64
+	// Consumed is how many input records the partition's task processed
+	// since the partition was assigned to this processor.
+	Consumed int64
+	// Inputs is the group's position in the partition of each input, in
+	// topic order, as last measured (every few seconds); Lag is their sum
+	// and LagMeasured when it was measured. Until the first measurement
+	// Inputs is empty and Lag is -1.
+	Inputs      []InputStatus
+	Lag         int64
+	LagMeasured time.Time
+	// TableRows is the approximate number of rows of the partition's table:
+	// counted after the restore and kept up to date from the rows the task
+	// writes (a row written without being read first counts as new). It is
+	// counted only when the processor exports Metrics, and is -1 otherwise.
+	TableRows int64
+	// LastError is the last error met in the partition: a failed, skipped
+	// or dead-lettered record, or a failed commit. Nil if none.
+	LastError *ErrorEvent
 }
 
 // Stats returns what the processor has done since it was created.
@@ -213,9 +247,11 @@ func (p *Processor[V]) Stats() Stats {
 				st.RestoreOffset, st.RestoreEnd, st.Restored = off, end, n
 			}
 		}
+		p.addPartitionStats(t, &st)
 		s.Partitions = append(s.Partitions, st)
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
+	p.addStats(&s)
 	return s
 }
 
@@ -336,6 +372,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if p.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
+	opts = append(opts, p.metrics.clientOpts(p.exactlyOnce())...)
 	if p.exactlyOnce() {
 		// A processor that dies leaves its transaction open, and
 		// read_committed readers of its topics, the next owner of its
@@ -358,6 +395,8 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
+	background("lag", p.measureLag)
+	defer p.attachMetrics()()
 	defer func() {
 		p.mu.Lock()
 		p.closing = true
@@ -370,6 +409,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 			cctx, ccancel := context.WithTimeout(p.writeCtx, 10*time.Second)
 			if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil {
 				p.logger.Warn("final commit failed", "err", cerr)
+				p.metrics.setError(-1, "final commit", cerr)
 			}
 			ccancel()
 		}
@@ -582,6 +622,7 @@ func (p *Processor[V]) commitTransaction() error {
 	} else {
 		p.aborts.Add(1)
 		p.logger.Info("transaction aborted; its records are processed again", "err", err)
+		p.metrics.setError(-1, "transaction aborted", err)
 	}
 	if err != nil {
 		// End can fail before it ends the transaction (records it could
@@ -763,6 +804,7 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 	if commit {
 		if err := cl.CommitMarkedOffsets(ctx); err != nil {
 			p.logger.Warn("commit on revoke failed", "err", err)
+			p.metrics.setError(-1, "commit on revoke", err)
 		}
 	}
 	// Pauses outlive assignments; clear them so a later assignment starts

@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -37,6 +38,7 @@ type task[V any] struct {
 	flushOut atomic.Bool // whether to write the batch in hand when stopping
 	done     chan struct{}
 	active   atomic.Bool // restored and processing
+	m        taskMetrics
 
 	// Where restoring the table ended, kept for Stats once the reader has
 	// let go of the partition.
@@ -78,6 +80,7 @@ type row[V any] struct {
 	raw    []byte
 	exists bool
 	dirty  bool
+	stored bool // the store holds the key, as far as the task knows
 }
 
 func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
@@ -95,6 +98,7 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		table:      p.g.TableTopic(),
 	}
 	t.promise = t.onProduced
+	t.m.init(p.metrics, partition, p.g.inputTopics())
 	t.ctx.t = t
 	t.ctx.io = t
 	t.ctx.logs = p.logger.With("partition", partition)
@@ -235,6 +239,9 @@ func (t *task[V]) open() error {
 		t.restoreEnd.Store(end)
 		t.restored.Store(n)
 		p.restore.remove(t.partition)
+		if err := t.m.countRows(t.st); err != nil {
+			return fmt.Errorf("group %s: count rows of partition %d: %w", p.g.name, t.partition, err)
+		}
 	}
 	return nil
 }
@@ -327,6 +334,7 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 	}
 	c := &t.ctx
 	c.ctx = t.p.ctx
+	t.m.took(recs)
 	for _, r := range recs {
 		c.rec = r
 		c.key = string(r.Key)
@@ -369,6 +377,7 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 func (t *task[V]) failed(r *kgo.Record, err error) error {
 	t.undoRecord()
 	rerr := &RecordError{Group: t.p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: t.ctx.key, Err: err}
+	t.p.metrics.recordFailed(t.partition, t.p.cfg.policy.kind, rerr)
 	switch policy := t.p.cfg.policy; policy.kind {
 	case skipPolicy:
 		t.p.skipped.Add(1)
@@ -413,6 +422,9 @@ func (t *task[V]) undoRecord() {
 
 // call runs the handler, turning a panic into an error.
 func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
+	if t.m.timed {
+		defer t.m.handled(time.Now())
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
@@ -489,9 +501,11 @@ func (t *task[V]) writeBatch() error {
 		t.pending = append(t.pending, store.Change{Key: k, Value: raw})
 		var zero V
 		r.val, r.raw, r.dirty = zero, raw, false
+		r.stored = t.m.rowWritten(r.stored, r.exists)
 		t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
 	}
 	t.dirty = t.dirty[:0]
+	t.m.wrote(t.batched)
 	t.batched = 0
 	t.inflight.Wait()
 	if perr := t.produceErr.Load(); perr != nil {
@@ -509,6 +523,7 @@ func (t *task[V]) applyPending() error {
 		}
 		clear(t.pending)
 		t.pending = t.pending[:0]
+		t.m.applied()
 	}
 	if len(t.rows) > t.p.cfg.cacheRows {
 		clear(t.rows)
@@ -522,6 +537,7 @@ func (t *task[V]) discardPending() {
 	t.inflight.Wait()
 	t.produceErr.Store(nil)
 	t.pending = nil
+	t.m.discarded()
 	t.dirty = t.dirty[:0]
 	t.batched = 0
 	clear(t.rows)
@@ -580,7 +596,8 @@ func (t *task[V]) load(key string) (*row[V], error) {
 		return nil, fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
 	}
 	raw, err := t.st.Get([]byte(key))
-	r := &row[V]{raw: raw, exists: err == nil}
+	t.m.storeGet()
+	r := &row[V]{raw: raw, exists: err == nil, stored: err == nil}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read row %q: %w", key, err)
 	}

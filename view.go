@@ -53,9 +53,11 @@ type viewConfig struct {
 // partition murmur2 places the key on, the partition sluice's processors and
 // emitters (and Kafka's default partitioners) write it to.
 type View[V any] struct {
-	topic string
-	codec codec.Codec[V]
-	tv    *tableView
+	topic   string
+	codec   codec.Codec[V]
+	tv      *tableView
+	metrics *metricSet // nil without Metrics
+	counter viewCounter
 }
 
 // NewView returns a view of table whose rows are encoded with c. It does not
@@ -71,12 +73,22 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	for _, o := range opts {
 		o.applyView(&cfg)
 	}
-	return &View[V]{topic: table, codec: c, tv: newTableView(table, cfg)}, nil
+	v := &View[V]{topic: table, codec: c, tv: newTableView(table, cfg)}
+	if cfg.client.metrics != nil {
+		var err error
+		if v.metrics, err = metricSetOf(cfg.client.metrics); err != nil {
+			return nil, fmt.Errorf("view %s: %w", table, err)
+		}
+	}
+	return v, nil
 }
 
 // Run copies the table and follows it until ctx is done; it returns nil then,
 // or the error that stopped it.
-func (v *View[V]) Run(ctx context.Context) error { return v.tv.run(ctx) }
+func (v *View[V]) Run(ctx context.Context) error {
+	defer v.attachMetrics()()
+	return v.tv.run(ctx)
+}
 
 // WaitReady blocks until the view has restored its table, ctx is done or Run
 // failed.

@@ -147,13 +147,13 @@ func countGroup() *sluice.Group[int64] {
 // group has committed the offsets of all n input records, which sluice does
 // only after their table changes and output records are acknowledged, with
 // a function that stops the processor.
-func sluiceCount(ctx context.Context, addrs []string, stateDir string, n int) (stop func() error, err error) {
-	p, err := sluice.NewProcessor(countGroup(),
+func sluiceCount(ctx context.Context, addrs []string, stateDir string, n int, extra ...sluice.ProcessorOpt) (stop func() error, err error) {
+	p, err := sluice.NewProcessor(countGroup(), append([]sluice.ProcessorOpt{
 		sluice.Brokers(addrs...),
 		sluice.TopicDefaults(partitions, 1),
 		sluice.Storage(pebble.Builder(stateDir)),
 		sluice.CommitInterval(commitInterval),
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: %w", err)
 	}

@@ -13,10 +13,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/store"
-	"golang.org/x/sync/errgroup"
+	"github.com/sluice-io/sluice/web"
 )
 
 const (
@@ -64,6 +68,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, if set, is called with the view's address once it serves.
 	Ready func(addr net.Addr)
+	// MonitorAddr is where the web monitor (with /metrics) is served, for
+	// example "127.0.0.1:9096". Default: no monitor.
+	MonitorAddr string
+	// MonitorReady, if set, is called with the monitor's address once it
+	// serves.
+	MonitorReady func(addr net.Addr)
 }
 
 // Run runs the emitter, the processor and the view until ctx is done.
@@ -81,6 +91,12 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	common := []sluice.Opt{sluice.Brokers(cfg.Brokers...), sluice.Logger(cfg.Logger)}
+	var reg *prometheus.Registry
+	if cfg.MonitorAddr != "" {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		common = append(common, sluice.Metrics(reg))
+	}
 
 	popts := []sluice.ProcessorOpt{}
 	for _, o := range common {
@@ -117,7 +133,22 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	srv := &http.Server{Handler: view.Handler(), ReadHeaderTimeout: 5 * time.Second}
 
+	var (
+		monitor   *web.Monitor
+		monitorLn net.Listener
+	)
+	if cfg.MonitorAddr != "" {
+		monitor = web.New(web.Processors(proc), web.Views(view), web.Emitters(em), web.Metrics(reg))
+		if monitorLn, err = monitor.Listen(cfg.MonitorAddr); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
+	if monitor != nil {
+		g.Go(func() error { return monitor.Serve(gctx, monitorLn) })
+	}
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error { return view.Run(gctx) })
 	g.Go(func() error { return emitClicks(gctx, em, cfg.Interval, cfg.Users, cfg.Logger) })
@@ -133,6 +164,9 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	if monitor != nil && cfg.MonitorReady != nil {
+		cfg.MonitorReady(monitorLn.Addr())
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr())
 	}

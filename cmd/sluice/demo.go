@@ -9,13 +9,15 @@ import (
 
 	"github.com/sluice-io/sluice/apps/clicks"
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/web"
 )
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
 	var (
-		f        brokerFlags
-		httpAddr string
-		brokers  []string
+		f           brokerFlags
+		httpAddr    string
+		monitorAddr string
+		brokers     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -23,10 +25,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 		Long: `Run the click counter end to end: the embedded broker, an emitter that
 sends a click every 100ms for user-0 … user-9 to "user-clicks", the group
 "mini-group" that counts clicks per user in its table, and a view of that
-table served over HTTP. Stop it with Ctrl-C; run it again and the counts go on
-from where they were.`,
+table served over HTTP, and the web monitor of all three (with their metrics
+at /metrics) on 127.0.0.1:9096. Stop it with Ctrl-C; run it again and the
+counts go on from where they were.`,
 		Example: `  sluice demo
-  curl localhost:9095/user-3`,
+  curl localhost:9095/user-3
+  open http://127.0.0.1:9096/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -53,9 +57,13 @@ from where they were.`,
 				fmt.Fprintf(out, "broker   %s (%s)\n", brokers[0], where)
 			}
 			return clicks.Run(ctx, clicks.Config{
-				Brokers:  brokers,
-				HTTPAddr: httpAddr,
-				Logger:   logger,
+				Brokers:     brokers,
+				HTTPAddr:    httpAddr,
+				Logger:      logger,
+				MonitorAddr: monitorAddr,
+				MonitorReady: func(addr net.Addr) {
+					fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
+				},
 				Ready: func(addr net.Addr) {
 					port := addr.(*net.TCPAddr).Port
 					fmt.Fprintf(out, "view     http://localhost:%d/{user}\n\n", port)
@@ -68,6 +76,7 @@ from where they were.`,
 	}
 	f.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
+	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 	return cmd
 }
