@@ -71,6 +71,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -963,6 +964,7 @@ func (c *chaosCluster) waitDrained(ctx context.Context, adm *kadm.Client) error 
 			// A new member makes the group rebalance, which removes
 			// members that did not rejoin.
 			c.known(fmt.Sprintf("the group made no progress for %v (%v); a new worker forced a rebalance (after a broker restart, kfake's classic groups can keep a dead member with its partitions, or leave a JoinGroup unanswered)", stall, err))
+			c.dumpOwnGoroutines()
 			c.start()
 			lastChange = time.Now()
 		}
@@ -1240,4 +1242,13 @@ func appendLine(path, line string) error {
 	}
 	_, err = fmt.Fprintln(f, line)
 	return errors.Join(err, f.Close())
+}
+
+// dumpOwnGoroutines writes the stacks of the test process, the broker's
+// among them, next to the logs.
+func (c *chaosCluster) dumpOwnGoroutines() {
+	buf := make([]byte, 64<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	name := filepath.Join(c.dir, fmt.Sprintf("test-goroutines-%d.txt", time.Now().UnixMilli()))
+	_ = os.WriteFile(name, buf, 0o644)
 }

@@ -545,6 +545,11 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 				return
 			}
 			p.logger.Warn("fetch error", "topic", t, "partition", part, "err", err)
+			if t == "" && !fatalGroupError(err) {
+				// The client rejoins the group by itself, as after a
+				// broker restart that forgot this member.
+				return
+			}
 			if fetchErr == nil && fatalKafkaError(err) {
 				fetchErr = fmt.Errorf("group %s: fetch %s/%d: %w", p.g.name, t, part, err)
 			}

@@ -287,3 +287,14 @@ func fatalKafkaError(err error) bool {
 	var ke *kerr.Error
 	return errors.As(err, &ke) && !ke.Retriable
 }
+
+// fatalGroupError reports whether an error of the consumer group itself,
+// which the client otherwise recovers from by joining again, means the
+// processor cannot go on.
+func fatalGroupError(err error) bool {
+	return errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.InvalidGroupID) ||
+		errors.Is(err, kerr.GroupMaxSizeReached) ||
+		errors.Is(err, kerr.InconsistentGroupProtocol)
+}
