@@ -61,6 +61,7 @@ counts go on from where they were.`,
 				HTTPAddr:    httpAddr,
 				Logger:      logger,
 				MonitorAddr: monitorAddr,
+				Progress:    cmd.ErrOrStderr(),
 				MonitorReady: func(addr net.Addr) {
 					fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
 				},

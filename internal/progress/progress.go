@@ -205,3 +205,13 @@ func Bytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f PiB", v)
 }
+
+// SetTotal changes the total, for work whose size becomes known bit by bit.
+func (b *Bar) SetTotal(total int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total = total
+}
