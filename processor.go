@@ -703,18 +703,7 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	// partition (exactly once, the client reports only the first
 	// revocation of a transaction). Its rows may be stale: it stops,
 	// dropping its work, and a new task restores.
-	p.mu.Lock()
-	var stale []*task[V]
-	kept := maps.Clone(p.tasks)
-	for _, n := range numbers {
-		if t := kept[n]; t != nil {
-			stale = append(stale, t)
-			delete(kept, n)
-		}
-	}
-	p.tasks = kept
-	p.mu.Unlock()
-	if len(stale) > 0 {
+	if stale := p.takeTasks(numbers); len(stale) > 0 {
 		p.logger.Warn("partitions assigned again without being released; restarting their tasks", "tasks", len(stale))
 		p.stopTasks(stale, false)
 	}
@@ -787,17 +776,7 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 		return
 	}
 	p.logger.Info("partitions released", "partitions", numbers, "revoked", commit)
-	p.mu.Lock()
-	tasks := maps.Clone(p.tasks)
-	var stopping []*task[V]
-	for _, n := range numbers {
-		if t := tasks[n]; t != nil {
-			stopping = append(stopping, t)
-			delete(tasks, n)
-		}
-	}
-	p.tasks = tasks
-	p.mu.Unlock()
+	stopping := p.takeTasks(numbers)
 	if p.exactlyOnce() {
 		// Their work is in the open transaction, which now aborts: the
 		// next owner processes their records again.
@@ -815,6 +794,23 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 	// Pauses outlive assignments; clear them so a later assignment starts
 	// from a known state.
 	cl.ResumeFetchPartitions(parts)
+}
+
+// takeTasks removes the tasks of the given partitions, if any, and returns
+// them. The map is replaced, not changed: the poll loop reads it unlocked.
+func (p *Processor[V]) takeTasks(numbers []int32) []*task[V] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tasks := maps.Clone(p.tasks)
+	var taken []*task[V]
+	for _, n := range numbers {
+		if t := tasks[n]; t != nil {
+			taken = append(taken, t)
+			delete(tasks, n)
+		}
+	}
+	p.tasks = tasks
+	return taken
 }
 
 func (p *Processor[V]) allTasks() []*task[V] {
