@@ -618,7 +618,10 @@ func (p *Processor[V]) commitTransaction() error {
 	if err := stepAll(tasks, prepare); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(p.writeCtx, 60*time.Second)
+	// The records are acknowledged by now (prepare waited for them); what
+	// is left is a few requests. One that hangs past the transaction
+	// timeout would end in an abort by the broker anyway.
+	ctx, cancel := context.WithTimeout(p.writeCtx, 20*time.Second)
 	defer cancel()
 	committedTxn, err := p.txn.End(ctx, kgo.TryCommit)
 	outcome := aborted
