@@ -14,6 +14,9 @@ import (
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // seenBatch is what a test handler saw of one batch.
@@ -281,5 +284,228 @@ func TestBatchProcessorFailStopsWithoutCommittingTheBatch(t *testing.T) {
 	}
 	if got := fmt.Sprint(offs); got != "[5 6 7 8 9 10 11]" {
 		t.Fatalf("after the failure the records %s were handled, want [5 6 7 8 9 10 11]", got)
+	}
+}
+
+// readToEnd reads every record of topic up to its end offsets as of the
+// call.
+func readToEnd(ctx context.Context, addrs []string, topic string) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	var recs []*kgo.Record
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, r)
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return recs, nil
+}
+
+// TestBatchProcessorProducesOutputsBeforeCommittingOffsets watches the
+// group's committed offsets while it runs: whenever an offset is committed,
+// the outputs of every record below it must already be in the output topic.
+func TestBatchProcessorProducesOutputsBeforeCommittingOffsets(t *testing.T) {
+	b := startBroker(t)
+	const parts, perPartition = 2, 100
+	for p := range int32(parts) {
+		emitTo(t, b, parts, "echo-in", p, perPartition)
+	}
+	bg := sluice.DefineBatchGroup[string, string]("echoer")
+	sluice.BatchInput(bg, "echo-in", codec.String(), codec.String())
+	out := sluice.BatchOutput(bg, "echo-out", codec.String())
+	sluice.HandleBatches(bg, func(ctx sluice.BatchContext, recs []sluice.Record[string, string], s sluice.Sender) error {
+		time.Sleep(20 * time.Millisecond) // so that commits happen while batches are handled
+		for _, r := range recs {
+			if err := out.Send(s, r.Key, fmt.Sprintf("%d:%d", r.Partition, r.Offset)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	runBatchProcessor(t, bg, append(processorOpts(b, parts, t.TempDir()),
+		sluice.BatchSize(10), sluice.CommitInterval(100*time.Millisecond))...)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	checked := 0
+	for {
+		offs, err := adm.FetchOffsets(ctx, "echoer")
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := readToEnd(ctx, b.Addrs(), "echo-out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		produced := map[string]bool{}
+		for _, r := range recs {
+			produced[string(r.Value)] = true
+		}
+		done := 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			for off := range o.At {
+				if key := fmt.Sprintf("%d:%d", o.Partition, off); !produced[key] {
+					t.Fatalf("offset %d of partition %d committed before the output of record %s was produced", o.At, o.Partition, key)
+				}
+			}
+			if o.At > 0 {
+				checked++
+			}
+			if o.At == perPartition {
+				done++
+			}
+		})
+		if done == parts {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if checked == 0 {
+		t.Fatal("no committed offset was checked")
+	}
+}
+
+// counterGroup counts records per key in its table and sends
+// "<key>=<count before>" for each record; a record "fail" fails its batch.
+func counterGroup(name, input string) *sluice.BatchGroup[string, string] {
+	bg := sluice.DefineBatchGroup[string, string](name)
+	sluice.BatchInput(bg, input, codec.String(), codec.String())
+	out := sluice.BatchOutput(bg, name+"-out", codec.String())
+	counts := sluice.BatchTable(bg, codec.Int64())
+	sluice.HandleBatches(bg, func(ctx sluice.BatchContext, recs []sluice.Record[string, string], s sluice.Sender) error {
+		st := counts.Store(ctx)
+		for _, r := range recs {
+			n, _, err := st.Get(ctx.Context(), r.Key)
+			if err != nil {
+				return err
+			}
+			if err := st.Put(ctx.Context(), r.Key, n+1); err != nil {
+				return err
+			}
+			if err := out.Send(s, r.Key, fmt.Sprintf("%s=%d", r.Key, n)); err != nil {
+				return err
+			}
+		}
+		for _, r := range recs {
+			if r.Value == "fail" {
+				return errors.New("cannot handle fail")
+			}
+		}
+		return nil
+	})
+	return bg
+}
+
+func emitKeyed(t *testing.T, b *broker.Broker, parts int32, topic string, kvs ...string) {
+	t.Helper()
+	em, err := sluice.NewEmitter(topic, codec.String(), emitterOpts(b, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	for i := 0; i < len(kvs); i += 2 {
+		if err := em.EmitToPartition(context.Background(), 0, kvs[i], kvs[i+1]); err != nil {
+			t.Fatalf("emit: %v", err)
+		}
+	}
+}
+
+func values(recs []*kgo.Record) []string {
+	vs := make([]string, len(recs))
+	for i, r := range recs {
+		vs[i] = string(r.Value)
+	}
+	return vs
+}
+
+// TestBatchProcessorDeadLettersEveryRecordOfAFailedBatch fails the second
+// of three batches under DeadLetter: its records go to the dead-letter topic
+// with the headers saying why, its outputs and table writes are dropped, and
+// the batches around it count as if it never happened.
+func TestBatchProcessorDeadLettersEveryRecordOfAFailedBatch(t *testing.T) {
+	b := startBroker(t)
+	emitKeyed(t, b, 1, "dl-in", "a", "x", "b", "x", "a", "x", "a", "fail", "a", "x", "b", "x")
+	p, _ := runBatchProcessor(t, counterGroup("dl", "dl-in"), append(processorOpts(b, 1, t.TempDir()),
+		sluice.BatchSize(2), sluice.BatchWait(200*time.Millisecond), sluice.OnError(sluice.DeadLetter("dl-dead")))...)
+
+	dead := readAll(t, b.Addrs(), "dl-dead", 2)
+	for i, r := range dead {
+		hs := map[string]string{}
+		for _, h := range r.Headers {
+			hs[h.Key] = string(h.Value)
+		}
+		if hs[sluice.HeaderErrorKind] != "handler" || hs[sluice.HeaderSourceOffset] != strconv.Itoa(2+i) ||
+			!strings.Contains(hs[sluice.HeaderError], "batch dl-in/0@2-3: cannot handle fail") {
+			t.Errorf("dead letter %d: key %s headers %v", i, r.Key, hs)
+		}
+	}
+	outs := values(readAll(t, b.Addrs(), "dl-out", 4))
+	if got := fmt.Sprint(outs); got != "[a=0 b=0 a=1 b=1]" {
+		t.Fatalf("outputs %s, want [a=0 b=0 a=1 b=1]", got)
+	}
+	if st := p.Stats(); st.DeadLettered != 2 || st.FailedBatches != 1 {
+		t.Fatalf("stats: %d dead-lettered, %d failed batches; want 2 and 1", st.DeadLettered, st.FailedBatches)
+	}
+}
+
+// TestBatchTableRestoresAfterRestart counts with a batch table, stops, and
+// goes on counting with a new processor whose local store is empty: the
+// table is restored from its changelog.
+func TestBatchTableRestoresAfterRestart(t *testing.T) {
+	b := startBroker(t)
+	opts := func(dir string) []sluice.ProcessorOpt {
+		return append(processorOpts(b, 1, dir), sluice.BatchWait(100*time.Millisecond))
+	}
+	emitKeyed(t, b, 1, "restore-in", "a", "x", "b", "x", "a", "x")
+	p, r := runBatchProcessor(t, counterGroup("restorer", "restore-in"), opts(t.TempDir())...)
+	readAll(t, b.Addrs(), "restorer-out", 3)
+	r.stop(t)
+	if st := p.Stats(); st.Records != 3 {
+		t.Fatalf("first processor handled %d records, want 3", st.Records)
+	}
+
+	emitKeyed(t, b, 1, "restore-in", "a", "x", "b", "x")
+	p2, r2 := runBatchProcessor(t, counterGroup("restorer", "restore-in"), opts(t.TempDir())...)
+	outs := values(readAll(t, b.Addrs(), "restorer-out", 5))
+	r2.stop(t)
+	if got := fmt.Sprint(outs); got != "[a=0 b=0 a=1 a=2 b=1]" {
+		t.Fatalf("outputs %s, want [a=0 b=0 a=1 a=2 b=1]", got)
+	}
+	st := p2.Stats()
+	if st.Records != 2 || len(st.Partitions) != 0 && st.Partitions[0].Batches == 0 {
+		t.Fatalf("second processor: %+v", st)
+	}
+	if st.Stats.Rebalances == 0 {
+		t.Fatal("second processor was never assigned")
 	}
 }
