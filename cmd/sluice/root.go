@@ -31,7 +31,7 @@ bundled apps.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newBrokerCmd(&g), newDemoCmd(&g), newVersionCmd())
+	root.AddCommand(newBrokerCmd(&g), newDemoCmd(&g), newRunCmd(&g), newVersionCmd())
 	return root
 }
 
