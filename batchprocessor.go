@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluice-io/sluice/codec"
 )
 
 // Batch defaults, as Kasper's.
@@ -118,7 +116,7 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...ProcessorOpt) (*B
 func (bg *BatchGroup[K, V]) group() *Group[[]byte] {
 	g := DefineGroup[[]byte](bg.name)
 	if bg.table {
-		g.table = codec.Bytes()
+		g.table = encodedRows{}
 	}
 	for _, in := range bg.inputs {
 		g.inputs = append(g.inputs, &inputEdge[[]byte]{topic: in.topic})
@@ -128,6 +126,14 @@ func (bg *BatchGroup[K, V]) group() *Group[[]byte] {
 	}
 	return g
 }
+
+// encodedRows is the codec of a batch group's rows as its tasks keep them:
+// encoded by the table's codec already, and owned by the task, so they pass
+// through without copies.
+type encodedRows struct{}
+
+func (encodedRows) Encode(b []byte) ([]byte, error) { return b, nil }
+func (encodedRows) Decode(b []byte) ([]byte, error) { return b, nil }
 
 // Group returns the processor's group definition.
 func (bp *BatchProcessor[K, V]) Group() *BatchGroup[K, V] { return bp.bg }

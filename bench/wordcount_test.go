@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -30,9 +31,16 @@ const (
 	sluiceWordOutput = "sluice-word-counts"
 )
 
-// word is input word i, which is also its record's key.
-func word(i int) []byte {
-	return strconv.AppendInt([]byte("word"), int64((i*7919)%vocabulary), 10)
+// words returns the n input words: drawn from a vocabulary of vocabulary
+// words by Zipf's law, as words occur in text (the most frequent one about
+// a tenth of the time), the same n words every time.
+func words(n int) [][]byte {
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.07, 1, vocabulary-1)
+	ws := make([][]byte, n)
+	for i := range ws {
+		ws[i] = strconv.AppendUint([]byte("word"), z.Uint64(), 10)
+	}
+	return ws
 }
 
 // fillWords creates the word topics of both sides on br and writes n words
@@ -44,9 +52,9 @@ func fillWords(tb testing.TB, br *broker.Broker, n int) {
 	createTopic(tb, cl, wordsTopic, false)
 	createTopic(tb, cl, rawWordOutput, false)
 	createTopic(tb, cl, sluiceWordOutput, false)
+	ws := words(n)
 	produceAll(tb, cl, n, func(i int) *kgo.Record {
-		w := word(i)
-		return &kgo.Record{Topic: wordsTopic, Key: w, Value: w}
+		return &kgo.Record{Topic: wordsTopic, Key: ws[i], Value: ws[i]}
 	})
 }
 
