@@ -509,3 +509,47 @@ func TestBatchTableRestoresAfterRestart(t *testing.T) {
 		t.Fatal("second processor was never assigned")
 	}
 }
+
+// TestBatchProcessorSkipsUndecodableRecordsAndFailedBatches checks Skip: a
+// record that does not decode is skipped alone, a batch whose handler
+// panics is skipped whole, and the processor goes on.
+func TestBatchProcessorSkipsUndecodableRecordsAndFailedBatches(t *testing.T) {
+	b := startBroker(t)
+	emitKeyed(t, b, 1, "skip-in", "k", "1", "k", "2", "k", "x", "k", "4", "k", "5", "k", "6", "k", "7", "k", "8", "k", "9")
+	var (
+		mu      sync.Mutex
+		handled [][]int64
+	)
+	bg := sluice.DefineBatchGroup[string, int64]("skipper")
+	sluice.BatchInput(bg, "skip-in", codec.String(), codec.Int64())
+	sluice.HandleBatches(bg, func(_ sluice.BatchContext, recs []sluice.Record[string, int64], _ sluice.Sender) error {
+		var vs []int64
+		for _, r := range recs {
+			if r.Value == 7 {
+				panic("seven")
+			}
+			vs = append(vs, r.Value)
+		}
+		mu.Lock()
+		handled = append(handled, vs)
+		mu.Unlock()
+		return nil
+	})
+	p, _ := runBatchProcessor(t, bg, append(processorOpts(b, 1, t.TempDir()),
+		sluice.BatchSize(4), sluice.BatchWait(200*time.Millisecond), sluice.OnError(sluice.Skip))...)
+	waitFor(t, 30*time.Second, func() error {
+		if st := p.Stats(); st.Records != 9 {
+			return fmt.Errorf("%d records in batches, want 9", st.Records)
+		}
+		return nil
+	})
+	mu.Lock()
+	got := fmt.Sprint(handled)
+	mu.Unlock()
+	if got != "[[1 2 4] [9]]" {
+		t.Fatalf("handled %s, want [[1 2 4] [9]]", got)
+	}
+	if st := p.Stats(); st.Skipped != 5 || st.FailedBatches != 1 || st.Batches != 3 {
+		t.Fatalf("stats: %d skipped, %d failed batches, %d batches; want 5, 1, 3", st.Skipped, st.FailedBatches, st.Batches)
+	}
+}
