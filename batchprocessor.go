@@ -169,8 +169,9 @@ type BatchStats struct {
 type BatchPartitionStats struct {
 	Partition        int32
 	Batches, Records int64
-	// Behind is how many records of the partition's inputs lie between the
-	// last record fetched and the high water mark, as of the last fetch.
+	// Behind is how many records of the partition's inputs lie past the
+	// last record fetched, up to the high water mark the fetch reported:
+	// Kafka's messages behind high water mark, summed over the inputs.
 	Behind int64
 }
 
