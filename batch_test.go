@@ -238,7 +238,7 @@ func TestBatchGroupDefinitionErrors(t *testing.T) {
 func TestBatchProcessorFailStopsWithoutCommittingTheBatch(t *testing.T) {
 	b := startBroker(t)
 	emitTo(t, b, 1, "fragile", 0, 12)
-	opts := append(processorOpts(b, 1, t.TempDir()), sluice.BatchSize(5), sluice.BatchWait(200*time.Millisecond))
+	opts := append(processorOpts(b, 1, t.TempDir()), sluice.BatchSize(5), sluice.BatchWait(time.Second))
 
 	define := func(poison bool, rec *batchRecorder) *sluice.BatchGroup[string, string] {
 		bg := sluice.DefineBatchGroup[string, string]("fragile-group")
@@ -456,7 +456,7 @@ func TestBatchProcessorDeadLettersEveryRecordOfAFailedBatch(t *testing.T) {
 	b := startBroker(t)
 	emitKeyed(t, b, 1, "dl-in", "a", "x", "b", "x", "a", "x", "a", "fail", "a", "x", "b", "x")
 	p, _ := runBatchProcessor(t, counterGroup("dl", "dl-in"), append(processorOpts(b, 1, t.TempDir()),
-		sluice.BatchSize(2), sluice.BatchWait(200*time.Millisecond), sluice.OnError(sluice.DeadLetter("dl-dead")))...)
+		sluice.BatchSize(2), sluice.BatchWait(time.Second), sluice.OnError(sluice.DeadLetter("dl-dead")))...)
 
 	dead := readAll(t, b.Addrs(), "dl-dead", 2)
 	for i, r := range dead {
@@ -536,7 +536,7 @@ func TestBatchProcessorSkipsUndecodableRecordsAndFailedBatches(t *testing.T) {
 		return nil
 	})
 	p, _ := runBatchProcessor(t, bg, append(processorOpts(b, 1, t.TempDir()),
-		sluice.BatchSize(4), sluice.BatchWait(200*time.Millisecond), sluice.OnError(sluice.Skip))...)
+		sluice.BatchSize(4), sluice.BatchWait(time.Second), sluice.OnError(sluice.Skip))...)
 	waitFor(t, 30*time.Second, func() error {
 		if st := p.Stats(); st.Records != 9 {
 			return fmt.Errorf("%d records in batches, want 9", st.Records)
