@@ -21,7 +21,9 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Use:   "run",
 		Short: "Run a bundled app",
 		Long:  `Run one of the apps that come with sluice, on the embedded broker or on a Kafka cluster.`,
-		Args:  cobra.NoArgs,
+		Example: `  sluice run wordcount --store table
+  sluice run wordcount --brokers kafka-1:9092,kafka-2:9092 --exactly-once`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("name an app to run: %s", strings.Join(appNames(cmd), ", "))
 		},
