@@ -27,6 +27,12 @@
 // <group>-table. A View is a read-only, continuously updated copy of a whole
 // table. An Emitter writes typed records to a topic.
 //
+// A BatchGroup is processed Kasper's way: a BatchProcessor hands its handler
+// the records of one partition of all its inputs in batches (BatchSize
+// records, or what arrived within BatchWait), with a Sender for its outputs
+// and key-value stores for its state (BatchTable, BatchState); what a batch
+// sent is acknowledged before its offsets are committed.
+//
 // # Guarantees
 //
 // Processing is at least once by default. A task makes the effects of a batch of

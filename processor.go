@@ -50,6 +50,7 @@ type processorConfig struct {
 	shutdownTimeout time.Duration
 	sessionTimeout  time.Duration
 	instanceID      string
+	batch           batchConfig
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -131,6 +132,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if kind, ok := g.usesTopic(cfg.policy.topic); ok {
 			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
 		}
+	}
+	if cfg.batch.runner == nil && (cfg.batch.size != 0 || cfg.batch.wait != 0) {
+		return nil, fmt.Errorf("group %s: BatchSize and BatchWait apply to batch processors only", g.name)
 	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
@@ -579,7 +583,7 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			if !p.txnHasWork && p.exactlyOnce() {
 				p.txnHasWork, txnStart = true, time.Now()
 			}
-			t.deliver(fp.Records)
+			t.deliver(fp.Records, fp.HighWatermark)
 		})
 		if ctx.Err() != nil {
 			p.cl.AllowRebalance()

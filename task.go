@@ -64,6 +64,8 @@ type task[V any] struct {
 	promise      func(*kgo.Record, error)
 	produceErr   atomic.Pointer[produceError]
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
+
+	batch batchState // batch processors only
 }
 
 // undoEntry is a row as it was before the record being processed changed
@@ -105,10 +107,11 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 	return t
 }
 
-// delivery is what the poll loop hands a task: records, or a step of the
-// transaction protocol.
+// delivery is what the poll loop hands a task: records of one topic
+// partition with its high water mark, or a step of the transaction protocol.
 type delivery struct {
 	recs []*kgo.Record
+	hwm  int64
 	step *txnStep
 }
 
@@ -133,9 +136,9 @@ const (
 )
 
 // deliver hands records to the task; it returns at once if the task stopped.
-func (t *task[V]) deliver(recs []*kgo.Record) {
+func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
 	select {
-	case t.in <- delivery{recs: recs}:
+	case t.in <- delivery{recs: recs, hwm: hwm}:
 	case <-t.done:
 	}
 }
@@ -171,7 +174,11 @@ func (t *task[V]) run() {
 	if err == nil {
 		t.active.Store(true)
 		t.resume()
-		err = t.loop()
+		if t.p.cfg.batch.runner != nil {
+			err = t.batchLoop()
+		} else {
+			err = t.loop()
+		}
 	}
 	if cerr := t.close(); err == nil {
 		err = cerr

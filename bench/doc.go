@@ -140,4 +140,28 @@
 //
 // Only the crash-copy and sigkill sides differ from a clean restart in what
 // the state dir holds; all but sigkill follow a member that left the group.
+//
+// # BenchmarkWordCount
+//
+// Kasper's word count. An input topic of 10 partitions is filled with n
+// words, each keyed by itself and placed by murmur2, drawn from a
+// vocabulary of 10,000 by Zipf's law (s = 1.07), as words occur in text.
+// Each side splits every value on white space, counts each word and writes
+// "<word> has been seen <N> times", N being the count before, keyed by the
+// word, to an output topic:
+//
+//   - raw: a kgo consumer group member like the raw side of
+//     BenchmarkCountGroup, counting in a map[string]int64.
+//   - sluice: the counting group of apps/wordcount (wordcount.DefineCount)
+//     with its counts in its table (Pebble, changelog
+//     "sluice-wordcount-table"), run by a BatchProcessor with
+//     BatchSize(1000), BatchWait(100ms) and CommitInterval(100ms). A batch
+//     reads its words' counts with one GetMany, writes them back with one
+//     PutMany, and sends the texts; the processor produces them and one
+//     changelog record per word changed, waits for all of them, applies the
+//     counts to Pebble and marks the batch's offsets. Its run ends when the
+//     committed offsets add up to n. It also reports the 99th percentile of
+//     its batches' latency (from a batch closing to its effects being
+//     acknowledged, from Stats().Latency) as p99-batch-ms.
+
 package bench

@@ -38,7 +38,7 @@ with TLS and SASL when asked.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newBrokerCmd(&g), newDemoCmd(&g), newVersionCmd())
+	root.AddCommand(newBrokerCmd(&g), newDemoCmd(&g), newRunCmd(&g), newVersionCmd())
 	root.AddCommand(newTopicsCmd(&g), newProduceCmd(&g), newTailCmd(&g), newGroupsCmd(&g), newLagCmd(&g))
 	return root
 }

@@ -1,0 +1,303 @@
+package sluice
+
+// A task of a batch processor collects the records of its partition number
+// into batches and hands each batch to the group's handler.
+//
+// Invariants, besides those of task.go:
+//   - The task's goroutine owns the open batch and its timer; the timer runs
+//     only while the batch holds records.
+//   - A batch is handled and written (outputs, dead letters and table
+//     changes acknowledged; BatchState stores flushed) before its offsets
+//     are marked, and before the next batch is handled. Records in the open
+//     batch are never marked; when the task stops they are dropped, and the
+//     partition's next owner reads them again.
+//   - Exactly once, the transaction commits the offsets of every record
+//     fetched, so preparing the commit closes the open batch first.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// batchConfig is the part of a processor's configuration that only batch
+// processors have.
+type batchConfig struct {
+	size   int
+	wait   time.Duration
+	runner batchRunner // nil for a record-at-a-time processor
+	owner  any         // the *BatchGroup being run
+	stats  *batchStats
+}
+
+// batchRunner is the typed half of a batch group, which tasks drive.
+type batchRunner interface {
+	// decode decodes recs into c, passing each record that does not decode
+	// to failed; it stops at the first error failed returns.
+	decode(c *batchCall, recs []*kgo.Record, failed func(*kgo.Record, error) error) error
+	// handle calls the handler with the records decode kept.
+	handle(c *batchCall) error
+	// flushStates flushes the group's BatchState stores.
+	flushStates(ctx context.Context) error
+}
+
+// batchCall is the BatchContext and the Sender of one task's handler calls.
+type batchCall struct {
+	ctx       context.Context
+	partition int32
+	logs      *slog.Logger
+	group     string
+	owner     any       // the *BatchGroup being run
+	rows      batchRows // the task's table rows; nil without a table
+	sent      []*kgo.Record
+	decoded   any           // []Record[K, V] of the batch
+	kept      []*kgo.Record // the records that decoded, in decoded's order
+}
+
+func (c *batchCall) batch() *batchCall         { return c }
+func (c *batchCall) Context() context.Context  { return c.ctx }
+func (c *batchCall) Partition() int32          { return c.partition }
+func (c *batchCall) Logger() *slog.Logger      { return c.logs }
+func (c *batchCall) Sent() int                 { return len(c.sent) }
+func (t *task[V]) batchSettings() *batchConfig { return &t.p.cfg.batch }
+
+// batchRows is how a table store reaches the rows of its task.
+type batchRows interface {
+	getRaw(key string) ([]byte, bool, error)
+	putRaw(key string, raw []byte, exists bool) error
+}
+
+// batchState is a task's open batch.
+type batchState struct {
+	buf    []*kgo.Record
+	timer  *time.Timer
+	call   batchCall
+	behind map[string]int64 // per input topic, as of its last fetch
+}
+
+func (t *task[V]) batchLoop() error {
+	b := &t.batch
+	b.timer = time.NewTimer(time.Hour)
+	b.timer.Stop()
+	defer b.timer.Stop()
+	b.behind = make(map[string]int64)
+	stats := t.batchSettings().stats
+	defer stats.release(t.partition)
+	c := &b.call
+	*c = batchCall{
+		ctx:       t.p.ctx,
+		partition: t.partition,
+		logs:      t.ctx.logs,
+		group:     t.p.g.name,
+		owner:     t.batchSettings().owner,
+	}
+	if t.st != nil {
+		c.rows = t
+	}
+	for {
+		select {
+		case <-t.stop:
+			return nil
+		case <-b.timer.C:
+			if err := t.closeBatch(); err != nil {
+				return err
+			}
+		case d := <-t.in:
+			if err := t.batchDelivery(d); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (t *task[V]) batchDelivery(d delivery) error {
+	b := &t.batch
+	if d.step != nil {
+		var err error
+		switch d.step.kind {
+		case prepare:
+			err = t.closeBatch()
+		case committed:
+			err = t.applyPending()
+		case aborted:
+			// Records fetched since the last commit are read again.
+			t.discardPending()
+			t.dropBatch()
+		}
+		d.step.done <- err
+		return err
+	}
+	cfg := t.batchSettings()
+	recs := d.recs
+	if len(recs) == 0 {
+		return nil
+	}
+	last := recs[len(recs)-1]
+	b.behind[last.Topic] = max(d.hwm-last.Offset-1, 0)
+	var behind int64
+	for _, n := range b.behind {
+		behind += n
+	}
+	cfg.stats.setBehind(t.partition, behind)
+	for len(recs) > 0 {
+		if len(b.buf) == 0 {
+			b.timer.Reset(cfg.wait)
+		}
+		n := min(cfg.size-len(b.buf), len(recs))
+		b.buf = append(b.buf, recs[:n]...)
+		recs = recs[n:]
+		if len(b.buf) >= cfg.size {
+			if err := t.closeBatch(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *task[V]) dropBatch() {
+	t.batch.timer.Stop()
+	clear(t.batch.buf)
+	t.batch.buf = t.batch.buf[:0]
+}
+
+// closeBatch handles the open batch, if any, and writes it.
+func (t *task[V]) closeBatch() error {
+	b := &t.batch
+	if len(b.buf) == 0 {
+		return nil
+	}
+	b.timer.Stop()
+	start := time.Now()
+	err := t.handleBatch(b.buf)
+	if err == nil {
+		t.batchSettings().stats.observe(t.partition, len(b.buf), time.Since(start))
+	}
+	t.dropBatch()
+	return err
+}
+
+// handleBatch runs the handler over recs and writes the outcome: what the
+// handler sent and its table writes if it succeeded, what the error policy
+// asks for if it failed. It then marks the batch's offsets (at least once).
+func (t *task[V]) handleBatch(recs []*kgo.Record) error {
+	p := t.p
+	run := t.batchSettings().runner
+	c := &t.batch.call
+	c.ctx = p.ctx
+	c.sent = c.sent[:0]
+	clear(t.undo)
+	t.recordDirty = len(t.dirty)
+	if err := run.decode(c, recs, t.batchRecordFailed); err != nil {
+		return err
+	}
+	if len(c.kept) > 0 {
+		if herr := t.callBatch(run, c); herr != nil {
+			if err := t.batchFailed(c.kept, herr); err != nil {
+				return err
+			}
+		} else {
+			if err := run.flushStates(p.writeCtx); err != nil {
+				return fmt.Errorf("group %s: partition %d: flush state: %w", p.g.name, t.partition, err)
+			}
+			for _, r := range c.sent {
+				t.produce(r)
+			}
+		}
+	}
+	clear(c.sent)
+	c.sent = c.sent[:0]
+	clear(c.kept)
+	c.kept = c.kept[:0]
+	c.decoded = nil
+	clear(t.undo)
+	for _, r := range recs {
+		t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	}
+	t.batched = len(recs)
+	return t.flush()
+}
+
+// callBatch runs the handler, turning a panic into an error.
+func (t *task[V]) callBatch(run batchRunner, c *batchCall) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return run.handle(c)
+}
+
+// batchRecordFailed applies the error policy to a record that did not
+// decode; it returns the error that stops the task under Fail.
+func (t *task[V]) batchRecordFailed(r *kgo.Record, err error) error {
+	p := t.p
+	rerr := &RecordError{Group: p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Err: err}
+	switch policy := p.cfg.policy; policy.kind {
+	case skipPolicy:
+		p.skipped.Add(1)
+		t.ctx.logs.Warn("record skipped", "err", rerr)
+		return nil
+	case deadLetterPolicy:
+		p.deadLettered.Add(1)
+		t.ctx.logs.Warn("record dead-lettered", "to", policy.topic, "err", rerr)
+		t.produce(deadLetter(policy.topic, p.g.name, r, rerr))
+		return nil
+	default:
+		return rerr
+	}
+}
+
+// batchFailed undoes the table writes of a failed batch, drops what it sent
+// and applies the error policy to its records; it returns the error that
+// stops the task under Fail.
+func (t *task[V]) batchFailed(recs []*kgo.Record, err error) error {
+	p := t.p
+	t.undoRecord()
+	berr := &BatchError{Group: p.g.name, Partition: t.partition, Ranges: offsetRanges(recs), Err: err}
+	p.cfg.batch.stats.failed(len(recs))
+	switch policy := p.cfg.policy; policy.kind {
+	case skipPolicy:
+		p.skipped.Add(int64(len(recs)))
+		t.ctx.logs.Warn("batch skipped", "records", len(recs), "err", berr)
+		return nil
+	case deadLetterPolicy:
+		p.deadLettered.Add(int64(len(recs)))
+		t.ctx.logs.Warn("batch dead-lettered", "records", len(recs), "to", policy.topic, "err", berr)
+		for _, r := range recs {
+			t.produce(deadLetter(policy.topic, p.g.name, r, berr))
+		}
+		return nil
+	default:
+		return berr
+	}
+}
+
+// getRaw returns the encoded row of key, for a table store.
+func (t *task[V]) getRaw(key string) ([]byte, bool, error) {
+	r, err := t.load(key)
+	if err != nil || !r.exists {
+		return nil, false, err
+	}
+	if r.dirty {
+		b, err := t.p.g.table.Encode(r.val)
+		return b, err == nil, err
+	}
+	return r.raw, true, nil
+}
+
+// putRaw sets or deletes the row of key, for a table store.
+func (t *task[V]) putRaw(key string, raw []byte, exists bool) error {
+	var v V
+	if exists {
+		var err error
+		if v, err = t.p.g.table.Decode(raw); err != nil {
+			return err
+		}
+	}
+	return t.setValue(key, v, exists)
+}

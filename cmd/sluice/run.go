@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/apps/wordcount"
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a bundled app",
+		Long:  `Run one of the apps that come with sluice, on the embedded broker or on a Kafka cluster.`,
+		Example: `  sluice run wordcount --store table
+  sluice run wordcount --brokers kafka-1:9092,kafka-2:9092 --exactly-once`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return fmt.Errorf("name an app to run: %s", strings.Join(appNames(cmd), ", "))
+		},
+	}
+	cmd.AddCommand(newWordCountCmd(g))
+	return cmd
+}
+
+func appNames(cmd *cobra.Command) []string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		names = append(names, c.Name())
+	}
+	return names
+}
+
+// appFlags are the flags of commands that run an app: where Kafka is.
+type appFlags struct {
+	broker  brokerFlags
+	brokers []string
+}
+
+func (f *appFlags) register(cmd *cobra.Command) {
+	f.broker.register(cmd, "127.0.0.1:9092")
+	cmd.Flags().StringSliceVar(&f.brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
+}
+
+// connect returns the brokers to use, starting the embedded one unless
+// --brokers names others; stop stops what it started.
+func (f *appFlags) connect(ctx context.Context, logger *slog.Logger, out io.Writer) (brokers []string, stop func(), err error) {
+	if len(f.brokers) > 0 {
+		return f.brokers, func() {}, nil
+	}
+	opts, dir, err := f.broker.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := broker.Start(ctx, append(opts, broker.Logger(logger.With("component", "broker")))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (is another sluice broker running? pass --addr to use another port, or --brokers to use it)", err)
+	}
+	where := "in memory"
+	if dir != "" {
+		where = "data in " + dir
+	}
+	fmt.Fprintf(out, "broker   %s (%s)\n", b.Addrs()[0], where)
+	return b.Addrs(), func() { _ = b.Close() }, nil
+}
+
+func newWordCountCmd(g *globalFlags) *cobra.Command {
+	var (
+		f           appFlags
+		store       string
+		stateDir    string
+		batchSize   int
+		batchWait   time.Duration
+		exactlyOnce bool
+	)
+	cmd := &cobra.Command{
+		Use:   "wordcount",
+		Short: "Count words in batches (Kasper's word count)",
+		Long: `Run the word count: lines of text sent to "words" are split on white space,
+every word is counted, and for each word read "<word> has been seen <N> times"
+is written to "word-counts", N being the count before this occurrence. Words
+are handled in batches of up to --batch-size records per partition, or what
+arrived within --batch-wait.
+
+--store says where the counts are kept: "memory" (lost on exit), "table" (the
+group's changelogged table "word-count-table", kept across runs), or a Redis
+URL.`,
+		Example: `  sluice run wordcount --store table
+  echo "the quick brown fox jumps over the lazy dog" | kcat -b 127.0.0.1:9092 -P -t words
+  kcat -b 127.0.0.1:9092 -C -t word-counts -f '%s\n'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if batchSize <= 0 {
+				return fmt.Errorf("--batch-size %d: want a positive number of records", batchSize)
+			}
+			if batchWait <= 0 {
+				return fmt.Errorf("--batch-wait %v: want a positive duration", batchWait)
+			}
+			out := cmd.OutOrStdout()
+			brokers, stop, err := f.connect(ctx, logger, out)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			cfg := wordcount.Config{
+				Brokers:   brokers,
+				Store:     store,
+				BatchSize: batchSize,
+				BatchWait: batchWait,
+				Logger:    logger,
+			}
+			if stateDir != "" {
+				cfg.Storage = pebble.Builder(stateDir)
+			}
+			if exactlyOnce {
+				cfg.Guarantee = sluice.ExactlyOnce
+			}
+			addr := strings.Join(brokers, ",")
+			fmt.Fprintf(out, "counting words of %q into %q, counts in %s. Try:\n", wordcount.Input, wordcount.Output, store)
+			fmt.Fprintf(out, "  echo \"the quick brown fox jumps over the lazy dog\" | kcat -b %s -P -t %s\n", addr, wordcount.Input)
+			fmt.Fprintf(out, "  kcat -b %s -C -t %s -f '%%s\\n'\n", addr, wordcount.Output)
+			fmt.Fprintln(out, "Press Ctrl-C to stop.")
+			return wordcount.Run(ctx, cfg)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&store, "store", "memory", "where counts are kept: memory, table or redis://host:port")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state)")
+	cmd.Flags().IntVar(&batchSize, "batch-size", 1000, "records per batch, at most")
+	cmd.Flags().DurationVar(&batchWait, "batch-wait", 5*time.Second, "how long a batch waits for more records after its first")
+	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "count exactly once, with Kafka transactions")
+	return cmd
+}
