@@ -21,11 +21,13 @@ import (
 	"strings"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/kv"
+	"github.com/sluice-io/sluice/kv/redis"
 	"github.com/sluice-io/sluice/store"
 )
 
@@ -42,6 +44,9 @@ const (
 	// Words is the topic of single words keyed by themselves, written by
 	// SplitGroup.
 	Words = "word-count-words"
+	// RedisPrefix is the prefix of the keys of the counts in Redis: the
+	// count of a word is under RedisPrefix + word.
+	RedisPrefix = "word-count/count/"
 )
 
 // DefineSplit defines the group that reads lines from input and writes each
@@ -175,10 +180,11 @@ func Run(ctx context.Context, cfg Config) error {
 		opts = append(opts, sluice.BatchWait(cfg.BatchWait))
 	}
 	opts = append(opts, cfg.Options...)
-	counts, err := openStore(cfg.Store)
+	counts, closeStore, err := openStore(cfg.Store)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	var procs []*sluice.BatchProcessor[string, string]
 	for _, bg := range Define(counts) {
 		p, err := sluice.NewBatchProcessor(bg, opts...)
@@ -194,16 +200,23 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
-// openStore returns the counts store that store names; nil for the table.
-func openStore(store string) (kv.Store[int64], error) {
+// openStore returns the counts store that store names, nil for the table,
+// and a function that releases it.
+func openStore(store string) (kv.Store[int64], func(), error) {
 	switch {
 	case store == "" || store == "memory":
-		return newMemory(), nil
+		return kv.NewMemory[int64](), func() {}, nil
 	case store == "table":
-		return nil, nil
+		return nil, func() {}, nil
 	case strings.HasPrefix(store, "redis://"):
-		return nil, fmt.Errorf("store %q: Redis stores are not supported by this build", store)
+		opts, err := goredis.ParseURL(store)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store %q: %w", store, err)
+		}
+		client := goredis.NewClient(opts)
+		counts := redis.New(client, codec.Int64(), redis.Prefix(RedisPrefix))
+		return counts, func() { _ = client.Close() }, nil
 	default:
-		return nil, fmt.Errorf("store %q: want memory, table or redis://host:port", store)
+		return nil, nil, fmt.Errorf("store %q: want memory, table or redis://host:port", store)
 	}
 }

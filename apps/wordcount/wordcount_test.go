@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/wordcount"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/internal/redistest"
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
@@ -174,13 +176,28 @@ func config(b *broker.Broker, store, stateDir string) wordcount.Config {
 }
 
 func TestWordCountReportsEveryWordWithItsCountBefore(t *testing.T) {
-	for _, store := range []string{"memory", "table"} {
+	for _, store := range []string{"memory", "table", "redis"} {
 		t.Run(store, func(t *testing.T) {
+			var rdb *goredis.Client
+			if store == "redis" {
+				srv := redistest.Start(t)
+				rdb = srv.Client(t)
+				store = "redis://" + srv.Addr
+			}
 			b := startBroker(t)
 			want := make(map[string]int)
 			sendLines(t, b.Addrs(), 1, 300, want)
 			run(t, config(b, store, t.TempDir()))
 			checkCounts(t, readCounts(t, b.Addrs(), total(want), 30*time.Second), want)
+			if rdb == nil {
+				return
+			}
+			for w, n := range want {
+				got, err := rdb.Get(context.Background(), wordcount.RedisPrefix+w).Result()
+				if err != nil || got != strconv.Itoa(n) {
+					t.Errorf("redis %s%s: %q, %v; want %d", wordcount.RedisPrefix, w, got, err, n)
+				}
+			}
 		})
 	}
 }
