@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
@@ -107,8 +108,9 @@ func TestBatchProcessorClosesBatchesBySizeAndByTimePerPartition(t *testing.T) {
 		rec.record(ctx, recs)
 		return nil
 	})
+	reg := prometheus.NewRegistry()
 	p, _ := runBatchProcessor(t, bg, append(processorOpts(b, parts, t.TempDir()),
-		sluice.BatchSize(10), sluice.BatchWait(time.Second))...)
+		sluice.BatchSize(10), sluice.BatchWait(time.Second), sluice.Metrics(reg))...)
 	waitFor(t, 30*time.Second, func() error {
 		if n := rec.records(); n != 28 {
 			return fmt.Errorf("%d records handled, want 28", n)
@@ -142,6 +144,33 @@ func TestBatchProcessorClosesBatchesBySizeAndByTimePerPartition(t *testing.T) {
 	if len(st.Partitions) != 2 || st.Partitions[0].Batches != 3 || st.Partitions[1].Records != 3 ||
 		st.Partitions[0].Behind != 0 {
 		t.Fatalf("partition stats: %+v", st.Partitions)
+	}
+
+	// The same figures as metrics.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "sluice_batch_size_records":
+				got[f.GetName()] = fmt.Sprintf("%d batches, %g records", m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum())
+			case "sluice_batch_duration_seconds":
+				got[f.GetName()] = fmt.Sprintf("%d batches", m.GetHistogram().GetSampleCount())
+			case "sluice_records_behind_high_watermark":
+				got[f.GetName()] += fmt.Sprintf("[%s: %g]", m.GetLabel()[1].GetValue(), m.GetGauge().GetValue())
+			}
+		}
+	}
+	want := map[string]string{
+		"sluice_batch_size_records":            "4 batches, 28 records",
+		"sluice_batch_duration_seconds":        "4 batches",
+		"sluice_records_behind_high_watermark": "[0: 0][1: 0]",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("metrics:\n got %v\nwant %v", got, want)
 	}
 }
 

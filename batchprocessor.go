@@ -7,9 +7,11 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -108,6 +110,10 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...ProcessorOpt) (*B
 	if p.cfg.batch.wait < 0 {
 		return nil, fmt.Errorf("group %s: BatchWait must be positive, got %v", bg.name, p.cfg.batch.wait)
 	}
+	if set := p.metrics.set; set != nil {
+		stats.sizeObs = set.batchSize.WithLabelValues(bg.name)
+		stats.latencyObs = set.batchLatency.WithLabelValues(bg.name)
+	}
 	return &BatchProcessor[K, V]{p: p, bg: bg, stats: stats}, nil
 }
 
@@ -143,7 +149,21 @@ func (bp *BatchProcessor[K, V]) Group() *BatchGroup[K, V] { return bp.bg }
 // are dropped uncommitted, and the processor leaves the group. It returns
 // nil after a graceful stop, or the first error that stopped processing. A
 // BatchProcessor runs once.
-func (bp *BatchProcessor[K, V]) Run(ctx context.Context) error { return bp.p.Run(ctx) }
+func (bp *BatchProcessor[K, V]) Run(ctx context.Context) error {
+	if set := bp.p.metrics.set; set != nil {
+		defer set.state.attach(bp.reportState)()
+	}
+	return bp.p.Run(ctx)
+}
+
+// reportState reports the batch series the metrics read from Stats.
+func (bp *BatchProcessor[K, V]) reportState(add func(d *stateDesc, v float64, labels ...string)) {
+	bp.stats.mu.Lock()
+	defer bp.stats.mu.Unlock()
+	for p, ps := range bp.stats.partitions {
+		add(descBehind, float64(ps.behind), bp.bg.name, strconv.Itoa(int(p)))
+	}
+}
 
 // BatchStats are counts of what a batch processor did, besides those of
 // every processor.
@@ -250,6 +270,8 @@ type batchStats struct {
 	batches, records, failures int64
 	sizes, latency             histogram
 	partitions                 map[int32]*partitionBatchStats
+	// With Metrics, the histograms of the group's series; nil without.
+	sizeObs, latencyObs prometheus.Observer
 }
 
 type partitionBatchStats struct {
@@ -273,6 +295,10 @@ func (s *batchStats) observe(p int32, n int, d time.Duration) {
 	s.records += int64(n)
 	s.sizes.observe(sizeBuckets, float64(n))
 	s.latency.observe(latencyBuckets, d.Seconds())
+	if s.sizeObs != nil {
+		s.sizeObs.Observe(float64(n))
+		s.latencyObs.Observe(d.Seconds())
+	}
 	ps := s.partition(p)
 	ps.batches++
 	ps.records += int64(n)

@@ -59,6 +59,12 @@ import (
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
 //
+// Batch processors export these too, and:
+//
+//	sluice_batch_size_records{group}                      records per batch handed to the handler (histogram)
+//	sluice_batch_duration_seconds{group}                  batch closed to effects acknowledged (histogram)
+//	sluice_records_behind_high_watermark{group,partition} input records past the last fetched, up to the high watermark
+//
 // Views export sluice_view_rows{view} (approximate, counted at most every
 // 10 seconds) and sluice_view_state{view,state}; emitters export
 // sluice_emitter_records_total{topic} and sluice_emitter_errors_total{topic}.
@@ -75,6 +81,7 @@ type metricSet struct {
 	consumed, consumedBytes *prometheus.CounterVec
 	produced, producedBytes *prometheus.CounterVec
 	handler, batch, commit  *prometheus.HistogramVec
+	batchSize, batchLatency *prometheus.HistogramVec // batch groups
 	storeOps                *prometheus.CounterVec
 	emitted, emitErrors     *prometheus.CounterVec
 	state                   *stateCollector
@@ -104,6 +111,10 @@ func metricSetOf(reg prometheus.Registerer) (*metricSet, error) {
 		batch: histogram("sluice_batch_records", "Records per task batch: what a task processed before writing the effects.",
 			prometheus.ExponentialBuckets(1, 4, 9), "group"),
 		commit: histogram("sluice_commit_duration_seconds", "Round trip of an offset commit, or of a transaction end exactly once.",
+			prometheus.ExponentialBuckets(1e-4, 4, 10), "group"),
+		batchSize: histogram("sluice_batch_size_records", "Records per batch handed to a batch group's handler.",
+			prometheus.ExponentialBuckets(1, 4, 9), "group"),
+		batchLatency: histogram("sluice_batch_duration_seconds", "Time from a batch closing to its effects being acknowledged: decoding, the handler, flushing stores, writing to Kafka.",
 			prometheus.ExponentialBuckets(1e-4, 4, 10), "group"),
 		storeOps:   counter("sluice_store_operations_total", "Operations on a group's local store: get reads a row, apply writes a batch.", "group", "partition", "op"),
 		emitted:    counter("sluice_emitter_records_total", "Records an emitter wrote and Kafka acknowledged.", "topic"),
@@ -453,12 +464,15 @@ var (
 		"Transactions a group ended, exactly once, by outcome: committed or aborted.", []string{"group", "outcome"}, nil), prometheus.CounterValue}
 	descFailed = &stateDesc{prometheus.NewDesc("sluice_records_failed_total",
 		"Records whose processing failed, by what the error policy did: failed (stopped), skipped, dead_lettered.", []string{"group", "outcome"}, nil), prometheus.CounterValue}
+	descBehind = &stateDesc{prometheus.NewDesc("sluice_records_behind_high_watermark",
+		"Records of a batch group's input partition past the last one fetched, up to the high watermark of that fetch (messages behind high water mark).",
+		[]string{"group", "partition"}, nil), prometheus.GaugeValue}
 	descViewRows = &stateDesc{prometheus.NewDesc("sluice_view_rows",
 		"Rows of a view, approximate: counted at most every 10 seconds.", []string{"view"}, nil), prometheus.GaugeValue}
 	descViewState = &stateDesc{prometheus.NewDesc("sluice_view_state",
 		"1 for a view's current state (idle, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
 	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,
-		descRebalances, descTransactions, descFailed, descViewRows, descViewState}
+		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState}
 )
 
 func newStateCollector() *stateCollector {
