@@ -1249,6 +1249,6 @@ func appendLine(path, line string) error {
 func (c *chaosCluster) dumpOwnGoroutines() {
 	buf := make([]byte, 64<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	name := filepath.Join(c.dir, fmt.Sprintf("test-goroutines-%d.txt", time.Now().UnixMilli()))
+	name := filepath.Join(c.dir, fmt.Sprintf("test-goroutines-%d.out", time.Now().UnixMilli()))
 	_ = os.WriteFile(name, buf, 0o644)
 }

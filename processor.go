@@ -585,8 +585,13 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			}
 			t.deliver(fp.Records, fp.HighWatermark)
 		})
+		// The records are with their tasks: a rebalance may go ahead.
+		// It must, before the transaction ends: ending it waits for a
+		// heartbeat, and once the group rebalances, the next heartbeat
+		// comes only after this member joined again. Partitions revoked
+		// meanwhile make the transaction abort.
+		p.cl.AllowRebalance()
 		if ctx.Err() != nil {
-			p.cl.AllowRebalance()
 			return p.firstError()
 		}
 		// After a rebalance took partitions away, the transaction ends
@@ -598,12 +603,10 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 		}
 		if due && p.firstError() == nil {
 			if err := p.commitTransaction(); err != nil {
-				p.cl.AllowRebalance()
 				p.fail(err)
 				return err
 			}
 		}
-		p.cl.AllowRebalance()
 		select {
 		case <-p.failed:
 			return p.firstError()
