@@ -85,8 +85,14 @@
 //
 // It is one node: there is no replication, the data dir is the only copy of
 // the data, and creating a topic with a replication factor above one fails
-// with INVALID_REPLICATION_FACTOR (ask for -1, the default, or 1). It does not throttle clients or enforce quotas. Compaction
-// rewrites whole partitions inside the broker's request loop, so a large
-// compacted topic delays requests while it runs. It is built for development
-// and tests on one machine, not for production data.
+// with INVALID_REPLICATION_FACTOR (ask for -1, the default, or 1). It does
+// not throttle clients or enforce quotas. Compaction rewrites whole
+// partitions inside the broker's request loop, so a large compacted topic
+// delays requests while it runs. Its classic consumer group coordinator
+// (kfake's) expires a member whose JoinGroup has waited longer than the
+// member's session timeout, where Kafka allows a joining member its
+// rebalance timeout: when one member is slow to rejoin, or dead members are
+// still being timed out, the others may be dropped and have to join again,
+// and under heavy churn a rebalance can take tens of seconds. It is built for
+// development and tests on one machine, not for production data.
 package broker
