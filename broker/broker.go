@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Settings that make kfake behave like a broker a stream processor can be
@@ -140,6 +141,7 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 			return nil, fmt.Errorf("start broker: %w", s.err)
 		}
 		b.cluster, b.addrs = s.c, s.addrs
+		b.cluster.ControlKey(int16(kmsg.JoinGroup), shortenRebalanceTimeout)
 	case <-ctx.Done():
 		go func() {
 			if s := <-ch; s.c != nil {
@@ -196,4 +198,26 @@ func (b *Broker) unlock() error {
 	err := b.lock.Close()
 	b.lock = nil
 	return err
+}
+
+// shortenRebalanceTimeout caps the rebalance timeout a classic group member
+// asks for at half its session timeout, as the group coordinator sees it
+// (the client keeps waiting as long as it asked to).
+//
+// kfake's coordinator ends the join phase of a rebalance when every member
+// has joined or when the largest rebalance timeout has passed since the
+// phase last changed, but it also expires a member whose JoinGroup is
+// waiting once the member's session timeout passes, and a member that died
+// while joining lingers until a join phase ends. With the usual rebalance
+// timeout (kgo: 60 s) above the session timeout (sluice: 10 s), the live
+// members waiting for such a member expire first, join again, restart the
+// phase, and the group never settles. A phase that ends well within a
+// session timeout drops the dead member instead.
+func shortenRebalanceTimeout(kreq kmsg.Request) (kmsg.Response, error, bool) {
+	if req, ok := kreq.(*kmsg.JoinGroupRequest); ok {
+		if half := req.SessionTimeoutMillis / 2; req.RebalanceTimeoutMillis > half {
+			req.RebalanceTimeoutMillis = half
+		}
+	}
+	return nil, nil, false // not handled: the broker goes on with the request
 }

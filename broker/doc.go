@@ -70,6 +70,16 @@
 //     so that its ticker, which compacts regardless of open transactions and
 //     does not run after a restart, never fires.
 //
+//   - The rebalance timeout of a classic group member, as the broker sees it,
+//     is at most half the member's session timeout. kfake expires a member
+//     whose JoinGroup waits longer than its session timeout (Kafka allows it
+//     the rebalance timeout), and a member that died while joining stays in
+//     the group until a join phase ends; with a rebalance timeout above the
+//     session timeout (kgo's default is 60 s) the live members expired and
+//     joined again over and over, and the group never settled. The join
+//     phase now ends before they expire, without the dead member. Clients
+//     still wait as long as they asked to.
+//
 //   - A broker started on a data dir forgets the members of classic consumer
 //     groups that the previous broker had (kfake would restore them, and its
 //     handling of restored members can leave a JoinGroup unanswered or a dead
@@ -88,11 +98,6 @@
 // with INVALID_REPLICATION_FACTOR (ask for -1, the default, or 1). It does
 // not throttle clients or enforce quotas. Compaction rewrites whole
 // partitions inside the broker's request loop, so a large compacted topic
-// delays requests while it runs. Its classic consumer group coordinator
-// (kfake's) expires a member whose JoinGroup has waited longer than the
-// member's session timeout, where Kafka allows a joining member its
-// rebalance timeout: when one member is slow to rejoin, or dead members are
-// still being timed out, the others may be dropped and have to join again,
-// and under heavy churn a rebalance can take tens of seconds. It is built for
-// development and tests on one machine, not for production data.
+// delays requests while it runs. It is built for development and tests on
+// one machine, not for production data.
 package broker

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestForgetGroupMembersKeepsTheRestOfTheSessionState(t *testing.T) {
@@ -135,5 +136,22 @@ func waitMembers(t *testing.T, adm *kadm.Client, group string, want int) {
 			t.Fatalf("group %s never had %d stable members: %v %v", group, want, groups, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRebalanceTimeoutIsAtMostHalfTheSessionTimeout(t *testing.T) {
+	for _, c := range []struct{ session, rebalance, want int32 }{
+		{10_000, 60_000, 5_000},
+		{6_000, 10_000, 3_000},
+		{10_000, 4_000, 4_000},
+	} {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = c.session, c.rebalance
+		if resp, err, handled := shortenRebalanceTimeout(req); resp != nil || err != nil || handled {
+			t.Errorf("the request was handled (%v, %v, %v); the broker must go on with it", resp, err, handled)
+		}
+		if req.RebalanceTimeoutMillis != c.want {
+			t.Errorf("session %d ms, rebalance %d ms: rebalance timeout %d ms, want %d", c.session, c.rebalance, req.RebalanceTimeoutMillis, c.want)
+		}
 	}
 }
