@@ -64,20 +64,7 @@ func runBatchProcessor[K, V any](t *testing.T, bg *sluice.BatchGroup[K, V], opts
 	if err != nil {
 		t.Fatalf("new batch processor: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = p.Run(ctx)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-		}
-	})
-	return p, r
+	return p, runInBackground(t, p.Run)
 }
 
 // emitTo writes n records with values "0", "1", ... to one partition.

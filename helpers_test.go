@@ -87,10 +87,16 @@ func runProcessor[V any](t *testing.T, g *sluice.Group[V], opts ...sluice.Proces
 	if err != nil {
 		t.Fatalf("new processor: %v", err)
 	}
+	return runInBackground(t, p.Run)
+}
+
+// runInBackground runs run until the test ends, when it cancels it and
+// waits up to 30s for it to return.
+func runInBackground(t *testing.T, run func(context.Context) error) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		r.err = p.Run(ctx)
+		r.err = run(ctx)
 		close(r.done)
 	}()
 	t.Cleanup(func() {

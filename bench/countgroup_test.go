@@ -73,58 +73,12 @@ func fillInput(tb testing.TB, br *broker.Broker, n int) {
 // every produced record is acknowledged and the offsets of all n are
 // committed, with a function that closes the client.
 func rawCount(ctx context.Context, addrs []string, n int) (stop func(), err error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addrs...),
-		kgo.ConsumerGroup(rawGroup),
-		kgo.ConsumeTopics(inputTopic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.AutoCommitInterval(commitInterval),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("raw: client: %w", err)
-	}
-	stop = cl.Close
-	defer func() {
-		if err != nil {
-			cl.Close()
-		}
-	}()
-
-	var produced firstError
-	promise := produced.promise
 	counts := make(map[string]int64, keys)
-	consumed := 0
-	for consumed < n {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("raw: consumed %d of %d records: %w", consumed, n, err)
-		}
-		var fetchErr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if fetchErr == nil {
-				fetchErr = fmt.Errorf("raw: fetch %s/%d: %w", t, p, err)
-			}
-		})
-		if fetchErr != nil {
-			return nil, fetchErr
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			consumed++
-			c := counts[string(r.Key)] + 1
-			counts[string(r.Key)] = c
-			cl.Produce(ctx, &kgo.Record{Topic: rawOutput, Key: r.Key, Value: strconv.AppendInt(nil, c, 10)}, promise)
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("raw: flush: %w", err)
-	}
-	if err := produced.get(); err != nil {
-		return nil, fmt.Errorf("raw: produce: %w", err)
-	}
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-		return nil, fmt.Errorf("raw: commit: %w", err)
-	}
-	return stop, nil
+	return rawGroupRun(ctx, addrs, rawGroup, inputTopic, n, func(cl *kgo.Client, r *kgo.Record, promise func(*kgo.Record, error)) {
+		c := counts[string(r.Key)] + 1
+		counts[string(r.Key)] = c
+		cl.Produce(ctx, &kgo.Record{Topic: rawOutput, Key: r.Key, Value: strconv.AppendInt(nil, c, 10)}, promise)
+	})
 }
 
 // countGroup is the sluice side's group: it counts records per key in its

@@ -305,3 +305,58 @@ func (f *firstError) get() error {
 	defer f.mu.Unlock()
 	return f.err
 }
+
+// rawGroupRun is the raw franz-go side of the group benchmarks: a consumer
+// group member of group reading topic, which hands each record to handle
+// with a promise for what handle produces. It returns once it has consumed
+// n records, every produced record is acknowledged and the offsets of all n
+// are committed, with a function that closes the client.
+func rawGroupRun(ctx context.Context, addrs []string, group, topic string, n int,
+	handle func(cl *kgo.Client, r *kgo.Record, promise func(*kgo.Record, error))) (stop func(), err error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(addrs...),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.AutoCommitInterval(commitInterval),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("raw: client: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			cl.Close()
+		}
+	}()
+	var produced firstError
+	consumed := 0
+	for consumed < n {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("raw: consumed %d of %d records: %w", consumed, n, err)
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if fetchErr == nil {
+				fetchErr = fmt.Errorf("raw: fetch %s/%d: %w", t, p, err)
+			}
+		})
+		if fetchErr != nil {
+			return nil, fetchErr
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			consumed++
+			handle(cl, r, produced.promise)
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("raw: flush: %w", err)
+	}
+	if err := produced.get(); err != nil {
+		return nil, fmt.Errorf("raw: produce: %w", err)
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		return nil, fmt.Errorf("raw: commit: %w", err)
+	}
+	return cl.Close, nil
+}

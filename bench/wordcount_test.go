@@ -72,59 +72,14 @@ func seenText(dst []byte, w []byte, n int64) []byte {
 // consumed n records, every produced record is acknowledged and the offsets
 // of all n are committed, with a function that closes the client.
 func rawWordCount(ctx context.Context, addrs []string, n int) (stop func(), err error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addrs...),
-		kgo.ConsumerGroup(rawWordGroup),
-		kgo.ConsumeTopics(wordsTopic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.AutoCommitInterval(commitInterval),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("raw: client: %w", err)
-	}
-	stop = cl.Close
-	defer func() {
-		if err != nil {
-			cl.Close()
-		}
-	}()
-	var produced firstError
-	promise := produced.promise
 	counts := make(map[string]int64, vocabulary)
-	consumed := 0
-	for consumed < n {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("raw: consumed %d of %d records: %w", consumed, n, err)
+	return rawGroupRun(ctx, addrs, rawWordGroup, wordsTopic, n, func(cl *kgo.Client, r *kgo.Record, promise func(*kgo.Record, error)) {
+		for _, w := range strings.Fields(string(r.Value)) {
+			c := counts[w]
+			counts[w] = c + 1
+			cl.Produce(ctx, &kgo.Record{Topic: rawWordOutput, Key: []byte(w), Value: seenText(nil, []byte(w), c)}, promise)
 		}
-		var fetchErr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if fetchErr == nil {
-				fetchErr = fmt.Errorf("raw: fetch %s/%d: %w", t, p, err)
-			}
-		})
-		if fetchErr != nil {
-			return nil, fetchErr
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			consumed++
-			for _, w := range strings.Fields(string(r.Value)) {
-				c := counts[w]
-				counts[w] = c + 1
-				cl.Produce(ctx, &kgo.Record{Topic: rawWordOutput, Key: []byte(w), Value: seenText(nil, []byte(w), c)}, promise)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("raw: flush: %w", err)
-	}
-	if err := produced.get(); err != nil {
-		return nil, fmt.Errorf("raw: produce: %w", err)
-	}
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-		return nil, fmt.Errorf("raw: commit: %w", err)
-	}
-	return stop, nil
+	})
 }
 
 // sluiceWordCount is the sluice side of BenchmarkWordCount: a batch
