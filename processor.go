@@ -434,13 +434,11 @@ func (p *Processor[V]) closeClient() {
 		p.cl.Close()
 		close(closed)
 	}()
-	timeout := time.NewTimer(p.cfg.shutdownTimeout)
-	defer timeout.Stop()
+	ctx, cancel := context.WithTimeout(p.writeCtx, p.cfg.shutdownTimeout)
+	defer cancel()
 	select {
 	case <-closed:
-	case <-p.writeCtx.Done():
-		p.logger.Error("leaving the group did not finish in time; the group notices when the session times out", "timeout", p.cfg.shutdownTimeout)
-	case <-timeout.C:
+	case <-ctx.Done():
 		p.logger.Error("leaving the group did not finish in time; the group notices when the session times out", "timeout", p.cfg.shutdownTimeout)
 	}
 }
