@@ -148,9 +148,9 @@ type OutputTopic[T any] struct {
 // Topic returns the topic's name.
 func (o *OutputTopic[T]) Topic() string { return o.topic }
 
-// Emit writes v under key to the topic, on the partition murmur2 chooses for
-// the key. The record is produced with the rest of the batch, before the
-// input offset is committed.
+// Emit writes v under key to the topic, on the partition the processor's
+// Hasher (Partitioning, default Murmur2) chooses for the key. The record is
+// produced with the rest of the batch, before the input offset is committed.
 func (o *OutputTopic[T]) Emit(ctx Ctx, key string, v T, headers ...Header) error {
 	return emitEncoded(ctx, o.owner, o.topic, o.codec, key, v, headers)
 }
@@ -163,7 +163,9 @@ type LoopTopic[M any] struct {
 }
 
 // Loopback sends msg to the group's own loop handler for key. The loop
-// handler runs in the task that owns key's row, possibly another one.
+// handler runs in the task that owns key's row, possibly another one: the
+// loopback topic is written with the processor's Hasher, so its records are
+// always on their key's partition.
 func (l *LoopTopic[M]) Loopback(ctx Ctx, key string, msg M) error {
 	return emitEncoded(ctx, l.owner, l.topic, l.codec, key, msg, nil)
 }
@@ -177,8 +179,11 @@ func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key 
 	if err != nil {
 		return fmt.Errorf("emit to %s: encode: %w", topic, err)
 	}
+	// The record goes to the partition the processor's Hasher places key
+	// on. Its key is never nil, which the client would spread over the
+	// partitions: an empty key is placed like any other.
 	var k []byte
-	if key == rc.key {
+	if key == rc.key && rc.rec.Key != nil {
 		k = rc.rec.Key // records are never modified, so the key can be shared
 	} else {
 		k = []byte(key)

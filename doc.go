@@ -50,6 +50,8 @@
 // transaction committed; sluice reads every topic with read-committed
 // isolation, so each record's effects are seen once.
 //
-// Records are placed on partitions with Kafka's murmur2 partitioner, so
-// sluice and other Kafka clients agree on where a key lives.
+// Keys are placed on partitions with Kafka's murmur2 partitioner by default,
+// so sluice and other Kafka clients agree on where a key lives; the
+// Partitioning option selects librdkafka's crc32 or Sarama's FNV-1a instead
+// for data their producers wrote.
 package sluice

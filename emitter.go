@@ -40,8 +40,9 @@ func DeliveryInterval(d time.Duration) EmitterOpt {
 }
 
 // Emitter writes typed records to one topic. Keys are placed on partitions
-// with Kafka's murmur2 partitioner, as the Java client and librdkafka's
-// murmur2 partitioner do, unless a partition is given. An Emitter is safe for
+// with the emitter's Hasher (Partitioning, default Murmur2, as the Java
+// client and librdkafka's murmur2 partitioner do), unless a partition is
+// given. An Emitter is safe for
 // concurrent use.
 type Emitter[V any] struct {
 	topic      string
@@ -95,7 +96,7 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(kafka.Partitioner()), kgo.WithHooks(outcomes))...)
+	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(cfg.client.partitioner()), kgo.WithHooks(outcomes))...)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: client: %w", topic, err)
 	}

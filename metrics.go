@@ -51,6 +51,7 @@ import (
 //	sluice_commit_duration_seconds{group}                 offset commit or transaction end round trips (histogram)
 //	sluice_transactions_total{group,outcome}              exactly once: committed, aborted
 //	sluice_records_failed_total{group,outcome}            failed, skipped, dead_lettered
+//	sluice_records_misplaced_total{group,topic}           input records not on their key's partition (see Partitioning)
 //	sluice_rebalances_total{group}                        assignments received
 //	sluice_consumer_lag_records{group,topic,partition}    high watermark minus committed offset
 //	sluice_partitions{group,state}                        partitions owned: restoring, running
@@ -84,6 +85,7 @@ type metricSet struct {
 	batchSize, batchLatency *prometheus.HistogramVec // batch groups
 	storeOps                *prometheus.CounterVec
 	emitted, emitErrors     *prometheus.CounterVec
+	misplaced               *prometheus.CounterVec
 	state                   *stateCollector
 }
 
@@ -119,6 +121,7 @@ func metricSetOf(reg prometheus.Registerer) (*metricSet, error) {
 		storeOps:   counter("sluice_store_operations_total", "Operations on a group's local store: get reads a row, apply writes a batch.", "group", "partition", "op"),
 		emitted:    counter("sluice_emitter_records_total", "Records an emitter wrote and Kafka acknowledged.", "topic"),
 		emitErrors: counter("sluice_emitter_errors_total", "Records an emitter failed to write.", "topic"),
+		misplaced:  counter("sluice_records_misplaced_total", "Input records not on the partition the group's hasher places their key on.", "group", "topic"),
 	}
 	st, err := registerOnce(reg, newStateCollector())
 	errs = append(errs, err)
@@ -173,6 +176,7 @@ type processorMetrics struct {
 	// Series resolved once; nil without Metrics.
 	commitDuration, batch         prometheus.Observer
 	producedByTopic, bytesByTopic sync.Map // topic → prometheus.Counter
+	misplacedByTopic              sync.Map // topic → prometheus.Counter
 
 	mu              sync.Mutex
 	lastError       *ErrorEvent
@@ -275,6 +279,14 @@ func (h processorHooks) OnProduceBatchWritten(_ kgo.BrokerMetadata, topic string
 func (h processorHooks) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	if h.m.commitDuration != nil && (key == offsetCommitKey || key == endTxnKey) && e2e.Err() == nil {
 		h.m.commitDuration.Observe(e2e.DurationE2E().Seconds())
+	}
+}
+
+// misplacedRecord counts an input record of topic not on its key's
+// partition.
+func (m *processorMetrics) misplacedRecord(topic string) {
+	if m.set != nil {
+		m.topicCounter(&m.misplacedByTopic, m.set.misplaced, topic).Inc()
 	}
 }
 

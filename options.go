@@ -46,6 +46,7 @@ type clientConfig struct {
 	partitions  int32
 	replication int16
 	metrics     prometheus.Registerer
+	hasher      Hasher // see Partitioning
 }
 
 func defaultClientConfig() clientConfig {
@@ -54,7 +55,14 @@ func defaultClientConfig() clientConfig {
 		logger:      slog.New(slog.DiscardHandler),
 		partitions:  10,
 		replication: -1,
+		hasher:      Murmur2,
 	}
+}
+
+// partitioner places the records of the object's client: explicit
+// partitions where given, keys by the object's Hasher.
+func (c *clientConfig) partitioner() kgo.Partitioner {
+	return kafka.Partitioner(c.hasher.orDefault().fn)
 }
 
 // kgoOpts returns the client options shared by every client sluice makes.

@@ -42,7 +42,7 @@ var Skip = Policy{kind: skipPolicy}
 // committed. The headers are:
 //
 //	sluice-error            the error message
-//	sluice-error-kind       decode, handler or panic
+//	sluice-error-kind       decode, handler, panic or misplaced (StrictPartitioning)
 //	sluice-group            the group that failed to process the record
 //	sluice-source-topic     the record's topic
 //	sluice-source-partition the record's partition, in decimal
@@ -83,8 +83,11 @@ func errorKind(err error) string {
 	var (
 		derr *DecodeError
 		perr *PanicError
+		merr *MisplacedError
 	)
 	switch {
+	case errors.As(err, &merr):
+		return "misplaced"
 	case errors.As(err, &derr):
 		return "decode"
 	case errors.As(err, &perr):

@@ -51,6 +51,8 @@ type processorConfig struct {
 	sessionTimeout  time.Duration
 	instanceID      string
 	batch           batchConfig
+	// strictPartitioning makes misplaced input records failed records.
+	strictPartitioning bool
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -81,6 +83,7 @@ type Processor[V any] struct {
 	commits, aborts       atomic.Int64
 	rebalances            atomic.Int64
 	started               atomic.Bool
+	placement             placement
 
 	mu       sync.Mutex
 	tasks    map[int32]*task[V]
@@ -186,6 +189,9 @@ type Stats struct {
 	// DeadLettered is how many failed records went to the dead-letter
 	// topic.
 	DeadLettered int64
+	// Misplaced is how many input records were not on the partition the
+	// processor's Hasher places their key on (see MisplacedError).
+	Misplaced int64
 	// Commits and Aborts count transactions, exactly once.
 	Commits, Aborts int64
 	// Rebalances counts the assignments this processor received.
@@ -233,6 +239,7 @@ func (p *Processor[V]) Stats() Stats {
 	s := Stats{
 		Skipped:      p.skipped.Load(),
 		DeadLettered: p.deadLettered.Load(),
+		Misplaced:    p.placement.misplaced.Load(),
 		Commits:      p.commits.Load(),
 		Aborts:       p.aborts.Load(),
 		Rebalances:   p.rebalances.Load(),
@@ -366,7 +373,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
-		kgo.RecordPartitioner(kafka.Partitioner()),
+		kgo.RecordPartitioner(p.cfg.client.partitioner()),
 		kgo.ProducerLinger(0),
 		// Restored partitions are resumed while a fetch may be waiting on
 		// others; a short wait lets the next fetch include them soon.
@@ -517,6 +524,7 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 			return nil, &CopartitionError{Group: p.g.name, Counts: copartitioned}
 		}
 	}
+	p.placement.partitions = n
 	return copartitioned, nil
 }
 

@@ -347,7 +347,10 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 		c.key = string(r.Key)
 		c.err = nil
 		t.recordDirty = len(t.dirty)
-		err := t.call(in, r)
+		err := t.checkPlacement(r)
+		if err == nil {
+			err = t.call(in, r)
+		}
 		if err == nil {
 			err = c.err
 		}

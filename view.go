@@ -49,9 +49,12 @@ type viewConfig struct {
 }
 
 // View is a read-only, continuously updated local copy of a whole table,
-// queryable by key and by key range. Rows of a key are looked up in the
-// partition murmur2 places the key on, the partition sluice's processors and
-// emitters (and Kafka's default partitioners) write it to.
+// queryable by key and by key range. Get and Has look for a key's row in the
+// partition the view's Hasher (Partitioning, default Murmur2) places the key
+// on, the partition a processor with the same Hasher writes it to; a row that
+// a producer put elsewhere is seen by Iterate only. Give the view the Hasher
+// of the table's producers: CRC32 for librdkafka's default partitioner,
+// FNV1a for Sarama's and goka's.
 type View[V any] struct {
 	topic   string
 	codec   codec.Codec[V]
@@ -296,7 +299,7 @@ func (tv *tableView) get(key string) ([]byte, error) {
 	if tv.stores == nil {
 		return nil, fmt.Errorf("view %s: %w", tv.topic, errViewNotReady)
 	}
-	p := kafka.KeyPartition([]byte(key), len(tv.stores))
+	p := tv.cfg.client.hasher.Partition(key, int32(len(tv.stores)))
 	raw, err := tv.stores[p].Get([]byte(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound

@@ -102,7 +102,7 @@ func produce(cmd *cobra.Command, f *connFlags, pf *produceFlags, topic string) e
 		}
 		in = file
 	}
-	opts := []kgo.Opt{kgo.RecordPartitioner(kafka.Partitioner()), kgo.DefaultProduceTopic(topic)}
+	opts := []kgo.Opt{kgo.RecordPartitioner(kafka.Partitioner(kafka.Murmur2)), kgo.DefaultProduceTopic(topic)}
 	if f.timeout > 0 {
 		opts = append(opts, kgo.RecordDeliveryTimeout(f.timeout))
 	}

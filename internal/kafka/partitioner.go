@@ -1,26 +1,67 @@
 package kafka
 
-import "github.com/twmb/franz-go/pkg/kgo"
+import (
+	"hash/crc32"
+	"hash/fnv"
 
-// Partitioner places every record sluice produces. A record whose Partition
-// is zero or more goes to that partition (changelogs follow their task's
-// partition); a record with Partition -1 is placed by its key with Kafka's
-// murmur2 partitioner, the one the Java client and librdkafka's murmur2
-// partitioner use, so that keys land where other producers put them.
-func Partitioner() kgo.Partitioner { return partitioner{keyed: kgo.StickyKeyPartitioner(nil)} }
+	"github.com/twmb/franz-go/pkg/kgo"
+)
 
-// KeyPartition returns the partition murmur2 places key on among n.
-// A nil key is hashed as an empty one.
-func KeyPartition(key []byte, n int) int32 {
+// KeyHasher places a key among n partitions. It is stateless, so safe for
+// concurrent use, and never sees a nil key: callers hash it as an empty one.
+type KeyHasher func(key []byte, n int) int32
+
+// Murmur2 is Kafka's default placement, toPositive(murmur2(key)) % n: the
+// Java client's, Kafka Streams', librdkafka's murmur2 partitioners' and
+// franz-go's StickyKeyPartitioner.
+func Murmur2(key []byte, n int) int32 { return int32(murmur(key, n)) }
+
+// murmur is franz-go's own Kafka hasher, the one StickyKeyPartitioner(nil)
+// uses; it is a pure function.
+var murmur = func() kgo.PartitionerHasher {
+	tp := kgo.StickyKeyPartitioner(nil).ForTopic("")
+	return func(key []byte, n int) int { return tp.Partition(&kgo.Record{Key: key}, n) }
+}()
+
+// CRC32 is librdkafka's consistent partitioner (and the keyed half of its
+// default, consistent_random): the IEEE CRC-32 of the key modulo n, unsigned.
+func CRC32(key []byte, n int) int32 { return int32(crc32.ChecksumIEEE(key) % uint32(n)) }
+
+// FNV1a is Sarama's default hash partitioner, which goka uses too: the
+// 32-bit FNV-1a hash as a signed int32, modulo n, negated when negative.
+func FNV1a(key []byte, n int) int32 { return int32(saramaFNV(key, n)) }
+
+var saramaFNV = kgo.SaramaCompatHasher(func(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
+})
+
+// Partition returns the partition h places key on among n. A nil key is
+// hashed as an empty one.
+func (h KeyHasher) Partition(key []byte, n int) int32 {
 	if key == nil {
 		key = []byte{}
 	}
-	return int32(murmur.Partition(&kgo.Record{Key: key}, n))
+	return h(key, n)
 }
 
-// murmur only ever sees non-nil keys, for which it is stateless and so safe
-// for concurrent use.
-var murmur = kgo.StickyKeyPartitioner(nil).ForTopic("")
+// KeyPartition returns the partition murmur2 places key on among n.
+// A nil key is hashed as an empty one.
+func KeyPartition(key []byte, n int) int32 { return KeyHasher(Murmur2).Partition(key, n) }
+
+// Partitioner places every record sluice produces. A record whose Partition
+// is zero or more goes to that partition (changelogs follow their task's
+// partition); a record with Partition -1 is placed by its key with h, so
+// that keys land where the producers of the same topics put them. A record
+// with a nil key is placed by the client's sticky partitioning; sluice
+// itself never produces one by key.
+func Partitioner(h KeyHasher) kgo.Partitioner {
+	if h == nil {
+		h = Murmur2
+	}
+	return partitioner{keyed: kgo.StickyKeyPartitioner(func(key []byte, n int) int { return int(h(key, n)) })}
+}
 
 type partitioner struct{ keyed kgo.Partitioner }
 

@@ -3,6 +3,8 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
+	"hash/fnv"
 	"math"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ func TestKeyPartitionHashesNilKeyAsEmptyKey(t *testing.T) {
 
 func TestPartitionerKeepsExplicitPartitionAndPlacesOthersByMurmur2(t *testing.T) {
 	const n = 6
-	tp := Partitioner().ForTopic("orders")
+	tp := Partitioner(Murmur2).ForTopic("orders")
 	for key := range javaMurmur2 {
 		for p := int32(0); p < n; p++ {
 			r := &kgo.Record{Topic: "orders", Key: []byte(key), Partition: p}
@@ -87,7 +89,7 @@ func TestPartitionerPlacesProducedRecordsThroughClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(Partitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(Partitioner(Murmur2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +115,78 @@ func TestPartitionerPlacesProducedRecordsThroughClient(t *testing.T) {
 	for _, r := range records {
 		if r.Partition != want[r] {
 			t.Errorf("record %q=%q landed on partition %d, want %d", r.Key, r.Value, r.Partition, want[r])
+		}
+	}
+}
+
+// hasherKeys are keys whose hashes, under every hasher, cover both halves of
+// the 32-bit range, so that signed and unsigned arithmetic differ on some.
+func hasherKeys() [][]byte {
+	keys := [][]byte{{}, []byte("a"), []byte("\xff\xfe")}
+	for key := range javaMurmur2 {
+		keys = append(keys, []byte(key))
+	}
+	for i := range 200 {
+		keys = append(keys, fmt.Appendf(nil, "key-%d", i))
+	}
+	return keys
+}
+
+func fnv32a(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
+}
+
+// TestHashersMatchFranzGosPartitionersOfTheSameProducers compares each
+// hasher with the franz-go partitioner documented to match the same
+// producers: SaramaCompatHasher(fnv-1a) for Sarama's default, and
+// SaramaHasher(crc32) for librdkafka's consistent partitioner (exact on 64-bit
+// platforms only, which is why CRC32 does its own unsigned arithmetic).
+func TestHashersMatchFranzGosPartitionersOfTheSameProducers(t *testing.T) {
+	highBit := map[string]bool{}
+	for _, key := range hasherKeys() {
+		if fnv32a(key)>>31 == 1 {
+			highBit["fnv1a"] = true
+		}
+		if crc32.ChecksumIEEE(key)>>31 == 1 {
+			highBit["crc32"] = true
+		}
+		for _, n := range []int{1, 2, 3, 6, 7, 10, 100, 1000, math.MaxInt32} {
+			if got, want := FNV1a(key, n), int32(kgo.SaramaCompatHasher(fnv32a)(key, n)); got != want {
+				t.Errorf("FNV1a(%q, %d) = %d, franz-go's SaramaCompatHasher says %d", key, n, got, want)
+			}
+			if math.MaxInt > math.MaxInt32 {
+				if got, want := CRC32(key, n), int32(kgo.SaramaHasher(crc32.ChecksumIEEE)(key, n)); got != want {
+					t.Errorf("CRC32(%q, %d) = %d, franz-go's SaramaHasher(crc32) says %d", key, n, got, want)
+				}
+			}
+			if got := CRC32(key, n); got < 0 || int(got) >= n {
+				t.Errorf("CRC32(%q, %d) = %d, out of range", key, n, got)
+			}
+		}
+	}
+	if !highBit["fnv1a"] || !highBit["crc32"] {
+		t.Fatalf("no key has a hash with the high bit set (%v): the sign handling is untested", highBit)
+	}
+}
+
+func TestPartitionerPlacesKeysWithItsHasher(t *testing.T) {
+	const n = 6
+	for name, h := range map[string]KeyHasher{"crc32": CRC32, "fnv1a": FNV1a, "murmur2": Murmur2} {
+		tp := Partitioner(h).ForTopic("orders")
+		for _, key := range hasherKeys() {
+			r := &kgo.Record{Topic: "orders", Key: key, Partition: -1}
+			if !tp.RequiresConsistency(r) {
+				t.Errorf("%s: keyed record %q does not require consistency", name, key)
+			}
+			if got, want := tp.Partition(r, n), h(key, n); got != int(want) {
+				t.Errorf("%s: key %q placed on %d, want %d", name, key, got, want)
+			}
+			r.Partition = 4
+			if got := tp.Partition(r, n); got != 4 {
+				t.Errorf("%s: record for partition 4 placed on %d", name, got)
+			}
 		}
 	}
 }
