@@ -1,5 +1,21 @@
 package sluice
 
+// An Emitter hands every record to its Kafka client at once; the client
+// batches them (ProducerLinger, ProducerBatchMaxBytes) and bounds what is
+// buffered (MaxBufferedRecords).
+//
+// Invariants:
+//   - No lock is held across a call that can block: Produce blocks while
+//     the client's buffer is full, and a callback may emit.
+//   - Callbacks run on the emitter's own goroutine, in the order the client
+//     completes records, never on the client's: a callback that emits
+//     while the buffer is full waits for room that the client can then
+//     still make.
+//   - Records in flight are counted per epoch; Flush seals the current
+//     epoch and waits for it and every earlier one, never for records
+//     emitted after it was called. A record leaves its epoch after its
+//     callback ran.
+
 import (
 	"context"
 	"errors"
@@ -15,35 +31,47 @@ import (
 )
 
 type emitterConfig struct {
-	client    clientConfig
-	threshold int
-	interval  time.Duration
+	client       clientConfig
+	threshold    int
+	interval     time.Duration
+	closeTimeout time.Duration
 }
 
 type emitterOpt func(*emitterConfig)
 
 func (o emitterOpt) applyEmitter(c *emitterConfig) { o(c) }
 
-// DeliveryThreshold makes EmitAsync hold records in the emitter until n are
-// waiting, then hand them to the Kafka client together. Default: 0, every
-// record is handed over at once (the client still batches on the wire).
+// DeliveryThreshold once made EmitAsync hold records in the emitter until n
+// were waiting.
+//
+// Deprecated: the emitter hands every record to its Kafka client at once,
+// and the client batches by size and time (DeliveryInterval), sending a
+// batch early when it is full or MaxBufferedRecords are waiting. n has no
+// effect beyond being checked not to be negative.
 func DeliveryThreshold(n int) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.threshold = n })
 }
 
-// DeliveryInterval makes EmitAsync hand over the records it holds at least
-// this often, however few they are. Default: 0, no timer; with a
-// DeliveryThreshold and no interval, records wait until the threshold, Flush
-// or Close.
+// DeliveryInterval sets how long the Kafka client lingers: records of a
+// partition wait up to d for more to send with them, unless a batch fills
+// up, MaxBufferedRecords are waiting, or Flush or Close is called. It is
+// franz-go's ProducerLinger, and overrides one given with KafkaOptions.
+// Default: 0, the client's own linger (10ms in franz-go v1.22).
 func DeliveryInterval(d time.Duration) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.interval = d })
+}
+
+// CloseTimeout bounds Close: it waits up to d for the records emitted before
+// it, then gives up on those left, whose callbacks report ErrClosed.
+// Default: 30s.
+func CloseTimeout(d time.Duration) EmitterOpt {
+	return emitterOpt(func(c *emitterConfig) { c.closeTimeout = d })
 }
 
 // Emitter writes typed records to one topic. Keys are placed on partitions
 // with the emitter's Hasher (Partitioning, default Murmur2, as the Java
 // client and librdkafka's murmur2 partitioner do), unless a partition is
-// given. An Emitter is safe for
-// concurrent use.
+// given. An Emitter is safe for concurrent use.
 type Emitter[V any] struct {
 	topic      string
 	codec      codec.Codec[V]
@@ -51,16 +79,10 @@ type Emitter[V any] struct {
 	cl         *kgo.Client
 	partitions int32
 	outcomes   *emitterCounts
+	callbacks  *callbackQueue
 
-	mu     sync.Mutex
-	held   []heldRecord
-	timer  *time.Timer
-	closed bool
-
-	// Records in flight are counted per epoch; Flush seals the current
-	// epoch and waits for it and every earlier one, never for records
-	// emitted after it was called.
-	pmu      sync.Mutex
+	mu       sync.Mutex
+	closed   bool
 	current  *epoch
 	unsealed []*epoch // sealed epochs with records still in flight
 }
@@ -69,11 +91,6 @@ type epoch struct {
 	inFlight int
 	sealed   bool
 	done     chan struct{}
-}
-
-type heldRecord struct {
-	r    *kgo.Record
-	done func(error)
 }
 
 // NewEmitter connects an emitter for topic, creating the topic with the
@@ -85,18 +102,22 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	if c == nil {
 		return nil, fmt.Errorf("emitter %s: codec is nil", topic)
 	}
-	cfg := emitterConfig{client: defaultClientConfig()}
+	cfg := emitterConfig{client: defaultClientConfig(), closeTimeout: 30 * time.Second}
 	for _, o := range opts {
 		o.applyEmitter(&cfg)
 	}
-	if cfg.threshold < 0 || cfg.interval < 0 {
-		return nil, fmt.Errorf("emitter %s: DeliveryThreshold and DeliveryInterval must not be negative", topic)
+	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
+		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
 	}
 	outcomes, err := newEmitterCounts(topic, &cfg.client)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	cl, err := kgo.NewClient(cfg.client.kgoOpts(kgo.RecordPartitioner(cfg.client.partitioner()), kgo.WithHooks(outcomes))...)
+	extra := []kgo.Opt{kgo.RecordPartitioner(cfg.client.partitioner()), kgo.WithHooks(outcomes)}
+	if cfg.interval > 0 {
+		extra = append(extra, kgo.ProducerLinger(cfg.interval))
+	}
+	cl, err := kgo.NewClient(cfg.client.kgoOpts(extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: client: %w", topic, err)
 	}
@@ -109,7 +130,10 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 		cl.Close()
 		return nil, fmt.Errorf("emitter %s: %w", topic, err)
 	}
-	return &Emitter[V]{topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic], current: newEpoch(), outcomes: outcomes}, nil
+	return &Emitter[V]{
+		topic: topic, codec: c, cfg: cfg, cl: cl, partitions: counts[topic],
+		current: newEpoch(), outcomes: outcomes, callbacks: newCallbackQueue(),
+	}, nil
 }
 
 // Topic returns the topic the emitter writes.
@@ -140,10 +164,13 @@ func (e *Emitter[V]) EmitToPartition(ctx context.Context, partition int32, key s
 	return e.produceSync(ctx, r)
 }
 
-// EmitAsync writes v under key without waiting, and calls done (if not nil)
-// with the outcome once Kafka acknowledged or rejected the record. Records
-// are held according to DeliveryThreshold and DeliveryInterval. Records
-// written with EmitAsync keep their order per key among themselves.
+// EmitAsync writes v under key without waiting for Kafka, and calls done
+// (if not nil) with the outcome once Kafka acknowledged or rejected the
+// record. It blocks only while the client's buffer is full
+// (MaxBufferedRecords, 10000 by default). Records written with EmitAsync
+// keep their order per key among themselves. Callbacks run one at a time,
+// on a goroutine of the emitter, in the order the records completed; a
+// callback may emit, but must not call Flush or Close, which wait for it.
 func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Header) {
 	r, err := e.record(-1, key, v, headers)
 	if err != nil {
@@ -152,50 +179,46 @@ func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Hea
 		}
 		return
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	finish, ok := e.track()
+	if !ok {
 		if done != nil {
 			done(ErrClosed)
 		}
 		return
 	}
-	finish := e.track()
-	complete := func(err error) {
-		if done != nil {
-			done(err)
-		}
-		finish()
-	}
-	if e.cfg.threshold == 0 && e.cfg.interval == 0 {
-		e.mu.Unlock()
-		e.produce(r, complete)
-		return
-	}
-	e.held = append(e.held, heldRecord{r: r, done: complete})
-	if e.cfg.threshold > 0 && len(e.held) >= e.cfg.threshold {
-		e.handOverHeld()
-	} else if e.cfg.interval > 0 && e.timer == nil {
-		e.timer = time.AfterFunc(e.cfg.interval, e.deliverHeld)
-	}
-	e.mu.Unlock()
+	e.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		err = e.wrap(err)
+		e.callbacks.push(func() {
+			if done != nil {
+				done(err)
+			}
+			finish()
+		})
+	})
 }
 
-// Flush hands over every held record and waits until every record emitted
-// so far is acknowledged or failed.
+// Flush waits until every record emitted before it is acknowledged or
+// failed and its callback ran, making the client send at once what it
+// holds.
 func (e *Emitter[V]) Flush(ctx context.Context) error {
-	e.deliverHeld()
-	e.pmu.Lock()
-	sealed := e.current
-	sealed.sealed = true
-	if sealed.inFlight == 0 {
-		close(sealed.done)
-	} else {
-		e.unsealed = append(e.unsealed, sealed)
+	waits := e.seal()
+	if len(waits) == 0 {
+		return nil
 	}
-	e.current = newEpoch()
-	waits := append([]*epoch(nil), e.unsealed...)
-	e.pmu.Unlock()
+	// The client's Flush ends every linger at once, but it returns only
+	// once nothing at all is buffered, records emitted after this call
+	// included, which under a steady stream of emits may be never. So it
+	// runs only until the records emitted before this call are done.
+	fctx, stop := context.WithCancel(ctx)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		_ = e.cl.Flush(fctx)
+	}()
+	defer func() {
+		stop()
+		<-flushed
+	}()
 	for _, ep := range waits {
 		select {
 		case <-ep.done:
@@ -206,27 +229,48 @@ func (e *Emitter[V]) Flush(ctx context.Context) error {
 	return nil
 }
 
+// seal ends the current epoch and returns every epoch with records still in
+// flight.
+func (e *Emitter[V]) seal() []*epoch {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sealed := e.current
+	sealed.sealed = true
+	if sealed.inFlight == 0 {
+		close(sealed.done)
+	} else {
+		e.unsealed = append(e.unsealed, sealed)
+	}
+	e.current = newEpoch()
+	return slices.Clone(e.unsealed)
+}
+
 func newEpoch() *epoch { return &epoch{done: make(chan struct{})} }
 
 // track counts a record in flight in the current epoch and returns the
-// function that counts it out.
-func (e *Emitter[V]) track() func() {
-	e.pmu.Lock()
+// function that counts it out; it reports false once the emitter is closed.
+func (e *Emitter[V]) track() (finish func(), ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, false
+	}
 	ep := e.current
 	ep.inFlight++
-	e.pmu.Unlock()
 	return func() {
-		e.pmu.Lock()
-		defer e.pmu.Unlock()
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		ep.inFlight--
 		if ep.inFlight == 0 && ep.sealed {
 			close(ep.done)
 			e.unsealed = slices.DeleteFunc(e.unsealed, func(x *epoch) bool { return x == ep })
 		}
-	}
+	}, true
 }
 
-// Close flushes and disconnects. Emitting after Close fails with ErrClosed.
+// Close flushes, waiting no longer than CloseTimeout, and disconnects;
+// records not delivered by then fail with ErrClosed. Emitting after Close
+// fails with ErrClosed.
 func (e *Emitter[V]) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -235,9 +279,10 @@ func (e *Emitter[V]) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.closeTimeout)
 	defer cancel()
 	err := e.Flush(ctx)
+	// Closing the client fails what it still holds, with ErrClosed.
 	e.cl.Close()
 	return err
 }
@@ -255,46 +300,64 @@ func (e *Emitter[V]) record(partition int32, key string, v V, headers []Header) 
 }
 
 func (e *Emitter[V]) produceSync(ctx context.Context, r *kgo.Record) error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	// Counted in flight so that Close waits for it.
+	finish, ok := e.track()
+	if !ok {
 		return ErrClosed
 	}
-	// Counted in flight so that Close waits for it.
-	finish := e.track()
-	e.mu.Unlock()
 	defer finish()
-	if err := e.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+	return e.wrap(e.cl.ProduceSync(ctx, r).FirstErr())
+}
+
+// wrap names the emitter in a produce error; a record the closing client
+// gave up on reports ErrClosed.
+func (e *Emitter[V]) wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kgo.ErrClientClosed):
+		return fmt.Errorf("emitter %s: closed before the record was acknowledged: %w", e.topic, ErrClosed)
+	default:
 		return fmt.Errorf("emitter %s: %w", e.topic, err)
 	}
-	return nil
 }
 
-// produce hands r to the client; done is called with the outcome.
-func (e *Emitter[V]) produce(r *kgo.Record, done func(error)) {
-	e.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-		if err != nil {
-			err = fmt.Errorf("emitter %s: %w", e.topic, err)
+// callbackQueue runs functions one at a time, in order, on its own
+// goroutine. Pushing never blocks, so the client's promises, which push,
+// return at once.
+type callbackQueue struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool // a goroutine is draining the queue
+}
+
+func newCallbackQueue() *callbackQueue { return &callbackQueue{} }
+
+// push queues fn, starting a goroutine to run the queue if none is
+// running; the goroutine ends when the queue is empty.
+func (q *callbackQueue) push(fn func()) {
+	q.mu.Lock()
+	q.queue = append(q.queue, fn)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go q.drain()
+	}
+}
+
+func (q *callbackQueue) drain() {
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
 		}
-		done(err)
-	})
-}
-
-// handOverHeld gives the held records to the client in order and stops the
-// timer. e.mu must be held, so that batches cannot overtake each other.
-func (e *Emitter[V]) handOverHeld() {
-	for _, h := range e.held {
-		e.produce(h.r, h.done)
+		fn := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		fn()
 	}
-	e.held = nil
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
-}
-
-func (e *Emitter[V]) deliverHeld() {
-	e.mu.Lock()
-	e.handOverHeld()
-	e.mu.Unlock()
 }

@@ -224,7 +224,10 @@ func TestEmitToPartitionWritesThatPartitionAndRejectsOutOfRange(t *testing.T) {
 	}
 }
 
-func TestEmitAsyncHoldsRecordsUntilDeliveryThreshold(t *testing.T) {
+// TestDeprecatedDeliveryThresholdHandsRecordsOverAtOnce keeps programs that
+// set DeliveryThreshold working: the client batches, so records below the
+// threshold are delivered without a Flush.
+func TestDeprecatedDeliveryThresholdHandsRecordsOverAtOnce(t *testing.T) {
 	b := startBroker(t)
 	em := newStringEmitter(t, b, "held", 3, sluice.DeliveryThreshold(100))
 	probe := newTopicProbe(t, b)
@@ -232,36 +235,25 @@ func TestEmitAsyncHoldsRecordsUntilDeliveryThreshold(t *testing.T) {
 	for i := range 99 {
 		em.EmitAsync(fmt.Sprintf("key-%d", i), "x", rec.done)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if got := probe.visible("held"); got != 0 {
-		t.Fatalf("%d records visible with 99 held under a threshold of 100", got)
-	}
-	if n, _ := rec.outcomes(); n != 0 {
-		t.Fatalf("%d callbacks ran for records still held", n)
-	}
-	em.EmitAsync("key-99", "x", rec.done)
-	waitFor(t, 10*time.Second, func() error {
-		if got := probe.visible("held"); got != 100 {
-			return fmt.Errorf("%d of 100 records visible after reaching the threshold", got)
-		}
-		return nil
-	})
 	waitFor(t, 10*time.Second, func() error {
 		n, err := rec.outcomes()
 		if err != nil {
 			return fmt.Errorf("delivery failed: %w", err)
 		}
-		if n != 100 {
-			return fmt.Errorf("%d of 100 callbacks ran", n)
+		if n != 99 {
+			return fmt.Errorf("%d of 99 callbacks ran", n)
 		}
 		return nil
 	})
+	if got := probe.visible("held"); got != 99 {
+		t.Fatalf("%d of 99 acknowledged records visible", got)
+	}
 }
 
 func TestEmitAsyncDeliversHeldRecordsAfterDeliveryInterval(t *testing.T) {
 	b := startBroker(t)
 	const interval = 200 * time.Millisecond
-	em := newStringEmitter(t, b, "timed", 3, sluice.DeliveryThreshold(100), sluice.DeliveryInterval(interval))
+	em := newStringEmitter(t, b, "timed", 3, sluice.DeliveryInterval(interval))
 	probe := newTopicProbe(t, b)
 	// Two rounds: the timer must be armed again after it delivered.
 	for round := 1; round <= 2; round++ {
@@ -288,9 +280,11 @@ func TestEmitAsyncDeliversHeldRecordsAfterDeliveryInterval(t *testing.T) {
 	}
 }
 
+// TestFlushDeliversHeldRecords lets the client linger a minute: Flush must
+// end the linger and return once every record and callback is done.
 func TestFlushDeliversHeldRecords(t *testing.T) {
 	b := startBroker(t)
-	em := newStringEmitter(t, b, "flushed", 3, sluice.DeliveryThreshold(100))
+	em := newStringEmitter(t, b, "flushed", 3, sluice.DeliveryInterval(time.Minute))
 	probe := newTopicProbe(t, b)
 	var rec asyncOutcomes
 	for i := range 10 {
@@ -397,41 +391,48 @@ func flushWhileEmitting(t *testing.T) {
 }
 
 // TestFlushDoesNotWaitForRecordsEmittedAfterIt emits a record from the
-// callback of a record that Flush is waiting for: the new record comes after
-// the Flush call, so Flush, which waits for the records emitted before it,
-// must not wait for it. The record is held below the threshold, so a Flush
-// that waited for it would wait until its context ends.
+// callback of a record that Flush is waiting for, and holds the new record's
+// callback until Flush returned: the new record comes after the Flush call,
+// so Flush, which waits for the records emitted before it, must not wait for
+// it.
 func TestFlushDoesNotWaitForRecordsEmittedAfterIt(t *testing.T) {
 	b := startBroker(t)
-	em := newStringEmitter(t, b, "chained", 3, sluice.DeliveryThreshold(100))
+	em := newStringEmitter(t, b, "chained", 3)
+	release := make(chan struct{})
 	later := make(chan error, 1)
 	em.EmitAsync("first", "x", func(err error) {
 		if err != nil {
 			t.Errorf("first: %v", err)
 		}
-		em.EmitAsync("second", "x", func(err error) { later <- err })
+		em.EmitAsync("second", "x", func(err error) {
+			<-release
+			later <- err
+		})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	start := time.Now()
 	if err := em.Flush(ctx); err != nil {
-		t.Fatalf("flush of one record returned after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		t.Fatalf("flush of the first record, with the second's callback held: %v", err)
 	}
-	if got := newTopicProbe(t, b).visible("chained"); got != 1 {
-		t.Fatalf("%d records visible after Flush, want the first one", got)
-	}
-	// The second record is delivered by the next Flush.
-	if err := em.Flush(context.Background()); err != nil {
+	close(release)
+	// The second record is waited for by the next Flush.
+	if err := em.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-later; err != nil {
-		t.Fatalf("second: %v", err)
+	select {
+	case err := <-later:
+		if err != nil {
+			t.Fatalf("second: %v", err)
+		}
+	default:
+		t.Fatal("Flush returned before the callback of a record emitted before it ran")
 	}
 }
 
+// TestCloseDeliversHeldRecords is TestFlushDeliversHeldRecords for Close.
 func TestCloseDeliversHeldRecords(t *testing.T) {
 	b := startBroker(t)
-	em := newStringEmitter(t, b, "closed", 3, sluice.DeliveryThreshold(100))
+	em := newStringEmitter(t, b, "closed", 3, sluice.DeliveryInterval(time.Minute))
 	probe := newTopicProbe(t, b)
 	var rec asyncOutcomes
 	for i := range 10 {
@@ -542,5 +543,119 @@ func TestEmitterCreatesMissingTopicWithTopicDefaults(t *testing.T) {
 	other := newStringEmitter(t, b, "created", 3)
 	if other.Partitions() != 7 {
 		t.Fatalf("emitter of an existing 7-partition topic reports %d partitions", other.Partitions())
+	}
+}
+
+// TestEmitAsyncFromACallbackWhileTheClientsBufferIsFullDoesNotDeadlock fills
+// the client's buffer (one record) so that handing a record over blocks, and
+// emits from the callback of the record that has to complete to make room.
+func TestEmitAsyncFromACallbackWhileTheClientsBufferIsFullDoesNotDeadlock(t *testing.T) {
+	b := startBroker(t)
+	em := newStringEmitter(t, b, "full", 3, sluice.KafkaOptions(kgo.MaxBufferedRecords(1)), sluice.DeliveryThreshold(2))
+	chained := make(chan error, 1)
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		em.EmitAsync("first", "x", func(err error) {
+			if err != nil {
+				t.Errorf("first: %v", err)
+			}
+			em.EmitAsync("chained", "x", func(err error) { chained <- err })
+		})
+		em.EmitAsync("second", "x", nil)
+	}()
+	select {
+	case err := <-chained:
+		if err != nil {
+			t.Fatalf("chained: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the record emitted from a callback was not acknowledged within 20s: the emitter deadlocked")
+	}
+	<-emitted
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if got := newTopicProbe(t, b).visible("full"); got != 3 {
+		t.Fatalf("%d of 3 records visible after Flush", got)
+	}
+}
+
+// TestFlushReturnsWhileCallbacksKeepEmitting emits, from each record's
+// callback, the next record, so that some record is always buffered: Flush
+// waits for the records emitted before it, and must return although the
+// client never runs out of records.
+func TestFlushReturnsWhileCallbacksKeepEmitting(t *testing.T) {
+	b := startBroker(t)
+	em := newStringEmitter(t, b, "chain", 3)
+	var stop atomic.Bool
+	var links atomic.Int64
+	stopped := make(chan struct{})
+	var next func(err error)
+	next = func(err error) {
+		if err != nil {
+			t.Errorf("link %d: %v", links.Load(), err)
+		}
+		if stop.Load() {
+			close(stopped)
+			return
+		}
+		em.EmitAsync(fmt.Sprint("link-", links.Add(1)), "x", next)
+	}
+	em.EmitAsync("link-0", "x", next)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatalf("flush while callbacks emit: %v (%d links)", err, links.Load())
+	}
+	stop.Store(true)
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the chain did not stop")
+	}
+}
+
+// TestCloseReturnsWithinCloseTimeoutWhenTheBrokerIsGone closes an emitter
+// whose records cannot be delivered: Close gives up after its bound, and the
+// records that were not delivered report ErrClosed.
+func TestCloseReturnsWithinCloseTimeoutWhenTheBrokerIsGone(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("orphaned", codec.String(), emitterOpts(b, 3, sluice.CloseTimeout(time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Emit(context.Background(), "before", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	outcomes := make(chan error, n)
+	for i := range n {
+		em.EmitAsync(fmt.Sprint("after-", i), "x", func(err error) { outcomes <- err })
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- em.Close() }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Error("Close reported no error with 5 records undelivered")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close with a CloseTimeout of 1s did not return within 20s of a broker going away")
+	}
+	for range n {
+		select {
+		case err := <-outcomes:
+			if !errors.Is(err, sluice.ErrClosed) {
+				t.Errorf("undelivered record reported %v, want ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an undelivered record's callback did not run after Close")
+		}
 	}
 }
