@@ -220,8 +220,8 @@ func BatchOutput[K, V, T any](bg *BatchGroup[K, V], topic string, c codec.Codec[
 // Topic returns the topic's name.
 func (o *BatchOutputTopic[T]) Topic() string { return o.topic }
 
-// Send queues v under key for the topic, on the partition murmur2 chooses
-// for the key. It is produced when the handler returns, with everything
+// Send queues v under key for the topic, on the partition the processor's
+// Hasher (Partitioning, default Murmur2) chooses for the key. It is produced when the handler returns, with everything
 // else the batch sent, before the batch's offsets are committed; if the
 // batch fails, nothing it sent is produced.
 func (o *BatchOutputTopic[T]) Send(out Sender, key string, v T, headers ...Header) error {

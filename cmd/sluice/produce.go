@@ -45,7 +45,7 @@ lines are skipped. The topic must exist.
 With --key-separator, each line is split at the first separator into key and
 value; a line without the separator is a record without a key. Keyed records
 are placed with Kafka's murmur2 partitioner, as sluice emitters and processors
-place them, unless --partition is given.
+place them by default, unless --partition is given.
 
 With --json, every value must be valid JSON. At the first line that is not,
 produce stops: the records before it are written, nothing from that line on
