@@ -62,8 +62,8 @@ func DeliveryInterval(d time.Duration) EmitterOpt {
 }
 
 // CloseTimeout bounds Close: it waits up to d for the records emitted before
-// it, then gives up on those left, whose callbacks report ErrClosed.
-// Default: 30s.
+// it and for the client to disconnect, then returns; the records left fail,
+// and their callbacks report ErrClosed. Default: 30s.
 func CloseTimeout(d time.Duration) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.closeTimeout = d })
 }
@@ -282,8 +282,19 @@ func (e *Emitter[V]) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.closeTimeout)
 	defer cancel()
 	err := e.Flush(ctx)
-	// Closing the client fails what it still holds, with ErrClosed.
-	e.cl.Close()
+	// Closing the client fails what it still holds, with ErrClosed. With
+	// the broker gone it can take a second more (franz-go gives its last
+	// metrics push that long), so it finishes in the background once the
+	// bound has passed.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		e.cl.Close()
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+	}
 	return err
 }
 

@@ -648,6 +648,9 @@ func TestCloseReturnsWithinCloseTimeoutWhenTheBrokerIsGone(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close with a CloseTimeout of 1s did not return within 20s of a broker going away")
 	}
+	if err := em.Emit(context.Background(), "closed", "x"); !errors.Is(err, sluice.ErrClosed) {
+		t.Errorf("Emit after Close: %v, want ErrClosed", err)
+	}
 	for range n {
 		select {
 		case err := <-outcomes:
