@@ -31,9 +31,10 @@ var (
 	// (and so of kcat, confluent-kafka-python, -go and -dotnet unless they
 	// set partitioner=murmur2_random).
 	CRC32 = Hasher{name: "crc32", fn: kafka.CRC32}
-	// FNV1a is Sarama's default hash partitioner, which goka's emitters and
-	// views use too: the 32-bit FNV-1a hash taken as a signed integer,
-	// modulo n, negated when negative.
+	// FNV1a is Sarama's default hash partitioner, which goka's emitters,
+	// processors and views use too: the 32-bit FNV-1a hash taken as a
+	// signed integer, modulo n, negated when negative (goka negates first,
+	// which places every key alike).
 	FNV1a = Hasher{name: "fnv1a", fn: kafka.FNV1a}
 )
 

@@ -132,6 +132,17 @@ func hasherKeys() [][]byte {
 	return keys
 }
 
+// gokaPartition is how goka's views and processors find a key's partition
+// with their default hasher: the absolute value of the signed FNV-1a hash,
+// then the modulo (Sarama takes the modulo first; the two agree).
+func gokaPartition(key []byte, n int) int32 {
+	h := int32(fnv32a(key))
+	if h < 0 {
+		h = -h
+	}
+	return h % int32(n)
+}
+
 func fnv32a(b []byte) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write(b)
@@ -155,6 +166,9 @@ func TestHashersMatchFranzGosPartitionersOfTheSameProducers(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 6, 7, 10, 100, 1000, math.MaxInt32} {
 			if got, want := FNV1a(key, n), int32(kgo.SaramaCompatHasher(fnv32a)(key, n)); got != want {
 				t.Errorf("FNV1a(%q, %d) = %d, franz-go's SaramaCompatHasher says %d", key, n, got, want)
+			}
+			if got, want := FNV1a(key, n), gokaPartition(key, n); got != want {
+				t.Errorf("FNV1a(%q, %d) = %d, goka's views say %d", key, n, got, want)
 			}
 			if math.MaxInt > math.MaxInt32 {
 				if got, want := CRC32(key, n), int32(kgo.SaramaHasher(crc32.ChecksumIEEE)(key, n)); got != want {
