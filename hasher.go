@@ -33,8 +33,9 @@ var (
 	CRC32 = Hasher{name: "crc32", fn: kafka.CRC32}
 	// FNV1a is Sarama's default hash partitioner, which goka's emitters,
 	// processors and views use too: the 32-bit FNV-1a hash taken as a
-	// signed integer, modulo n, negated when negative (goka negates first,
-	// which places every key alike).
+	// signed integer, modulo n, negated when negative (goka negates before
+	// the modulo, which gives the same partition for every hash but
+	// 0x80000000, one goka cannot place).
 	FNV1a = Hasher{name: "fnv1a", fn: kafka.FNV1a}
 )
 

@@ -134,7 +134,8 @@ func hasherKeys() [][]byte {
 
 // gokaPartition is how goka's views and processors find a key's partition
 // with their default hasher: the absolute value of the signed FNV-1a hash,
-// then the modulo (Sarama takes the modulo first; the two agree).
+// then the modulo (Sarama takes the modulo first; the two agree for every
+// hash but 0x80000000, whose absolute value overflows).
 func gokaPartition(key []byte, n int) int32 {
 	h := int32(fnv32a(key))
 	if h < 0 {
