@@ -3,6 +3,7 @@ package kafka
 import (
 	"hash/crc32"
 	"hash/fnv"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -17,10 +18,20 @@ type KeyHasher func(key []byte, n int) int32
 func Murmur2(key []byte, n int) int32 { return int32(murmur(key, n)) }
 
 // murmur is franz-go's own Kafka hasher, the one StickyKeyPartitioner(nil)
-// uses; it is a pure function.
+// uses, which is a pure function for non-nil keys. franz-go exports it only
+// behind a partitioner that takes a record; the records are pooled because
+// a processor hashes the key of every input record.
 var murmur = func() kgo.PartitionerHasher {
 	tp := kgo.StickyKeyPartitioner(nil).ForTopic("")
-	return func(key []byte, n int) int { return tp.Partition(&kgo.Record{Key: key}, n) }
+	pool := sync.Pool{New: func() any { return new(kgo.Record) }}
+	return func(key []byte, n int) int {
+		r := pool.Get().(*kgo.Record)
+		r.Key = key
+		p := tp.Partition(r, n)
+		r.Key = nil
+		pool.Put(r)
+		return p
+	}
 }()
 
 // CRC32 is librdkafka's consistent partitioner (and the keyed half of its
