@@ -327,64 +327,77 @@ func TestStrictPartitioningDeadLettersInputRecordsNotOnTheirKeysPartition(t *tes
 }
 
 // TestOutputsLoopbacksAndEmittersLandWhereTheHasherPlacesKeys compares what
-// sluice writes with franz-go's own Sarama-compatible partitioner.
+// sluice writes with franz-go's own partitioners for the same producers:
+// Sarama-compatible FNV-1a, and crc32 as librdkafka's consistent partitioner.
 func TestOutputsLoopbacksAndEmittersLandWhereTheHasherPlacesKeys(t *testing.T) {
 	b := startBroker(t)
 	const parts = 5
-	fnv := sluice.Partitioning(sluice.FNV1a)
-	em, err := sluice.NewEmitter("visits", codec.String(), emitterOpts(b, parts, fnv)...)
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		hasher sluice.Hasher
+		kgo    kgo.Partitioner
+	}{
+		{sluice.FNV1a, kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))},
+		{sluice.CRC32, kgo.StickyKeyPartitioner(kgo.SaramaHasher(crc32.ChecksumIEEE))},
 	}
-	t.Cleanup(func() { _ = em.Close() })
-
-	g := sluice.DefineGroup[int64]("router")
-	sluice.Persist(g, codec.Int64())
-	out := sluice.Output(g, "visits-out", codec.String())
-	loop := sluice.Loop(g, codec.String(), func(ctx *sluice.Context[int64], _ string) error {
-		n, _ := ctx.Value()
-		ctx.SetValue(n + 1)
-		return nil
-	})
-	sluice.Input(g, "visits", codec.String(), func(ctx *sluice.Context[int64], _ string) error {
-		if err := out.Emit(ctx, "out-"+ctx.Key(), "x"); err != nil {
-			return err
-		}
-		return loop.Loopback(ctx, "loop-"+ctx.Key(), "x")
-	})
-	p, err := sluice.NewProcessor(g, withHasher(processorOpts(b, parts, t.TempDir()), sluice.ProcessorOpt(fnv))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runInBackground(t, p.Run)
-	const n = 40
-	for i := range n {
-		if err := em.Emit(context.Background(), fmt.Sprintf("visitor-%d", i), "x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == 2*n })
-	if s := p.Stats(); s.Misplaced != 0 {
-		t.Errorf("%d records misplaced: the emitter and the loopback must write where the processor looks", s.Misplaced)
-	}
-
-	kgoPartition := kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)).ForTopic("")
-	probe := newTopicProbe(t, b)
-	for _, topic := range []string{"visits", "visits-out", g.LoopTopic()} {
-		records := probe.readAll(topic)
-		if len(records) != n {
-			t.Fatalf("%s has %d records, want %d", topic, len(records), n)
-		}
-		used := make(map[int32]bool)
-		for _, r := range records {
-			used[r.Partition] = true
-			if want := int32(kgoPartition.Partition(&kgo.Record{Key: r.Key}, parts)); r.Partition != want {
-				t.Errorf("%s: key %s on partition %d, franz-go's Sarama partitioner says %d", topic, r.Key, r.Partition, want)
+	for _, tc := range cases {
+		t.Run(tc.hasher.String(), func(t *testing.T) {
+			placed := sluice.Partitioning(tc.hasher)
+			visits := "visits-" + tc.hasher.String()
+			em, err := sluice.NewEmitter(visits, codec.String(), emitterOpts(b, parts, placed)...)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if len(used) < 2 {
-			t.Errorf("%s: every key on partitions %v; the comparison proves little", topic, used)
-		}
+			t.Cleanup(func() { _ = em.Close() })
+
+			g := sluice.DefineGroup[int64]("router-" + tc.hasher.String())
+			sluice.Persist(g, codec.Int64())
+			out := sluice.Output(g, visits+"-out", codec.String())
+			loop := sluice.Loop(g, codec.String(), func(ctx *sluice.Context[int64], _ string) error {
+				n, _ := ctx.Value()
+				ctx.SetValue(n + 1)
+				return nil
+			})
+			sluice.Input(g, visits, codec.String(), func(ctx *sluice.Context[int64], _ string) error {
+				if err := out.Emit(ctx, "out-"+ctx.Key(), "x"); err != nil {
+					return err
+				}
+				return loop.Loopback(ctx, "loop-"+ctx.Key(), "x")
+			})
+			p, err := sluice.NewProcessor(g, withHasher(processorOpts(b, parts, t.TempDir()), sluice.ProcessorOpt(placed))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runInBackground(t, p.Run)
+			const n = 40
+			for i := range n {
+				if err := em.Emit(context.Background(), fmt.Sprintf("visitor-%d", i), "x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == 2*n })
+			if s := p.Stats(); s.Misplaced != 0 {
+				t.Errorf("%d records misplaced: the emitter and the loopback must write where the processor looks", s.Misplaced)
+			}
+
+			kgoPartition := tc.kgo.ForTopic("")
+			probe := newTopicProbe(t, b)
+			for _, topic := range []string{visits, visits + "-out", g.LoopTopic()} {
+				records := probe.readAll(topic)
+				if len(records) != n {
+					t.Fatalf("%s has %d records, want %d", topic, len(records), n)
+				}
+				used := make(map[int32]bool)
+				for _, r := range records {
+					used[r.Partition] = true
+					if want := int32(kgoPartition.Partition(&kgo.Record{Key: r.Key}, parts)); r.Partition != want {
+						t.Errorf("%s: key %s on partition %d, franz-go's partitioner says %d", topic, r.Key, r.Partition, want)
+					}
+				}
+				if len(used) < 2 {
+					t.Errorf("%s: every key on partitions %v; the comparison proves little", topic, used)
+				}
+			}
+		})
 	}
 }
 
