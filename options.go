@@ -185,8 +185,10 @@ func StartAt(s StartOffset) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.startAt = s })
 }
 
-// CacheRows sets how many table rows (encoded, as in the store) a task keeps
-// in memory between batches, in front of its store. Default: 10000.
+// CacheRows sets how many unchanged table rows a task keeps in memory, in
+// front of its store, evicting the least recently used beyond n. Rows that a
+// batch changed are kept, however many, until the store holds them (exactly
+// once, until their transaction commits). Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
 }

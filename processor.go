@@ -139,6 +139,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
 	}
+	if cfg.cacheRows <= 0 {
+		return nil, fmt.Errorf("group %s: CacheRows must be positive, got %d", g.name, cfg.cacheRows)
+	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
 	}
