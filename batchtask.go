@@ -108,7 +108,11 @@ func (t *task[V]) batchLoop() error {
 				return err
 			}
 		case d := <-t.in:
-			if err := t.batchDelivery(d); err != nil {
+			// Records the batch holds count against BatchSize, not
+			// against MaxBufferedBytes.
+			err := t.batchDelivery(d)
+			t.took(d)
+			if err != nil {
 				return err
 			}
 		}

@@ -225,3 +225,14 @@ func (g DeliveryGuarantee) String() string {
 func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }
+
+// MaxBufferedBytes bounds the input a task holds before processing it: the
+// bytes of the keys, values and headers of records fetched for the task's
+// partition and not yet processed. While a task holds that much, the
+// processor fetches nothing more until the task catches up, so a slow
+// handler makes the processor wait rather than fill its memory. A single
+// fetch larger than n is still handed to a task that holds nothing, so that
+// records of any size are processed. Default: 16 MiB per task.
+func MaxBufferedBytes(n int) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
+}

@@ -1,14 +1,20 @@
 package sluice_test
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
@@ -290,6 +296,137 @@ func TestCacheRowsKeepsRowsAwaitingTheirTransaction(t *testing.T) {
 		runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == int64((round+1)*keys) })
 	}
 	v := startView(t, "pinned-table", codec.JSON[counter](), viewOpts(b, parts)...)
+	expectCounts(t, v, want, 30*time.Second)
+	r.stop(t)
+}
+
+// deliverBlocked reports whether a goroutine waits in a task's deliver: the
+// poll loop, waiting until the task has room for more input.
+func deliverBlocked() bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		waiting := strings.Contains(header, "[select") || strings.Contains(header, "[chan send")
+		if waiting && strings.Contains(g, "sluice.(*task[...]).deliver(") {
+			return true
+		}
+	}
+	return false
+}
+
+// bufferHooks counts the input bytes the processor's client handed out.
+type bufferHooks struct {
+	topic  string
+	polled atomic.Int64
+}
+
+func (h *bufferHooks) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
+	if polled && r.Topic == h.topic {
+		h.polled.Add(int64(len(r.Key) + len(r.Value)))
+	}
+}
+
+// A task whose handler is slow holds no more input than MaxBufferedBytes:
+// the poll loop waits for it instead of fetching more.
+func TestMaxBufferedBytesBoundsTheInputATaskHolds(t *testing.T) {
+	b := startBroker(t)
+	const (
+		parts      = 1
+		records    = 30
+		size       = 100 << 10
+		limit      = 256 << 10
+		fetchBytes = 200 << 10 // one record a fetch
+	)
+	em, err := sluice.NewEmitter("buffered-in", codec.Bytes(), emitterOpts(b, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	for i := range records {
+		v := make([]byte, size)
+		_, _ = rand.Read(v)
+		if err := em.EmitToPartition(context.Background(), 0, fmt.Sprintf("k%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	release := make(chan struct{})
+	var handled, handledBytes atomic.Int64
+	g := sluice.DefineGroup[int64]("buffered")
+	sluice.Input(g, "buffered-in", codec.Bytes(), func(ctx *sluice.Context[int64], v []byte) error {
+		handledBytes.Add(int64(len(ctx.Key()) + len(v)))
+		handled.Add(1)
+		<-release
+		return nil
+	})
+	hooks := &bufferHooks{topic: "buffered-in"}
+	p, err := sluice.NewProcessor(g, append(processorOpts(b, parts, t.TempDir()),
+		sluice.MaxBufferedBytes(limit),
+		sluice.KafkaOptions(kgo.WithHooks(hooks), kgo.FetchMaxPartitionBytes(fetchBytes)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runInBackground(t, p.Run)
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	waitFor(t, 30*time.Second, func() error {
+		if handled.Load() == 0 || !deliverBlocked() {
+			return errors.New("the poll loop does not wait for the task yet")
+		}
+		return nil
+	})
+	// Besides what the task holds, the poll loop holds the fetch it waits
+	// to hand over.
+	held := hooks.polled.Load() - handledBytes.Load()
+	t.Logf("%d KiB fetched and not yet handled", held>>10)
+	if held > limit+fetchBytes+size {
+		t.Fatalf("%d KiB fetched and not yet handled, want at most %d KiB", held>>10, (limit+fetchBytes+size)>>10)
+	}
+	close(release)
+	runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == records })
+	r.stop(t)
+}
+
+// With room for one fetch at a time, tasks still take part in every
+// transaction and stop when asked: the poll loop waits for room, never
+// the task for the poll loop.
+func TestMaxBufferedBytesOfOneFetchKeepsExactlyOnceGoing(t *testing.T) {
+	b := startBroker(t)
+	const (
+		parts = 2
+		n     = 300
+		keys  = 10
+	)
+	em := newEmitter(t, "onefetch-in", emitterOpts(b, parts))
+	want := make(map[string]int64)
+	for i := range n {
+		key := fmt.Sprintf("k%d", i%keys)
+		em.EmitAsync(key, "x", nil)
+		want[key]++
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sluice.NewProcessor(defineCounter("onefetch", "onefetch-in"),
+		append(processorOpts(b, parts, t.TempDir()), sluice.MaxBufferedBytes(1), sluice.Guarantee(sluice.ExactlyOnce))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runInBackground(t, p.Run)
+	v := startView(t, "onefetch-table", codec.JSON[counter](), viewOpts(b, parts)...)
 	expectCounts(t, v, want, 30*time.Second)
 	r.stop(t)
 }

@@ -33,6 +33,8 @@ type task[V any] struct {
 	partition int32
 
 	in       chan delivery
+	inBytes  atomic.Int64  // of the records delivered and not yet taken
+	room     chan struct{} // signalled when inBytes falls
 	stop     chan struct{}
 	stopOnce sync.Once
 	flushOut atomic.Bool // whether to write the batch in hand when stopping
@@ -74,6 +76,7 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		cl:         cl,
 		partition:  partition,
 		in:         make(chan delivery, 16),
+		room:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
@@ -91,11 +94,13 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 }
 
 // delivery is what the poll loop hands a task: records of one topic
-// partition with its high water mark, or a step of the transaction protocol.
+// partition with its high water mark and their size in bytes, or a step of
+// the transaction protocol.
 type delivery struct {
-	recs []*kgo.Record
-	hwm  int64
-	step *txnStep
+	recs  []*kgo.Record
+	hwm   int64
+	bytes int64
+	step  *txnStep
 }
 
 // txnStep asks a task to take part in ending a transaction, and carries its
@@ -118,12 +123,57 @@ const (
 	aborted
 )
 
-// deliver hands records to the task; it returns at once if the task stopped.
+// deliver hands records to the task once the task holds few enough bytes
+// of input to take them (MaxBufferedBytes); it returns at once if the task
+// stopped. Records that alone exceed the limit are handed to a task that
+// holds nothing. The task makes room by processing what it holds, which
+// needs nothing of the poll loop; transaction steps (see step) carry no
+// records and never wait for room.
 func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
+	var n int64
+	for _, r := range recs {
+		n += recordBytes(r)
+	}
+	limit := int64(t.p.cfg.maxBufferedBytes)
+	for {
+		held := t.inBytes.Load()
+		if held == 0 || held+n <= limit {
+			if t.inBytes.CompareAndSwap(held, held+n) {
+				break
+			}
+			continue
+		}
+		select {
+		case <-t.room:
+		case <-t.done:
+			return
+		}
+	}
 	select {
-	case t.in <- delivery{recs: recs, hwm: hwm}:
+	case t.in <- delivery{recs: recs, hwm: hwm, bytes: n}:
 	case <-t.done:
 	}
+}
+
+// took gives back the room of a delivery the task has taken in.
+func (t *task[V]) took(d delivery) {
+	if d.bytes == 0 {
+		return
+	}
+	t.inBytes.Add(-d.bytes)
+	select {
+	case t.room <- struct{}{}:
+	default: // the poll loop has a signal to wake to already
+	}
+}
+
+// recordBytes is what a fetched record counts against MaxBufferedBytes.
+func recordBytes(r *kgo.Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
 }
 
 // step runs one step of ending a transaction in the task, after the records
@@ -251,7 +301,9 @@ func (t *task[V]) loop() error {
 		case <-t.stop:
 			return nil
 		case d := <-t.in:
-			if err := t.handle(d); err != nil {
+			err := t.handle(d)
+			t.took(d)
+			if err != nil {
 				return err
 			}
 			// Take what else is waiting before writing the batch, so
@@ -260,7 +312,9 @@ func (t *task[V]) loop() error {
 			for {
 				select {
 				case d := <-t.in:
-					if err := t.handle(d); err != nil {
+					err := t.handle(d)
+					t.took(d)
+					if err != nil {
 						return err
 					}
 				default:
