@@ -15,6 +15,7 @@ package sluice
 //     fetched, so preparing the commit closes the open batch first.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -107,7 +108,11 @@ func (t *task[V]) batchLoop() error {
 				return err
 			}
 		case d := <-t.in:
-			if err := t.batchDelivery(d); err != nil {
+			// Records the batch holds count against BatchSize, not
+			// against MaxBufferedBytes.
+			err := t.batchDelivery(d)
+			t.took(d)
+			if err != nil {
 				return err
 			}
 		}
@@ -277,27 +282,22 @@ func (t *task[V]) batchFailed(recs []*kgo.Record, err error) error {
 	}
 }
 
-// getRaw returns the encoded row of key, for a table store.
+// getRaw returns the encoded row of key, for a table store. The bytes are
+// the row's own: the caller must not modify them.
 func (t *task[V]) getRaw(key string) ([]byte, bool, error) {
 	r, err := t.load(key)
 	if err != nil || !r.exists {
 		return nil, false, err
 	}
-	if r.dirty {
-		b, err := t.p.g.table.Encode(r.val)
-		return b, err == nil, err
-	}
 	return r.raw, true, nil
 }
 
-// putRaw sets or deletes the row of key, for a table store.
+// putRaw sets or deletes the row of key, for a table store. raw is copied:
+// it may be the handler's own value.
 func (t *task[V]) putRaw(key string, raw []byte, exists bool) error {
-	var v V
+	var zero V
 	if exists {
-		var err error
-		if v, err = t.p.g.table.Decode(raw); err != nil {
-			return err
-		}
+		raw = bytes.Clone(raw)
 	}
-	return t.setValue(key, v, exists)
+	return t.setRaw(key, raw, exists, zero, false)
 }

@@ -113,7 +113,10 @@ func (c *recordCtx) misuse(err error) {
 }
 
 // Value returns the row of the record's key in the group's table, and
-// whether there is one.
+// whether there is one. The value is the handler's own: changing it (a map,
+// a slice, what a pointer points to) changes nothing in the table until it
+// is passed to SetValue, so the changes of a record that fails are lost
+// with it.
 func (c *Context[V]) Value() (V, bool) {
 	v, ok, err := c.t.value(c.key)
 	if err != nil {
@@ -122,15 +125,18 @@ func (c *Context[V]) Value() (V, bool) {
 	return v, ok
 }
 
-// SetValue replaces the row of the record's key. The value is encoded when
-// the task writes its batch, so v must not be modified after this call.
+// SetValue replaces the row of the record's key with v, encoded at once
+// with the table's codec: changes to v after the call are not in the row.
+// A value the codec cannot encode fails the record, as if its handler had
+// returned the encoding error, and the row keeps its earlier value.
 func (c *Context[V]) SetValue(v V) {
 	if err := c.t.setValue(c.key, v, true); err != nil {
 		c.misuse(err)
 	}
 }
 
-// Delete removes the row of the record's key.
+// Delete removes the row of the record's key; the table's changelog gets a
+// tombstone when the batch is written.
 func (c *Context[V]) Delete() {
 	var zero V
 	if err := c.t.setValue(c.key, zero, false); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -33,6 +34,10 @@ type Group[V any] struct {
 	joins   []*tableEdge
 	lookups []*tableEdge
 	errs    []error
+
+	// Whether a decoded row may be kept and handed out as a copy: V holds
+	// no references, found once here rather than per record.
+	rowsByValue bool
 }
 
 // Handler processes one record of an input: msg is the decoded value; ctx
@@ -61,7 +66,7 @@ type tableEdge struct {
 // rows (if it persists any) have type V. The name is the Kafka consumer group
 // id, and the table topic is name + "-table".
 func DefineGroup[V any](name string) *Group[V] {
-	g := &Group[V]{name: name, outputs: make(map[string]*outputEdge)}
+	g := &Group[V]{name: name, outputs: make(map[string]*outputEdge), rowsByValue: valueSafe(reflect.TypeFor[V]())}
 	if name == "" {
 		g.errs = append(g.errs, errors.New("group name is empty"))
 	}

@@ -193,8 +193,10 @@ func StartAt(s StartOffset) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.startAt = s })
 }
 
-// CacheRows sets how many table rows (encoded, as in the store) a task keeps
-// in memory between batches, in front of its store. Default: 10000.
+// CacheRows sets how many unchanged table rows a task keeps in memory, in
+// front of its store, evicting the least recently used beyond n. Rows that a
+// batch changed are kept, however many, until the store holds them (exactly
+// once, until their transaction commits). Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
 }
@@ -230,4 +232,15 @@ func (g DeliveryGuarantee) String() string {
 // visible later.
 func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
+}
+
+// MaxBufferedBytes bounds the input a task holds before processing it: the
+// bytes of the keys, values and headers of records fetched for the task's
+// partition and not yet processed. While a task holds that much, the
+// processor fetches nothing more until the task catches up, so a slow
+// handler makes the processor wait rather than fill its memory. A single
+// fetch larger than n is still handed to a task that holds nothing, so that
+// records of any size are processed. Default: 16 MiB per task.
+func MaxBufferedBytes(n int) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
 }

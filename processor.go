@@ -51,8 +51,11 @@ type processorConfig struct {
 	sessionTimeout  time.Duration
 	instanceID      string
 	batch           batchConfig
+
 	// strictPartitioning makes misplaced input records failed records.
 	strictPartitioning bool
+	// The input a task may hold before processing it, in bytes.
+	maxBufferedBytes int
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -112,6 +115,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		shutdownTimeout: 30 * time.Second,
 		sessionTimeout:  10 * time.Second,
 	}
+	cfg.maxBufferedBytes = 16 << 20
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
 	}
@@ -141,6 +145,12 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
+	}
+	if cfg.cacheRows <= 0 {
+		return nil, fmt.Errorf("group %s: CacheRows must be positive, got %d", g.name, cfg.cacheRows)
+	}
+	if cfg.maxBufferedBytes <= 0 {
+		return nil, fmt.Errorf("group %s: MaxBufferedBytes must be positive, got %d", g.name, cfg.maxBufferedBytes)
 	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)

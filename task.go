@@ -33,6 +33,8 @@ type task[V any] struct {
 	partition int32
 
 	in       chan delivery
+	inBytes  atomic.Int64  // of the records delivered and not yet taken
+	room     chan struct{} // signalled when inBytes falls
 	stop     chan struct{}
 	stopOnce sync.Once
 	flushOut atomic.Bool // whether to write the batch in hand when stopping
@@ -47,7 +49,7 @@ type task[V any] struct {
 	st         store.Store
 	joinStores map[string]store.Store
 	table      string // the changelog topic
-	rows       map[string]*row[V]
+	rows       rowCache[V]
 	dirty      []string
 	batched    int           // records processed since the last flush
 	emitted    []*kgo.Record // emits of the record being processed
@@ -68,33 +70,17 @@ type task[V any] struct {
 	batch batchState // batch processors only
 }
 
-// undoEntry is a row as it was before the record being processed changed
-// it; existed is false when the row was not in the rows map.
-type undoEntry[V any] struct {
-	row     row[V]
-	existed bool
-}
-
-// row is a table row as the task sees it: the value a handler set (dirty) or
-// the encoded value from the store (clean).
-type row[V any] struct {
-	val    V
-	raw    []byte
-	exists bool
-	dirty  bool
-	stored bool // the store holds the key, as far as the task knows
-}
-
 func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 	t := &task[V]{
 		p:          p,
 		cl:         cl,
 		partition:  partition,
 		in:         make(chan delivery, 16),
+		room:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
-		rows:       make(map[string]*row[V]),
+		rows:       newRowCache[V](p.cfg.cacheRows, p.g.rowsByValue),
 		undo:       make(map[string]undoEntry[V]),
 		marks:      make(map[string]kgo.EpochOffset),
 		table:      p.g.TableTopic(),
@@ -108,11 +94,13 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 }
 
 // delivery is what the poll loop hands a task: records of one topic
-// partition with its high water mark, or a step of the transaction protocol.
+// partition with its high water mark and their size in bytes, or a step of
+// the transaction protocol.
 type delivery struct {
-	recs []*kgo.Record
-	hwm  int64
-	step *txnStep
+	recs  []*kgo.Record
+	hwm   int64
+	bytes int64
+	step  *txnStep
 }
 
 // txnStep asks a task to take part in ending a transaction, and carries its
@@ -135,12 +123,57 @@ const (
 	aborted
 )
 
-// deliver hands records to the task; it returns at once if the task stopped.
+// deliver hands records to the task once the task holds few enough bytes
+// of input to take them (MaxBufferedBytes); it returns at once if the task
+// stopped. Records that alone exceed the limit are handed to a task that
+// holds nothing. The task makes room by processing what it holds, which
+// needs nothing of the poll loop; transaction steps (see step) carry no
+// records and never wait for room.
 func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
+	var n int64
+	for _, r := range recs {
+		n += recordBytes(r)
+	}
+	limit := int64(t.p.cfg.maxBufferedBytes)
+	for {
+		held := t.inBytes.Load()
+		if held == 0 || held+n <= limit {
+			if t.inBytes.CompareAndSwap(held, held+n) {
+				break
+			}
+			continue
+		}
+		select {
+		case <-t.room:
+		case <-t.done:
+			return
+		}
+	}
 	select {
-	case t.in <- delivery{recs: recs, hwm: hwm}:
+	case t.in <- delivery{recs: recs, hwm: hwm, bytes: n}:
 	case <-t.done:
 	}
+}
+
+// took gives back the room of a delivery the task has taken in.
+func (t *task[V]) took(d delivery) {
+	if d.bytes == 0 {
+		return
+	}
+	t.inBytes.Add(-d.bytes)
+	select {
+	case t.room <- struct{}{}:
+	default: // the poll loop has a signal to wake to already
+	}
+}
+
+// recordBytes is what a fetched record counts against MaxBufferedBytes.
+func recordBytes(r *kgo.Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
 }
 
 // step runs one step of ending a transaction in the task, after the records
@@ -268,7 +301,9 @@ func (t *task[V]) loop() error {
 		case <-t.stop:
 			return nil
 		case d := <-t.in:
-			if err := t.handle(d); err != nil {
+			err := t.handle(d)
+			t.took(d)
+			if err != nil {
 				return err
 			}
 			// Take what else is waiting before writing the batch, so
@@ -277,7 +312,9 @@ func (t *task[V]) loop() error {
 			for {
 				select {
 				case d := <-t.in:
-					if err := t.handle(d); err != nil {
+					err := t.handle(d)
+					t.took(d)
+					if err != nil {
 						return err
 					}
 				default:
@@ -403,33 +440,6 @@ func (t *task[V]) failed(r *kgo.Record, err error) error {
 	}
 }
 
-// saveUndo remembers the row of key as it was before the current record
-// first changed it.
-func (t *task[V]) saveUndo(key string, r *row[V], existed bool) {
-	if _, ok := t.undo[key]; ok {
-		return
-	}
-	u := undoEntry[V]{existed: existed}
-	if existed {
-		u.row = *r
-	}
-	t.undo[key] = u
-}
-
-// undoRecord puts back the rows the current record changed.
-func (t *task[V]) undoRecord() {
-	for key, u := range t.undo {
-		if u.existed {
-			*t.rows[key] = u.row
-		} else {
-			delete(t.rows, key)
-		}
-	}
-	// Keys first made dirty by this record were appended after
-	// recordDirty.
-	t.dirty = t.dirty[:t.recordDirty]
-}
-
 // call runs the handler, turning a panic into an error.
 func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 	if t.m.timed {
@@ -498,20 +508,9 @@ func (t *task[V]) flush() error {
 func (t *task[V]) writeBatch() error {
 	p := t.p
 	for _, key := range t.dirty {
-		r := t.rows[key]
-		var raw []byte
-		if r.exists {
-			b, err := p.g.table.Encode(r.val)
-			if err != nil {
-				return fmt.Errorf("group %s: encode row %q: %w", p.g.name, key, err)
-			}
-			raw = b
-		}
+		raw := t.markWritten(key)
 		k := []byte(key)
 		t.pending = append(t.pending, store.Change{Key: k, Value: raw})
-		var zero V
-		r.val, r.raw, r.dirty = zero, raw, false
-		r.stored = t.m.rowWritten(r.stored, r.exists)
 		t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
 	}
 	t.dirty = t.dirty[:0]
@@ -535,22 +534,19 @@ func (t *task[V]) applyPending() error {
 		t.pending = t.pending[:0]
 		t.m.applied()
 	}
-	if len(t.rows) > t.p.cfg.cacheRows {
-		clear(t.rows)
-	}
+	t.rowsApplied()
 	return nil
 }
 
 // discardPending forgets the row changes of an aborted transaction: the
-// store still holds the committed rows, and the cached rows may be newer.
+// store still holds the committed rows.
 func (t *task[V]) discardPending() {
 	t.inflight.Wait()
 	t.produceErr.Store(nil)
 	t.pending = nil
 	t.m.discarded()
-	t.dirty = t.dirty[:0]
+	t.rowsDiscarded()
 	t.batched = 0
-	clear(t.rows)
 	clear(t.marks)
 }
 
@@ -579,57 +575,6 @@ func (t *task[V]) close() error {
 		}
 	}
 	return err
-}
-
-// value returns the row of key.
-func (t *task[V]) value(key string) (V, bool, error) {
-	var zero V
-	r, err := t.load(key)
-	if err != nil || !r.exists {
-		return zero, false, err
-	}
-	if r.dirty {
-		return r.val, true, nil
-	}
-	v, err := t.p.g.table.Decode(r.raw)
-	if err != nil {
-		return zero, false, fmt.Errorf("decode row %q of %s: %w", key, t.p.g.TableTopic(), err)
-	}
-	return v, true, nil
-}
-
-func (t *task[V]) load(key string) (*row[V], error) {
-	if r, ok := t.rows[key]; ok {
-		return r, nil
-	}
-	if t.st == nil {
-		return nil, fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
-	}
-	raw, err := t.st.Get([]byte(key))
-	t.m.storeGet()
-	r := &row[V]{raw: raw, exists: err == nil, stored: err == nil}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("read row %q: %w", key, err)
-	}
-	t.rows[key] = r
-	return r, nil
-}
-
-func (t *task[V]) setValue(key string, v V, exists bool) error {
-	if t.st == nil {
-		return fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
-	}
-	r, ok := t.rows[key]
-	t.saveUndo(key, r, ok)
-	if !ok {
-		r = &row[V]{}
-		t.rows[key] = r
-	}
-	if !r.dirty {
-		t.dirty = append(t.dirty, key)
-	}
-	r.val, r.raw, r.exists, r.dirty = v, nil, exists, true
-	return nil
 }
 
 // taskIO

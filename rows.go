@@ -1,0 +1,292 @@
+package sluice
+
+// The rows of a task's table partition, as the task holds them in memory in
+// front of its store.
+//
+// Invariants:
+//   - A row's encoded value is what counts: SetValue encodes at once, so a
+//     value the codec rejects fails the record that set it, under the error
+//     policy, and the batch writes the bytes it holds. The bytes of a row
+//     are never modified, only replaced, so undoing a record restores them
+//     by copying the row.
+//   - A handler never holds a value that is part of a row. Value decodes the
+//     row's bytes anew, except for row types that hold no references (no
+//     maps, slices, pointers, interfaces, channels or functions), whose
+//     decoded value is kept with the row and handed out as a copy.
+//   - Rows changed by the batch in hand (dirty) or written to the changelog
+//     and not yet applied to the store (pending) are pinned: they stay in
+//     memory, however many, until the store holds them. The cache holds at
+//     most CacheRows rows and evicts the least recently used; a pinned row
+//     it evicts moves to the evicted map, and leaves it once the store
+//     holds it. So rows move only when the cache is full, not with every
+//     batch, and only clean rows, equal to the store's, are ever dropped.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/sluice-io/sluice/store"
+)
+
+// row is a table row as the task sees it.
+type row[V any] struct {
+	raw     []byte // the encoded value; nil when the row does not exist
+	val     V      // raw decoded, when hasVal; only for value-safe types
+	hasVal  bool
+	exists  bool
+	dirty   bool // changed by the batch in hand
+	pending bool // written to the changelog, not yet to the store
+	stored  bool // the store holds the key, as far as the task knows
+}
+
+func (r *row[V]) pinned() bool { return r.dirty || r.pending }
+
+// undoEntry is a row as it was before the record being processed changed
+// it; held is false when the task did not hold the row.
+type undoEntry[V any] struct {
+	row  row[V]
+	held bool
+}
+
+// rowCache is where a task holds rows in memory.
+type rowCache[V any] struct {
+	lru     *simplelru.LRU[string, *row[V]]
+	evicted map[string]*row[V] // pinned rows the LRU let go of
+	// pendingKeys are the keys of the rows written to the changelog since
+	// the store was last updated, in the order they were written.
+	pendingKeys []string
+	// byValue is whether a decoded V may be kept and handed out as a copy.
+	byValue bool
+}
+
+func newRowCache[V any](size int, byValue bool) rowCache[V] {
+	evicted := make(map[string]*row[V])
+	lru, err := simplelru.NewLRU(size, func(key string, r *row[V]) {
+		if r.pinned() {
+			evicted[key] = r
+		}
+	})
+	if err != nil {
+		// NewProcessor accepts only positive sizes.
+		panic(fmt.Sprintf("row cache of %d rows: %v", size, err))
+	}
+	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue}
+}
+
+// get returns the row of key if the task holds it, making it the most
+// recently used.
+func (c *rowCache[V]) get(key string) (*row[V], bool) {
+	if r, ok := c.lru.Get(key); ok {
+		return r, true
+	}
+	r, ok := c.evicted[key]
+	return r, ok
+}
+
+// peek returns the row of key if the task holds it.
+func (c *rowCache[V]) peek(key string) (*row[V], bool) {
+	if r, ok := c.lru.Peek(key); ok {
+		return r, true
+	}
+	r, ok := c.evicted[key]
+	return r, ok
+}
+
+// drop forgets the row of key.
+func (c *rowCache[V]) drop(key string) {
+	c.lru.Remove(key) // which may move it to evicted
+	delete(c.evicted, key)
+}
+
+// valueSafe reports whether a copy of a value of type t shares nothing with
+// the original, so that a decoded row can be handed out as a copy.
+func valueSafe(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		// Strings share their bytes, but nothing can change them.
+		return true
+	case reflect.Array:
+		return valueSafe(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !valueSafe(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
+	}
+}
+
+// value returns the row of key, decoded.
+func (t *task[V]) value(key string) (V, bool, error) {
+	var zero V
+	r, err := t.load(key)
+	if err != nil || !r.exists {
+		return zero, false, err
+	}
+	if r.hasVal {
+		return r.val, true, nil
+	}
+	v, err := t.p.g.table.Decode(r.raw)
+	if err != nil {
+		return zero, false, fmt.Errorf("decode row %q of %s: %w", key, t.p.g.TableTopic(), err)
+	}
+	if t.rows.byValue {
+		r.val, r.hasVal = v, true
+	}
+	return v, true, nil
+}
+
+// load returns the row of key from memory, or else from the store, keeping
+// it in the cache.
+func (t *task[V]) load(key string) (*row[V], error) {
+	if r, ok := t.rows.get(key); ok {
+		return r, nil
+	}
+	if t.st == nil {
+		return nil, t.noTable()
+	}
+	raw, err := t.st.Get([]byte(key))
+	t.m.storeGet()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("read row %q: %w", key, err)
+	}
+	r := &row[V]{raw: raw, exists: err == nil, stored: err == nil}
+	t.rows.lru.Add(key, r)
+	return r, nil
+}
+
+// setValue sets the row of key to v, or deletes it, encoding v at once.
+func (t *task[V]) setValue(key string, v V, exists bool) error {
+	if t.st == nil {
+		return t.noTable()
+	}
+	if !exists {
+		var zero V
+		return t.setRaw(key, nil, false, zero, false)
+	}
+	raw, err := t.p.g.table.Encode(v)
+	if err != nil {
+		return fmt.Errorf("encode row %q of %s: %w", key, t.p.g.TableTopic(), err)
+	}
+	if !t.rows.byValue {
+		// The bytes may share memory with v, which the handler keeps.
+		raw = bytes.Clone(raw)
+	}
+	return t.setRaw(key, raw, true, v, t.rows.byValue)
+}
+
+func (t *task[V]) noTable() error {
+	return fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
+}
+
+// setRaw sets the row of key to its encoded value raw, or deletes it; val is
+// raw decoded, if hasVal.
+func (t *task[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bool) error {
+	if t.st == nil {
+		return t.noTable()
+	}
+	if exists && raw == nil {
+		raw = []byte{} // nil is a tombstone
+	}
+	r, held := t.rows.get(key)
+	t.saveUndo(key, r, held)
+	if !held {
+		r = &row[V]{}
+		t.rows.lru.Add(key, r)
+	}
+	if !r.dirty {
+		r.dirty = true
+		t.dirty = append(t.dirty, key)
+	}
+	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
+	return nil
+}
+
+// saveUndo remembers the row of key as it was before the current record
+// first changed it; r is nil when the task did not hold the row.
+func (t *task[V]) saveUndo(key string, r *row[V], held bool) {
+	if _, ok := t.undo[key]; ok {
+		return
+	}
+	u := undoEntry[V]{held: held}
+	if held {
+		u.row = *r
+	}
+	t.undo[key] = u
+}
+
+// undoRecord puts back the rows the current record changed.
+func (t *task[V]) undoRecord() {
+	rows := &t.rows
+	for key, u := range t.undo {
+		r, ok := rows.peek(key)
+		switch {
+		case !ok:
+		case !u.held:
+			rows.drop(key)
+		default:
+			*r = u.row
+			if !r.pinned() {
+				// Clean again: the store has it.
+				delete(rows.evicted, key)
+			}
+		}
+	}
+	// Keys first made dirty by this record were appended after
+	// recordDirty.
+	t.dirty = t.dirty[:t.recordDirty]
+}
+
+// markWritten marks the row of key as written to the changelog, and returns
+// its encoded value.
+func (t *task[V]) markWritten(key string) []byte {
+	r, _ := t.rows.peek(key)
+	r.dirty, r.pending = false, true
+	r.stored = t.m.rowWritten(r.stored, r.exists)
+	t.rows.pendingKeys = append(t.rows.pendingKeys, key)
+	return r.raw
+}
+
+// rowsApplied unpins the rows the store now holds, dropping those the cache
+// had evicted.
+func (t *task[V]) rowsApplied() {
+	rows := &t.rows
+	for _, key := range rows.pendingKeys {
+		r, ok := rows.peek(key)
+		if !ok || !r.pending {
+			continue // written more than once
+		}
+		r.pending = false
+		if !r.dirty {
+			delete(rows.evicted, key)
+		}
+	}
+	clear(rows.pendingKeys)
+	rows.pendingKeys = rows.pendingKeys[:0]
+}
+
+// rowsDiscarded forgets the rows written to the changelog in a transaction
+// that aborted, and every change since: the store, and so the cache, holds
+// what was committed.
+func (t *task[V]) rowsDiscarded() {
+	rows := &t.rows
+	for _, key := range rows.pendingKeys {
+		rows.lru.Remove(key)
+	}
+	for _, key := range t.dirty {
+		rows.lru.Remove(key)
+	}
+	clear(rows.evicted) // after the removals, which move pinned rows there
+	clear(rows.pendingKeys)
+	rows.pendingKeys = rows.pendingKeys[:0]
+	t.dirty = t.dirty[:0]
+}
