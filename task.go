@@ -171,7 +171,8 @@ func (t *task[V]) requestStop(flush bool) {
 func (t *task[V]) run() {
 	defer close(t.done)
 	err := t.open()
-	if err == nil {
+	switch {
+	case err == nil:
 		t.active.Store(true)
 		t.resume()
 		if t.p.cfg.batch.runner != nil {
@@ -179,6 +180,8 @@ func (t *task[V]) run() {
 		} else {
 			err = t.loop()
 		}
+	case errors.Is(err, errStoppedOpening):
+		err = nil
 	}
 	if cerr := t.close(); err == nil {
 		err = cerr
@@ -188,10 +191,16 @@ func (t *task[V]) run() {
 	}
 }
 
-// open opens the stores and restores the table and joined tables.
+// errStoppedOpening is what open returns when the task was told to stop, or
+// the processor is stopping, before the task was ready.
+var errStoppedOpening = errors.New("stopped while opening")
+
+// open opens the stores and restores the table and joined tables. Asked to
+// stop meanwhile (a revocation, a graceful stop), it returns
+// errStoppedOpening whatever the step in progress made of the cancellation:
+// a stop is no failure, and the partition's next owner restores it anew.
 func (t *task[V]) open() error {
-	p := t.p
-	ctx, cancel := context.WithCancel(p.ctx)
+	ctx, cancel := context.WithCancel(t.p.ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -200,6 +209,17 @@ func (t *task[V]) open() error {
 		case <-ctx.Done():
 		}
 	}()
+	err := t.restoreTables(ctx)
+	if err != nil && ctx.Err() != nil {
+		return errStoppedOpening
+	}
+	return err
+}
+
+// restoreTables opens the stores and waits until the table and the joined
+// tables are restored.
+func (t *task[V]) restoreTables(ctx context.Context) error {
+	p := t.p
 	var readies []func() error
 	if p.g.Persisted() {
 		st, err := p.cfg.storage(p.g.TableTopic(), t.partition)
@@ -209,9 +229,6 @@ func (t *task[V]) open() error {
 		t.st = st
 		readyOf, err := p.restore.add(ctx, map[int32]store.Store{t.partition: st})
 		ready := readyOf[t.partition]
-		if err != nil && ctx.Err() != nil {
-			return nil // stopping: nothing to restore for
-		}
 		if err != nil {
 			return fmt.Errorf("group %s: restore partition %d: %w", p.g.name, t.partition, err)
 		}
@@ -233,9 +250,6 @@ func (t *task[V]) open() error {
 	}
 	for _, wait := range readies {
 		if err := wait(); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
 			return fmt.Errorf("group %s: partition %d: %w", p.g.name, t.partition, err)
 		}
 	}
