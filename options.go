@@ -163,7 +163,19 @@ func SessionTimeout(d time.Duration) ProcessorOpt {
 // that restarts with the same id within the session timeout gets its
 // partitions back without a rebalance, and a stopped one keeps them until
 // the session timeout passes. Give each processor of a group its own stable
-// id, such as its host name. Default: none (dynamic membership).
+// id, such as its host name.
+//
+// Exactly once, the id also names the processor's transactional producer,
+// "<group>-<id>" (grant it the TransactionalId ACLs on a secured cluster).
+// A processor that restarts after a crash with the same id fences the
+// transaction its predecessor left open, which the broker then aborts at
+// once; without an id every run has a new, random transactional ID, and
+// readers of the crashed processor's topics, its restarted successor among
+// them, wait for the transaction timeout (10s) to end the open
+// transaction. Two processors of a group in one process cannot share an
+// id: the second Run fails. In different processes they fence each other,
+// so each must have its own. Default: none (dynamic membership and a
+// random transactional ID).
 func InstanceID(id string) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.instanceID = id })
 }

@@ -16,7 +16,6 @@ package sluice
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -271,6 +270,13 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if !p.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("group %s: Run called twice; make a new Processor to run the group again", p.g.name)
 	}
+	if p.cfg.instanceID != "" {
+		release, err := claimInstance(p.g.name, p.cfg.instanceID)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	counts, err := p.ensureTopics(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -384,10 +390,25 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		// seconds, as in Kafka Streams, instead of kgo's 40; given
 		// first, so that KafkaOptions can override it.
 		opts = append([]kgo.Opt{kgo.TransactionTimeout(10 * time.Second)}, opts...)
-		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name)))
+		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name, p.cfg.instanceID)))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
 			p.cl = p.txn.Client()
 			err = p.txn.Begin()
+		}
+		if err == nil {
+			// The client would register its transactional ID only
+			// with its first write, after its tasks restored, and
+			// a restore waits for the transaction a crashed
+			// predecessor with the same ID left open: registering
+			// it now fences that transaction, which the broker
+			// then aborts at once.
+			if _, _, err = p.cl.ProducerID(runCtx); err != nil {
+				if ctx.Err() != nil {
+					p.cl.Close()
+					return nil
+				}
+				err = fmt.Errorf("register transactional id: %w", err)
+			}
 		}
 	} else {
 		opts = append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(p.cfg.commitInterval))
@@ -444,17 +465,6 @@ func (p *Processor[V]) closeClient() {
 }
 
 func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnce }
-
-// transactionalID names this processor's transactional producer: unique per
-// processor, so that processors of one group never fence each other; a
-// crashed processor's open transaction is aborted by the broker when it
-// times out, and the offsets it did not commit are read again by whoever
-// owns the partitions next.
-func transactionalID(group string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%x", group, b)
-}
 
 // ensureTopics creates what is missing and checks co-partitioning.
 func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, error) {
