@@ -146,9 +146,27 @@ func MaxBatch(n int) ProcessorOpt {
 // ShutdownTimeout bounds a graceful stop: once Run's context is done, tasks
 // finish their batches and write them, and the processor commits and leaves
 // its group; work not written within d is abandoned (and processed again by
-// the partitions' next owner). Default: 30s.
+// the partitions' next owner). It bounds the stop after a failure, and the
+// wait for the tasks of revoked partitions, alike. Default: 30s.
 func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
+}
+
+// DeliveryTimeout bounds how long a record the processor writes (a
+// changelog record, an output, a loopback, a dead letter) may take to be
+// acknowledged by Kafka, the client's retries included. A write that is not
+// acknowledged in time, as when the brokers stay unreachable, stops the
+// processor: Run returns an error naming the topic and partition. A record
+// already sent to a broker that never answered cannot be timed out by the
+// client without risking a duplicate; the processor then waits the produce
+// request timeout (kgo.ProduceRequestTimeout, 10s) longer before it stops.
+// Exactly once, it must not exceed the transaction timeout: the broker
+// aborts a transaction whose records are still being retried at its
+// timeout, and Run fails if it is longer. The minimum is 1s. Default: 30s
+// at least once; exactly once, the transaction timeout (10s unless
+// KafkaOptions set kgo.TransactionTimeout).
+func DeliveryTimeout(d time.Duration) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.deliveryTimeout = d })
 }
 
 // SessionTimeout sets how long the group waits for a processor that stopped

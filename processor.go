@@ -37,6 +37,14 @@ import (
 // minCommitInterval is the shortest interval the Kafka client commits at.
 const minCommitInterval = 100 * time.Millisecond
 
+// defaultTransactionTimeout is how long the broker lets a transaction stay
+// open, exactly once, unless KafkaOptions set kgo.TransactionTimeout. A
+// processor that dies leaves its transaction open, and read_committed
+// readers of its topics, the next owner of its partitions among them, wait
+// until the broker aborts it: ten seconds, as in Kafka Streams, instead of
+// kgo's 40.
+const defaultTransactionTimeout = 10 * time.Second
+
 type processorConfig struct {
 	client          clientConfig
 	storage         store.Builder
@@ -48,6 +56,7 @@ type processorConfig struct {
 	guarantee       DeliveryGuarantee
 	shutdownTimeout time.Duration
 	sessionTimeout  time.Duration
+	deliveryTimeout time.Duration
 	instanceID      string
 	batch           batchConfig
 }
@@ -70,6 +79,10 @@ type Processor[V any] struct {
 	// the poll loop, and after it by Run.
 	txnHasWork bool
 	writeCtx   context.Context // for writes to Kafka; see Run
+	// How long a task waits for its records to be acknowledged: the
+	// delivery timeout, and the produce request timeout for a request in
+	// flight when it passes.
+	ackTimeout time.Duration
 	ctx        context.Context
 	restore    *tableReader
 	joins      map[string]*tableReader
@@ -137,6 +150,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
+	}
+	if cfg.deliveryTimeout != 0 && cfg.deliveryTimeout < time.Second {
+		return nil, fmt.Errorf("group %s: DeliveryTimeout must be at least 1s, got %v", g.name, cfg.deliveryTimeout)
 	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
@@ -291,18 +307,23 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.ctx = runCtx
-	// Writes to Kafka outlive ctx, so that a graceful stop can finish its
-	// work, but not the shutdown timeout after it.
+	// Writes to Kafka outlive ctx, so that a stop can finish its work, but
+	// not the shutdown timeout after the stop began: when ctx is done, or
+	// when processing stops after a failure.
 	writeCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	p.writeCtx = writeCtx
-	stopTimer := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(p.cfg.shutdownTimeout, func() {
-			p.logger.Error("graceful stop did not finish in time; abandoning unwritten work", "timeout", p.cfg.shutdownTimeout)
-			abandon()
+	var stopBegan sync.Once
+	beginStop := func() {
+		stopBegan.Do(func() {
+			t := time.AfterFunc(p.cfg.shutdownTimeout, func() {
+				p.logger.Error("stop did not finish in time; abandoning unwritten work", "timeout", p.cfg.shutdownTimeout)
+				abandon()
+			})
+			context.AfterFunc(writeCtx, func() { t.Stop() })
 		})
-		context.AfterFunc(writeCtx, func() { t.Stop() })
-	})
+	}
+	stopTimer := context.AfterFunc(ctx, beginStop)
 	defer stopTimer()
 	// A failure stops polling at once rather than at the next fetch.
 	pollCtx, stopPolling := context.WithCancel(runCtx)
@@ -383,13 +404,14 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
 	opts = append(opts, p.metrics.clientOpts(p.exactlyOnce())...)
+	delivery, err := p.deliveryTimeout()
+	if err != nil {
+		return err
+	}
+	// Given first, so that KafkaOptions can override them.
+	opts = append([]kgo.Opt{kgo.RecordDeliveryTimeout(delivery)}, opts...)
 	if p.exactlyOnce() {
-		// A processor that dies leaves its transaction open, and
-		// read_committed readers of its topics, the next owner of its
-		// partitions among them, wait until the broker aborts it. Ten
-		// seconds, as in Kafka Streams, instead of kgo's 40; given
-		// first, so that KafkaOptions can override it.
-		opts = append([]kgo.Opt{kgo.TransactionTimeout(10 * time.Second)}, opts...)
+		opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
 		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name, p.cfg.instanceID)))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
 			p.cl = p.txn.Client()
@@ -420,9 +442,14 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
+	if err := p.setAckTimeout(); err != nil {
+		p.cl.Close()
+		return err
+	}
 	background("lag", p.measureLag)
 	defer p.attachMetrics()()
 	defer func() {
+		beginStop()
 		p.mu.Lock()
 		p.closing = true
 		p.mu.Unlock()
@@ -839,14 +866,32 @@ func (p *Processor[V]) allTasks() []*task[V] {
 	return ts
 }
 
-// stopTasks stops tasks concurrently and waits for them. With flush set they
-// write and mark what they processed; without, they drop it.
+// stopTasks stops tasks concurrently and waits for them, no longer than the
+// shutdown timeout. With flush set they write and mark what they processed;
+// without, they drop it. A task's waits for Kafka are bounded (see
+// task.waitAcknowledged), so only a handler that does not return keeps a
+// task from stopping; it is left to finish on its own.
 func (p *Processor[V]) stopTasks(ts []*task[V], flush bool) {
 	for _, t := range ts {
 		t.requestStop(flush)
 	}
-	for _, t := range ts {
-		<-t.done
+	timeout := time.NewTimer(p.cfg.shutdownTimeout)
+	defer timeout.Stop()
+	for i, t := range ts {
+		select {
+		case <-t.done:
+		case <-timeout.C:
+			var left []int32
+			for _, t := range ts[i:] {
+				select {
+				case <-t.done:
+				default:
+					left = append(left, t.partition)
+				}
+			}
+			p.logger.Error("tasks did not stop in time; leaving them", "partitions", left, "timeout", p.cfg.shutdownTimeout)
+			return
+		}
 	}
 }
 

@@ -64,6 +64,12 @@ type task[V any] struct {
 	promise      func(*kgo.Record, error)
 	produceErr   atomic.Pointer[produceError]
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
+	// The topics written to since the last wait for acknowledgements, to
+	// name them if the wait times out; lastTopic spares the search when
+	// the topic does not change.
+	writing   []string
+	lastTopic string
+	unacked   error // why a wait for acknowledgements gave up, if one did
 
 	batch batchState // batch processors only
 }
@@ -320,7 +326,7 @@ func (t *task[V]) handle(d delivery) error {
 	case committed:
 		err = t.applyPending()
 	case aborted:
-		t.discardPending()
+		err = t.discardPending()
 	}
 	d.step.done <- err
 	return err
@@ -454,31 +460,6 @@ func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 	return in.decode(&t.ctx, r.Value)
 }
 
-// produce hands r to the client at once; flush waits for the outcome.
-func (t *task[V]) produce(r *kgo.Record) {
-	t.inflight.Add(1)
-	t.cl.Produce(t.p.writeCtx, r, t.promise)
-}
-
-// onProduced is the promise of every record the task produces.
-func (t *task[V]) onProduced(r *kgo.Record, err error) {
-	if err != nil {
-		t.produceErr.CompareAndSwap(nil, &produceError{topic: r.Topic, err: err})
-	} else if r.Topic == t.table {
-		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
-			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
-				break
-			}
-		}
-	}
-	t.inflight.Done()
-}
-
-type produceError struct {
-	topic string
-	err   error
-}
-
 // flush writes the batch: the changed rows are produced to the changelog and
 // every record of the batch is acknowledged. At least once, the store is then
 // updated and the input offsets marked for commit; exactly once, both wait
@@ -528,9 +509,11 @@ func (t *task[V]) writeBatch() error {
 	t.dirty = t.dirty[:0]
 	t.m.wrote(t.batched)
 	t.batched = 0
-	t.inflight.Wait()
+	if err := t.waitAcknowledged(); err != nil {
+		return err
+	}
 	if perr := t.produceErr.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.topic, perr.err)
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.where(), perr.err)
 	}
 	return nil
 }
@@ -554,8 +537,11 @@ func (t *task[V]) applyPending() error {
 
 // discardPending forgets the row changes of an aborted transaction: the
 // store still holds the committed rows, and the cached rows may be newer.
-func (t *task[V]) discardPending() {
-	t.inflight.Wait()
+// It fails only if records of the transaction are still in flight.
+func (t *task[V]) discardPending() error {
+	if err := t.waitAcknowledged(); err != nil {
+		return err
+	}
 	t.produceErr.Store(nil)
 	t.pending = nil
 	t.m.discarded()
@@ -563,6 +549,7 @@ func (t *task[V]) discardPending() {
 	t.batched = 0
 	clear(t.rows)
 	clear(t.marks)
+	return nil
 }
 
 // close drops or writes the batch in hand and closes the stores.
@@ -570,10 +557,11 @@ func (t *task[V]) close() error {
 	var err error
 	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()
-	} else {
-		// Dropped records may still be in flight; their outcome no longer
-		// matters, but the promises must not outlive the task.
-		t.inflight.Wait()
+	} else if werr := t.waitAcknowledged(); werr != nil {
+		// Dropped records may still be in flight; their outcome no
+		// longer matters, and a promise that comes later touches
+		// nothing but the task's counters.
+		t.ctx.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
 	}
 	for topic, st := range t.joinStores {
 		t.p.joins[topic].remove(t.partition)
