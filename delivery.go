@@ -15,42 +15,39 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// deliveryTimeout returns the DeliveryTimeout option, or its default: 30s at
-// least once, the transaction timeout exactly once.
-func (p *Processor[V]) deliveryTimeout() (time.Duration, error) {
+// writeTimeouts returns the delivery timeout to give the client, the
+// DeliveryTimeout option or its default (30s at least once, the transaction
+// timeout exactly once), and sets how long tasks wait for acknowledgements.
+// KafkaOptions may change the transaction, delivery and produce request
+// timeouts; a client that is never used tells what they come to. Exactly
+// once, a delivery timeout longer than the transaction timeout is refused:
+// the broker aborts a transaction at its timeout, so a record still being
+// retried then can no longer commit.
+func (p *Processor[V]) writeTimeouts() (time.Duration, error) {
+	opts := []kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}
 	if p.cfg.deliveryTimeout != 0 {
-		return p.cfg.deliveryTimeout, nil
+		opts = append(opts, kgo.RecordDeliveryTimeout(p.cfg.deliveryTimeout))
 	}
-	if !p.exactlyOnce() {
-		return 30 * time.Second, nil
-	}
-	// The transaction timeout is sluice's default unless KafkaOptions set
-	// another; a client that is never used tells which.
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, p.cfg.client.kgoOpts()...)...)
+	cl, err := kgo.NewClient(append(opts, p.cfg.client.kgoOpts()...)...)
 	if err != nil {
 		return 0, fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
 	defer cl.Close()
 	txn, _ := cl.OptValue(kgo.TransactionTimeout).(time.Duration)
-	return txn, nil
-}
-
-// setAckTimeout sets how long tasks wait for acknowledgements, from the
-// client's settings, in which KafkaOptions may have changed the delivery
-// timeout. Exactly once, a delivery timeout longer than the transaction
-// timeout is refused: the broker aborts a transaction at its timeout, so a
-// record still being retried then can no longer commit.
-func (p *Processor[V]) setAckTimeout() error {
-	delivery, _ := p.cl.OptValue(kgo.RecordDeliveryTimeout).(time.Duration)
-	request, _ := p.cl.OptValue(kgo.ProduceRequestTimeout).(time.Duration)
-	if delivery <= 0 {
-		return fmt.Errorf("group %s: the delivery timeout must be set: without one a write that never succeeds blocks the processor for ever", p.g.name)
+	delivery, _ := cl.OptValue(kgo.RecordDeliveryTimeout).(time.Duration)
+	request, _ := cl.OptValue(kgo.ProduceRequestTimeout).(time.Duration)
+	if delivery == 0 {
+		// Neither the option nor KafkaOptions set one.
+		delivery = 30 * time.Second
+		if p.exactlyOnce() {
+			delivery = txn
+		}
 	}
-	if txn, _ := p.cl.OptValue(kgo.TransactionTimeout).(time.Duration); p.exactlyOnce() && delivery > txn {
-		return fmt.Errorf("group %s: DeliveryTimeout %v exceeds the transaction timeout %v: shorten it or lengthen the transaction timeout", p.g.name, delivery, txn)
+	if p.exactlyOnce() && delivery > txn {
+		return 0, fmt.Errorf("group %s: DeliveryTimeout %v exceeds the transaction timeout %v: shorten it or lengthen the transaction timeout", p.g.name, delivery, txn)
 	}
 	p.ackTimeout = delivery + request
-	return nil
+	return delivery, nil
 }
 
 // produce hands r to the client at once; flush waits for the outcome.

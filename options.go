@@ -156,7 +156,8 @@ func ShutdownTimeout(d time.Duration) ProcessorOpt {
 // changelog record, an output, a loopback, a dead letter) may take to be
 // acknowledged by Kafka, the client's retries included. A write that is not
 // acknowledged in time, as when the brokers stay unreachable, stops the
-// processor: Run returns an error naming the topic and partition. A record
+// processor: Run returns an error naming the task's partition and the topic
+// written to (and its partition, once the client has chosen one). A record
 // already sent to a broker that never answered cannot be timed out by the
 // client without risking a duplicate; the processor then waits the produce
 // request timeout (kgo.ProduceRequestTimeout, 10s) longer before it stops.

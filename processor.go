@@ -404,7 +404,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
 	opts = append(opts, p.metrics.clientOpts(p.exactlyOnce())...)
-	delivery, err := p.deliveryTimeout()
+	delivery, err := p.writeTimeouts()
 	if err != nil {
 		return err
 	}
@@ -441,10 +441,6 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 			p.cl.Close()
 		}
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
-	}
-	if err := p.setAckTimeout(); err != nil {
-		p.cl.Close()
-		return err
 	}
 	background("lag", p.measureLag)
 	defer p.attachMetrics()()

@@ -267,3 +267,33 @@ func TestStopAfterAFailureIsBoundedByTheShutdownTimeout(t *testing.T) {
 		t.Fatal("Run did not return within 30s of the failure with a 1s shutdown timeout")
 	}
 }
+
+// Exactly once, a record still being retried when its transaction times out
+// cannot commit: a delivery timeout longer than the transaction timeout is
+// refused, and one within it accepted.
+func TestExactlyOnceDeliveryTimeoutMustFitTheTransactionTimeout(t *testing.T) {
+	b := startBroker(t)
+	base := append(processorOpts(b, 2, t.TempDir()), sluice.Guarantee(sluice.ExactlyOnce))
+	p, err := sluice.NewProcessor(defineCounter("fit", "fit-in"), append(base, sluice.DeliveryTimeout(20*time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || !containsAll(err.Error(), "group fit", "DeliveryTimeout 20s", "transaction timeout 10s") {
+		t.Fatalf("Run: %v, want the delivery timeout refused", err)
+	}
+	longer := sluice.KafkaOptions(kgo.TransactionTimeout(30 * time.Second))
+	p, err = sluice.NewProcessor(defineCounter("fit", "fit-in"), append(base, sluice.DeliveryTimeout(20*time.Second), longer)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runInBackground(t, p.Run)
+	waitFor(t, 20*time.Second, func() error {
+		if len(p.Stats().Partitions) == 0 {
+			return fmt.Errorf("no partition assigned yet")
+		}
+		return nil
+	})
+	r.stop(t)
+}
