@@ -130,7 +130,7 @@ func (t *task[V]) batchDelivery(d delivery) error {
 			err = t.applyPending()
 		case aborted:
 			// Records fetched since the last commit are read again.
-			t.discardPending()
+			err = t.discardPending()
 			t.dropBatch()
 		}
 		d.step.done <- err

@@ -154,9 +154,28 @@ func MaxBatch(n int) ProcessorOpt {
 // ShutdownTimeout bounds a graceful stop: once Run's context is done, tasks
 // finish their batches and write them, and the processor commits and leaves
 // its group; work not written within d is abandoned (and processed again by
-// the partitions' next owner). Default: 30s.
+// the partitions' next owner). It bounds the stop after a failure, and the
+// wait for the tasks of revoked partitions, alike. Default: 30s.
 func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
+}
+
+// DeliveryTimeout bounds how long a record the processor writes (a
+// changelog record, an output, a loopback, a dead letter) may take to be
+// acknowledged by Kafka, the client's retries included. A write that is not
+// acknowledged in time, as when the brokers stay unreachable, stops the
+// processor: Run returns an error naming the task's partition and the topic
+// written to (and its partition, once the client has chosen one). A record
+// already sent to a broker that never answered cannot be timed out by the
+// client without risking a duplicate; the processor then waits the produce
+// request timeout (kgo.ProduceRequestTimeout, 10s) longer before it stops.
+// Exactly once, it must not exceed the transaction timeout: the broker
+// aborts a transaction whose records are still being retried at its
+// timeout, and Run fails if it is longer. The minimum is 1s. Default: 30s
+// at least once; exactly once, the transaction timeout (10s unless
+// KafkaOptions set kgo.TransactionTimeout).
+func DeliveryTimeout(d time.Duration) ProcessorOpt {
+	return processorOpt(func(c *processorConfig) { c.deliveryTimeout = d })
 }
 
 // SessionTimeout sets how long the group waits for a processor that stopped
@@ -171,7 +190,19 @@ func SessionTimeout(d time.Duration) ProcessorOpt {
 // that restarts with the same id within the session timeout gets its
 // partitions back without a rebalance, and a stopped one keeps them until
 // the session timeout passes. Give each processor of a group its own stable
-// id, such as its host name. Default: none (dynamic membership).
+// id, such as its host name.
+//
+// Exactly once, the id also names the processor's transactional producer,
+// "<group>-<id>" (grant it the TransactionalId ACLs on a secured cluster).
+// A processor that restarts after a crash with the same id fences the
+// transaction its predecessor left open, which the broker then aborts at
+// once; without an id every run has a new, random transactional ID, and
+// readers of the crashed processor's topics, its restarted successor among
+// them, wait for the transaction timeout (10s) to end the open
+// transaction. Two processors of a group in one process cannot share an
+// id: the second Run fails. In different processes they fence each other,
+// so each must have its own. Default: none (dynamic membership and a
+// random transactional ID).
 func InstanceID(id string) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.instanceID = id })
 }

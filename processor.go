@@ -16,7 +16,6 @@ package sluice
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +37,14 @@ import (
 // minCommitInterval is the shortest interval the Kafka client commits at.
 const minCommitInterval = 100 * time.Millisecond
 
+// defaultTransactionTimeout is how long the broker lets a transaction stay
+// open, exactly once, unless KafkaOptions set kgo.TransactionTimeout. A
+// processor that dies leaves its transaction open, and read_committed
+// readers of its topics, the next owner of its partitions among them, wait
+// until the broker aborts it: ten seconds, as in Kafka Streams, instead of
+// kgo's 40.
+const defaultTransactionTimeout = 10 * time.Second
+
 type processorConfig struct {
 	client          clientConfig
 	storage         store.Builder
@@ -49,6 +56,7 @@ type processorConfig struct {
 	guarantee       DeliveryGuarantee
 	shutdownTimeout time.Duration
 	sessionTimeout  time.Duration
+	deliveryTimeout time.Duration
 	instanceID      string
 	batch           batchConfig
 
@@ -76,6 +84,10 @@ type Processor[V any] struct {
 	// the poll loop, and after it by Run.
 	txnHasWork bool
 	writeCtx   context.Context // for writes to Kafka; see Run
+	// How long a task waits for its records to be acknowledged: the
+	// delivery timeout, and the produce request timeout for a request in
+	// flight when it passes.
+	ackTimeout time.Duration
 	ctx        context.Context
 	restore    *tableReader
 	joins      map[string]*tableReader
@@ -151,6 +163,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	if cfg.maxBufferedBytes <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBufferedBytes must be positive, got %d", g.name, cfg.maxBufferedBytes)
+	}
+	if cfg.deliveryTimeout != 0 && cfg.deliveryTimeout < time.Second {
+		return nil, fmt.Errorf("group %s: DeliveryTimeout must be at least 1s, got %v", g.name, cfg.deliveryTimeout)
 	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
@@ -288,6 +303,13 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if !p.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("group %s: Run called twice; make a new Processor to run the group again", p.g.name)
 	}
+	if p.cfg.instanceID != "" {
+		release, err := claimInstance(p.g.name, p.cfg.instanceID)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	counts, err := p.ensureTopics(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -302,18 +324,23 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.ctx = runCtx
-	// Writes to Kafka outlive ctx, so that a graceful stop can finish its
-	// work, but not the shutdown timeout after it.
+	// Writes to Kafka outlive ctx, so that a stop can finish its work, but
+	// not the shutdown timeout after the stop began: when ctx is done, or
+	// when processing stops after a failure.
 	writeCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	p.writeCtx = writeCtx
-	stopTimer := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(p.cfg.shutdownTimeout, func() {
-			p.logger.Error("graceful stop did not finish in time; abandoning unwritten work", "timeout", p.cfg.shutdownTimeout)
-			abandon()
+	var stopBegan sync.Once
+	beginStop := func() {
+		stopBegan.Do(func() {
+			t := time.AfterFunc(p.cfg.shutdownTimeout, func() {
+				p.logger.Error("stop did not finish in time; abandoning unwritten work", "timeout", p.cfg.shutdownTimeout)
+				abandon()
+			})
+			context.AfterFunc(writeCtx, func() { t.Stop() })
 		})
-		context.AfterFunc(writeCtx, func() { t.Stop() })
-	})
+	}
+	stopTimer := context.AfterFunc(ctx, beginStop)
 	defer stopTimer()
 	// A failure stops polling at once rather than at the next fetch.
 	pollCtx, stopPolling := context.WithCancel(runCtx)
@@ -394,17 +421,33 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
 	opts = append(opts, p.metrics.clientOpts(p.exactlyOnce())...)
+	delivery, err := p.writeTimeouts()
+	if err != nil {
+		return err
+	}
+	// Given first, so that KafkaOptions can override them.
+	opts = append([]kgo.Opt{kgo.RecordDeliveryTimeout(delivery)}, opts...)
 	if p.exactlyOnce() {
-		// A processor that dies leaves its transaction open, and
-		// read_committed readers of its topics, the next owner of its
-		// partitions among them, wait until the broker aborts it. Ten
-		// seconds, as in Kafka Streams, instead of kgo's 40; given
-		// first, so that KafkaOptions can override it.
-		opts = append([]kgo.Opt{kgo.TransactionTimeout(10 * time.Second)}, opts...)
-		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name)))
+		opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
+		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name, p.cfg.instanceID)))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
 			p.cl = p.txn.Client()
 			err = p.txn.Begin()
+		}
+		if err == nil {
+			// The client would register its transactional ID only
+			// with its first write, after its tasks restored, and
+			// a restore waits for the transaction a crashed
+			// predecessor with the same ID left open: registering
+			// it now fences that transaction, which the broker
+			// then aborts at once.
+			if _, _, err = p.cl.ProducerID(runCtx); err != nil {
+				if ctx.Err() != nil {
+					p.cl.Close()
+					return nil
+				}
+				err = fmt.Errorf("register transactional id: %w", err)
+			}
 		}
 	} else {
 		opts = append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(p.cfg.commitInterval))
@@ -419,6 +462,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	background("lag", p.measureLag)
 	defer p.attachMetrics()()
 	defer func() {
+		beginStop()
 		p.mu.Lock()
 		p.closing = true
 		p.mu.Unlock()
@@ -461,17 +505,6 @@ func (p *Processor[V]) closeClient() {
 }
 
 func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnce }
-
-// transactionalID names this processor's transactional producer: unique per
-// processor, so that processors of one group never fence each other; a
-// crashed processor's open transaction is aborted by the broker when it
-// times out, and the offsets it did not commit are read again by whoever
-// owns the partitions next.
-func transactionalID(group string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%x", group, b)
-}
 
 // ensureTopics creates what is missing and checks co-partitioning.
 func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, error) {
@@ -847,14 +880,32 @@ func (p *Processor[V]) allTasks() []*task[V] {
 	return ts
 }
 
-// stopTasks stops tasks concurrently and waits for them. With flush set they
-// write and mark what they processed; without, they drop it.
+// stopTasks stops tasks concurrently and waits for them, no longer than the
+// shutdown timeout. With flush set they write and mark what they processed;
+// without, they drop it. A task's waits for Kafka are bounded (see
+// task.waitAcknowledged), so only a handler that does not return keeps a
+// task from stopping; it is left to finish on its own.
 func (p *Processor[V]) stopTasks(ts []*task[V], flush bool) {
 	for _, t := range ts {
 		t.requestStop(flush)
 	}
-	for _, t := range ts {
-		<-t.done
+	timeout := time.NewTimer(p.cfg.shutdownTimeout)
+	defer timeout.Stop()
+	for i, t := range ts {
+		select {
+		case <-t.done:
+		case <-timeout.C:
+			var left []int32
+			for _, t := range ts[i:] {
+				select {
+				case <-t.done:
+				default:
+					left = append(left, t.partition)
+				}
+			}
+			p.logger.Error("tasks did not stop in time; leaving them", "partitions", left, "timeout", p.cfg.shutdownTimeout)
+			return
+		}
 	}
 }
 

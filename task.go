@@ -66,6 +66,12 @@ type task[V any] struct {
 	promise      func(*kgo.Record, error)
 	produceErr   atomic.Pointer[produceError]
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
+	// The topics written to since the last wait for acknowledgements, to
+	// name them if the wait times out; lastTopic spares the search when
+	// the topic does not change.
+	writing   []string
+	lastTopic string
+	unacked   error // why a wait for acknowledgements gave up, if one did
 
 	batch batchState // batch processors only
 }
@@ -204,7 +210,8 @@ func (t *task[V]) requestStop(flush bool) {
 func (t *task[V]) run() {
 	defer close(t.done)
 	err := t.open()
-	if err == nil {
+	switch {
+	case err == nil:
 		t.active.Store(true)
 		t.resume()
 		if t.p.cfg.batch.runner != nil {
@@ -212,6 +219,8 @@ func (t *task[V]) run() {
 		} else {
 			err = t.loop()
 		}
+	case errors.Is(err, errStoppedOpening):
+		err = nil
 	}
 	if cerr := t.close(); err == nil {
 		err = cerr
@@ -221,10 +230,16 @@ func (t *task[V]) run() {
 	}
 }
 
-// open opens the stores and restores the table and joined tables.
+// errStoppedOpening is what open returns when the task was told to stop, or
+// the processor is stopping, before the task was ready.
+var errStoppedOpening = errors.New("stopped while opening")
+
+// open opens the stores and restores the table and joined tables. Asked to
+// stop meanwhile (a revocation, a graceful stop), it returns
+// errStoppedOpening whatever the step in progress made of the cancellation:
+// a stop is no failure, and the partition's next owner restores it anew.
 func (t *task[V]) open() error {
-	p := t.p
-	ctx, cancel := context.WithCancel(p.ctx)
+	ctx, cancel := context.WithCancel(t.p.ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -233,6 +248,17 @@ func (t *task[V]) open() error {
 		case <-ctx.Done():
 		}
 	}()
+	err := t.restoreTables(ctx)
+	if err != nil && ctx.Err() != nil {
+		return errStoppedOpening
+	}
+	return err
+}
+
+// restoreTables opens the stores and waits until the table and the joined
+// tables are restored.
+func (t *task[V]) restoreTables(ctx context.Context) error {
+	p := t.p
 	var readies []func() error
 	if p.g.Persisted() {
 		st, err := p.cfg.storage(p.g.TableTopic(), t.partition)
@@ -242,9 +268,6 @@ func (t *task[V]) open() error {
 		t.st = st
 		readyOf, err := p.restore.add(ctx, map[int32]store.Store{t.partition: st})
 		ready := readyOf[t.partition]
-		if err != nil && ctx.Err() != nil {
-			return nil // stopping: nothing to restore for
-		}
 		if err != nil {
 			return fmt.Errorf("group %s: restore partition %d: %w", p.g.name, t.partition, err)
 		}
@@ -266,9 +289,6 @@ func (t *task[V]) open() error {
 	}
 	for _, wait := range readies {
 		if err := wait(); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
 			return fmt.Errorf("group %s: partition %d: %w", p.g.name, t.partition, err)
 		}
 	}
@@ -343,7 +363,7 @@ func (t *task[V]) handle(d delivery) error {
 	case committed:
 		err = t.applyPending()
 	case aborted:
-		t.discardPending()
+		err = t.discardPending()
 	}
 	d.step.done <- err
 	return err
@@ -453,31 +473,6 @@ func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 	return in.decode(&t.ctx, r.Value)
 }
 
-// produce hands r to the client at once; flush waits for the outcome.
-func (t *task[V]) produce(r *kgo.Record) {
-	t.inflight.Add(1)
-	t.cl.Produce(t.p.writeCtx, r, t.promise)
-}
-
-// onProduced is the promise of every record the task produces.
-func (t *task[V]) onProduced(r *kgo.Record, err error) {
-	if err != nil {
-		t.produceErr.CompareAndSwap(nil, &produceError{topic: r.Topic, err: err})
-	} else if r.Topic == t.table {
-		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
-			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
-				break
-			}
-		}
-	}
-	t.inflight.Done()
-}
-
-type produceError struct {
-	topic string
-	err   error
-}
-
 // flush writes the batch: the changed rows are produced to the changelog and
 // every record of the batch is acknowledged. At least once, the store is then
 // updated and the input offsets marked for commit; exactly once, both wait
@@ -516,9 +511,11 @@ func (t *task[V]) writeBatch() error {
 	t.dirty = t.dirty[:0]
 	t.m.wrote(t.batched)
 	t.batched = 0
-	t.inflight.Wait()
+	if err := t.waitAcknowledged(); err != nil {
+		return err
+	}
 	if perr := t.produceErr.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.topic, perr.err)
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.where(), perr.err)
 	}
 	return nil
 }
@@ -539,15 +536,19 @@ func (t *task[V]) applyPending() error {
 }
 
 // discardPending forgets the row changes of an aborted transaction: the
-// store still holds the committed rows.
-func (t *task[V]) discardPending() {
-	t.inflight.Wait()
+// store still holds the committed rows. It fails only if records of the
+// transaction are still in flight.
+func (t *task[V]) discardPending() error {
+	if err := t.waitAcknowledged(); err != nil {
+		return err
+	}
 	t.produceErr.Store(nil)
 	t.pending = nil
 	t.m.discarded()
 	t.rowsDiscarded()
 	t.batched = 0
 	clear(t.marks)
+	return nil
 }
 
 // close drops or writes the batch in hand and closes the stores.
@@ -555,10 +556,11 @@ func (t *task[V]) close() error {
 	var err error
 	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()
-	} else {
-		// Dropped records may still be in flight; their outcome no longer
-		// matters, but the promises must not outlive the task.
-		t.inflight.Wait()
+	} else if werr := t.waitAcknowledged(); werr != nil {
+		// Dropped records may still be in flight; their outcome no
+		// longer matters, and a promise that comes later touches
+		// nothing but the task's counters.
+		t.ctx.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
 	}
 	for topic, st := range t.joinStores {
 		t.p.joins[topic].remove(t.partition)

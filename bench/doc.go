@@ -137,9 +137,20 @@
 //     restart starts from what it left, and the group must first drop the
 //     killed member, which it does only once the member's session times
 //     out.
+//   - sigkill-instance: as sigkill, but the child runs exactly once with
+//     InstanceID("bench-restart") and a CommitInterval of an hour, and its
+//     handler writes each record it handles to the table, so that it dies
+//     with a transaction open on the changelog. The restart runs exactly
+//     once with the same InstanceID: it takes the killed member's place in
+//     the group at once, and fences the open transaction, which a restore
+//     would otherwise wait for until the transaction timeout (10s) ends it.
+//     It handles the child's records again (their transaction never
+//     committed) before the new ones; each partition counts as handled at
+//     its first record.
 //
 // Only the crash-copy and sigkill sides differ from a clean restart in what
-// the state dir holds; all but sigkill follow a member that left the group.
+// the state dir holds; all but the sigkill sides follow a member that left
+// the group.
 //
 // # BenchmarkWordCount
 //

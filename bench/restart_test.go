@@ -36,37 +36,73 @@ type restart struct {
 	replayed   int64         // table rows restored from the changelog
 }
 
+// restartInstance is the InstanceID of the processors of the
+// sigkill-instance side.
+const restartInstance = "bench-restart"
+
+// restartMode is how a processor of the restart benchmark runs.
+type restartMode struct {
+	// instance, if set, makes the processor run exactly once as the
+	// static member instance, whose transactional ID is the same on every
+	// run.
+	instance string
+	// holdTxn makes the handler write its record to the table, in a
+	// transaction that stays open: what a processor killed in the middle
+	// of a transaction leaves on the changelog. Exactly once only.
+	holdTxn bool
+}
+
 // restartProcessor starts a processor of the group whose table is the
 // pre-filled table, with its stores in stateDir, and returns once it has
-// handled one new record in every input partition, which each task does
-// only once its store holds its partition of the table, with what that took
-// and a function that stops the processor gracefully.
-func restartProcessor(ctx context.Context, addrs []string, stateDir string) (restart, func() error, error) {
+// handled a record in every input partition, which each task does only
+// once its store holds its partition of the table, with what that took and
+// a function that stops the processor gracefully.
+func restartProcessor(ctx context.Context, addrs []string, stateDir string, mode restartMode) (restart, func() error, error) {
 	began := time.Now()
 	var (
-		calls   atomic.Int64
-		first   atomic.Int64 // nanoseconds from began
+		seen    atomic.Uint64 // a bit per partition handled
+		first   atomic.Int64  // nanoseconds from began
 		handled = make(chan struct{})
 		log     = &restoreLog{}
 	)
+	const all = 1<<partitions - 1
 	g := sluice.DefineGroup[[]byte](restoreGroup)
 	sluice.Persist(g, codec.Bytes())
-	sluice.Input(g, restoreInput, codec.Bytes(), func(*sluice.Context[[]byte], []byte) error {
-		switch calls.Add(1) {
-		case 1:
-			first.Store(int64(time.Since(began)))
-		case partitions:
-			close(handled)
+	sluice.Input(g, restoreInput, codec.Bytes(), func(ctx *sluice.Context[[]byte], v []byte) error {
+		if mode.holdTxn {
+			ctx.SetValue(v)
 		}
-		return nil
+		bit := uint64(1) << ctx.Partition()
+		for {
+			old := seen.Load()
+			if old&bit != 0 {
+				return nil
+			}
+			if seen.CompareAndSwap(old, old|bit) {
+				if old == 0 {
+					first.Store(int64(time.Since(began)))
+				}
+				if old|bit == all {
+					close(handled)
+				}
+				return nil
+			}
+		}
 	})
-	p, err := sluice.NewProcessor(g,
+	opts := []sluice.ProcessorOpt{
 		sluice.Brokers(addrs...),
 		sluice.TopicDefaults(partitions, 1),
 		sluice.Storage(pebble.Builder(stateDir)),
 		sluice.CommitInterval(commitInterval),
 		sluice.Logger(slog.New(log)),
-	)
+	}
+	if mode.instance != "" {
+		opts = append(opts, sluice.Guarantee(sluice.ExactlyOnce), sluice.InstanceID(mode.instance))
+	}
+	if mode.holdTxn {
+		opts = append(opts, sluice.CommitInterval(time.Hour))
+	}
+	p, err := sluice.NewProcessor(g, opts...)
 	if err != nil {
 		return restart{}, nil, err
 	}
@@ -76,9 +112,9 @@ func restartProcessor(ctx context.Context, addrs []string, stateDir string) (res
 		all := time.Since(began)
 		return restart{first: time.Duration(first.Load()), all: all, replayed: log.restored.Load()}, run.stop, nil
 	case <-run.done:
-		return restart{}, nil, fmt.Errorf("processor stopped after %d records: %v", calls.Load(), run.err)
+		return restart{}, nil, fmt.Errorf("processor stopped with partitions %010b handled: %v", seen.Load(), run.err)
 	case <-ctx.Done():
-		return restart{}, nil, fmt.Errorf("processor handled %d of %d records: %w", calls.Load(), partitions, errors.Join(ctx.Err(), run.stop()))
+		return restart{}, nil, fmt.Errorf("processor handled partitions %010b of %d: %w", seen.Load(), partitions, errors.Join(ctx.Err(), run.stop()))
 	}
 }
 
@@ -223,25 +259,31 @@ func checkpointedRows(stateDir string) (int64, error) {
 // restartSides are the sub-benchmarks of BenchmarkRestartWithTable, in the
 // order they run: each prepares, untimed, the state dir a restart starts
 // from, given the dir a processor left at a clean stop (built) and a copy of
-// it taken while the processor ran (crashed).
+// it taken while the processor ran (crashed), and restarts in its mode.
 var restartSides = []struct {
 	name     string
 	stateDir func(tb testing.TB, br *broker.Broker, built, crashed string) string
+	mode     restartMode
 }{
-	{"clean", func(_ testing.TB, _ *broker.Broker, built, _ string) string { return built }},
+	{"clean", func(_ testing.TB, _ *broker.Broker, built, _ string) string { return built }, restartMode{}},
 	{"crash-copy", func(tb testing.TB, _ *broker.Broker, _, crashed string) string {
 		dir := tb.TempDir()
 		if err := copyStateDir(crashed, dir); err != nil {
 			tb.Fatal(err)
 		}
 		return dir
-	}},
-	{"fresh", func(tb testing.TB, _ *broker.Broker, _, _ string) string { return tb.TempDir() }},
+	}, restartMode{}},
+	{"fresh", func(tb testing.TB, _ *broker.Broker, _, _ string) string { return tb.TempDir() }, restartMode{}},
 	{"sigkill", func(tb testing.TB, br *broker.Broker, _, _ string) string {
 		dir := tb.TempDir()
-		sigkillState(tb, br, dir)
+		sigkillState(tb, br, dir, "")
 		return dir
-	}},
+	}, restartMode{}},
+	{"sigkill-instance", func(tb testing.TB, br *broker.Broker, _, _ string) string {
+		dir := tb.TempDir()
+		sigkillState(tb, br, dir, restartInstance)
+		return dir
+	}, restartMode{instance: restartInstance}},
 }
 
 // BenchmarkRestartWithTable measures how long a processor holding a table
@@ -276,7 +318,7 @@ func BenchmarkRestartWithTable(b *testing.B) {
 				)
 				b.StartTimer()
 				pprof.Do(ctx, pprof.Labels("side", side.name), func(ctx context.Context) {
-					r, stop, err = restartProcessor(ctx, br.Addrs(), dir)
+					r, stop, err = restartProcessor(ctx, br.Addrs(), dir, side.mode)
 				})
 				b.StopTimer()
 				cancel()
@@ -320,7 +362,7 @@ func buildState(b testing.TB, br *broker.Broker, built, crashed string) {
 	produceOnePerPartition(b, br, restoreInput)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	r, stop, err := restartProcessor(ctx, br.Addrs(), built)
+	r, stop, err := restartProcessor(ctx, br.Addrs(), built, restartMode{})
 	if err != nil {
 		b.Fatalf("build the table: %v", err)
 	}
@@ -350,13 +392,16 @@ func buildState(b testing.TB, br *broker.Broker, built, crashed string) {
 const (
 	childBrokersEnv = "SLUICE_BENCH_CHILD_BROKERS"
 	childStateEnv   = "SLUICE_BENCH_CHILD_STATE"
-	childReady      = "child ready"
+	// With an InstanceID, the child runs exactly once as that instance
+	// and is killed in the middle of a transaction.
+	childInstanceEnv = "SLUICE_BENCH_CHILD_INSTANCE"
+	childReady       = "child ready"
 )
 
 // TestRestartChild is the child process of BenchmarkRestartWithTable's
-// sigkill side, which starts it: it restores the table into a processor's
-// state dir, says so on its standard output and runs until killed. Run
-// otherwise, it skips.
+// sigkill and sigkill-instance sides, which start it: it restores the table
+// into a processor's state dir, handles a record of every partition, says so
+// on its standard output and runs until killed. Run otherwise, it skips.
 func TestRestartChild(t *testing.T) {
 	addrs := os.Getenv(childBrokersEnv)
 	if addrs == "" {
@@ -364,7 +409,9 @@ func TestRestartChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	if _, _, err := restartProcessor(ctx, strings.Split(addrs, ","), os.Getenv(childStateEnv)); err != nil {
+	mode := restartMode{instance: os.Getenv(childInstanceEnv)}
+	mode.holdTxn = mode.instance != ""
+	if _, _, err := restartProcessor(ctx, strings.Split(addrs, ","), os.Getenv(childStateEnv), mode); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println(childReady)
@@ -375,8 +422,10 @@ func TestRestartChild(t *testing.T) {
 // sigkillState runs, in a child process, a processor that restores the
 // table into stateDir, and kills it with SIGKILL once it has held the table
 // for crashSettle: its stores and its membership of the group are left as a
-// crash leaves them.
-func sigkillState(tb testing.TB, br *broker.Broker, stateDir string) {
+// crash leaves them. With an instance, the child runs exactly once as that
+// static member, and the rows its handler wrote are in a transaction still
+// open when it dies.
+func sigkillState(tb testing.TB, br *broker.Broker, stateDir, instance string) {
 	tb.Helper()
 	produceOnePerPartition(tb, br, restoreInput)
 	exe, err := os.Executable()
@@ -384,7 +433,7 @@ func sigkillState(tb testing.TB, br *broker.Broker, stateDir string) {
 		tb.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^TestRestartChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childBrokersEnv+"="+strings.Join(br.Addrs(), ","), childStateEnv+"="+stateDir)
+	cmd.Env = append(os.Environ(), childBrokersEnv+"="+strings.Join(br.Addrs(), ","), childStateEnv+"="+stateDir, childInstanceEnv+"="+instance)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

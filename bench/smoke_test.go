@@ -175,7 +175,7 @@ func TestRestartSidesHandleNewRecords(t *testing.T) {
 			produceOnePerPartition(t, br, restoreInput)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			r, stop, err := restartProcessor(ctx, br.Addrs(), dir)
+			r, stop, err := restartProcessor(ctx, br.Addrs(), dir, side.mode)
 			if err != nil {
 				t.Fatal(err)
 			}
