@@ -338,10 +338,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	p.lookups = make(map[string]*tableView)
 	for _, l := range p.g.lookups {
-		tv := newTableView(l.topic, viewConfig{client: p.cfg.client, storage: p.cfg.storage})
-		tv.name = p.g.name + "." + l.topic + ".lookup"
+		tv, release := acquireLookup(p.g.name, l.topic, viewConfig{client: p.cfg.client, storage: p.cfg.storage})
 		p.lookups[l.topic] = tv
-		background("lookup "+l.topic, tv.run)
+		background("lookup "+l.topic, func(ctx context.Context) error { return holdLookup(ctx, tv, release) })
 	}
 	for _, tv := range p.lookups {
 		if err := tv.waitReady(runCtx); err != nil {
