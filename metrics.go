@@ -470,7 +470,7 @@ var (
 	descViewRows = &stateDesc{prometheus.NewDesc("sluice_view_rows",
 		"Rows of a view, approximate: counted at most every 10 seconds.", []string{"view"}, nil), prometheus.GaugeValue}
 	descViewState = &stateDesc{prometheus.NewDesc("sluice_view_state",
-		"1 for a view's current state (idle, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
+		"1 for a view's current state (idle, waiting, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
 	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,
 		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState}
 )

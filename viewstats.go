@@ -113,7 +113,7 @@ func (v *View[V]) attachMetrics() (detach func()) {
 		if s.Rows >= 0 {
 			add(descViewRows, float64(s.Rows), v.topic)
 		}
-		for _, st := range []ViewState{ViewIdle, ViewRestoring, ViewRunning, ViewClosed} {
+		for _, st := range []ViewState{ViewIdle, ViewWaiting, ViewRestoring, ViewRunning, ViewClosed} {
 			var on float64
 			if st == s.State {
 				on = 1
