@@ -118,7 +118,7 @@ func (p *Processor[V]) addStats(s *Stats) {
 func (p *Processor[V]) addPartitionStats(t *task[V], st *PartitionStatus) {
 	m := p.metrics
 	st.Consumed = t.m.consumed.Load()
-	st.TableRows = t.m.rows.Load()
+	st.TableRows = t.m.tableRows()
 	st.Lag = -1
 	m.mu.Lock()
 	defer m.mu.Unlock()

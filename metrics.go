@@ -54,7 +54,7 @@ import (
 //	sluice_rebalances_total{group}                        assignments received
 //	sluice_consumer_lag_records{group,topic,partition}    high watermark minus committed offset
 //	sluice_partitions{group,state}                        partitions owned: restoring, running
-//	sluice_table_rows{group,partition}                    rows of the table, approximate
+//	sluice_table_rows{group,partition}                    rows of the table, from stores that count them
 //	sluice_store_operations_total{group,partition,op}     store reads (get) and batch writes (apply)
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
@@ -65,8 +65,11 @@ import (
 //	sluice_batch_duration_seconds{group}                  batch closed to effects acknowledged (histogram)
 //	sluice_records_behind_high_watermark{group,partition} input records past the last fetched, up to the high watermark
 //
-// Views export sluice_view_rows{view} (approximate, counted at most every
-// 10 seconds) and sluice_view_state{view,state}; emitters export
+// Rows are reported only from stores that count them as they change them
+// (store.RowCounter): the memory store, and Pebble with pebble.CountRows,
+// which the default storage of a processor with Metrics uses. Views export
+// sluice_view_rows{view} (all partitions, when every store counts) and
+// sluice_view_state{view,state}; emitters export
 // sluice_emitter_records_total{topic} and sluice_emitter_errors_total{topic}.
 //
 // The lag is measured every few seconds from the partitions' end offsets and
@@ -293,16 +296,14 @@ type taskMetrics struct {
 	proc      *processorMetrics
 	partition int32
 	consumed  atomic.Int64 // records processed; read by Stats
-	// rows is the approximate row count of the table partition, -1 until
-	// counted; pendingRows is how the batch written and not yet applied
-	// changes it.
-	rows        atomic.Int64
-	pendingRows int64
-	timed       bool // whether handler durations are observed
-	inputs      map[string]*inputMetrics
-	cur         *inputMetrics
-	gets        prometheus.Counter
-	applies     prometheus.Counter
+	// rows is the task's store once restored, if it counts its rows; read
+	// by Stats.
+	rows    atomic.Pointer[rowCounter]
+	timed   bool // whether handler durations are observed
+	inputs  map[string]*inputMetrics
+	cur     *inputMetrics
+	gets    prometheus.Counter
+	applies prometheus.Counter
 }
 
 // inputMetrics are a task's series of one input topic.
@@ -313,7 +314,6 @@ type inputMetrics struct {
 
 func (m *taskMetrics) init(pm *processorMetrics, partition int32, inputs []string) {
 	m.proc, m.partition = pm, partition
-	m.rows.Store(-1)
 	if pm.set == nil {
 		return
 	}
@@ -365,19 +365,6 @@ func (m *taskMetrics) wrote(n int) {
 	}
 }
 
-// rowWritten accounts for a row written to the changelog that was stored
-// before (as far as the task knows) and exists now; it returns exists,
-// which is what the store holds once the batch is applied.
-func (m *taskMetrics) rowWritten(stored, exists bool) bool {
-	switch {
-	case exists && !stored:
-		m.pendingRows++
-	case !exists && stored:
-		m.pendingRows--
-	}
-	return exists
-}
-
 // storeGet counts a read of the store.
 func (m *taskMetrics) storeGet() {
 	if m.gets != nil {
@@ -385,43 +372,34 @@ func (m *taskMetrics) storeGet() {
 	}
 }
 
-// applied counts a batch applied to the store; discarded forgets one that
-// was not.
+// applied counts a batch applied to the store.
 func (m *taskMetrics) applied() {
 	if m.applies != nil {
 		m.applies.Inc()
 	}
-	if n := m.rows.Load(); n >= 0 {
-		m.rows.Store(max(n+m.pendingRows, 0))
-	}
-	m.pendingRows = 0
 }
 
-func (m *taskMetrics) discarded() { m.pendingRows = 0 }
+// rowCounter holds a store that counts its rows.
+type rowCounter struct{ store.RowCounter }
 
-// countRows counts the rows of a restored store, when metrics are
-// exported: the count is kept up to date from the batches the task writes.
-// It is approximate: a row written without reading it first counts as new.
-func (m *taskMetrics) countRows(st store.Store) error {
-	if st == nil || m.proc.set == nil {
-		return nil
+// countRows makes the task report the rows of its restored store, if the
+// store counts them (see store.RowCounter): rows are never counted by
+// reading them.
+func (m *taskMetrics) countRows(st store.Store) {
+	if c, ok := st.(store.RowCounter); ok {
+		m.rows.Store(&rowCounter{c})
 	}
-	it, err := st.Iter(nil, nil)
-	if err != nil {
-		return err
+}
+
+// tableRows returns the row count of the task's table, or -1 when its
+// store does not count its rows or is not restored yet.
+func (m *taskMetrics) tableRows() int64 {
+	if c := m.rows.Load(); c != nil {
+		if n, ok := c.Rows(); ok {
+			return n
+		}
 	}
-	var n int64
-	for it.Next() {
-		n++
-	}
-	err = it.Err()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		m.rows.Store(n)
-	}
-	return err
+	return -1
 }
 
 // stateCollector reports, when gathered, the series read from running
@@ -453,7 +431,7 @@ var (
 	descPartitions = &stateDesc{prometheus.NewDesc("sluice_partitions",
 		"Partitions a group's processors own, by state: restoring or running.", []string{"group", "state"}, nil), prometheus.GaugeValue}
 	descTableRows = &stateDesc{prometheus.NewDesc("sluice_table_rows",
-		"Rows of a group's table partition, approximate.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
+		"Rows of a group's table partition, as its store counts them.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
 	descRestored = &stateDesc{prometheus.NewDesc("sluice_restored_records",
 		"Changelog records read by the last restore of a table partition.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
 	descRestoreRemaining = &stateDesc{prometheus.NewDesc("sluice_restore_remaining_records",
@@ -468,7 +446,7 @@ var (
 		"Records of a batch group's input partition past the last one fetched, up to the high watermark of that fetch (messages behind high water mark).",
 		[]string{"group", "partition"}, nil), prometheus.GaugeValue}
 	descViewRows = &stateDesc{prometheus.NewDesc("sluice_view_rows",
-		"Rows of a view, approximate: counted at most every 10 seconds.", []string{"view"}, nil), prometheus.GaugeValue}
+		"Rows of a view, as its stores count them.", []string{"view"}, nil), prometheus.GaugeValue}
 	descViewState = &stateDesc{prometheus.NewDesc("sluice_view_state",
 		"1 for a view's current state (idle, waiting, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
 	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,

@@ -246,9 +246,7 @@ func (t *task[V]) open() error {
 		t.restoreEnd.Store(end)
 		t.restored.Store(n)
 		p.restore.remove(t.partition)
-		if err := t.m.countRows(t.st); err != nil {
-			return fmt.Errorf("group %s: count rows of partition %d: %w", p.g.name, t.partition, err)
-		}
+		t.m.countRows(t.st)
 	}
 	return nil
 }
@@ -508,7 +506,7 @@ func (t *task[V]) writeBatch() error {
 		t.pending = append(t.pending, store.Change{Key: k, Value: raw})
 		var zero V
 		r.val, r.raw, r.dirty = zero, raw, false
-		r.stored = t.m.rowWritten(r.stored, r.exists)
+		r.stored = r.exists
 		t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
 	}
 	t.dirty = t.dirty[:0]
@@ -544,7 +542,6 @@ func (t *task[V]) discardPending() {
 	t.inflight.Wait()
 	t.produceErr.Store(nil)
 	t.pending = nil
-	t.m.discarded()
 	t.dirty = t.dirty[:0]
 	t.batched = 0
 	clear(t.rows)

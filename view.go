@@ -85,7 +85,6 @@ type View[V any] struct {
 	codec   codec.Codec[V]
 	tv      *tableView
 	metrics *metricSet // nil without Metrics
-	counter viewCounter
 }
 
 // NewView returns a view of table whose rows are encoded with c. It does not
@@ -373,6 +372,29 @@ func (tv *tableView) get(key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return raw, err
+}
+
+// rows returns the sum of the row counts of the partitions' stores, or -1
+// when the view is not running or a store does not count its rows.
+func (tv *tableView) rows() int64 {
+	tv.mu.RLock()
+	defer tv.mu.RUnlock()
+	if tv.stores == nil {
+		return -1
+	}
+	var sum int64
+	for _, st := range tv.stores {
+		c, ok := st.(store.RowCounter)
+		if !ok {
+			return -1
+		}
+		n, ok := c.Rows()
+		if !ok {
+			return -1
+		}
+		sum += n
+	}
+	return sum
 }
 
 // iterate merges the partitions' stores in key order.

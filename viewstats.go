@@ -3,13 +3,7 @@ package sluice
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
-	"time"
 )
-
-// viewRowsMaxAge is how long a view's row count is reused before it is
-// counted again.
-const viewRowsMaxAge = 10 * time.Second
 
 // ViewStats is what a view reports about itself.
 type ViewStats struct {
@@ -17,11 +11,11 @@ type ViewStats struct {
 	Topic string
 	// State is where the view is in its life.
 	State ViewState
-	// Rows is the number of rows, counted at most every 10 seconds, so
-	// possibly that old; -1 while the view is not restored.
+	// Rows is the number of rows, as the view's stores count them while
+	// they change (see store.RowCounter; the memory store, the default,
+	// does). It is -1 while the view is not restored, or when a store does
+	// not count its rows: a view never reads its rows to count them.
 	Rows int64
-	// RowsCounted is when Rows was counted.
-	RowsCounted time.Time
 }
 
 // KeyValue is a row of a view with its value as JSON.
@@ -30,31 +24,12 @@ type KeyValue struct {
 	Value json.RawMessage `json:"value"`
 }
 
-// viewCounter counts a view's rows for Stats and the metrics.
-type viewCounter struct {
-	mu      sync.Mutex
-	rows    int64
-	counted time.Time
-}
-
-// Stats returns the view's state and its approximate row count.
+// Stats returns the view's state and its row count.
 func (v *View[V]) Stats() ViewStats {
 	s := ViewStats{Topic: v.topic, State: v.State(), Rows: -1}
-	if s.State != ViewRunning {
-		return s
+	if s.State == ViewRunning {
+		s.Rows = v.tv.rows()
 	}
-	c := &v.counter
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.counted) > viewRowsMaxAge {
-		var n int64
-		err := v.tv.iterate("", "", func(_, _ []byte) (bool, error) { n++; return true, nil })
-		if err != nil {
-			return s
-		}
-		c.rows, c.counted = n, time.Now()
-	}
-	s.Rows, s.RowsCounted = c.rows, c.counted
 	return s
 }
 
