@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
 )
 
@@ -66,5 +67,20 @@ func TestRestoreWaitsForOpenTransactionsBeforeCommittedRows(t *testing.T) {
 	}
 	if ok, err := v.Has("a"); err != nil || ok {
 		t.Errorf("ready view: has a = %v, %v; want the aborted row absent", ok, err)
+	}
+}
+
+func TestStatsRestoreSumsThePartitionsProgress(t *testing.T) {
+	s := sluice.Stats{Partitions: []sluice.PartitionStatus{
+		{Partition: 0, State: "running", RestoreOffset: 10, RestoreEnd: 10, Restored: 10},
+		{Partition: 1, State: "restoring", RestoreOffset: 4, RestoreEnd: 9, Restored: 3},
+		{Partition: 2, State: "running"}, // up to date: nothing restored
+	}}
+	if got, want := s.Restore(), (sluice.RestoreProgress{Restored: 13, Total: 18, Restoring: true}); got != want {
+		t.Errorf("Restore() = %+v, want %+v", got, want)
+	}
+	s.Partitions[1] = sluice.PartitionStatus{Partition: 1, State: "running", RestoreOffset: 9, RestoreEnd: 9, Restored: 8}
+	if got, want := s.Restore(), (sluice.RestoreProgress{Restored: 18, Total: 18}); got != want {
+		t.Errorf("Restore() = %+v, want %+v", got, want)
 	}
 }
