@@ -223,6 +223,11 @@ type tableView struct {
 
 	mu     sync.RWMutex
 	stores []store.Store
+
+	// The reader while Run copies the table, and the partition count; read
+	// by Stats.
+	reader     atomic.Pointer[tableReader]
+	partitions atomic.Int32
 }
 
 func newTableView(topic string, cfg viewConfig) *tableView {
@@ -282,6 +287,9 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	tv.mu.Lock()
 	tv.stores = stores
 	tv.mu.Unlock()
+	tv.partitions.Store(n)
+	tv.reader.Store(r)
+	defer tv.reader.Store(nil)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -372,6 +380,22 @@ func (tv *tableView) get(key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return raw, err
+}
+
+// restoreProgress sums the next offsets to read and the end offsets of the
+// restore over the partitions, while Run copies the table.
+func (tv *tableView) restoreProgress() (offset, end int64) {
+	r := tv.reader.Load()
+	if r == nil {
+		return 0, 0
+	}
+	for p := range tv.partitions.Load() {
+		if off, e, _, ok := r.progress(p); ok {
+			offset += off
+			end += e
+		}
+	}
+	return offset, end
 }
 
 // rows returns the sum of the row counts of the partitions' stores, or -1

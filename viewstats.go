@@ -11,11 +11,18 @@ type ViewStats struct {
 	// does). It is -1 while the view is not restored, or when a store does
 	// not count its rows: a view never reads its rows to count them.
 	Rows int64
+	// RestoreOffset and RestoreEnd say how far the view's restore is,
+	// summed over its partitions: the next offsets to read, and the end
+	// offsets it restores to, the partitions' high watermarks when it
+	// began. RestoreOffset grows on once the view runs, as it follows the
+	// table. Both are 0 before the restore begins and after Run returned.
+	RestoreOffset, RestoreEnd int64
 }
 
 // Stats returns the view's state and its row count.
 func (v *View[V]) Stats() ViewStats {
 	s := ViewStats{Topic: v.topic, State: v.State(), Rows: -1}
+	s.RestoreOffset, s.RestoreEnd = v.tv.restoreProgress()
 	if s.State == ViewRunning {
 		s.Rows = v.tv.rows()
 	}
