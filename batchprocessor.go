@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -172,14 +171,11 @@ type BatchStats struct {
 	// Batches and Records count the batches handled and their records,
 	// including those that failed and that Skip or DeadLetter went past.
 	Batches, Records int64
-	// FailedBatches counts batches whose handler failed.
+	// FailedBatches counts batches whose handler failed. How the sizes of
+	// the batches and their latencies are distributed is what the
+	// histograms sluice_batch_size_records and sluice_batch_duration_seconds
+	// of Metrics record.
 	FailedBatches int64
-	// Sizes is the distribution of records per batch.
-	Sizes Histogram
-	// Latency is the distribution of the time, in seconds, from a batch
-	// closing to its effects being acknowledged by Kafka: decoding, the
-	// handler, flushing BatchState stores and writing to Kafka.
-	Latency Histogram
 	// Partitions are the batch counts of each partition the processor
 	// owns, in partition order.
 	Partitions []BatchPartitionStats
@@ -268,7 +264,6 @@ func (r *batchRun[K, V]) flushStates(ctx context.Context) error {
 type batchStats struct {
 	mu                         sync.Mutex
 	batches, records, failures int64
-	sizes, latency             histogram
 	partitions                 map[int32]*partitionBatchStats
 	// With Metrics, the histograms of the group's series; nil without.
 	sizeObs, latencyObs prometheus.Observer
@@ -293,8 +288,6 @@ func (s *batchStats) observe(p int32, n int, d time.Duration) {
 	defer s.mu.Unlock()
 	s.batches++
 	s.records += int64(n)
-	s.sizes.observe(sizeBuckets, float64(n))
-	s.latency.observe(latencyBuckets, d.Seconds())
 	if s.sizeObs != nil {
 		s.sizeObs.Observe(float64(n))
 		s.latencyObs.Observe(d.Seconds())
@@ -328,105 +321,8 @@ func (s *batchStats) read(out *BatchStats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out.Batches, out.Records, out.FailedBatches = s.batches, s.records, s.failures
-	out.Sizes = s.sizes.snapshot(sizeBuckets)
-	out.Latency = s.latency.snapshot(latencyBuckets)
 	for _, p := range slices.Sorted(maps.Keys(s.partitions)) {
 		ps := s.partitions[p]
 		out.Partitions = append(out.Partitions, BatchPartitionStats{Partition: p, Batches: ps.batches, Records: ps.records, Behind: ps.behind})
 	}
-}
-
-// Histogram is a distribution of observed values, in buckets as Prometheus
-// keeps them.
-type Histogram struct {
-	// Count is how many values were observed, Sum their sum.
-	Count int64
-	Sum   float64
-	// Buckets are cumulative: each counts the values at most its upper
-	// bound. The bounds ascend; the last is +Inf.
-	Buckets []Bucket
-}
-
-// Bucket is one bucket of a Histogram.
-type Bucket struct {
-	UpperBound float64
-	Count      int64
-}
-
-// Quantile estimates the q-quantile (0 ≤ q ≤ 1) of the observed values by
-// linear interpolation within the bucket that holds it, as Prometheus's
-// histogram_quantile does. It returns NaN when nothing was observed, and the
-// highest finite bound when the quantile lies in the +Inf bucket.
-func (h Histogram) Quantile(q float64) float64 {
-	if h.Count == 0 || len(h.Buckets) == 0 {
-		return math.NaN()
-	}
-	rank := q * float64(h.Count)
-	lower, below := 0.0, int64(0)
-	for i, b := range h.Buckets {
-		if float64(b.Count) >= rank {
-			if math.IsInf(b.UpperBound, 1) {
-				if i == 0 {
-					return math.NaN()
-				}
-				return h.Buckets[i-1].UpperBound
-			}
-			in := b.Count - below
-			if in == 0 {
-				return b.UpperBound
-			}
-			return lower + (b.UpperBound-lower)*(rank-float64(below))/float64(in)
-		}
-		lower, below = b.UpperBound, b.Count
-	}
-	return h.Buckets[len(h.Buckets)-1].UpperBound
-}
-
-// Bucket bounds of the batch histograms: sizes from 1 to 100000 records,
-// latencies from 100µs to about 100s, each bound about 1.5 times the last.
-var (
-	sizeBuckets    = exponentialBounds(1, 1.5, 30)
-	latencyBuckets = exponentialBounds(0.0001, 1.5, 35)
-)
-
-func exponentialBounds(start, factor float64, n int) []float64 {
-	bs := make([]float64, n)
-	for i := range bs {
-		bs[i] = start
-		start *= factor
-	}
-	return bs
-}
-
-// histogram counts values per bucket (not cumulatively).
-type histogram struct {
-	count  int64
-	sum    float64
-	counts []int64 // one per bound, and one more for +Inf
-}
-
-func (h *histogram) observe(bounds []float64, v float64) {
-	if h.counts == nil {
-		h.counts = make([]int64, len(bounds)+1)
-	}
-	i, _ := slices.BinarySearch(bounds, v)
-	h.counts[i]++
-	h.count++
-	h.sum += v
-}
-
-func (h *histogram) snapshot(bounds []float64) Histogram {
-	out := Histogram{Count: h.count, Sum: h.sum, Buckets: make([]Bucket, len(bounds)+1)}
-	var cum int64
-	for i := range out.Buckets {
-		if i < len(h.counts) {
-			cum += h.counts[i]
-		}
-		ub := math.Inf(1)
-		if i < len(bounds) {
-			ub = bounds[i]
-		}
-		out.Buckets[i] = Bucket{UpperBound: ub, Count: cum}
-	}
-	return out
 }

@@ -221,9 +221,9 @@ func Join[V, T any](g *Group[V], table string, c codec.Codec[T]) *JoinedTable[T]
 	return j
 }
 
-// Lookup declares a table the group reads in full: every processor keeps a
-// view of all its partitions, so a handler can read any key with the
-// returned handle's Get.
+// Lookup declares a table the group reads in full: every process keeps a
+// copy of all its partitions, shared by the group's processors running in
+// it, so a handler can read any key with the returned handle's Get.
 func Lookup[V, T any](g *Group[V], table string, c codec.Codec[T]) *LookupTable[T] {
 	l := &LookupTable[T]{topic: table, codec: c}
 	if c == nil {

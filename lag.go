@@ -4,9 +4,9 @@ package sluice
 // to the metrics beyond its own counters.
 //
 // Invariants:
-//   - The lag is measured by one goroutine every lagInterval, from the end
-//     offsets of the inputs and the offsets the group committed, and kept
-//     with the time it was measured. Until the first measurement, and when
+//   - The lag is measured by one goroutine every lagInterval, by kadm, the
+//     way `sluice lag` measures it (kafka.GroupLag), and kept with the time
+//     it was measured. Until the first measurement, and when
 //     the last one is older than lagMaxAge, a partition has no lag: Stats
 //     says -1 and the metrics have no series, never a made-up 0.
 
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluice-io/sluice/internal/kafka"
 )
 
 const (
@@ -37,18 +39,18 @@ type InputStatus struct {
 	HighWatermark int64
 	// Lag is HighWatermark minus Committed: how many records are not
 	// processed and committed yet. Before the first commit it counts from
-	// the partition's first record (from its end with StartAt(Latest)).
+	// the partition's first record, as `sluice lag` does, or is 0 with
+	// StartAt(Latest), where the group starts at the end.
 	Lag int64
 }
 
 // measureLag measures the lag every lagInterval until ctx is done.
 func (p *Processor[V]) measureLag(ctx context.Context) error {
 	adm := kadm.NewClient(p.cl)
-	topics := p.g.inputTopics()
 	tick := time.NewTicker(lagInterval)
 	defer tick.Stop()
 	for {
-		if err := p.measureLagOnce(ctx, adm, topics); err != nil && ctx.Err() == nil {
+		if err := p.measureLagOnce(ctx, adm); err != nil && ctx.Err() == nil {
 			p.logger.Debug("lag not measured", "err", err)
 		}
 		select {
@@ -59,41 +61,30 @@ func (p *Processor[V]) measureLag(ctx context.Context) error {
 	}
 }
 
-func (p *Processor[V]) measureLagOnce(ctx context.Context, adm *kadm.Client, topics []string) error {
+func (p *Processor[V]) measureLagOnce(ctx context.Context, adm *kadm.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*lagInterval)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil && len(ends) == 0 {
-		return err
-	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	if err != nil && len(starts) == 0 {
-		return err
-	}
-	committed, err := adm.FetchOffsets(ctx, p.g.name)
+	gl, err := kafka.GroupLag(ctx, adm, p.g.name)
 	if err != nil {
 		return err
 	}
 	measured := time.Now()
 	lag := make(map[int32][]InputStatus)
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			return
-		}
-		in := InputStatus{Topic: o.Topic, Committed: -1, HighWatermark: o.Offset}
-		from := o.Offset // StartAt(Latest): nothing is behind yet
-		if p.cfg.startAt != Latest {
-			from = 0
-			if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Err == nil {
-				from = s.Offset
+	for _, topic := range p.g.inputTopics() {
+		for part, ml := range gl.Lag[topic] {
+			if ml.Err != nil || ml.Lag < 0 {
+				continue
 			}
+			in := InputStatus{Topic: topic, Committed: ml.Commit.At, HighWatermark: ml.End.Offset, Lag: ml.Lag}
+			if in.Committed < 0 {
+				in.Committed = -1
+				if p.cfg.startAt == Latest {
+					in.Lag = 0 // nothing is behind yet
+				}
+			}
+			lag[part] = append(lag[part], in)
 		}
-		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
-			in.Committed, from = c.At, c.At
-		}
-		in.Lag = max(in.HighWatermark-from, 0)
-		lag[o.Partition] = append(lag[o.Partition], in)
-	})
+	}
 	for _, ins := range lag {
 		slices.SortFunc(ins, func(a, b InputStatus) int { return cmp.Compare(a.Topic, b.Topic) })
 	}
@@ -118,7 +109,7 @@ func (p *Processor[V]) addStats(s *Stats) {
 func (p *Processor[V]) addPartitionStats(t *task[V], st *PartitionStatus) {
 	m := p.metrics
 	st.Consumed = t.m.consumed.Load()
-	st.TableRows = t.m.rows.Load()
+	st.TableRows = t.m.tableRows()
 	st.Lag = -1
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -21,9 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +53,7 @@ import (
 //	sluice_rebalances_total{group}                        assignments received
 //	sluice_consumer_lag_records{group,topic,partition}    high watermark minus committed offset
 //	sluice_partitions{group,state}                        partitions owned: restoring, running
-//	sluice_table_rows{group,partition}                    rows of the table, approximate
+//	sluice_table_rows{group,partition}                    rows of the table, from stores that count them
 //	sluice_store_operations_total{group,partition,op}     store reads (get) and batch writes (apply)
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
@@ -66,8 +64,11 @@ import (
 //	sluice_batch_duration_seconds{group}                  batch closed to effects acknowledged (histogram)
 //	sluice_records_behind_high_watermark{group,partition} input records past the last fetched, up to the high watermark
 //
-// Views export sluice_view_rows{view} (approximate, counted at most every
-// 10 seconds) and sluice_view_state{view,state}; emitters export
+// Rows are reported only from stores that count them as they change them
+// (store.RowCounter): the memory store, and Pebble with pebble.CountRows,
+// which the default storage of a processor with Metrics uses. Views export
+// sluice_view_rows{view} (all partitions, when every store counts) and
+// sluice_view_state{view,state}; emitters export
 // sluice_emitter_records_total{topic} and sluice_emitter_errors_total{topic}.
 //
 // The lag is measured every few seconds from the partitions' end offsets and
@@ -114,10 +115,13 @@ func metricSetOf(reg prometheus.Registerer) (*metricSet, error) {
 			prometheus.ExponentialBuckets(1, 4, 9), "group"),
 		commit: histogram("sluice_commit_duration_seconds", "Round trip of an offset commit, or of a transaction end exactly once.",
 			prometheus.ExponentialBuckets(1e-4, 4, 10), "group"),
+		// Finer buckets than the others', since these are what batch
+		// latency quantiles are read from: each bound 1.5 times the last,
+		// sizes up to about 127,000 records, latencies up to about 97s.
 		batchSize: histogram("sluice_batch_size_records", "Records per batch handed to a batch group's handler.",
-			prometheus.ExponentialBuckets(1, 4, 9), "group"),
+			prometheus.ExponentialBuckets(1, 1.5, 30), "group"),
 		batchLatency: histogram("sluice_batch_duration_seconds", "Time from a batch closing to its effects being acknowledged: decoding, the handler, flushing stores, writing to Kafka.",
-			prometheus.ExponentialBuckets(1e-4, 4, 10), "group"),
+			prometheus.ExponentialBuckets(1e-4, 1.5, 35), "group"),
 		storeOps:   counter("sluice_store_operations_total", "Operations on a group's local store: get reads a row, apply writes a batch.", "group", "partition", "op"),
 		emitted:    counter("sluice_emitter_records_total", "Records an emitter wrote and Kafka acknowledged.", "topic"),
 		emitErrors: counter("sluice_emitter_errors_total", "Records an emitter failed to write.", "topic"),
@@ -305,16 +309,14 @@ type taskMetrics struct {
 	proc      *processorMetrics
 	partition int32
 	consumed  atomic.Int64 // records processed; read by Stats
-	// rows is the approximate row count of the table partition, -1 until
-	// counted; pendingRows is how the batch written and not yet applied
-	// changes it.
-	rows        atomic.Int64
-	pendingRows int64
-	timed       bool // whether handler durations are observed
-	inputs      map[string]*inputMetrics
-	cur         *inputMetrics
-	gets        prometheus.Counter
-	applies     prometheus.Counter
+	// rows is the task's store once restored, if it counts its rows; read
+	// by Stats.
+	rows    atomic.Pointer[rowCounter]
+	timed   bool // whether handler durations are observed
+	inputs  map[string]*inputMetrics
+	cur     *inputMetrics
+	gets    prometheus.Counter
+	applies prometheus.Counter
 }
 
 // inputMetrics are a task's series of one input topic.
@@ -325,7 +327,6 @@ type inputMetrics struct {
 
 func (m *taskMetrics) init(pm *processorMetrics, partition int32, inputs []string) {
 	m.proc, m.partition = pm, partition
-	m.rows.Store(-1)
 	if pm.set == nil {
 		return
 	}
@@ -377,19 +378,6 @@ func (m *taskMetrics) wrote(n int) {
 	}
 }
 
-// rowWritten accounts for a row written to the changelog that was stored
-// before (as far as the task knows) and exists now; it returns exists,
-// which is what the store holds once the batch is applied.
-func (m *taskMetrics) rowWritten(stored, exists bool) bool {
-	switch {
-	case exists && !stored:
-		m.pendingRows++
-	case !exists && stored:
-		m.pendingRows--
-	}
-	return exists
-}
-
 // storeGet counts a read of the store.
 func (m *taskMetrics) storeGet() {
 	if m.gets != nil {
@@ -397,159 +385,32 @@ func (m *taskMetrics) storeGet() {
 	}
 }
 
-// applied counts a batch applied to the store; discarded forgets one that
-// was not.
+// applied counts a batch applied to the store.
 func (m *taskMetrics) applied() {
 	if m.applies != nil {
 		m.applies.Inc()
 	}
-	if n := m.rows.Load(); n >= 0 {
-		m.rows.Store(max(n+m.pendingRows, 0))
-	}
-	m.pendingRows = 0
 }
 
-func (m *taskMetrics) discarded() { m.pendingRows = 0 }
+// rowCounter holds a store that counts its rows.
+type rowCounter struct{ store.RowCounter }
 
-// countRows counts the rows of a restored store, when metrics are
-// exported: the count is kept up to date from the batches the task writes.
-// It is approximate: a row written without reading it first counts as new.
-func (m *taskMetrics) countRows(st store.Store) error {
-	if st == nil || m.proc.set == nil {
-		return nil
-	}
-	it, err := st.Iter(nil, nil)
-	if err != nil {
-		return err
-	}
-	var n int64
-	for it.Next() {
-		n++
-	}
-	err = it.Err()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		m.rows.Store(n)
-	}
-	return err
-}
-
-// stateCollector reports, when gathered, the series read from running
-// objects, and keeps the counters of stopped ones.
-type stateCollector struct {
-	mu      sync.Mutex
-	sources map[int]stateSource
-	next    int
-	retired map[seriesKey]float64 // counters of stopped sources
-}
-
-// stateSource reports series through add.
-type stateSource func(add func(d *stateDesc, v float64, labels ...string))
-
-type stateDesc struct {
-	desc      *prometheus.Desc
-	valueType prometheus.ValueType
-}
-
-type seriesKey struct {
-	d      *stateDesc
-	labels string
-}
-
-var (
-	descLag = &stateDesc{prometheus.NewDesc("sluice_consumer_lag_records",
-		"Records of an input partition not yet committed by the group: high watermark minus committed offset, measured every few seconds.",
-		[]string{"group", "topic", "partition"}, nil), prometheus.GaugeValue}
-	descPartitions = &stateDesc{prometheus.NewDesc("sluice_partitions",
-		"Partitions a group's processors own, by state: restoring or running.", []string{"group", "state"}, nil), prometheus.GaugeValue}
-	descTableRows = &stateDesc{prometheus.NewDesc("sluice_table_rows",
-		"Rows of a group's table partition, approximate.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
-	descRestored = &stateDesc{prometheus.NewDesc("sluice_restored_records",
-		"Changelog records read by the last restore of a table partition.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
-	descRestoreRemaining = &stateDesc{prometheus.NewDesc("sluice_restore_remaining_records",
-		"Changelog records a table partition still has to restore.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
-	descRebalances = &stateDesc{prometheus.NewDesc("sluice_rebalances_total",
-		"Assignments a group's processors received.", []string{"group"}, nil), prometheus.CounterValue}
-	descTransactions = &stateDesc{prometheus.NewDesc("sluice_transactions_total",
-		"Transactions a group ended, exactly once, by outcome: committed or aborted.", []string{"group", "outcome"}, nil), prometheus.CounterValue}
-	descFailed = &stateDesc{prometheus.NewDesc("sluice_records_failed_total",
-		"Records whose processing failed, by what the error policy did: failed (stopped), skipped, dead_lettered.", []string{"group", "outcome"}, nil), prometheus.CounterValue}
-	descBehind = &stateDesc{prometheus.NewDesc("sluice_records_behind_high_watermark",
-		"Records of a batch group's input partition past the last one fetched, up to the high watermark of that fetch (messages behind high water mark).",
-		[]string{"group", "partition"}, nil), prometheus.GaugeValue}
-	descViewRows = &stateDesc{prometheus.NewDesc("sluice_view_rows",
-		"Rows of a view, approximate: counted at most every 10 seconds.", []string{"view"}, nil), prometheus.GaugeValue}
-	descViewState = &stateDesc{prometheus.NewDesc("sluice_view_state",
-		"1 for a view's current state (idle, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
-	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,
-		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState}
-)
-
-func newStateCollector() *stateCollector {
-	return &stateCollector{sources: make(map[int]stateSource), retired: make(map[seriesKey]float64)}
-}
-
-// Describe implements prometheus.Collector.
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range stateDescs {
-		ch <- d.desc
+// countRows makes the task report the rows of its restored store, if the
+// store counts them (see store.RowCounter): rows are never counted by
+// reading them.
+func (m *taskMetrics) countRows(st store.Store) {
+	if c, ok := st.(store.RowCounter); ok {
+		m.rows.Store(&rowCounter{c})
 	}
 }
 
-// Collect implements prometheus.Collector. Series two sources report alike
-// (two processors of one group) are summed.
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	values := make(map[seriesKey]float64, len(c.retired))
-	for k, v := range c.retired {
-		values[k] = v
-	}
-	sources := make([]stateSource, 0, len(c.sources))
-	for _, s := range c.sources {
-		sources = append(sources, s)
-	}
-	c.mu.Unlock()
-	for _, s := range sources {
-		s(func(d *stateDesc, v float64, labels ...string) {
-			values[seriesKey{d, strings.Join(labels, "\x00")}] += v
-		})
-	}
-	keys := make([]seriesKey, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].labels < keys[j].labels })
-	for _, k := range keys {
-		// Every series has at least one label.
-		m, err := prometheus.NewConstMetric(k.d.desc, k.d.valueType, values[k], strings.Split(k.labels, "\x00")...)
-		if err != nil {
-			m = prometheus.NewInvalidMetric(k.d.desc, err)
+// tableRows returns the row count of the task's table, or -1 when its
+// store does not count its rows or is not restored yet.
+func (m *taskMetrics) tableRows() int64 {
+	if c := m.rows.Load(); c != nil {
+		if n, ok := c.Rows(); ok {
+			return n
 		}
-		ch <- m
 	}
-}
-
-// attach adds a source and returns the function that removes it, keeping
-// the counters it reported last.
-func (c *stateCollector) attach(s stateSource) (detach func()) {
-	c.mu.Lock()
-	id := c.next
-	c.next++
-	c.sources[id] = s
-	c.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			delete(c.sources, id)
-			s(func(d *stateDesc, v float64, labels ...string) {
-				if d.valueType == prometheus.CounterValue {
-					c.retired[seriesKey{d, strings.Join(labels, "\x00")}] += v
-				}
-			})
-		})
-	}
+	return -1
 }

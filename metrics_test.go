@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/pebble"
 )
 
 // scrape fetches url and parses the Prometheus text format.
@@ -88,7 +89,9 @@ func testProcessorMetrics(t *testing.T, guarantee sluice.DeliveryGuarantee) {
 		ctx.SetValue(c)
 		return echo.Emit(ctx, ctx.Key(), v)
 	})
-	opts := append(processorOpts(b, partitions, t.TempDir()), sluice.Metrics(reg), sluice.Guarantee(guarantee))
+	dir := t.TempDir()
+	opts := append(processorOpts(b, partitions, dir), sluice.Metrics(reg), sluice.Guarantee(guarantee),
+		sluice.Storage(pebble.Builder(dir, pebble.CountRows())))
 	p, err := sluice.NewProcessor(g, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,8 @@ func (o storageOpt) applyView(c *viewConfig)           { o(&c.storage) }
 
 // Storage sets where table rows are kept locally, for example
 // pebble.Builder(dir) or memory.Builder(). Default for processors: Pebble
-// under the user's cache directory (sluice/state); for views: memory.
+// under the user's cache directory (sluice/state), counting rows
+// (pebble.CountRows) when Metrics is set; for views: memory.
 func Storage(b store.Builder) StorageOpt {
 	return storageOpt(func(s *store.Builder) { *s = b })
 }

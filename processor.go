@@ -142,7 +142,12 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if err != nil {
 			return nil, fmt.Errorf("group %s: no Storage option and %w", g.name, err)
 		}
-		cfg.storage = pebble.Builder(dir)
+		// With Metrics the stores count their rows, for sluice_table_rows.
+		var popts []pebble.Opt
+		if cfg.client.metrics != nil {
+			popts = append(popts, pebble.CountRows())
+		}
+		cfg.storage = pebble.Builder(dir, popts...)
 	}
 	if cfg.policy.kind == deadLetterPolicy {
 		if cfg.policy.topic == "" {
@@ -249,10 +254,12 @@ type PartitionStatus struct {
 	Inputs      []InputStatus
 	Lag         int64
 	LagMeasured time.Time
-	// TableRows is the approximate number of rows of the partition's table:
-	// counted after the restore and kept up to date from the rows the task
-	// writes (a row written without being read first counts as new). It is
-	// counted only when the processor exports Metrics, and is -1 otherwise.
+	// TableRows is the number of rows of the partition's table, as its
+	// store counts them while it changes them (see store.RowCounter): the
+	// memory store does, and Pebble with pebble.CountRows, which the
+	// default storage uses when the processor exports Metrics. It is -1
+	// while the partition restores and when the store does not count; rows
+	// are never read to count them.
 	TableRows int64
 	// LastError is the last error met in the partition: a failed, skipped
 	// or dead-lettered record, or a failed commit. Nil if none.
@@ -382,10 +389,9 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	p.lookups = make(map[string]*tableView)
 	for _, l := range p.g.lookups {
-		tv := newTableView(l.topic, viewConfig{client: p.cfg.client, storage: p.cfg.storage})
-		tv.name = p.g.name + "." + l.topic + ".lookup"
+		tv, release := acquireLookup(p.g.name, l.topic, viewConfig{client: p.cfg.client, storage: p.cfg.storage})
 		p.lookups[l.topic] = tv
-		background("lookup "+l.topic, tv.run)
+		background("lookup "+l.topic, func(ctx context.Context) error { return holdLookup(ctx, tv, release) })
 	}
 	for _, tv := range p.lookups {
 		if err := tv.waitReady(runCtx); err != nil {

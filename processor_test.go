@@ -91,13 +91,13 @@ func TestProcessorRestoresTableAfterRestartWithoutReprocessing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	v := startView(t, "restart-table", codec.JSON[counter](), viewOpts(b, parts)...)
 	want := make(map[string]int64)
 	dir := t.TempDir()
 
 	var calls atomic.Int64
 	g := countingGroup("restart", "events", &calls)
 	r := runProcessor(t, g, processorOpts(b, parts, dir)...)
+	v := startView(t, "restart-table", codec.JSON[counter](), viewOpts(b, parts)...)
 	emitN(t, em, 500, 20, want)
 	expectCounts(t, v, want, 30*time.Second)
 	r.stop(t)
@@ -177,11 +177,10 @@ func testHandover(t *testing.T, extra ...sluice.ProcessorOpt) {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	v := startView(t, "handover-table", codec.JSON[counter](), viewOpts(b, parts)...)
-
 	var callsA, callsB atomic.Int64
 	want := make(map[string]int64)
 	a := runProcessor(t, countingGroup("handover", "shared", &callsA), append(processorOpts(b, parts, t.TempDir()), extra...)...)
+	v := startView(t, "handover-table", codec.JSON[counter](), viewOpts(b, parts)...)
 	emitN(t, em, 1000, 60, want)
 	expectCounts(t, v, want, 30*time.Second)
 

@@ -9,6 +9,12 @@ package sluice
 //   - The poll goroutine (run) is the only writer of a partition's store
 //     while the partition is added; add and remove hand the store over under
 //     mu, so after remove returns the reader never touches the store again.
+//     Stores are written without holding mu, so that a slow Apply holds up
+//     neither add, remove of other partitions, nor progress: run marks a
+//     partition applying under mu before it writes, and remove waits until
+//     that mark is gone (idle is signalled whenever it goes).
+//   - A partition's offset, restored count and readiness change under mu,
+//     after each Apply.
 //   - Each Apply records the offset after the last record applied (control
 //     records included), so a store's checkpoint is always where reading
 //     must resume.
@@ -43,19 +49,24 @@ type tableReader struct {
 	logger *slog.Logger
 
 	mu    sync.Mutex
+	idle  *sync.Cond // on mu: a partition stopped applying
 	parts map[int32]*readerPartition
 	err   error
 	dead  chan struct{} // closed when run fails
 }
 
 type readerPartition struct {
-	st       store.Store
-	end      int64 // end offset when added; ready once the checkpoint reaches it
+	st      store.Store
+	end     int64 // end offset when added; ready once the checkpoint reaches it
+	ready   chan struct{}
+	started time.Time
+
+	// Guarded by the reader's mu.
 	offset   int64 // next offset to read
-	ready    chan struct{}
 	isReady  bool
 	restored int64 // records applied while restoring
-	started  time.Time
+	applying bool  // run is writing to st
+	removed  bool  // remove was called: write no more
 }
 
 // newTableReader connects a reader for topic. It reads committed records
@@ -73,13 +84,15 @@ func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tabl
 	if err != nil {
 		return nil, fmt.Errorf("table %s: client: %w", topic, err)
 	}
-	return &tableReader{
+	r := &tableReader{
 		topic:  topic,
 		cl:     cl,
 		logger: logger.With("table", topic),
 		parts:  make(map[int32]*readerPartition),
 		dead:   make(chan struct{}),
-	}, nil
+	}
+	r.idle = sync.NewCond(&r.mu)
+	return r, nil
 }
 
 // add starts copying partitions into their stores and returns, per
@@ -134,13 +147,23 @@ func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (ma
 	return readies, nil
 }
 
-// remove stops copying partition p. The store is not closed: it belongs to
-// whoever added it.
+// remove stops copying partition p, waiting for a write to its store in
+// progress to end. The store is not closed: it belongs to whoever added it.
 func (r *tableReader) remove(p int32) {
 	r.cl.RemoveConsumePartitions(map[string][]int32{r.topic: {p}})
 	r.mu.Lock()
-	delete(r.parts, p)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	rp, ok := r.parts[p]
+	if !ok {
+		return
+	}
+	rp.removed = true
+	for rp.applying {
+		r.idle.Wait()
+	}
+	if r.parts[p] == rp {
+		delete(r.parts, p)
+	}
 }
 
 // progress returns how far partition p is: the next offset to read, the end
@@ -182,29 +205,42 @@ func (r *tableReader) run(ctx context.Context) error {
 		if fetchErr != nil {
 			return r.fail(fmt.Errorf("table %s: fetch: %w", r.topic, fetchErr))
 		}
+		type work struct {
+			rp   *readerPartition
+			p    int32
+			recs []*kgo.Record
+		}
+		var todo []work
 		r.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			rp, ok := r.parts[fp.Partition]
+			if !ok || rp.removed || len(fp.Records) == 0 {
+				return
+			}
+			rp.applying = true
+			todo = append(todo, work{rp, fp.Partition, fp.Records})
+		})
+		r.mu.Unlock()
 		var (
 			wg       sync.WaitGroup
 			errMu    sync.Mutex
 			applyErr error
 		)
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			rp, ok := r.parts[fp.Partition]
-			if !ok || len(fp.Records) == 0 {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.apply(rp, fp.Partition, fp.Records); err != nil {
+		for _, w := range todo {
+			wg.Go(func() {
+				err := r.apply(w.rp, w.p, w.recs)
+				r.mu.Lock()
+				w.rp.applying = false
+				r.idle.Broadcast()
+				r.mu.Unlock()
+				if err != nil {
 					errMu.Lock()
 					applyErr = cmp.Or(applyErr, err)
 					errMu.Unlock()
 				}
-			}()
-		})
+			})
+		}
 		wg.Wait()
-		r.mu.Unlock()
 		if applyErr != nil {
 			return r.fail(applyErr)
 		}
@@ -212,7 +248,8 @@ func (r *tableReader) run(ctx context.Context) error {
 }
 
 // apply writes records of partition p to its store in chunks, each with the
-// offset after its last record as the checkpoint.
+// offset after its last record as the checkpoint. It runs without mu, with
+// rp marked applying; it stops early once rp is removed.
 func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) error {
 	changes := make([]store.Change, 0, min(len(recs), applyChunk))
 	for len(recs) > 0 {
@@ -228,24 +265,33 @@ func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) er
 		if err := rp.st.Apply(changes, next); err != nil {
 			return fmt.Errorf("table %s/%d: apply: %w", r.topic, p, err)
 		}
+		r.mu.Lock()
 		rp.offset = next
+		restoredNow := false
 		if !rp.isReady {
 			rp.restored += int64(len(changes))
 			if next >= rp.end {
-				rp.isReady = true
-				close(rp.ready)
-				// A store that keeps restored rows in memory writes them
-				// out now, so that a crash does not make the next start
-				// restore them all again.
-				if f, ok := rp.st.(store.Flusher); ok && rp.restored > 0 {
-					if err := f.Flush(); err != nil {
-						return fmt.Errorf("table %s/%d: flush after restore: %w", r.topic, p, err)
-					}
-				}
-				took := time.Since(rp.started)
-				r.logger.Info("restored", "partition", p, "records", rp.restored,
-					"took", took.Round(time.Millisecond), "records_per_second", int64(float64(rp.restored)/max(took.Seconds(), 1e-3)))
+				rp.isReady, restoredNow = true, true
 			}
+		}
+		restored, removed := rp.restored, rp.removed
+		r.mu.Unlock()
+		if restoredNow {
+			close(rp.ready)
+			// A store that keeps restored rows in memory writes them out
+			// now, so that a crash does not make the next start restore
+			// them all again.
+			if f, ok := rp.st.(store.Flusher); ok && restored > 0 {
+				if err := f.Flush(); err != nil {
+					return fmt.Errorf("table %s/%d: flush after restore: %w", r.topic, p, err)
+				}
+			}
+			took := time.Since(rp.started)
+			r.logger.Info("restored", "partition", p, "records", restored,
+				"took", took.Round(time.Millisecond), "records_per_second", int64(float64(restored)/max(took.Seconds(), 1e-3)))
+		}
+		if removed {
+			return nil
 		}
 	}
 	return nil

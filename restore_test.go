@@ -2,12 +2,14 @@ package sluice_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
 )
 
@@ -50,21 +52,56 @@ func TestRestoreWaitsForOpenTransactionsBeforeCommittedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The open transaction ends a little later, as the broker's timeout
-	// would end it.
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := crashed.EndTransaction(actx, kgo.TryAbort); err != nil {
-			t.Errorf("abort: %v", err)
+	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, table)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(table, 0)
+
+	v, err := sluice.NewView(table, codec.String(), viewOpts(b, 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInBackground(t, v.Run)
+	// The view restores to the end it saw with the transaction open, and
+	// cannot read past the transaction: it is held at the start.
+	waitFor(t, 30*time.Second, func() error {
+		if s := v.Stats(); s.State != sluice.ViewRestoring || s.RestoreEnd != end.Offset || s.RestoreOffset != 0 {
+			return fmt.Errorf("view %s, restored to %d of %d; want restoring, to %d from 0", s.State, s.RestoreOffset, s.RestoreEnd, end.Offset)
 		}
-	}()
-	v := startView(t, table, codec.String(), viewOpts(b, 1)...)
+		return nil
+	})
+	// The open transaction ends, as the broker's timeout would end it.
+	if err := crashed.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := v.WaitReady(wctx); err != nil {
+		t.Fatalf("view not ready after the transaction ended: %v", err)
+	}
 	if got, err := v.Get("b"); err != nil || got != "committed" {
 		t.Errorf("ready view: b = %q, %v; want the row committed after the open transaction", got, err)
 	}
 	if ok, err := v.Has("a"); err != nil || ok {
 		t.Errorf("ready view: has a = %v, %v; want the aborted row absent", ok, err)
+	}
+}
+
+func TestStatsRestoreSumsThePartitionsProgress(t *testing.T) {
+	s := sluice.Stats{Partitions: []sluice.PartitionStatus{
+		{Partition: 0, State: "running", RestoreOffset: 10, RestoreEnd: 10, Restored: 10},
+		{Partition: 1, State: "restoring", RestoreOffset: 4, RestoreEnd: 9, Restored: 3},
+		{Partition: 2, State: "running"}, // up to date: nothing restored
+	}}
+	if got, want := s.Restore(), (sluice.RestoreProgress{Restored: 13, Total: 18, Restoring: true}); got != want {
+		t.Errorf("Restore() = %+v, want %+v", got, want)
+	}
+	s.Partitions[1] = sluice.PartitionStatus{Partition: 1, State: "running", RestoreOffset: 9, RestoreEnd: 9, Restored: 8}
+	if got, want := s.Restore(), (sluice.RestoreProgress{Restored: 18, Total: 18}); got != want {
+		t.Errorf("Restore() = %+v, want %+v", got, want)
 	}
 }

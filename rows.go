@@ -40,7 +40,6 @@ type row[V any] struct {
 	exists  bool
 	dirty   bool // changed by the batch in hand
 	pending bool // written to the changelog, not yet to the store
-	stored  bool // the store holds the key, as far as the task knows
 }
 
 func (r *row[V]) pinned() bool { return r.dirty || r.pending }
@@ -159,7 +158,7 @@ func (t *task[V]) load(key string) (*row[V], error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read row %q: %w", key, err)
 	}
-	r := &row[V]{raw: raw, exists: err == nil, stored: err == nil}
+	r := &row[V]{raw: raw, exists: err == nil}
 	t.rows.lru.Add(key, r)
 	return r, nil
 }
@@ -251,7 +250,6 @@ func (t *task[V]) undoRecord() {
 func (t *task[V]) markWritten(key string) []byte {
 	r, _ := t.rows.peek(key)
 	r.dirty, r.pending = false, true
-	r.stored = t.m.rowWritten(r.stored, r.exists)
 	t.rows.pendingKeys = append(t.rows.pendingKeys, key)
 	return r.raw
 }

@@ -299,9 +299,7 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 		t.restoreEnd.Store(end)
 		t.restored.Store(n)
 		p.restore.remove(t.partition)
-		if err := t.m.countRows(t.st); err != nil {
-			return fmt.Errorf("group %s: count rows of partition %d: %w", p.g.name, t.partition, err)
-		}
+		t.m.countRows(t.st)
 	}
 	return nil
 }
@@ -544,7 +542,6 @@ func (t *task[V]) discardPending() error {
 	}
 	t.produceErr.Store(nil)
 	t.pending = nil
-	t.m.discarded()
 	t.rowsDiscarded()
 	t.batched = 0
 	clear(t.marks)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/internal/kafka"
@@ -21,6 +22,11 @@ type ViewState int32
 const (
 	// ViewIdle is a view that has not been run yet.
 	ViewIdle ViewState = iota
+	// ViewWaiting is a view whose Run has started and has not found its
+	// table topic yet. A view never creates its topic: the group that owns
+	// the table does, with the partition count of its inputs. It looks for
+	// the topic when Run starts and then every half second; see TopicWait.
+	ViewWaiting
 	// ViewRestoring is a view copying its table up to the end offsets it
 	// saw at start.
 	ViewRestoring
@@ -34,6 +40,8 @@ func (s ViewState) String() string {
 	switch s {
 	case ViewIdle:
 		return "idle"
+	case ViewWaiting:
+		return "waiting"
 	case ViewRestoring:
 		return "restoring"
 	case ViewRunning:
@@ -44,8 +52,28 @@ func (s ViewState) String() string {
 }
 
 type viewConfig struct {
-	client  clientConfig
-	storage store.Builder
+	client    clientConfig
+	storage   store.Builder
+	topicWait time.Duration // 0: as long as Run's context allows
+}
+
+// ErrTopicNotFound is what a view's Run fails with, wrapped, when its table
+// topic does not exist within the time TopicWait allows.
+var ErrTopicNotFound = errors.New("table topic does not exist")
+
+// topicPollInterval is how often a waiting view looks for its table topic.
+const topicPollInterval = 500 * time.Millisecond
+
+type viewOpt func(*viewConfig)
+
+func (o viewOpt) applyView(c *viewConfig) { o(c) }
+
+// TopicWait bounds how long a view's Run waits for its table topic to
+// exist: once d has passed without it, Run fails with an error wrapping
+// ErrTopicNotFound. While it waits, the view's State is ViewWaiting. Zero
+// or less waits until Run's context is done. Default: 0.
+func TopicWait(d time.Duration) ViewOpt {
+	return viewOpt(func(c *viewConfig) { c.topicWait = d })
 }
 
 // View is a read-only, continuously updated local copy of a whole table,
@@ -60,7 +88,6 @@ type View[V any] struct {
 	codec   codec.Codec[V]
 	tv      *tableView
 	metrics *metricSet // nil without Metrics
-	counter viewCounter
 }
 
 // NewView returns a view of table whose rows are encoded with c. It does not
@@ -86,8 +113,9 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	return v, nil
 }
 
-// Run copies the table and follows it until ctx is done; it returns nil then,
-// or the error that stopped it.
+// Run waits for the table topic to exist (a view never creates it; see
+// TopicWait), copies the table and follows it until ctx is done; it returns
+// nil then, or the error that stopped it.
 func (v *View[V]) Run(ctx context.Context) error {
 	defer v.attachMetrics()()
 	return v.tv.run(ctx)
@@ -198,6 +226,11 @@ type tableView struct {
 
 	mu     sync.RWMutex
 	stores []store.Store
+
+	// The reader while Run copies the table, and the partition count; read
+	// by Stats.
+	reader     atomic.Pointer[tableReader]
+	partitions atomic.Int32
 }
 
 func newTableView(topic string, cfg viewConfig) *tableView {
@@ -205,7 +238,7 @@ func newTableView(topic string, cfg viewConfig) *tableView {
 }
 
 func (tv *tableView) run(ctx context.Context) (err error) {
-	if !tv.state.CompareAndSwap(int32(ViewIdle), int32(ViewRestoring)) {
+	if !tv.state.CompareAndSwap(int32(ViewIdle), int32(ViewWaiting)) {
 		return fmt.Errorf("view %s: Run called twice", tv.topic)
 	}
 	defer func() {
@@ -220,13 +253,14 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer r.close()
-	counts, err := kafka.EnsureTopics(ctx, r.cl, kafka.TopicSpec{
-		Name: tv.topic, Partitions: tv.cfg.client.partitions, Replication: tv.cfg.client.replication, Compacted: true,
-	})
+	n, err := tv.waitForTopic(ctx, r)
 	if err != nil {
-		return fmt.Errorf("view %s: %w", tv.topic, err)
+		return err
 	}
-	n := counts[tv.topic]
+	if n == 0 {
+		return nil // ctx is done
+	}
+	tv.state.Store(int32(ViewRestoring))
 	stores := make([]store.Store, n)
 	defer func() {
 		tv.mu.Lock()
@@ -256,6 +290,9 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	tv.mu.Lock()
 	tv.stores = stores
 	tv.mu.Unlock()
+	tv.partitions.Store(n)
+	tv.reader.Store(r)
+	defer tv.reader.Store(nil)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -276,6 +313,47 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		cancel()
 		return <-runDone
+	}
+}
+
+// waitForTopic waits until the table topic exists and returns its
+// partition count, or 0 once ctx is done.
+func (tv *tableView) waitForTopic(ctx context.Context, r *tableReader) (int32, error) {
+	var deadline <-chan time.Time
+	if tv.cfg.topicWait > 0 {
+		t := time.NewTimer(tv.cfg.topicWait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(topicPollInterval)
+	defer tick.Stop()
+	logged := false
+	for {
+		counts, _, err := kafka.PartitionCounts(ctx, r.cl, tv.topic)
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		if err != nil {
+			// The broker may be starting; the wait bounds how long that
+			// may take.
+			r.logger.Debug("looking for the table topic failed", "err", err)
+		} else if n, ok := counts[tv.topic]; ok {
+			return n, nil
+		}
+		if !logged {
+			r.logger.Info("waiting for the table topic to be created by the group that owns it")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return 0, nil
+		case <-deadline:
+			if err != nil {
+				return 0, fmt.Errorf("view %s: %w after waiting %v: looking for it failed: %w", tv.topic, ErrTopicNotFound, tv.cfg.topicWait, err)
+			}
+			return 0, fmt.Errorf("view %s: %w after waiting %v (a view never creates it; the group that owns the table does)", tv.topic, ErrTopicNotFound, tv.cfg.topicWait)
+		case <-tick.C:
+		}
 	}
 }
 
@@ -305,6 +383,45 @@ func (tv *tableView) get(key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return raw, err
+}
+
+// restoreProgress sums the next offsets to read and the end offsets of the
+// restore over the partitions, while Run copies the table.
+func (tv *tableView) restoreProgress() (offset, end int64) {
+	r := tv.reader.Load()
+	if r == nil {
+		return 0, 0
+	}
+	for p := range tv.partitions.Load() {
+		if off, e, _, ok := r.progress(p); ok {
+			offset += off
+			end += e
+		}
+	}
+	return offset, end
+}
+
+// rows returns the sum of the row counts of the partitions' stores, or -1
+// when the view is not running or a store does not count its rows.
+func (tv *tableView) rows() int64 {
+	tv.mu.RLock()
+	defer tv.mu.RUnlock()
+	if tv.stores == nil {
+		return -1
+	}
+	var sum int64
+	for _, st := range tv.stores {
+		c, ok := st.(store.RowCounter)
+		if !ok {
+			return -1
+		}
+		n, ok := c.Rows()
+		if !ok {
+			return -1
+		}
+		sum += n
+	}
+	return sum
 }
 
 // iterate merges the partitions' stores in key order.

@@ -173,6 +173,7 @@
 //     counts to Pebble and marks the batch's offsets. Its run ends when the
 //     committed offsets add up to n. It also reports the 99th percentile of
 //     its batches' latency (from a batch closing to its effects being
-//     acknowledged, from Stats().Latency) as p99-batch-ms.
+//     acknowledged, from the sluice_batch_duration_seconds histogram of
+//     Metrics, on for this side) as p99-batch-ms.
 
 package bench

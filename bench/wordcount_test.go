@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice"
@@ -87,9 +89,12 @@ func rawWordCount(ctx context.Context, addrs []string, n int) (stop func(), err 
 // records and its counts in its table, kept in Pebble under stateDir. It
 // returns once the group has committed the offsets of all n input records,
 // with the processor's batch statistics and a function that stops it.
-func sluiceWordCount(ctx context.Context, addrs []string, stateDir string, n int) (stats func() sluice.BatchStats, stop func() error, err error) {
+func sluiceWordCount(ctx context.Context, addrs []string, stateDir string, n int) (stats func() wordStats, stop func() error, err error) {
+	reg := prometheus.NewRegistry()
 	p, err := sluice.NewBatchProcessor(wordcount.DefineCount(sluiceWordGroup, wordsTopic, sluiceWordOutput, nil),
 		sluice.Brokers(addrs...),
+		// For the batch latency histogram.
+		sluice.Metrics(reg),
 		sluice.TopicDefaults(partitions, 1),
 		sluice.Storage(pebble.Builder(stateDir)),
 		sluice.CommitInterval(commitInterval),
@@ -108,20 +113,30 @@ func sluiceWordCount(ctx context.Context, addrs []string, stateDir string, n int
 		}
 		return nil, nil, fmt.Errorf("sluice: %w", err)
 	}
-	return p.Stats, run.stop, nil
+	stats = func() wordStats {
+		return wordStats{BatchStats: p.Stats(), latency: gatheredHistogram(reg, "sluice_batch_duration_seconds")}
+	}
+	return stats, run.stop, nil
+}
+
+// wordStats are the batch counts of the sluice side, and the histogram of
+// its batch latencies.
+type wordStats struct {
+	sluice.BatchStats
+	latency *dto.Histogram
 }
 
 // wordSide runs one side of BenchmarkWordCount over the n words on br and
 // returns once all of them are durably processed, with a function that
 // stops what it started and, for sluice, its batch statistics.
-type wordSide func(ctx context.Context, tb testing.TB, br *broker.Broker, n int) (stop func(), stats func() sluice.BatchStats, err error)
+type wordSide func(ctx context.Context, tb testing.TB, br *broker.Broker, n int) (stop func(), stats func() wordStats, err error)
 
 var wordSides = map[string]wordSide{
-	"raw": func(ctx context.Context, _ testing.TB, br *broker.Broker, n int) (func(), func() sluice.BatchStats, error) {
+	"raw": func(ctx context.Context, _ testing.TB, br *broker.Broker, n int) (func(), func() wordStats, error) {
 		stop, err := rawWordCount(ctx, br.Addrs(), n)
 		return stop, nil, err
 	},
-	"sluice": func(ctx context.Context, tb testing.TB, br *broker.Broker, n int) (func(), func() sluice.BatchStats, error) {
+	"sluice": func(ctx context.Context, tb testing.TB, br *broker.Broker, n int) (func(), func() wordStats, error) {
 		stats, stop, err := sluiceWordCount(ctx, br.Addrs(), tb.TempDir(), n)
 		if err != nil {
 			return nil, nil, err
@@ -153,7 +168,7 @@ func BenchmarkWordCount(b *testing.B) {
 			var (
 				br    *broker.Broker
 				stop  func()
-				stats func() sluice.BatchStats
+				stats func() wordStats
 			)
 			res := measure(b, n,
 				func(int) {
@@ -171,11 +186,11 @@ func BenchmarkWordCount(b *testing.B) {
 					expectRecords(b, br, wordOutputOf(name), n)
 					if stats != nil {
 						s := stats()
-						p99 := s.Latency.Quantile(0.99) * 1000
+						p99 := quantile(s.latency, 0.99) * 1000
 						b.ReportMetric(p99, "p99-batch-ms")
 						b.ReportMetric(float64(s.Records)/float64(s.Batches), "rec/batch")
 						fmt.Printf("%s: %d batches of %.0f records on average, batch latency p50 %.2fms p99 %.2fms\n",
-							b.Name(), s.Batches, float64(s.Records)/float64(s.Batches), s.Latency.Quantile(0.5)*1000, p99)
+							b.Name(), s.Batches, float64(s.Records)/float64(s.Batches), quantile(s.latency, 0.5)*1000, p99)
 					}
 					_ = br.Close()
 				})

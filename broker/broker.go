@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -44,6 +45,9 @@ type Broker struct {
 
 	stopCompaction chan struct{}
 	compactionDone chan struct{}
+	// postponed counts the compactions put off because a transaction was
+	// open, so that tests can tell that the compactor ran meanwhile.
+	postponed atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error

@@ -68,6 +68,8 @@ func (b *Broker) compactPeriodically(interval time.Duration, localAddr string) {
 		if open, err := transactionsOpen(self); err != nil || open {
 			if err != nil {
 				b.log.l.Debug("broker: postponing compaction: cannot list transactions", "err", err)
+			} else {
+				b.postponed.Add(1)
 			}
 			t.Reset(retry)
 			continue

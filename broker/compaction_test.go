@@ -195,20 +195,35 @@ func TestBrokerCompactionKeepsRecordsSupersededByOpenTransaction(t *testing.T) {
 	}
 	produceKeyed(t, txn, "alice", "20", time.Time{})
 	produceKeyed(t, plain, "bob", "5", time.Time{}) // so the transaction's batch is not the newest
-	time.Sleep(200 * time.Millisecond)              // many compaction intervals with the transaction open
+	aliceOf := func(records []*kgo.Record) []string {
+		var values []string
+		for _, r := range records {
+			if string(r.Key) == "alice" {
+				values = append(values, string(r.Value))
+			}
+		}
+		return values
+	}
+	// The compactor ran, found the transaction open and held off.
+	postponed := b.postponed.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.postponed.Load() <= postponed {
+		if time.Now().After(deadline) {
+			t.Fatal("the compactor did not run while the transaction was open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Read uncommitted, the open transaction's record shows too.
+	if alice := aliceOf(readToEnd(t, b, topic)); len(alice) != 2 || alice[0] != "10" || alice[1] != "20" {
+		t.Errorf("alice's records with the transaction open: %q, want [10 20]", alice)
+	}
 	if err := txn.EndTransaction(t.Context(), kgo.TryAbort); err != nil {
 		t.Fatal(err)
 	}
 
-	var alice []string
-	for _, r := range waitForCompaction(t, b, plain, topic) {
-		if string(r.Key) == "alice" {
-			alice = append(alice, string(r.Value))
-		}
-	}
 	// Read uncommitted, an aborted record is visible until compaction
 	// removes it; the committed one must be there either way.
-	if len(alice) != 1 || alice[0] != "10" {
+	if alice := aliceOf(waitForCompaction(t, b, plain, topic)); len(alice) != 1 || alice[0] != "10" {
 		t.Errorf("alice's records after an aborted overwrite and a compaction: %q, want [10]", alice)
 	}
 }

@@ -51,6 +51,17 @@ type Flusher interface {
 	Flush() error
 }
 
+// RowCounter is implemented by stores that know how many rows they hold
+// without reading them: the count changes with every Apply and Clear, in the
+// same atomic step, so it is exact and costs a load to read. sluice reports
+// a table's or a view's rows only from stores that count them; it never
+// iterates a store to count its rows.
+type RowCounter interface {
+	// Rows returns the number of rows, and false when the store does not
+	// count them (for a store that counts only when asked to, or closed).
+	Rows() (n int64, ok bool)
+}
+
 // Change is one row change: Value is the new value, or nil to delete Key.
 type Change struct {
 	Key   []byte

@@ -45,16 +45,6 @@ type Processor interface {
 	Stats() sluice.Stats
 }
 
-// View is what the monitor shows of a view and queries in it: any
-// *sluice.View[V].
-type View interface {
-	Topic() string
-	State() sluice.ViewState
-	Stats() sluice.ViewStats
-	GetJSON(key string) (json.RawMessage, error)
-	RangeJSON(from, to string, limit int) ([]sluice.KeyValue, bool, error)
-}
-
 // Emitter is what the monitor shows of an emitter: any *sluice.Emitter[V].
 type Emitter interface {
 	Stats() sluice.EmitterStats
@@ -66,12 +56,6 @@ type Opt func(*Monitor)
 // Processors adds processors to the page, each shown as its group.
 func Processors(ps ...Processor) Opt {
 	return func(m *Monitor) { m.procs = appendSet(m.procs, ps) }
-}
-
-// Views adds views to the page and to its table browser, each named after
-// its table topic.
-func Views(vs ...View) Opt {
-	return func(m *Monitor) { m.views = appendSet(m.views, vs) }
 }
 
 // Emitters adds emitters to the page.
@@ -126,7 +110,7 @@ func AllowRemote() Opt {
 // Errors are JSON objects {"error": "..."} with a 4xx or 5xx status.
 type Monitor struct {
 	procs       []Processor
-	views       []View
+	views       []*view
 	emitters    []Emitter
 	gatherer    prometheus.Gatherer
 	token       string
@@ -327,7 +311,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 // view returns the view named name, or writes a 404.
-func (m *Monitor) view(w http.ResponseWriter, name string) View {
+func (m *Monitor) view(w http.ResponseWriter, name string) *view {
 	for _, v := range m.views {
 		if v.Topic() == name {
 			return v
@@ -352,10 +336,10 @@ func (m *Monitor) serveKey(w http.ResponseWriter, r *http.Request) {
 		writeViewError(w, v, key, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sluice.KeyValue{Key: key, Value: val})
+	writeJSON(w, http.StatusOK, keyValue{Key: key, Value: val})
 }
 
-func writeViewError(w http.ResponseWriter, v View, key string, err error) {
+func writeViewError(w http.ResponseWriter, v *view, key string, err error) {
 	switch state := v.State(); {
 	case errors.Is(err, sluice.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found in %s", key, v.Topic()))
@@ -367,8 +351,8 @@ func writeViewError(w http.ResponseWriter, v View, key string, err error) {
 }
 
 type rowsResponse struct {
-	Rows []sluice.KeyValue `json:"rows"`
-	More bool              `json:"more"`
+	Rows []keyValue `json:"rows"`
+	More bool       `json:"more"`
 }
 
 func (m *Monitor) serveRows(w http.ResponseWriter, r *http.Request) {
@@ -397,7 +381,7 @@ func (m *Monitor) serveRows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rows == nil {
-		rows = []sluice.KeyValue{}
+		rows = []keyValue{}
 	}
 	writeJSON(w, http.StatusOK, rowsResponse{Rows: rows, More: more})
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
-	"github.com/sluice-io/sluice/internal/progress"
 	"github.com/sluice-io/sluice/store"
 	"github.com/sluice-io/sluice/web"
 )
@@ -76,8 +74,10 @@ type Config struct {
 	// MonitorReady, if set, is called with the monitor's address once it
 	// serves.
 	MonitorReady func(addr net.Addr)
-	// Progress, if set, shows a progress bar of the table's restore there.
-	Progress io.Writer
+	// Started, if set, is called with the processor before it runs, so that
+	// the caller can watch it, for example its restore through
+	// Stats().Restore().
+	Started func(p *sluice.Processor[User])
 }
 
 // Run runs the emitter, the processor and the view until ctx is done.
@@ -154,13 +154,8 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return monitor.Serve(gctx, monitorLn) })
 	}
 	g.Go(func() error { return proc.Run(gctx) })
-	if cfg.Progress != nil {
-		g.Go(func() error {
-			progress.WatchRestore(gctx, cfg.Progress, 100*time.Millisecond, func() progress.RestoreState {
-				return restoreState(proc.Stats())
-			})
-			return nil
-		})
+	if cfg.Started != nil {
+		cfg.Started(proc)
 	}
 	g.Go(func() error { return view.Run(gctx) })
 	g.Go(func() error { return emitClicks(gctx, em, cfg.Interval, cfg.Users, cfg.Logger) })
@@ -202,17 +197,4 @@ func emitClicks(ctx context.Context, em *sluice.Emitter[string], interval time.D
 			})
 		}
 	}
-}
-
-// restoreState sums the restore progress of a processor's partitions.
-func restoreState(s sluice.Stats) progress.RestoreState {
-	var r progress.RestoreState
-	for _, p := range s.Partitions {
-		r.Restored += p.Restored
-		r.Total += p.Restored + max(p.RestoreEnd-p.RestoreOffset, 0)
-		if p.State == "restoring" {
-			r.Restoring = true
-		}
-	}
-	return r
 }

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/clicks"
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/internal/progress"
 	"github.com/sluice-io/sluice/web"
 )
 
@@ -56,12 +62,20 @@ counts go on from where they were.`,
 				}
 				fmt.Fprintf(out, "broker   %s (%s)\n", brokers[0], where)
 			}
+			// The restore bar is drawn until the restore is over or the
+			// demo stops.
+			var watch sync.WaitGroup
+			defer watch.Wait()
+			watchCtx, stopWatch := context.WithCancel(ctx)
+			defer stopWatch()
 			return clicks.Run(ctx, clicks.Config{
 				Brokers:     brokers,
 				HTTPAddr:    httpAddr,
 				Logger:      logger,
 				MonitorAddr: monitorAddr,
-				Progress:    cmd.ErrOrStderr(),
+				Started: func(p *sluice.Processor[clicks.User]) {
+					watch.Go(func() { watchRestore(watchCtx, cmd.ErrOrStderr(), p.Stats) })
+				},
 				MonitorReady: func(addr net.Addr) {
 					fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
 				},
@@ -80,4 +94,12 @@ counts go on from where they were.`,
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 	return cmd
+}
+
+// watchRestore draws a bar of a processor's restore on w while it restores.
+func watchRestore(ctx context.Context, w io.Writer, stats func() sluice.Stats) {
+	progress.WatchRestore(ctx, w, 100*time.Millisecond, func() progress.RestoreState {
+		r := stats().Restore()
+		return progress.RestoreState{Restored: r.Restored, Total: r.Total, Restoring: r.Restoring}
+	})
 }

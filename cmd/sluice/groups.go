@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluice-io/sluice/internal/kafka"
 )
 
 func newGroupsCmd(g *globalFlags) *cobra.Command {
@@ -78,8 +80,9 @@ func newGroupsDescribeCmd(f *connFlags) *cobra.Command {
 		Long: `Show a consumer group's state, its members (member id, client id, host) with
 the partitions assigned to each, and per partition the committed offset, the
 end offset and the lag (end minus committed: records not yet processed). A
-partition without a committed offset shows "-" and counts its whole end
-offset as lag.`,
+partition without a committed offset shows "-" and counts its lag from the
+partition's first record. Processors report the same lag in their Stats and
+metrics.`,
 		Example: `  sluice groups describe mini-group`,
 		Args:    exactArgs("GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -181,29 +184,15 @@ could not be read (the brokers cannot be reached, the group does not exist).`,
 	return cmd
 }
 
-// groupLag describes group with its lag. A group that does not exist is an
-// error.
+// groupLag describes group with its lag, measured as processors measure
+// theirs. A group that does not exist is an error.
 func groupLag(ctx context.Context, f *connFlags, group string) (kadm.DescribedGroupLag, error) {
 	adm, cl, err := f.admin()
 	if err != nil {
 		return kadm.DescribedGroupLag{}, err
 	}
 	defer cl.Close()
-	lags, err := adm.Lag(ctx, group)
-	if err != nil {
-		return kadm.DescribedGroupLag{}, fmt.Errorf("describe group %s: %w", group, err)
-	}
-	l, ok := lags[group]
-	if !ok {
-		return l, fmt.Errorf("group %s: no answer from the brokers", group)
-	}
-	if err := l.Error(); err != nil {
-		return l, fmt.Errorf("describe group %s: %w", group, err)
-	}
-	if l.State == "Dead" || (len(l.Members) == 0 && len(l.Lag) == 0) {
-		return l, fmt.Errorf("group %s does not exist (no members, no committed offsets)", group)
-	}
-	return l, nil
+	return kafka.GroupLag(ctx, adm, group)
 }
 
 // writeLag prints the lag per partition of topic (or of every topic when

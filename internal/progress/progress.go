@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 const (
@@ -65,14 +67,11 @@ func New(w io.Writer, total int64, unit string) *Bar {
 	}
 }
 
-// IsTerminal reports whether w is a character device such as a terminal.
+// IsTerminal reports whether w is a terminal. Other character devices,
+// such as /dev/null, are not.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Add records n more units of work done.

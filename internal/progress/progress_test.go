@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,26 @@ func TestBytesUsesBinaryUnits(t *testing.T) {
 func TestIsTerminalIsFalseForBuffers(t *testing.T) {
 	if IsTerminal(&bytes.Buffer{}) {
 		t.Error("a buffer is not a terminal")
+	}
+}
+
+// /dev/null is a character device, but not a terminal.
+func TestIsTerminalIsFalseForDevNullAndPipes(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if IsTerminal(null) {
+		t.Errorf("%s is not a terminal", os.DevNull)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if IsTerminal(w) {
+		t.Error("a pipe is not a terminal")
 	}
 }

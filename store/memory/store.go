@@ -82,6 +82,16 @@ func (s *memStore) Apply(changes []store.Change, offset int64) error {
 	return nil
 }
 
+// Rows returns the number of rows; it implements store.RowCounter.
+func (s *memStore) Rows() (int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, false
+	}
+	return int64(len(s.rows)), true
+}
+
 // Offset returns the checkpoint of the last Apply, or -1.
 func (s *memStore) Offset() (int64, error) {
 	s.mu.RLock()

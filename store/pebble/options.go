@@ -23,6 +23,7 @@ const (
 type config struct {
 	cacheSize    int64
 	memTableSize uint64
+	countRows    bool
 	// fs replaces the operating system's file system; only tests set it, to
 	// simulate crashes.
 	fs vfs.FS
@@ -69,4 +70,17 @@ func CacheSize(bytes int64) Opt {
 // and so does 4 GiB or more.
 func MemTableSize(bytes uint64) Opt {
 	return optFunc(func(c *config) { c.memTableSize = bytes })
+}
+
+// CountRows makes a store keep an exact count of its rows, which it reports
+// as a store.RowCounter; sluice shows it as a table's or a view's rows.
+// Pebble cannot tell whether a write adds a row without reading the key, so
+// Apply then reads every key it changes first, which makes it about four
+// times as slow: 1.5 ms instead of 0.37 ms for an Apply of 1,000 changes of
+// 20-byte keys to rows that mostly exist (BenchmarkApplyCountingRows). The count is kept with the checkpoint in
+// each Apply. A store last written without CountRows counts its rows once,
+// by reading them all, when it is next opened with it. Default: off; a
+// store without it reports no count.
+func CountRows() Opt {
+	return optFunc(func(c *config) { c.countRows = true })
 }

@@ -16,9 +16,16 @@ package pebble
 // loses nothing. TestCrashLeavesRowsThatMatchTheirCheckpoint checks this.
 //
 // Key layout. Every key starts with a one-byte prefix: metaPrefix for the
-// store's own keys (the checkpoint), rowPrefix followed by the user's key for
+// store's own keys (the checkpoint, and the row count), rowPrefix followed by the user's key for
 // rows. Row keys therefore sort in the user's byte order, never collide with
 // the checkpoint, and all lie in [rowPrefix, endPrefix).
+//
+// Row count. With CountRows, each Apply reads the keys it changes to learn
+// whether they hold a row, and writes the new count in its batch, next to
+// the checkpoint, so the count is always that of the rows beside it. Without
+// CountRows a store writes no count, and its first Apply deletes one left by
+// an earlier, counting, opening, so that a count found on disk is never
+// stale.
 //
 // Concurrency. mu guards closed and the lifetime of db: every method holds
 // it for reading while it uses db, and Close holds it for writing, so db is
@@ -33,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/sluice-io/sluice/store"
@@ -48,7 +56,10 @@ const (
 	endPrefix  byte = 0x02
 )
 
-var offsetKey = []byte{metaPrefix, 'o', 'f', 'f', 's', 'e', 't'}
+var (
+	offsetKey = []byte{metaPrefix, 'o', 'f', 'f', 's', 'e', 't'}
+	rowsKey   = []byte{metaPrefix, 'r', 'o', 'w', 's'}
+)
 
 // Open opens the store kept in dir, creating dir and an empty store if they
 // do not exist. The store has a block cache of its own; use a Builder to share
@@ -78,6 +89,10 @@ type pebbleStore struct {
 
 	itersMu sync.Mutex
 	iters   map[*iterator]struct{}
+
+	counting   bool         // CountRows
+	rows       atomic.Int64 // the row count, when counting
+	staleCount atomic.Bool  // not counting, and the database holds a count
 
 	// release is called once the database is closed; nil when nothing is
 	// waiting for that.
@@ -113,7 +128,87 @@ func open(dir string, cfg config, cache *pebbledb.Cache, release func()) (*pebbl
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
 	}
-	return &pebbleStore{dir: dir, db: db, iters: map[*iterator]struct{}{}, release: release}, nil
+	s := &pebbleStore{dir: dir, db: db, iters: map[*iterator]struct{}{}, release: release, counting: cfg.countRows}
+	if err := s.loadCount(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// loadCount reads the row count kept on disk. A counting store without one
+// counts its rows, once; a store that does not count notes that a count on
+// disk must go.
+func (s *pebbleStore) loadCount() error {
+	n, found, err := s.readInt(rowsKey)
+	if err != nil {
+		return fmt.Errorf("read row count: %w", err)
+	}
+	if !s.counting {
+		s.staleCount.Store(found)
+		return nil
+	}
+	if found {
+		s.rows.Store(n)
+		return nil
+	}
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{endPrefix}})
+	if err != nil {
+		return fmt.Errorf("count rows: %w", err)
+	}
+	n = 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("count rows: %w", err)
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(n))
+	if err := s.db.Set(rowsKey, v[:], pebbledb.NoSync); err != nil {
+		return fmt.Errorf("write row count: %w", err)
+	}
+	s.rows.Store(n)
+	return nil
+}
+
+// readInt reads an 8-byte integer kept under a meta key.
+func (s *pebbleStore) readInt(key []byte) (n int64, found bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("%q is %d bytes, want 8", key[1:], len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// hasRow reports whether the database holds a row under the prefixed key k.
+func (s *pebbleStore) hasRow(k []byte) (bool, error) {
+	_, closer, err := s.db.Get(k)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// Rows returns the row count of a store opened with CountRows; it
+// implements store.RowCounter.
+func (s *pebbleStore) Rows() (int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.counting || s.closed {
+		return 0, false
+	}
+	return s.rows.Load(), true
 }
 
 // canonicalDir creates dir and returns its absolute path with symbolic links
@@ -165,7 +260,33 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	var (
+		delta int64
+		seen  map[string]bool // whether a key holds a row after the changes so far
+		k     []byte
+	)
+	if s.counting {
+		seen = make(map[string]bool, len(changes))
+	}
 	for _, c := range changes {
+		if s.counting {
+			existed, ok := seen[string(c.Key)]
+			if !ok {
+				var err error
+				k = append(append(k[:0], rowPrefix), c.Key...)
+				if existed, err = s.hasRow(k); err != nil {
+					return fmt.Errorf("pebble store %s: apply at offset %d: count rows: %w", s.dir, offset, err)
+				}
+			}
+			exists := c.Value != nil
+			switch {
+			case exists && !existed:
+				delta++
+			case !exists && existed:
+				delta--
+			}
+			seen[string(c.Key)] = exists
+		}
 		// Deferred operations let the prefixed key be written straight into
 		// the batch instead of being assembled in a buffer first.
 		var op *pebbledb.DeferredBatchOp
@@ -186,9 +307,23 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	if err := b.Set(offsetKey, v[:], nil); err != nil {
 		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
 	}
+	var err error
+	switch {
+	case s.counting:
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(s.rows.Load()+delta))
+		err = b.Set(rowsKey, n[:], nil)
+	case s.staleCount.Load():
+		err = b.Delete(rowsKey, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+	}
 	if err := b.Commit(pebbledb.NoSync); err != nil {
 		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
 	}
+	s.rows.Add(delta)
+	s.staleCount.Store(false)
 	return nil
 }
 
@@ -254,9 +389,16 @@ func (s *pebbleStore) Clear() error {
 	if err := b.DeleteRange([]byte{metaPrefix}, []byte{endPrefix}, nil); err != nil {
 		return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
 	}
+	if s.counting {
+		if err := b.Set(rowsKey, make([]byte, 8), nil); err != nil {
+			return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
+		}
+	}
 	if err := b.Commit(pebbledb.NoSync); err != nil {
 		return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
 	}
+	s.rows.Store(0)
+	s.staleCount.Store(false)
 	return nil
 }
 

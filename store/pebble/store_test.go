@@ -34,6 +34,43 @@ func TestPebbleStoreMeetsStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir()) })
 }
 
+func TestCountingPebbleStoreMeetsStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir(), pebble.CountRows()) })
+}
+
+// The row count survives a reopen; a store written without CountRows counts
+// its rows when next opened with it, and never reports a stale count.
+func TestRowCountSurvivesReopensWithAndWithoutCountRows(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, pebble.CountRows())
+	storetest.MustApply(t, s, 0, storetest.Set("a", "1"), storetest.Set("b", "2"))
+	closeStore(t, s)
+
+	s = mustOpen(t, dir, pebble.CountRows())
+	storetest.WantRows(t, s, 2)
+	closeStore(t, s)
+
+	s = mustOpen(t, dir)
+	if n, ok := s.(store.RowCounter).Rows(); ok {
+		t.Fatalf("a store opened without CountRows reports %d rows", n)
+	}
+	storetest.MustApply(t, s, 1, storetest.Set("c", "3"), storetest.Del("a"), storetest.Set("d", "4"))
+	closeStore(t, s)
+
+	s = mustOpen(t, dir, pebble.CountRows())
+	storetest.WantRows(t, s, 3) // b, c, d: counted again
+	storetest.MustApply(t, s, 2, storetest.Del("b"))
+	storetest.WantRows(t, s, 2)
+	closeStore(t, s)
+}
+
+func closeStore(t *testing.T, s store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
 func TestBuilderStoresMeetStoreContract(t *testing.T) {
 	build := pebble.Builder(t.TempDir(), pebble.CacheSize(1<<20))
 	var partition int32
@@ -242,6 +279,12 @@ func TestOpenRejectsInvalidOptions(t *testing.T) {
 
 func BenchmarkApply(b *testing.B) {
 	storetest.BenchApply(b, func(b *testing.B) store.Store { return mustOpen(b, b.TempDir()) })
+}
+
+// BenchmarkApplyCountingRows is BenchmarkApply with CountRows: each Apply
+// reads its keys first.
+func BenchmarkApplyCountingRows(b *testing.B) {
+	storetest.BenchApply(b, func(b *testing.B) store.Store { return mustOpen(b, b.TempDir(), pebble.CountRows()) })
 }
 
 // BenchmarkApplyRawPebble is BenchmarkApply's baseline: the same batches

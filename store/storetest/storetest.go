@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IterIsSnapshotUnaffectedByLaterApply", testIterSnapshot},
 		{"ClearRemovesRowsAndCheckpointAndStoreStaysUsable", testClear},
 		{"ConcurrentReadersSeeEachApplyWholeOrNotAtAll", testConcurrent},
+		{"RowCountFollowsSetsDeletesRepeatsAndClear", testRowCount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,6 +355,45 @@ func testClear(t *testing.T, s store.Store) {
 	if got, want := Rows(t, s, nil, nil), []Row{{"b", "new"}}; !slices.Equal(got, want) {
 		t.Fatalf("rows after clear and apply = %q, want %q", got, want)
 	}
+}
+
+// WantRows fails t unless s counts its rows and holds want of them.
+func WantRows(t testing.TB, s store.Store, want int64) {
+	t.Helper()
+	c, ok := s.(store.RowCounter)
+	if !ok {
+		t.Fatalf("store %T is no store.RowCounter", s)
+	}
+	if n, ok := c.Rows(); !ok || n != want {
+		t.Fatalf("Rows() = %d, %v; want %d, true", n, ok, want)
+	}
+}
+
+// testRowCount checks the count of a store that counts its rows, and is
+// skipped for others.
+func testRowCount(t *testing.T, s store.Store) {
+	c, ok := s.(store.RowCounter)
+	if !ok {
+		t.Skip("the store does not count its rows")
+	}
+	if _, ok := c.Rows(); !ok {
+		t.Skip("the store does not count its rows")
+	}
+	WantRows(t, s, 0)
+	MustApply(t, s, 0, Set("a", "1"), Set("b", "2"), Set("c", ""))
+	WantRows(t, s, 3)
+	// Overwrites, deletes of rows and of keys without one, and keys
+	// changed twice in one Apply.
+	MustApply(t, s, 1, Set("a", "10"), Del("b"), Del("nothing"), Set("d", "4"), Del("d"), Set("e", "5"), Del("e"), Set("e", "6"))
+	WantRows(t, s, 3) // a, c, e
+	MustApply(t, s, 2)
+	WantRows(t, s, 3)
+	if err := s.Clear(); err != nil {
+		t.Fatalf("clear: %v", err)
+	}
+	WantRows(t, s, 0)
+	MustApply(t, s, 3, Set("x", "1"))
+	WantRows(t, s, 1)
 }
 
 // testConcurrent has one writer rewrite every row to the same version in

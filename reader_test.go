@@ -1,0 +1,151 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/store/memory"
+)
+
+// gatedStore holds its first Apply until release is closed, and notes any
+// Apply that starts once it was handed back.
+type gatedStore struct {
+	store.Store
+	entered, release chan struct{}
+	first            atomic.Bool
+	applying         atomic.Int32
+	handedBack       atomic.Bool
+	appliedAfter     atomic.Int32 // Apply calls after handedBack was set
+}
+
+func (s *gatedStore) Apply(changes []store.Change, offset int64) error {
+	if s.handedBack.Load() {
+		s.appliedAfter.Add(1)
+	}
+	s.applying.Add(1)
+	defer s.applying.Add(-1)
+	if s.first.CompareAndSwap(false, true) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.Apply(changes, offset)
+}
+
+// within fails the test unless fn returns within d.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// A store that is slow to apply must not hold up the reader's other work:
+// the progress Stats reads and the partitions tasks add. Once remove
+// returns, the reader no longer touches the store.
+func TestTableReaderAnswersProgressAndAddWhileAStoreApplies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const topic = "slow-table"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(p int32, key string) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Key: []byte(key), Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		produce(0, fmt.Sprintf("a%d", i))
+		produce(1, fmt.Sprintf("b%d", i))
+	}
+
+	cfg := defaultClientConfig()
+	cfg.brokers = b.Addrs()
+	r, err := newTableReader(&cfg, cfg.logger, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	ready0, err := r.add(ctx, map[int32]store.Store{0: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.run(ctx) }()
+	select {
+	case <-gate.entered:
+	case <-ctx.Done():
+		t.Fatal("the reader never applied records of partition 0")
+	}
+
+	// Partition 0's Apply is in progress.
+	within(t, 10*time.Second, "progress", func() {
+		if _, end, _, ok := r.progress(0); !ok || end != 10 {
+			t.Errorf("progress of partition 0: end %d, known %v; want 10, true", end, ok)
+		}
+	})
+	st1 := memory.New()
+	var ready1 map[int32]<-chan struct{}
+	within(t, 10*time.Second, "add", func() {
+		if ready1, err = r.add(ctx, map[int32]store.Store{1: st1}); err != nil {
+			t.Error(err)
+		}
+	})
+
+	close(gate.release)
+	for p, ready := range map[int32]<-chan struct{}{0: ready0[0], 1: ready1[1]} {
+		if err := r.waitReady(ctx, ready); err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+	}
+	r.remove(0)
+	if n := gate.applying.Load(); n != 0 {
+		t.Fatalf("remove returned while %d Apply calls were in progress", n)
+	}
+	gate.handedBack.Store(true)
+	// Records after the hand-over: partition 1's arrive, partition 0's
+	// are not applied.
+	produce(0, "a-late")
+	produce(1, "b-late")
+	waitForRow := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := st1.Get([]byte("b-late")); err == nil {
+			break
+		}
+		if time.Now().After(waitForRow) {
+			t.Fatal("partition 1 did not get its late record")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := gate.appliedAfter.Load(); n != 0 {
+		t.Errorf("the reader applied %d batches to partition 0's store after remove returned", n)
+	}
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
