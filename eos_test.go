@@ -139,6 +139,10 @@ func TestExactlyOnceAbortedWorkLeavesNoTraceAndIsRedoneOnce(t *testing.T) {
 	if got := readTopic(t, b.Addrs(), "aborter-out", true); len(got) != 0 {
 		t.Fatalf("committed outputs %v after the abort, want none", got)
 	}
+	// a, b, c and boom at least were handed out in the aborted transaction.
+	if s := p.Stats(); s.Redone < 4 {
+		t.Fatalf("stats %+v: want the aborted transaction's records, 4 or more, counted as redone", s)
+	}
 
 	// Run again, skipping the bad record: a, b, c and d count once each.
 	opts = append(processorOpts(b, parts, dir), sluice.Guarantee(sluice.ExactlyOnce), sluice.OnError(sluice.Skip))

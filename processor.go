@@ -67,9 +67,10 @@ type Processor[V any] struct {
 	// Set by Run.
 	cl  *kgo.Client
 	txn *kgo.GroupTransactSession // exactly once only
-	// Exactly once: records were handed out since the last commit. Used by
-	// the poll loop, and after it by Run.
+	// Exactly once: records were handed out since the last commit, and how
+	// many to each task. Used by the poll loop, and after it by Run.
 	txnHasWork bool
+	txnHanded  map[*task[V]]int64
 	writeCtx   context.Context // for writes to Kafka; see Run
 	ctx        context.Context
 	restore    *tableReader
@@ -79,6 +80,7 @@ type Processor[V any] struct {
 	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
 	commits, aborts       atomic.Int64
+	redone                atomic.Int64
 	rebalances            atomic.Int64
 	started               atomic.Bool
 
@@ -188,6 +190,12 @@ type Stats struct {
 	DeadLettered int64
 	// Commits and Aborts count transactions, exactly once.
 	Commits, Aborts int64
+	// Redone is how many input records, exactly once, were handed to
+	// tasks in transactions that then aborted: their effects are dropped
+	// and the records are processed again, here or by the partition's
+	// next owner. A rebalance redoes the work of the partitions that
+	// move, and only theirs.
+	Redone int64
 	// Rebalances counts the assignments this processor received.
 	Rebalances int64
 	// Partitions is the state of each partition the processor owns, in
@@ -211,6 +219,10 @@ type PartitionStatus struct {
 	// Consumed is how many input records the partition's task processed
 	// since the partition was assigned to this processor.
 	Consumed int64
+	// Redone is how many of the records handed to the partition's task
+	// since it was assigned were in transactions that aborted, exactly
+	// once (see Stats.Redone).
+	Redone int64
 	// Inputs is the group's position in the partition of each input, in
 	// topic order, as last measured (every few seconds); Lag is their sum
 	// and LagMeasured when it was measured. Until the first measurement
@@ -235,6 +247,7 @@ func (p *Processor[V]) Stats() Stats {
 		DeadLettered: p.deadLettered.Load(),
 		Commits:      p.commits.Load(),
 		Aborts:       p.aborts.Load(),
+		Redone:       p.redone.Load(),
 		Rebalances:   p.rebalances.Load(),
 	}
 	p.mu.Lock()
@@ -246,6 +259,7 @@ func (p *Processor[V]) Stats() Stats {
 			st.State = "running"
 		}
 		st.RestoreOffset, st.RestoreEnd, st.Restored = t.restoreOffset.Load(), t.restoreEnd.Load(), t.restored.Load()
+		st.Redone = t.redone.Load()
 		if p.restore != nil {
 			if off, end, n, ok := p.restore.progress(t.partition); ok {
 				st.RestoreOffset, st.RestoreEnd, st.Restored = off, end, n
@@ -525,6 +539,7 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 func (p *Processor[V]) poll(ctx context.Context) error {
 	txnStart := time.Now()
 	p.txnHasWork = false
+	p.txnHanded = make(map[*task[V]]int64)
 	for {
 		pollCtx, cancel := context.WithCancel(ctx)
 		if p.txnHasWork {
@@ -578,8 +593,11 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 				}
 				return
 			}
-			if !p.txnHasWork && p.exactlyOnce() {
-				p.txnHasWork, txnStart = true, time.Now()
+			if p.exactlyOnce() {
+				if !p.txnHasWork {
+					p.txnHasWork, txnStart = true, time.Now()
+				}
+				p.txnHanded[t] += int64(len(fp.Records))
 			}
 			t.deliver(fp.Records, fp.HighWatermark)
 		})
@@ -634,9 +652,10 @@ func (p *Processor[V]) commitTransaction() error {
 		outcome = committed
 	} else {
 		p.aborts.Add(1)
-		p.logger.Info("transaction aborted; its records are processed again", "err", err)
+		p.logger.Info("transaction aborted; its records are processed again", "redone", p.countRedone(), "err", err)
 		p.metrics.setError(-1, "transaction aborted", err)
 	}
+	clear(p.txnHanded)
 	if err != nil {
 		// End can fail before it ends the transaction (records it could
 		// not flush); abort what is left of it, so the next can begin.
@@ -671,12 +690,28 @@ func (p *Processor[V]) endLastTransaction() {
 			p.logger.Warn("final transaction failed", "err", err)
 		}
 	}
+	if p.txnHasWork {
+		p.logger.Info("last transaction aborted; its records are processed again", "redone", p.countRedone())
+		clear(p.txnHanded)
+	}
 	ctx, cancel := context.WithTimeout(p.writeCtx, 30*time.Second)
 	defer cancel()
 	if _, err := p.txn.End(ctx, kgo.TryAbort); err != nil {
 		p.logger.Warn("abort of the last transaction failed", "err", err)
 	}
 	_ = stepAll(p.activeTasks(), aborted)
+}
+
+// countRedone adds the records handed out in the transaction that is
+// aborting to the counts of redone records, and returns how many they are.
+func (p *Processor[V]) countRedone() int64 {
+	var n int64
+	for t, handed := range p.txnHanded {
+		t.redone.Add(handed)
+		n += handed
+	}
+	p.redone.Add(n)
+	return n
 }
 
 // stepAll runs a transaction step in every task at once and returns the
