@@ -338,10 +338,10 @@ func runChaos(t *testing.T, g sluice.DeliveryGuarantee, form chaosForm, seed uin
 	// Rebalances are counted as the assignments the workers logged.
 	figures := fmt.Sprintf("chaos %s: records=%d keys=%d kills=%d graceful-stops=%d starts=%d (reused state dirs %d) "+
 		"rebalances=%d broker-restarts=%d lost=%d duplicated=%d input-duplicates=%d emit-retries=%d "+
-		"aborted-transactions=%d worker-crashes=%d known-issues=%d duration=%v",
+		"aborted-transactions=%d redone=%d worker-crashes=%d known-issues=%d duration=%v",
 		g, form.records, form.keys, c.kills, c.stops, c.starts, c.reused,
 		c.countLogLinesLocked(`msg="partitions assigned"`), c.brokerRestarts, lost, duplicated, inputDups, s.retries,
-		c.countLogLinesLocked(`msg="transaction aborted`), c.crashes, len(issues), time.Since(began).Round(100*time.Millisecond))
+		c.countLogLinesLocked(`msg="transaction aborted`), c.sumLogAttrLocked("redone"), c.crashes, len(issues), time.Since(began).Round(100*time.Millisecond))
 	c.mu.Unlock()
 	t.Log(figures)
 	fmt.Printf("%s\n", figures)
@@ -1159,6 +1159,32 @@ func (c *chaosCluster) countLogLinesLocked(s string) int {
 		for line := range bytes.Lines(b) {
 			if bytes.Contains(line, []byte(s)) && !bytes.Contains(line, []byte("partitions=[]")) {
 				n++
+			}
+		}
+	}
+	return n
+}
+
+// sumLogAttrLocked sums the integer attribute attr of every line of every
+// worker's log: redone sums the records the workers processed in
+// transactions that then aborted (Stats.Redone), which each worker logs as
+// it aborts.
+func (c *chaosCluster) sumLogAttrLocked(attr string) int64 {
+	var n int64
+	key := []byte(" " + attr + "=")
+	for _, w := range c.workers {
+		b, _ := os.ReadFile(w.log)
+		for line := range bytes.Lines(b) {
+			_, after, ok := bytes.Cut(line, key)
+			if !ok {
+				continue
+			}
+			if end := bytes.IndexAny(after, " \n"); end >= 0 {
+				after = after[:end]
+			}
+			v, err := strconv.ParseInt(string(after), 10, 64)
+			if err == nil {
+				n += v
 			}
 		}
 	}

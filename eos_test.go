@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,6 +141,10 @@ func TestExactlyOnceAbortedWorkLeavesNoTraceAndIsRedoneOnce(t *testing.T) {
 	if got := readTopic(t, b.Addrs(), "aborter-out", true); len(got) != 0 {
 		t.Fatalf("committed outputs %v after the abort, want none", got)
 	}
+	// a, b, c and boom at least were handed out in the aborted transaction.
+	if s := p.Stats(); s.Redone < 4 {
+		t.Fatalf("stats %+v: want the aborted transaction's records, 4 or more, counted as redone", s)
+	}
 
 	// Run again, skipping the bad record: a, b, c and d count once each.
 	opts = append(processorOpts(b, parts, dir), sluice.Guarantee(sluice.ExactlyOnce), sluice.OnError(sluice.Skip))
@@ -164,4 +170,107 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// A second exactly-once processor joins while the first has the records of
+// all four partitions in its open transaction. The partitions that stay with
+// the first processor must not redo that work: the rebalance must not abort
+// it. Counts stay exact.
+func TestExactlyOnceRebalanceRedoesNoWorkOfThePartitionsThatStay(t *testing.T) {
+	b := startBroker(t)
+	const parts, n = 4, 400
+	em := newEmitter(t, "stay-in", emitterOpts(b, parts))
+	want := map[string]int64{}
+	emitN(t, em, n, 40, want)
+
+	// How often the first processor's handler saw each record.
+	type at struct {
+		partition int32
+		offset    int64
+	}
+	var mu sync.Mutex
+	seenByFirst := map[at]int{}
+	group := func(first bool) *sluice.Group[counter] {
+		g := sluice.DefineGroup[counter]("stay")
+		sluice.Persist(g, codec.JSON[counter]())
+		sluice.Input(g, "stay-in", codec.String(), func(ctx *sluice.Context[counter], _ string) error {
+			if first {
+				mu.Lock()
+				seenByFirst[at{ctx.Partition(), ctx.Offset()}]++
+				mu.Unlock()
+			}
+			c, _ := ctx.Value()
+			c.Count++
+			ctx.SetValue(c)
+			return nil
+		})
+		return g
+	}
+
+	// A long transaction, shorter than the transaction timeout: it is
+	// still open when the second processor joins.
+	opts := append(processorOpts(b, parts, t.TempDir()), sluice.Guarantee(sluice.ExactlyOnce), sluice.CommitInterval(8*time.Second))
+	first, err := sluice.NewProcessor(group(true), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := runInBackground(t, first.Run)
+	waitFor(t, 30*time.Second, func() error {
+		if s := first.Stats(); s.Consumed != n {
+			return fmt.Errorf("first processor consumed %d of %d", s.Consumed, n)
+		}
+		return nil
+	})
+	if s := first.Stats(); s.Commits != 0 {
+		t.Fatalf("stats %+v: the first transaction committed before the second processor joined; nothing is tested", s)
+	}
+
+	opts = append(processorOpts(b, parts, t.TempDir()), sluice.Guarantee(sluice.ExactlyOnce))
+	second, err := sluice.NewProcessor(group(false), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := runInBackground(t, second.Run)
+	running := func(p *sluice.Processor[counter]) []int32 {
+		var ps []int32
+		for _, st := range p.Stats().Partitions {
+			if st.State == "running" {
+				ps = append(ps, st.Partition)
+			}
+		}
+		return ps
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if a, b := running(first), running(second); len(a) != parts/2 || len(b) != parts/2 {
+			return fmt.Errorf("partitions running: first %v, second %v; want %d each", a, b, parts/2)
+		}
+		return nil
+	})
+	stayed := running(first)
+
+	v := startView(t, "stay-table", codec.JSON[counter](), viewOpts(b, parts)...)
+	expectCounts(t, v, want, 30*time.Second)
+	emitN(t, em, n, 40, want)
+	expectCounts(t, v, want, 30*time.Second)
+
+	for _, st := range first.Stats().Partitions {
+		if slices.Contains(stayed, st.Partition) && st.Redone != 0 {
+			t.Errorf("partition %d stayed with the first processor and redid %d records", st.Partition, st.Redone)
+		}
+	}
+	mu.Lock()
+	var again []string
+	for k, times := range seenByFirst {
+		if slices.Contains(stayed, k.partition) && times != 1 {
+			again = append(again, fmt.Sprintf("stay-in/%d@%d %d times", k.partition, k.offset, times))
+		}
+	}
+	mu.Unlock()
+	if len(again) > 0 {
+		slices.Sort(again)
+		t.Errorf("the first processor processed %d records of the partitions that stayed more than once: %s ...", len(again), strings.Join(again[:min(len(again), 5)], ", "))
+	}
+	t.Logf("first processor: %+v", first.Stats())
+	r2.stop(t)
+	r1.stop(t)
 }

@@ -10,7 +10,10 @@ package sluice
 //     table and joined tables; records are fetched only after that.
 //   - A revoked task finishes the batch in hand, writes its effects, marks
 //     its offsets and stops; the revoke callback then commits before the
-//     partition can be assigned elsewhere.
+//     partition can be assigned elsewhere. Exactly once, the poll loop
+//     holds every rebalance callback back until it has committed the
+//     records in hand, so a rebalance aborts no work, of the partitions
+//     that move or of those that stay.
 //   - Offsets are marked only after every effect of the records below them
 //     is acknowledged by Kafka, and only marked offsets are ever committed.
 
@@ -80,9 +83,10 @@ type Processor[V any] struct {
 	// Set by Run.
 	cl  *kgo.Client
 	txn *kgo.GroupTransactSession // exactly once only
-	// Exactly once: records were handed out since the last commit. Used by
-	// the poll loop, and after it by Run.
+	// Exactly once: records were handed out since the last commit, and how
+	// many to each task. Used by the poll loop, and after it by Run.
 	txnHasWork bool
+	txnHanded  map[*task[V]]int64
 	writeCtx   context.Context // for writes to Kafka; see Run
 	// How long a task waits for its records to be acknowledged: the
 	// delivery timeout, and the produce request timeout for a request in
@@ -96,6 +100,7 @@ type Processor[V any] struct {
 	// Outcomes of the error policy, and of transactions.
 	skipped, deadLettered atomic.Int64
 	commits, aborts       atomic.Int64
+	redone                atomic.Int64
 	rebalances            atomic.Int64
 	started               atomic.Bool
 	placement             placement
@@ -109,6 +114,18 @@ type Processor[V any] struct {
 	endSoon atomic.Bool
 	failed  chan struct{} // closed by the first task error
 	err     error
+
+	// Exactly once: a rebalance callback waits for the poll loop to let
+	// it go ahead, and waiting is closed (see rebalanceBlocked); the poll
+	// loop is ending a transaction with rebalances held back (see
+	// endHeld). The client asked to join the group again and the new
+	// session has not begun, and joined is closed when it has (see
+	// joinWatch). Guarded by mu.
+	rebalanceWaiting bool
+	waiting          chan struct{}
+	endingHeld       bool
+	joining          bool
+	joined           chan struct{}
 }
 
 // NewProcessor checks the group definition and the options and returns a
@@ -224,6 +241,13 @@ type Stats struct {
 	Misplaced int64
 	// Commits and Aborts count transactions, exactly once.
 	Commits, Aborts int64
+	// Redone is how many input records, exactly once, were handed to
+	// tasks in transactions that then aborted: their effects are dropped
+	// and the records are processed again, here or by the partition's
+	// next owner. A rebalance aborts no work (the transaction commits
+	// before the group's callbacks run); a failed record, a broker that
+	// cannot be reached or a member dropped from the group does.
+	Redone int64
 	// Rebalances counts the assignments this processor received.
 	Rebalances int64
 	// Partitions is the state of each partition the processor owns, in
@@ -247,6 +271,10 @@ type PartitionStatus struct {
 	// Consumed is how many input records the partition's task processed
 	// since the partition was assigned to this processor.
 	Consumed int64
+	// Redone is how many of the records handed to the partition's task
+	// since it was assigned were in transactions that aborted, exactly
+	// once (see Stats.Redone).
+	Redone int64
 	// Inputs is the group's position in the partition of each input, in
 	// topic order, as last measured (every few seconds); Lag is their sum
 	// and LagMeasured when it was measured. Until the first measurement
@@ -274,6 +302,7 @@ func (p *Processor[V]) Stats() Stats {
 		Misplaced:    p.placement.misplaced.Load(),
 		Commits:      p.commits.Load(),
 		Aborts:       p.aborts.Load(),
+		Redone:       p.redone.Load(),
 		Rebalances:   p.rebalances.Load(),
 	}
 	p.mu.Lock()
@@ -285,6 +314,7 @@ func (p *Processor[V]) Stats() Stats {
 			st.State = "running"
 		}
 		st.RestoreOffset, st.RestoreEnd, st.Restored = t.restoreOffset.Load(), t.restoreEnd.Load(), t.restored.Load()
+		st.Redone = t.redone.Load()
 		if p.restore != nil {
 			if off, end, n, ok := p.restore.progress(t.partition); ok {
 				st.RestoreOffset, st.RestoreEnd, st.Restored = off, end, n
@@ -436,6 +466,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if p.exactlyOnce() {
 		opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
 		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name, p.cfg.instanceID)))
+		opts = append(opts, kgo.OnPartitionsCallbackBlocked(p.rebalanceBlocked), kgo.WithHooks(joinWatch{p.startJoining}))
 		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
 			p.cl = p.txn.Client()
 			err = p.txn.Begin()
@@ -579,19 +610,41 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 
 // poll fetches records and hands each partition's records to its task.
 // Exactly once, it also ends the transaction every CommitInterval.
+//
+// Exactly once, rebalances wait for the transaction: a poll that returns
+// records holds the group's rebalance callbacks back (BlockRebalanceOnPoll)
+// until the poll loop allows them, which it does only once the transaction
+// has no work in it. When a callback waits, the client says so
+// (rebalanceBlocked) and the poll loop commits at once, then lets it go
+// ahead. The client's transaction session aborts a transaction that
+// partitions were revoked from; this way none are revoked from a
+// transaction with work in it. The commit itself can go ahead while the
+// group rebalances: the client's group session is still alive (its
+// heartbeats answer REBALANCE_IN_PROGRESS, and the session, with KIP-447
+// brokers, commits despite that), or, during a rejoin, the commit waits for
+// the new session, whose callbacks wait for the poll loop in turn.
 func (p *Processor[V]) poll(ctx context.Context) error {
 	txnStart := time.Now()
 	p.txnHasWork = false
+	p.txnHanded = make(map[*task[V]]int64)
 	for {
 		pollCtx, cancel := context.WithCancel(ctx)
 		if p.txnHasWork {
 			// A poll whose context is done returns nothing, even what is
 			// buffered: the deadline must lie ahead, which the commit
 			// below makes sure of.
-			pollCtx, cancel = context.WithDeadline(ctx, txnStart.Add(p.cfg.commitInterval))
+			due := txnStart.Add(p.cfg.commitInterval)
+			if p.isJoining() {
+				due = txnStart.Add(p.joinWait())
+			}
+			pollCtx, cancel = context.WithDeadline(ctx, due)
 		}
 		p.mu.Lock()
 		p.wakePoll = cancel
+		if p.rebalanceWaiting || p.endSoon.Load() {
+			// Woken before the poll began.
+			cancel()
+		}
 		p.mu.Unlock()
 		fetches := p.cl.PollFetches(pollCtx)
 		p.mu.Lock()
@@ -614,8 +667,24 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			}
 		})
 		if fetchErr != nil {
-			p.cl.AllowRebalance()
+			p.allowRebalance()
 			return fetchErr
+		}
+		if p.exactlyOnce() && p.endSoon.Load() && fetches.NumRecords() > 0 {
+			// Partitions were revoked or lost while this poll waited
+			// for the callback: the client's session aborts the open
+			// transaction and sets the consumer back to the committed
+			// offsets, so these records are fetched again after it.
+			// Rather than have them processed in a transaction that
+			// aborts, end it first, and hand them to no one. The abort
+			// is explicit: a commit would commit their offsets.
+			p.endSoon.Store(false)
+			if err := p.endHeld(kgo.TryAbort); err != nil {
+				p.fail(err)
+				return err
+			}
+			p.allowRebalance()
+			continue
 		}
 		// Whatever the poll returned is handed out even when ctx is done:
 		// exactly once, the client counts polled records as consumed, and
@@ -635,32 +704,55 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 				}
 				return
 			}
-			if !p.txnHasWork && p.exactlyOnce() {
-				p.txnHasWork, txnStart = true, time.Now()
+			if p.exactlyOnce() {
+				if !p.txnHasWork {
+					p.txnHasWork, txnStart = true, time.Now()
+				}
+				p.txnHanded[t] += int64(len(fp.Records))
 			}
 			t.deliver(fp.Records, fp.HighWatermark)
 		})
-		// The records are with their tasks: a rebalance may go ahead.
-		// It must, before the transaction ends: ending it waits for a
-		// heartbeat, and once the group rebalances, the next heartbeat
-		// comes only after this member joined again. Partitions revoked
-		// meanwhile make the transaction abort.
-		p.cl.AllowRebalance()
 		if ctx.Err() != nil {
+			// Exactly once, rebalances stay held back until the last
+			// transaction ended (endLastTransaction).
+			if !p.exactlyOnce() {
+				p.allowRebalance()
+			}
 			return p.firstError()
 		}
-		// After a rebalance took partitions away, the transaction ends
-		// at once, even with no work in it: until it ends, the client
-		// does not report further revocations (see revoked).
 		due := p.txnHasWork && time.Since(txnStart) >= p.cfg.commitInterval
-		if p.exactlyOnce() && p.endSoon.Swap(false) {
-			due = true
+		if due && p.exactlyOnce() && p.isJoining() && time.Since(txnStart) < p.joinWait() {
+			// While the member joins the group again, ending the
+			// transaction would abort it: the client would commit its
+			// offsets with the generation that the join ends. It ends
+			// when the new session's first callback waits (see
+			// joinWatch).
+			due = false
+		}
+		if p.exactlyOnce() {
+			// After a rebalance took partitions away, the transaction
+			// ends at once, even with no work in it: until it ends,
+			// the client does not report further revocations (see
+			// revoked).
+			if p.endSoon.Swap(false) {
+				due = true
+			}
+			// A rebalance waits for the records in hand.
+			if p.txnHasWork && p.rebalanceIsWaiting() {
+				due = true
+			}
 		}
 		if due && p.firstError() == nil {
-			if err := p.commitTransaction(); err != nil {
+			if err := p.endHeld(kgo.TryCommit); err != nil {
 				p.fail(err)
 				return err
 			}
+		}
+		// At least once, a rebalance may go ahead once the records are
+		// with their tasks: a revoked task writes what it has. Exactly
+		// once, only when no work would be aborted.
+		if !p.exactlyOnce() || !p.txnHasWork {
+			p.allowRebalance()
 		}
 		select {
 		case <-p.failed:
@@ -670,12 +762,12 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 	}
 }
 
-// commitTransaction ends the open transaction and begins the next: every
-// active task writes its batch into it, the transaction commits with the
-// offsets of every record handed out (all of them processed by then), and
-// the tasks apply its row changes to their stores, or forget them if it
-// aborted because partitions moved meanwhile.
-func (p *Processor[V]) commitTransaction() error {
+// endTransaction ends the open transaction and begins the next: every
+// active task writes its batch into it, the transaction commits (if try is
+// TryCommit) with the offsets of every record polled (all of them processed
+// by then), and the tasks apply its row changes to their stores, or forget
+// them if it aborted.
+func (p *Processor[V]) endTransaction(try kgo.TransactionEndTry) error {
 	tasks := p.activeTasks()
 	if err := stepAll(tasks, prepare); err != nil {
 		return err
@@ -685,15 +777,16 @@ func (p *Processor[V]) commitTransaction() error {
 	// timeout would end in an abort by the broker anyway.
 	ctx, cancel := context.WithTimeout(p.writeCtx, 20*time.Second)
 	defer cancel()
-	committedTxn, err := p.txn.End(ctx, kgo.TryCommit)
+	committedTxn, err := p.txn.End(ctx, try)
 	outcome := aborted
 	if committedTxn {
 		outcome = committed
 	} else {
 		p.aborts.Add(1)
-		p.logger.Info("transaction aborted; its records are processed again", "err", err)
+		p.logger.Info("transaction aborted; its records are processed again", "redone", p.countRedone(), "err", err)
 		p.metrics.setError(-1, "transaction aborted", err)
 	}
+	clear(p.txnHanded)
 	if err != nil {
 		// End can fail before it ends the transaction (records it could
 		// not flush); abort what is left of it, so the next can begin.
@@ -721,12 +814,18 @@ func (p *Processor[V]) commitTransaction() error {
 }
 
 // endLastTransaction commits the open transaction on a graceful stop, or
-// aborts it after a failure.
+// aborts it after a failure, and lets rebalances go ahead.
 func (p *Processor[V]) endLastTransaction() {
+	defer p.allowRebalance()
 	if p.firstError() == nil && p.txnHasWork {
-		if err := p.commitTransaction(); err != nil {
+		p.waitJoined()
+		if err := p.endHeld(kgo.TryCommit); err != nil {
 			p.logger.Warn("final transaction failed", "err", err)
 		}
+	}
+	if p.txnHasWork {
+		p.logger.Info("last transaction aborted; its records are processed again", "redone", p.countRedone())
+		clear(p.txnHanded)
 	}
 	ctx, cancel := context.WithTimeout(p.writeCtx, 30*time.Second)
 	defer cancel()
@@ -734,6 +833,18 @@ func (p *Processor[V]) endLastTransaction() {
 		p.logger.Warn("abort of the last transaction failed", "err", err)
 	}
 	_ = stepAll(p.activeTasks(), aborted)
+}
+
+// countRedone adds the records handed out in the transaction that is
+// aborting to the counts of redone records, and returns how many they are.
+func (p *Processor[V]) countRedone() int64 {
+	var n int64
+	for t, handed := range p.txnHanded {
+		t.redone.Add(handed)
+		n += handed
+	}
+	p.redone.Add(n)
+	return n
 }
 
 // stepAll runs a transaction step in every task at once and returns the
@@ -762,6 +873,9 @@ func (p *Processor[V]) activeTasks() []*task[V] {
 
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
+	p.mu.Lock()
+	p.joinEndedLocked()
+	p.mu.Unlock()
 	p.rebalances.Add(1)
 	p.logger.Info("partitions assigned", "partitions", numbers)
 	// A task of a partition assigned anew was not told it lost the
@@ -805,7 +919,9 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 // once, the client's transaction session calls them only for the first
 // revocation and the first loss of a transaction, and aborts that
 // transaction; so the poll loop is woken to end it at once, and assigned
-// checks for tasks that missed a revocation.
+// checks for tasks that missed a revocation. The poll loop committed the
+// work before it let the callback run (see poll), so what aborts is empty
+// unless the member was dropped from the group.
 func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	p.release(ctx, cl, revoked, true)
 	if len(revoked) > 0 {
@@ -815,9 +931,9 @@ func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[
 
 func (p *Processor[V]) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	p.release(ctx, cl, lost, false)
-	if len(lost) > 0 {
-		p.wakeToEnd()
-	}
+	// The session marks its transaction lost even when nothing was lost
+	// (as after a second failed join): end it before more work goes in.
+	p.wakeToEnd()
 }
 
 func (p *Processor[V]) wakeToEnd() {
@@ -843,8 +959,9 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 	p.logger.Info("partitions released", "partitions", numbers, "revoked", commit)
 	stopping := p.takeTasks(numbers)
 	if p.exactlyOnce() {
-		// Their work is in the open transaction, which now aborts: the
-		// next owner processes their records again.
+		// Their work is committed (see poll), or, after the member was
+		// dropped from the group, in the open transaction, which now
+		// aborts: the next owner processes their records again.
 		p.stopTasks(stopping, false)
 		cl.ResumeFetchPartitions(parts)
 		return

@@ -41,6 +41,7 @@ type task[V any] struct {
 	done     chan struct{}
 	active   atomic.Bool // restored and processing
 	m        taskMetrics
+	redone   atomic.Int64 // records handed to it in aborted transactions
 
 	// Where restoring the table ended, kept for Stats once the reader has
 	// let go of the partition.
