@@ -2,7 +2,7 @@ package sluice
 
 // A Processor is a group's definition with its validated configuration;
 // what one Run of it does is in run.go, its rebalance callbacks in
-// rebalance.go.
+// rebalance.go, its delivery guarantee in guarantee.go, alo.go and eos.go.
 
 import (
 	"errors"
@@ -19,14 +19,6 @@ import (
 
 // minCommitInterval is the shortest interval the Kafka client commits at.
 const minCommitInterval = 100 * time.Millisecond
-
-// defaultTransactionTimeout is how long the broker lets a transaction stay
-// open, exactly once, unless KafkaOptions set kgo.TransactionTimeout. A
-// processor that dies leaves its transaction open, and read_committed
-// readers of its topics, the next owner of its partitions among them, wait
-// until the broker aborts it: ten seconds, as in Kafka Streams, instead of
-// kgo's 40.
-const defaultTransactionTimeout = 10 * time.Second
 
 type processorConfig struct {
 	client          clientConfig

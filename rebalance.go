@@ -11,9 +11,7 @@ import (
 
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
-	p.mu.Lock()
-	p.joinEndedLocked()
-	p.mu.Unlock()
+	p.strategy.assigned()
 	p.rebalances.Add(1)
 	p.logger.Info("partitions assigned", "partitions", numbers)
 	// A task of a partition assigned anew was not told it lost the
@@ -63,7 +61,7 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 func (p *Processor[V]) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	p.release(ctx, cl, revoked, true)
 	if len(revoked) > 0 {
-		p.wakeToEnd()
+		p.strategy.partitionsLeft()
 	}
 }
 
@@ -71,19 +69,7 @@ func (p *Processor[V]) lost(ctx context.Context, cl *kgo.Client, lost map[string
 	p.release(ctx, cl, lost, false)
 	// The session marks its transaction lost even when nothing was lost
 	// (as after a second failed join): end it before more work goes in.
-	p.wakeToEnd()
-}
-
-func (p *Processor[V]) wakeToEnd() {
-	if !p.exactlyOnce() {
-		return
-	}
-	p.endSoon.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.wakePoll != nil {
-		p.wakePoll()
-	}
+	p.strategy.partitionsLeft()
 }
 
 // release stops the tasks of partitions this processor no longer owns. When
@@ -96,24 +82,7 @@ func (p *Processor[V]) release(ctx context.Context, cl *kgo.Client, parts map[st
 	}
 	p.logger.Info("partitions released", "partitions", numbers, "revoked", commit)
 	stopping := p.takeTasks(numbers)
-	if p.exactlyOnce() {
-		// Their work is committed (see poll), or, after the member was
-		// dropped from the group, in the open transaction, which now
-		// aborts: the next owner processes their records again.
-		p.stopTasks(stopping, false)
-		cl.ResumeFetchPartitions(parts)
-		return
-	}
-	p.stopTasks(stopping, commit)
-	if commit {
-		if err := cl.CommitMarkedOffsets(ctx); err != nil {
-			p.logger.Warn("commit on revoke failed", "err", err)
-			p.metrics.setError(-1, "commit on revoke", err)
-		}
-	}
-	// Pauses outlive assignments; clear them so a later assignment starts
-	// from a known state.
-	cl.ResumeFetchPartitions(parts)
+	p.strategy.release(ctx, cl, parts, stopping, commit)
 }
 
 // takeTasks removes the tasks of the given partitions, if any, and returns

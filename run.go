@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,13 +33,9 @@ import (
 // session, the readers of its tables, and its tasks.
 type runState[V any] struct {
 	// Set by Run.
-	cl  *kgo.Client
-	txn *kgo.GroupTransactSession // exactly once only
-	// Exactly once: records were handed out since the last commit, and how
-	// many to each task. Used by the poll loop, and after it by Run.
-	txnHasWork bool
-	txnHanded  map[*task[V]]int64
-	writeCtx   context.Context // for writes to Kafka; see Run
+	cl       *kgo.Client
+	strategy deliveryStrategy[V] // the delivery guarantee's
+	writeCtx context.Context     // for writes to Kafka; see Run
 	// How long a task waits for its records to be acknowledged: the
 	// delivery timeout, and the produce request timeout for a request in
 	// flight when it passes.
@@ -50,27 +45,11 @@ type runState[V any] struct {
 	joins      map[string]*tableReader
 	lookups    map[string]*tableView
 
-	mu       sync.Mutex
-	tasks    map[int32]*task[V]
-	closing  bool               // Run is stopping: no new tasks
-	wakePoll context.CancelFunc // ends the poll in progress, if any
-	// Exactly once: partitions were revoked or lost since the
-	// transaction began, so it must end soon.
-	endSoon atomic.Bool
+	mu      sync.Mutex
+	tasks   map[int32]*task[V]
+	closing bool          // Run is stopping: no new tasks
 	failed  chan struct{} // closed by the first task error
 	err     error
-
-	// Exactly once: a rebalance callback waits for the poll loop to let
-	// it go ahead, and waiting is closed (see rebalanceBlocked); the poll
-	// loop is ending a transaction with rebalances held back (see
-	// endHeld). The client asked to join the group again and the new
-	// session has not begun, and joined is closed when it has (see
-	// joinWatch). Guarded by mu.
-	rebalanceWaiting bool
-	waiting          chan struct{}
-	endingHeld       bool
-	joining          bool
-	joined           chan struct{}
 }
 
 // Run joins the group and processes records until ctx is done, then stops
@@ -82,6 +61,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if !p.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("group %s: Run called twice; make a new Processor to run the group again", p.g.name)
 	}
+	p.strategy = newStrategy(p)
 	if p.cfg.instanceID != "" {
 		release, err := claimInstance(p.g.name, p.cfg.instanceID)
 		if err != nil {
@@ -198,43 +178,16 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if p.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(p.cfg.instanceID))
 	}
-	opts = append(opts, p.metrics.clientOpts(p.exactlyOnce())...)
+	opts = append(opts, p.metrics.clientOpts()...)
 	delivery, err := p.writeTimeouts()
 	if err != nil {
 		return err
 	}
 	// Given first, so that KafkaOptions can override them.
 	opts = append([]kgo.Opt{kgo.RecordDeliveryTimeout(delivery)}, opts...)
-	if p.exactlyOnce() {
-		opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
-		opts = append(opts, kgo.TransactionalID(transactionalID(p.g.name, p.cfg.instanceID)))
-		opts = append(opts, kgo.OnPartitionsCallbackBlocked(p.rebalanceBlocked), kgo.WithHooks(joinWatch{p.startJoining}))
-		if p.txn, err = kgo.NewGroupTransactSession(opts...); err == nil {
-			p.cl = p.txn.Client()
-			err = p.txn.Begin()
-		}
-		if err == nil {
-			// The client would register its transactional ID only
-			// with its first write, after its tasks restored, and
-			// a restore waits for the transaction a crashed
-			// predecessor with the same ID left open: registering
-			// it now fences that transaction, which the broker
-			// then aborts at once.
-			if _, _, err = p.cl.ProducerID(runCtx); err != nil {
-				if ctx.Err() != nil {
-					p.cl.Close()
-					return nil
-				}
-				err = fmt.Errorf("register transactional id: %w", err)
-			}
-		}
-	} else {
-		opts = append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(p.cfg.commitInterval))
-		p.cl, err = kgo.NewClient(opts...)
-	}
-	if err != nil {
-		if p.cl != nil {
-			p.cl.Close()
+	if p.cl, err = p.strategy.open(runCtx, p.strategy.clientOpts(opts)); err != nil {
+		if errors.Is(err, errStoppedStarting) {
+			return nil
 		}
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
@@ -245,18 +198,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		p.mu.Lock()
 		p.closing = true
 		p.mu.Unlock()
-		if p.exactlyOnce() {
-			p.endLastTransaction()
-			p.stopTasks(p.allTasks(), false)
-		} else {
-			p.stopTasks(p.allTasks(), true)
-			cctx, ccancel := context.WithTimeout(p.writeCtx, 10*time.Second)
-			if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil {
-				p.logger.Warn("final commit failed", "err", cerr)
-				p.metrics.setError(-1, "final commit", cerr)
-			}
-			ccancel()
-		}
+		p.strategy.finish()
 		p.closeClient()
 		if err == nil {
 			err = p.firstError()
@@ -283,8 +225,6 @@ func (p *Processor[V]) closeClient() {
 	}
 }
 
-func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnce }
-
 // poll fetches records and hands each partition's records to its task.
 // Exactly once, it also ends the transaction every CommitInterval.
 //
@@ -301,33 +241,10 @@ func (p *Processor[V]) exactlyOnce() bool { return p.cfg.guarantee == ExactlyOnc
 // brokers, commits despite that), or, during a rejoin, the commit waits for
 // the new session, whose callbacks wait for the poll loop in turn.
 func (p *Processor[V]) poll(ctx context.Context) error {
-	txnStart := time.Now()
-	p.txnHasWork = false
-	p.txnHanded = make(map[*task[V]]int64)
 	for {
-		pollCtx, cancel := context.WithCancel(ctx)
-		if p.txnHasWork {
-			// A poll whose context is done returns nothing, even what is
-			// buffered: the deadline must lie ahead, which the commit
-			// below makes sure of.
-			due := txnStart.Add(p.cfg.commitInterval)
-			if p.isJoining() {
-				due = txnStart.Add(p.joinWait())
-			}
-			pollCtx, cancel = context.WithDeadline(ctx, due)
-		}
-		p.mu.Lock()
-		p.wakePoll = cancel
-		if p.rebalanceWaiting || p.endSoon.Load() {
-			// Woken before the poll began.
-			cancel()
-		}
-		p.mu.Unlock()
+		pollCtx, endPoll := p.strategy.beginPoll(ctx)
 		fetches := p.cl.PollFetches(pollCtx)
-		p.mu.Lock()
-		p.wakePoll = nil
-		p.mu.Unlock()
-		cancel()
+		endPoll()
 		var fetchErr error
 		fetches.EachError(func(t string, part int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
@@ -344,23 +261,13 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			}
 		})
 		if fetchErr != nil {
-			p.allowRebalance()
+			p.strategy.allowRebalance()
 			return fetchErr
 		}
-		if p.exactlyOnce() && p.endSoon.Load() && fetches.NumRecords() > 0 {
-			// Partitions were revoked or lost while this poll waited
-			// for the callback: the client's session aborts the open
-			// transaction and sets the consumer back to the committed
-			// offsets, so these records are fetched again after it.
-			// Rather than have them processed in a transaction that
-			// aborts, end it first, and hand them to no one. The abort
-			// is explicit: a commit would commit their offsets.
-			p.endSoon.Store(false)
-			if err := p.endHeld(kgo.TryAbort); err != nil {
-				p.fail(err)
-				return err
-			}
-			p.allowRebalance()
+		if handOut, err := p.strategy.fetched(fetches); err != nil {
+			p.fail(err)
+			return err
+		} else if !handOut {
 			continue
 		}
 		// Whatever the poll returned is handed out even when ctx is done:
@@ -374,62 +281,18 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 				return
 			}
 			t := tasks[fp.Partition]
-			if t == nil {
-				if p.exactlyOnce() {
-					// The transaction would commit this offset.
-					p.fail(fmt.Errorf("group %s: records of %s/%d arrived with no task to process them", p.g.name, fp.Topic, fp.Partition))
-				}
+			if !p.strategy.hand(t, fp) {
 				return
-			}
-			if p.exactlyOnce() {
-				if !p.txnHasWork {
-					p.txnHasWork, txnStart = true, time.Now()
-				}
-				p.txnHanded[t] += int64(len(fp.Records))
 			}
 			t.deliver(fp.Records, fp.HighWatermark)
 		})
 		if ctx.Err() != nil {
-			// Exactly once, rebalances stay held back until the last
-			// transaction ended (endLastTransaction).
-			if !p.exactlyOnce() {
-				p.allowRebalance()
-			}
+			p.strategy.pollStopped()
 			return p.firstError()
 		}
-		due := p.txnHasWork && time.Since(txnStart) >= p.cfg.commitInterval
-		if due && p.exactlyOnce() && p.isJoining() && time.Since(txnStart) < p.joinWait() {
-			// While the member joins the group again, ending the
-			// transaction would abort it: the client would commit its
-			// offsets with the generation that the join ends. It ends
-			// when the new session's first callback waits (see
-			// joinWatch).
-			due = false
-		}
-		if p.exactlyOnce() {
-			// After a rebalance took partitions away, the transaction
-			// ends at once, even with no work in it: until it ends,
-			// the client does not report further revocations (see
-			// revoked).
-			if p.endSoon.Swap(false) {
-				due = true
-			}
-			// A rebalance waits for the records in hand.
-			if p.txnHasWork && p.rebalanceIsWaiting() {
-				due = true
-			}
-		}
-		if due && p.firstError() == nil {
-			if err := p.endHeld(kgo.TryCommit); err != nil {
-				p.fail(err)
-				return err
-			}
-		}
-		// At least once, a rebalance may go ahead once the records are
-		// with their tasks: a revoked task writes what it has. Exactly
-		// once, only when no work would be aborted.
-		if !p.exactlyOnce() || !p.txnHasWork {
-			p.allowRebalance()
+		if err := p.strategy.polled(); err != nil {
+			p.fail(err)
+			return err
 		}
 		select {
 		case <-p.failed:
