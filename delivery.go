@@ -36,15 +36,8 @@ func (p *Processor[V]) writeTimeouts() (time.Duration, error) {
 	txn, _ := cl.OptValue(kgo.TransactionTimeout).(time.Duration)
 	delivery, _ := cl.OptValue(kgo.RecordDeliveryTimeout).(time.Duration)
 	request, _ := cl.OptValue(kgo.ProduceRequestTimeout).(time.Duration)
-	if delivery == 0 {
-		// Neither the option nor KafkaOptions set one.
-		delivery = 30 * time.Second
-		if p.exactlyOnce() {
-			delivery = txn
-		}
-	}
-	if p.exactlyOnce() && delivery > txn {
-		return 0, fmt.Errorf("group %s: DeliveryTimeout %v exceeds the transaction timeout %v: shorten it or lengthen the transaction timeout", p.g.name, delivery, txn)
+	if delivery, err = p.strategy.deliveryTimeout(delivery, txn); err != nil {
+		return 0, err
 	}
 	p.ackTimeout = delivery + request
 	return delivery, nil

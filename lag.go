@@ -141,10 +141,7 @@ func (p *Processor[V]) reportState(add func(d *stateDesc, v float64, labels ...s
 	s := p.Stats()
 	g := s.Group
 	add(descRebalances, float64(s.Rebalances), g)
-	if p.exactlyOnce() {
-		add(descTransactions, float64(s.Commits), g, "committed")
-		add(descTransactions, float64(s.Aborts), g, "aborted")
-	}
+	p.strategy.addState(add, s)
 	add(descFailed, float64(s.Failed), g, "failed")
 	add(descFailed, float64(s.Skipped), g, "skipped")
 	add(descFailed, float64(s.DeadLettered), g, "dead_lettered")

@@ -233,17 +233,13 @@ func (m *processorMetrics) recordFailed(p int32, kind policyKind, err error) {
 }
 
 // clientOpts are the options of the group's client: hooks that count what
-// it produces and time its commits, and, at least once, a commit callback
-// that keeps the last failed commit.
-func (m *processorMetrics) clientOpts(exactlyOnce bool) []kgo.Opt {
-	opts := []kgo.Opt{kgo.WithHooks(processorHooks{m})}
-	if !exactlyOnce {
-		opts = append(opts, kgo.AutoCommitCallback(m.committed))
-	}
-	return opts
+// it produces and time its commits.
+func (m *processorMetrics) clientOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.WithHooks(processorHooks{m})}
 }
 
-// committed is the callback of automatic commits.
+// committed is the callback of automatic commits, at least once: it keeps
+// the last failed commit.
 func (m *processorMetrics) committed(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

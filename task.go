@@ -480,9 +480,12 @@ func (t *task[V]) flush() error {
 	if err := t.writeBatch(); err != nil {
 		return err
 	}
-	if t.p.exactlyOnce() {
-		return nil
-	}
+	return t.p.strategy.written(t)
+}
+
+// applyBatch applies the written batch's rows to the store and marks its
+// input offsets for commit.
+func (t *task[V]) applyBatch() error {
 	if err := t.applyPending(); err != nil {
 		return err
 	}

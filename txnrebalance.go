@@ -16,19 +16,20 @@ import (
 // rebalanceBlocked is called by the client when a rebalance callback waits
 // for the poll loop to allow it (BlockRebalanceOnPoll); exactly once, the
 // poll loop then commits and allows it.
-func (p *Processor[V]) rebalanceBlocked(context.Context, *kgo.Client) {
+func (e *eos[V]) rebalanceBlocked(context.Context, *kgo.Client) {
+	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.rebalanceWaiting {
-		p.rebalanceWaiting = true
-		close(p.waitingLocked())
+	if !e.rebalanceWaiting {
+		e.rebalanceWaiting = true
+		close(e.waitingLocked())
 	}
 	// A callback that waits comes before the member joins (at the end
 	// of a session) or after the join ended (the new session's first,
 	// or the lost callback of a failed join): the member is not joining.
-	p.joinEndedLocked()
-	if p.wakePoll != nil {
-		p.wakePoll()
+	e.joinEndedLocked()
+	if e.wakePoll != nil {
+		e.wakePoll()
 	}
 }
 
@@ -48,51 +49,56 @@ func (w joinWatch) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ ti
 	}
 }
 
-func (p *Processor[V]) startJoining() {
+func (e *eos[V]) startJoining() {
+	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.joining {
-		p.joining = true
-		p.joined = make(chan struct{})
+	if !e.joining {
+		e.joining = true
+		e.joined = make(chan struct{})
 	}
 }
 
-func (p *Processor[V]) joinEndedLocked() {
-	if p.joining {
-		p.joining = false
-		close(p.joined)
+func (e *eos[V]) joinEndedLocked() {
+	if e.joining {
+		e.joining = false
+		close(e.joined)
 	}
 }
 
-func (p *Processor[V]) isJoining() bool {
+func (e *eos[V]) isJoining() bool {
+	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.joining
+	return e.joining
 }
 
 // joinWait is how long after it began a transaction may wait for a join to
 // end: half the transaction timeout, well before the broker aborts it, and
 // longer than a join takes with the embedded broker (at most half the
 // session timeout). A join that takes longer makes it abort.
-func (p *Processor[V]) joinWait() time.Duration {
-	return max(p.cfg.commitInterval, p.txnTimeout()/2)
+func (e *eos[V]) joinWait() time.Duration {
+	p := e.p
+	return max(p.cfg.commitInterval, e.txnTimeout()/2)
 }
 
-func (p *Processor[V]) txnTimeout() time.Duration {
+func (e *eos[V]) txnTimeout() time.Duration {
+	p := e.p
 	d, _ := p.cl.OptValue(kgo.TransactionTimeout).(time.Duration)
 	return d
 }
 
 // waitJoined waits until the member is not joining the group, or for a
 // quarter of the transaction timeout.
-func (p *Processor[V]) waitJoined() {
+func (e *eos[V]) waitJoined() {
+	p := e.p
 	p.mu.Lock()
-	joining, joined := p.joining, p.joined
+	joining, joined := e.joining, e.joined
 	p.mu.Unlock()
 	if !joining {
 		return
 	}
-	t := time.NewTimer(p.txnTimeout() / 4)
+	t := time.NewTimer(e.txnTimeout() / 4)
 	defer t.Stop()
 	select {
 	case <-joined:
@@ -100,34 +106,37 @@ func (p *Processor[V]) waitJoined() {
 	}
 }
 
-func (p *Processor[V]) rebalanceIsWaiting() bool {
+func (e *eos[V]) rebalanceIsWaiting() bool {
+	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.rebalanceWaiting
+	return e.rebalanceWaiting
 }
 
 // waitingLocked returns the channel that is closed when a rebalance
 // callback waits.
-func (p *Processor[V]) waitingLocked() chan struct{} {
-	if p.waiting == nil {
-		p.waiting = make(chan struct{})
+func (e *eos[V]) waitingLocked() chan struct{} {
+	if e.waiting == nil {
+		e.waiting = make(chan struct{})
 	}
-	return p.waiting
+	return e.waiting
 }
 
 // allowRebalance lets the rebalance callbacks that wait for the poll loop go
 // ahead.
-func (p *Processor[V]) allowRebalance() {
+func (e *eos[V]) allowRebalance() {
+	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.allowRebalanceLocked()
+	e.allowRebalanceLocked()
 }
 
-func (p *Processor[V]) allowRebalanceLocked() {
+func (e *eos[V]) allowRebalanceLocked() {
+	p := e.p
 	p.cl.AllowRebalance()
-	if p.rebalanceWaiting {
-		p.rebalanceWaiting = false
-		p.waiting = make(chan struct{})
+	if e.rebalanceWaiting {
+		e.rebalanceWaiting = false
+		e.waiting = make(chan struct{})
 	}
 }
 
@@ -139,10 +148,11 @@ func (p *Processor[V]) allowRebalanceLocked() {
 // client's lost callback, or the group's join). A quarter of the session
 // timeout is half the longest rebalance timeout the embedded broker allows,
 // so the group's rebalance does not time out meanwhile.
-func (p *Processor[V]) endHeld(try kgo.TransactionEndTry) error {
+func (e *eos[V]) endHeld(try kgo.TransactionEndTry) error {
+	p := e.p
 	p.mu.Lock()
-	p.endingHeld = true
-	waiting := p.waitingLocked()
+	e.endingHeld = true
+	waiting := e.waitingLocked()
 	p.mu.Unlock()
 	ended := make(chan struct{})
 	go func() {
@@ -160,14 +170,14 @@ func (p *Processor[V]) endHeld(try kgo.TransactionEndTry) error {
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if p.endingHeld {
+		if e.endingHeld {
 			p.logger.Info("a rebalance waited too long for the transaction to end; letting it go ahead")
-			p.allowRebalanceLocked()
+			e.allowRebalanceLocked()
 		}
 	}()
-	err := p.endTransaction(try)
+	err := e.endTransaction(try)
 	p.mu.Lock()
-	p.endingHeld = false
+	e.endingHeld = false
 	p.mu.Unlock()
 	close(ended)
 	return err
