@@ -86,17 +86,7 @@ func (t *task[V]) batchLoop() error {
 	b.behind = make(map[string]int64)
 	stats := t.batchSettings().stats
 	defer stats.release(t.partition)
-	c := &b.call
-	*c = batchCall{
-		ctx:       t.p.ctx,
-		partition: t.partition,
-		logs:      t.logs,
-		group:     t.p.g.name,
-		owner:     t.batchSettings().owner,
-	}
-	if t.st != nil {
-		c.rows = t.e
-	}
+	b.call = t.e.newBatchCall()
 	for {
 		select {
 		case <-t.stop:

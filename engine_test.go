@@ -434,3 +434,105 @@ func TestEngineChecksKeyPlacement(t *testing.T) {
 		t.Errorf("under Fail, error = %v, want a MisplacedError wanting partition %d", err, want)
 	}
 }
+
+// refusing decodes strings but refuses "bad".
+type refusing struct{ codec.Codec[string] }
+
+func (c refusing) Decode(b []byte) (string, error) {
+	if string(b) == "bad" {
+		return "", errors.New("refusing bad")
+	}
+	return c.Codec.Decode(b)
+}
+
+// newBatchTestEngine returns the engine of partition 0 of a batch group
+// that writes each record to its table and to out, and fails the batch if a
+// value is "fail".
+func newBatchTestEngine(t *testing.T, opts ...BatchProcessorOpt) (*engine[[]byte], *BatchProcessor[string, string]) {
+	t.Helper()
+	bg := DefineBatchGroup[string, string]("batches")
+	BatchInput(bg, "in", codec.String(), refusing{codec.String()})
+	tbl := BatchTable(bg, codec.String())
+	out := BatchOutput(bg, "out", codec.String())
+	HandleBatches(bg, func(ctx BatchContext, rs []Record[string, string], s Sender) error {
+		for _, r := range rs {
+			if err := tbl.Store(ctx).Put(ctx.Context(), r.Key, r.Value); err != nil {
+				return err
+			}
+			if err := out.Send(s, r.Key, r.Value); err != nil {
+				return err
+			}
+		}
+		for _, r := range rs {
+			if r.Value == "fail" {
+				return errHandler
+			}
+		}
+		return nil
+	})
+	bp, err := NewBatchProcessor(bg, append([]BatchProcessorOpt{Storage(memory.Builder())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m taskMetrics
+	m.init(bp.p.metrics, 0, bp.p.g.inputTopics())
+	e := newEngine(bp.p.engineConfig(), enginePartition{partition: 0, table: memory.New(), metrics: &m})
+	return e, bp
+}
+
+func processBatch(t *testing.T, e *engine[[]byte], rs []*kgo.Record) bool {
+	t.Helper()
+	c := e.newBatchCall()
+	c.ctx = context.Background()
+	handled, err := e.processBatch(&c, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return handled
+}
+
+func TestEngineBatchFailureUndoesItsTableWritesAndDeadLettersEachRecord(t *testing.T) {
+	e, bp := newBatchTestEngine(t, OnError(DeadLetter("dead")))
+	if !processBatch(t, e, recs("a", "1")) {
+		t.Fatal("first batch not handled")
+	}
+	if got := values(e.effects()); !slices.Equal(got, []string{"a:1"}) {
+		t.Errorf("first batch's effects = %q, want what it sent", got)
+	}
+	e.endBatch()
+	if err := e.applied(1); err != nil {
+		t.Fatal(err)
+	}
+	if processBatch(t, e, recs("a", "2", "b", "fail")) {
+		t.Fatal("failed batch reported handled")
+	}
+	out := e.effects()
+	if len(out) != 2 || out[0].Topic != "dead" || out[1].Topic != "dead" || string(out[1].Key) != "b" {
+		t.Fatalf("failed batch's effects = %q on %v, want a dead letter per record and nothing it sent", values(out), out)
+	}
+	if got := e.endBatch(); len(got) != 0 {
+		t.Errorf("failed batch's changelog = %q, want its table writes undone", values(got))
+	}
+	if raw, _, _ := e.getRaw("a"); string(raw) != "1" {
+		t.Errorf("row a = %q, want 1 from the batch before", raw)
+	}
+	if s := bp.Stats(); s.DeadLettered != 2 {
+		t.Errorf("DeadLettered = %d, want 2", s.DeadLettered)
+	}
+}
+
+func TestEngineBatchRecordThatDoesNotDecodeIsSkippedAlone(t *testing.T) {
+	e, bp := newBatchTestEngine(t, OnError(Skip))
+	if !processBatch(t, e, recs("a", "bad", "b", "2")) {
+		t.Fatal("batch not handled")
+	}
+	if got := values(e.effects()); !slices.Equal(got, []string{"b:2"}) {
+		t.Errorf("effects = %q, want what the handler sent for the record that decoded", got)
+	}
+	if got := values(e.endBatch()); !slices.Equal(got, []string{"b:2"}) {
+		t.Errorf("changelog = %q, want b:2", got)
+	}
+	if s := bp.Stats(); s.Skipped != 1 {
+		t.Errorf("Skipped = %d, want 1", s.Skipped)
+	}
+}

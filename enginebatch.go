@@ -11,6 +11,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// newBatchCall returns the BatchContext and Sender of the engine's batch
+// handler calls; its table store reads and writes the engine's rows.
+func (e *engine[V]) newBatchCall() batchCall {
+	c := batchCall{partition: e.partition, logs: e.logs, group: e.cfg.group.name, owner: e.cfg.batch.owner}
+	if e.st != nil {
+		c.rows = e
+	}
+	return c
+}
+
 // processBatch decodes recs into c and runs the group's batch handler. A
 // record that does not decode is subject to the error policy alone; if the
 // handler fails, its table writes are undone, what it sent is dropped and
