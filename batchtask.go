@@ -1,7 +1,8 @@
 package sluice
 
 // A task of a batch processor collects the records of its partition number
-// into batches and hands each batch to the group's handler.
+// into batches and has the partition engine hand each batch to the group's
+// handler (enginebatch.go); the task writes what the engine returns.
 //
 // Invariants, besides those of task.go:
 //   - The task's goroutine owns the open batch and its timer; the timer runs
@@ -51,7 +52,7 @@ type batchCall struct {
 	logs      *slog.Logger
 	group     string
 	owner     any       // the *BatchGroup being run
-	rows      batchRows // the task's table rows; nil without a table
+	rows      batchRows // the engine's table rows; nil without a table
 	sent      []*kgo.Record
 	decoded   any           // []Record[K, V] of the batch
 	kept      []*kgo.Record // the records that decoded, in decoded's order
@@ -64,7 +65,7 @@ func (c *batchCall) Logger() *slog.Logger      { return c.logs }
 func (c *batchCall) Sent() int                 { return len(c.sent) }
 func (t *task[V]) batchSettings() *batchConfig { return &t.p.cfg.batch }
 
-// batchRows is how a table store reaches the rows of its task.
+// batchRows is how a table store reaches the rows of its engine.
 type batchRows interface {
 	getRaw(key string) ([]byte, bool, error)
 	putRaw(key string, raw []byte, exists bool) error
