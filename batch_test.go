@@ -58,7 +58,16 @@ func (r *batchRecorder) records() int {
 	return n
 }
 
-func runBatchProcessor[K, V any](t *testing.T, bg *sluice.BatchGroup[K, V], opts ...sluice.ProcessorOpt) (*sluice.BatchProcessor[K, V], *running) {
+// batchOpts are processorOpts followed by extra, for a batch processor.
+func batchOpts(b *broker.Broker, partitions int32, stateDir string, extra ...sluice.BatchProcessorOpt) []sluice.BatchProcessorOpt {
+	var opts []sluice.BatchProcessorOpt
+	for _, o := range processorOpts(b, partitions, stateDir) {
+		opts = append(opts, o)
+	}
+	return append(opts, extra...)
+}
+
+func runBatchProcessor[K, V any](t *testing.T, bg *sluice.BatchGroup[K, V], opts ...sluice.BatchProcessorOpt) (*sluice.BatchProcessor[K, V], *running) {
 	t.Helper()
 	p, err := sluice.NewBatchProcessor(bg, opts...)
 	if err != nil {
@@ -96,7 +105,7 @@ func TestBatchProcessorClosesBatchesBySizeAndByTimePerPartition(t *testing.T) {
 		return nil
 	})
 	reg := prometheus.NewRegistry()
-	p, _ := runBatchProcessor(t, bg, append(processorOpts(b, parts, t.TempDir()),
+	p, _ := runBatchProcessor(t, bg, batchOpts(b, parts, t.TempDir(),
 		sluice.BatchSize(10), sluice.BatchWait(time.Second), sluice.Metrics(reg))...)
 	waitFor(t, 30*time.Second, func() error {
 		if n := rec.records(); n != 28 {
@@ -180,7 +189,7 @@ func TestBatchProcessorJoinsInputsPartitionWise(t *testing.T) {
 		rec.record(ctx, recs)
 		return nil
 	})
-	runBatchProcessor(t, bg, append(processorOpts(b, parts, t.TempDir()), sluice.BatchWait(300*time.Millisecond))...)
+	runBatchProcessor(t, bg, batchOpts(b, parts, t.TempDir(), sluice.BatchWait(300*time.Millisecond))...)
 	waitFor(t, 30*time.Second, func() error {
 		if n := rec.records(); n != parts*6 {
 			return fmt.Errorf("%d records handled, want %d", n, parts*6)
@@ -211,7 +220,7 @@ func TestBatchProcessorRejectsInputsNotCopartitioned(t *testing.T) {
 	sluice.BatchInput(bg, "left", codec.String(), codec.String())
 	sluice.BatchInput(bg, "right", codec.String(), codec.String())
 	sluice.HandleBatches(bg, func(sluice.BatchContext, []sluice.Record[string, string], sluice.Sender) error { return nil })
-	p, err := sluice.NewBatchProcessor(bg, processorOpts(b, 2, t.TempDir())...)
+	p, err := sluice.NewBatchProcessor(bg, batchOpts(b, 2, t.TempDir())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,9 +249,16 @@ func TestBatchGroupDefinitionErrors(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	g := defineCounter("plain", "in")
-	if _, err := sluice.NewProcessor(g, sluice.BatchSize(10)); err == nil {
-		t.Error("BatchSize accepted by a record-at-a-time processor")
+}
+
+// TestBatchOptionsAreNotProcessorOptions guards what keeps
+// sluice.NewProcessor(g, sluice.BatchSize(10)) from compiling: the batch
+// options are BatchProcessorOpts and not ProcessorOpts.
+func TestBatchOptionsAreNotProcessorOptions(t *testing.T) {
+	for name, o := range map[string]sluice.BatchProcessorOpt{"BatchSize": sluice.BatchSize(10), "BatchWait": sluice.BatchWait(time.Second)} {
+		if _, ok := o.(sluice.ProcessorOpt); ok {
+			t.Errorf("%s is a ProcessorOpt: a record-at-a-time Processor would take it", name)
+		}
 	}
 }
 
@@ -253,7 +269,7 @@ func TestBatchGroupDefinitionErrors(t *testing.T) {
 func TestBatchProcessorFailStopsWithoutCommittingTheBatch(t *testing.T) {
 	b := startBroker(t)
 	emitTo(t, b, 1, "fragile", 0, 12)
-	opts := append(processorOpts(b, 1, t.TempDir()), sluice.BatchSize(5), sluice.BatchWait(time.Second))
+	opts := batchOpts(b, 1, t.TempDir(), sluice.BatchSize(5), sluice.BatchWait(time.Second))
 
 	define := func(poison bool, rec *batchRecorder) *sluice.BatchGroup[string, string] {
 		bg := sluice.DefineBatchGroup[string, string]("fragile-group")
@@ -357,7 +373,7 @@ func TestBatchProcessorProducesOutputsBeforeCommittingOffsets(t *testing.T) {
 		}
 		return nil
 	})
-	runBatchProcessor(t, bg, append(processorOpts(b, parts, t.TempDir()),
+	runBatchProcessor(t, bg, batchOpts(b, parts, t.TempDir(),
 		sluice.BatchSize(10), sluice.CommitInterval(100*time.Millisecond))...)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
@@ -470,7 +486,7 @@ func values(recs []*kgo.Record) []string {
 func TestBatchProcessorDeadLettersEveryRecordOfAFailedBatch(t *testing.T) {
 	b := startBroker(t)
 	emitKeyed(t, b, 1, "dl-in", "a", "x", "b", "x", "a", "x", "a", "fail", "a", "x", "b", "x")
-	p, _ := runBatchProcessor(t, counterGroup("dl", "dl-in"), append(processorOpts(b, 1, t.TempDir()),
+	p, _ := runBatchProcessor(t, counterGroup("dl", "dl-in"), batchOpts(b, 1, t.TempDir(),
 		sluice.BatchSize(2), sluice.BatchWait(time.Second), sluice.OnError(sluice.DeadLetter("dl-dead")))...)
 
 	dead := readAll(t, b.Addrs(), "dl-dead", 2)
@@ -498,8 +514,8 @@ func TestBatchProcessorDeadLettersEveryRecordOfAFailedBatch(t *testing.T) {
 // table is restored from its changelog.
 func TestBatchTableRestoresAfterRestart(t *testing.T) {
 	b := startBroker(t)
-	opts := func(dir string) []sluice.ProcessorOpt {
-		return append(processorOpts(b, 1, dir), sluice.BatchWait(100*time.Millisecond))
+	opts := func(dir string) []sluice.BatchProcessorOpt {
+		return batchOpts(b, 1, dir, sluice.BatchWait(100*time.Millisecond))
 	}
 	emitKeyed(t, b, 1, "restore-in", "a", "x", "b", "x", "a", "x")
 	p, r := runBatchProcessor(t, counterGroup("restorer", "restore-in"), opts(t.TempDir())...)
@@ -550,7 +566,7 @@ func TestBatchProcessorSkipsUndecodableRecordsAndFailedBatches(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	p, _ := runBatchProcessor(t, bg, append(processorOpts(b, 1, t.TempDir()),
+	p, _ := runBatchProcessor(t, bg, batchOpts(b, 1, t.TempDir(),
 		sluice.BatchSize(4), sluice.BatchWait(time.Second), sluice.OnError(sluice.Skip))...)
 	waitFor(t, 30*time.Second, func() error {
 		if st := p.Stats(); st.Records != 9 {

@@ -20,18 +20,23 @@ const (
 	defaultBatchWait = 5 * time.Second
 )
 
+// batchOpt is an option of batch processors alone.
+type batchOpt func(*batchConfig)
+
+func (o batchOpt) applyBatchProcessor(c *processorConfig) { o(&c.batch) }
+
 // BatchSize sets how many records a batch holds at most: a batch is handled
 // as soon as it has n records. Batch processors only. Default: 1000.
-func BatchSize(n int) ProcessorOpt {
-	return processorOpt(func(c *processorConfig) { c.batch.size = n })
+func BatchSize(n int) BatchProcessorOpt {
+	return batchOpt(func(c *batchConfig) { c.size = n })
 }
 
 // BatchWait sets how long a batch waits for more records after its first
 // one arrived before it is handled with what it has. Each partition has its
 // own clock, so a quiet partition does not hold up a busy one. Batch
 // processors only. Default: 5s.
-func BatchWait(d time.Duration) ProcessorOpt {
-	return processorOpt(func(c *processorConfig) { c.batch.wait = d })
+func BatchWait(d time.Duration) BatchProcessorOpt {
+	return batchOpt(func(c *batchConfig) { c.wait = d })
 }
 
 // BatchProcessor runs a batch group over the partitions its consumer group
@@ -75,7 +80,7 @@ type BatchProcessor[K, V any] struct {
 // of which is committed; Skip goes on past the batch's records; DeadLetter
 // writes each of them to the dead-letter topic, with the same headers as a
 // Processor's dead letters, before going on.
-func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...ProcessorOpt) (*BatchProcessor[K, V], error) {
+func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...BatchProcessorOpt) (*BatchProcessor[K, V], error) {
 	if bg == nil {
 		return nil, errors.New("batch processor: group is nil")
 	}
@@ -99,7 +104,11 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...ProcessorOpt) (*B
 		}
 		c.batch.runner, c.batch.owner, c.batch.stats = run, bg, stats
 	})
-	p, err := NewProcessor(bg.group(), append(slices.Clone(opts), batchDefaults)...)
+	popts := make([]ProcessorOpt, 0, len(opts)+1)
+	for _, o := range opts {
+		popts = append(popts, processorOpt(o.applyBatchProcessor))
+	}
+	p, err := NewProcessor(bg.group(), append(popts, batchDefaults)...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // tableStore is the kv.Store a handler gets for its group's table: the rows
-// of the batch's partition, read through the task's row cache and store,
+// of the batch's partition, read through the engine's row cache and store,
 // written with the batch.
 type tableStore[T any] struct {
 	c     *batchCall

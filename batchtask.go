@@ -1,7 +1,8 @@
 package sluice
 
 // A task of a batch processor collects the records of its partition number
-// into batches and hands each batch to the group's handler.
+// into batches and has the partition engine hand each batch to the group's
+// handler (enginebatch.go); the task writes what the engine returns.
 //
 // Invariants, besides those of task.go:
 //   - The task's goroutine owns the open batch and its timer; the timer runs
@@ -15,11 +16,9 @@ package sluice
 //     fetched, so preparing the commit closes the open batch first.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -53,7 +52,7 @@ type batchCall struct {
 	logs      *slog.Logger
 	group     string
 	owner     any       // the *BatchGroup being run
-	rows      batchRows // the task's table rows; nil without a table
+	rows      batchRows // the engine's table rows; nil without a table
 	sent      []*kgo.Record
 	decoded   any           // []Record[K, V] of the batch
 	kept      []*kgo.Record // the records that decoded, in decoded's order
@@ -66,7 +65,7 @@ func (c *batchCall) Logger() *slog.Logger      { return c.logs }
 func (c *batchCall) Sent() int                 { return len(c.sent) }
 func (t *task[V]) batchSettings() *batchConfig { return &t.p.cfg.batch }
 
-// batchRows is how a table store reaches the rows of its task.
+// batchRows is how a table store reaches the rows of its engine.
 type batchRows interface {
 	getRaw(key string) ([]byte, bool, error)
 	putRaw(key string, raw []byte, exists bool) error
@@ -88,17 +87,7 @@ func (t *task[V]) batchLoop() error {
 	b.behind = make(map[string]int64)
 	stats := t.batchSettings().stats
 	defer stats.release(t.partition)
-	c := &b.call
-	*c = batchCall{
-		ctx:       t.p.ctx,
-		partition: t.partition,
-		logs:      t.ctx.logs,
-		group:     t.p.g.name,
-		owner:     t.batchSettings().owner,
-	}
-	if t.st != nil {
-		c.rows = t
-	}
+	b.call = t.e.newBatchCall()
 	for {
 		select {
 		case <-t.stop:
@@ -186,118 +175,35 @@ func (t *task[V]) closeBatch() error {
 	return err
 }
 
-// handleBatch runs the handler over recs and writes the outcome: what the
-// handler sent and its table writes if it succeeded, what the error policy
-// asks for if it failed. It then marks the batch's offsets (at least once).
+// handleBatch has the engine run the handler over recs and writes the
+// outcome: what the handler sent and its table writes if it succeeded, what
+// the error policy asks for if it failed. It then marks the batch's offsets
+// (at least once).
 func (t *task[V]) handleBatch(recs []*kgo.Record) error {
 	p := t.p
-	run := t.batchSettings().runner
 	c := &t.batch.call
 	c.ctx = p.ctx
 	c.sent = c.sent[:0]
-	clear(t.undo)
-	t.recordDirty = len(t.dirty)
-	if err := run.decode(c, recs, t.batchRecordFailed); err != nil {
+	handled, err := t.e.processBatch(c, recs)
+	if err != nil {
 		return err
 	}
-	if len(c.kept) > 0 {
-		if herr := t.callBatch(run, c); herr != nil {
-			if err := t.batchFailed(c.kept, herr); err != nil {
-				return err
-			}
-		} else {
-			if err := run.flushStates(p.writeCtx); err != nil {
-				return fmt.Errorf("group %s: partition %d: flush state: %w", p.g.name, t.partition, err)
-			}
-			for _, r := range c.sent {
-				t.produce(r)
-			}
+	if handled {
+		if err := t.batchSettings().runner.flushStates(p.writeCtx); err != nil {
+			return fmt.Errorf("group %s: partition %d: flush state: %w", p.g.name, t.partition, err)
 		}
+	}
+	for _, r := range t.e.effects() {
+		t.produce(r)
 	}
 	clear(c.sent)
 	c.sent = c.sent[:0]
 	clear(c.kept)
 	c.kept = c.kept[:0]
 	c.decoded = nil
-	clear(t.undo)
 	for _, r := range recs {
 		t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
 	}
 	t.batched = len(recs)
 	return t.flush()
-}
-
-// callBatch runs the handler, turning a panic into an error.
-func (t *task[V]) callBatch(run batchRunner, c *batchCall) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return run.handle(c)
-}
-
-// batchRecordFailed applies the error policy to a record that did not
-// decode; it returns the error that stops the task under Fail.
-func (t *task[V]) batchRecordFailed(r *kgo.Record, err error) error {
-	p := t.p
-	rerr := &RecordError{Group: p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Err: err}
-	switch policy := p.cfg.policy; policy.kind {
-	case skipPolicy:
-		p.skipped.Add(1)
-		t.ctx.logs.Warn("record skipped", "err", rerr)
-		return nil
-	case deadLetterPolicy:
-		p.deadLettered.Add(1)
-		t.ctx.logs.Warn("record dead-lettered", "to", policy.topic, "err", rerr)
-		t.produce(deadLetter(policy.topic, p.g.name, r, rerr))
-		return nil
-	default:
-		return rerr
-	}
-}
-
-// batchFailed undoes the table writes of a failed batch, drops what it sent
-// and applies the error policy to its records; it returns the error that
-// stops the task under Fail.
-func (t *task[V]) batchFailed(recs []*kgo.Record, err error) error {
-	p := t.p
-	t.undoRecord()
-	berr := &BatchError{Group: p.g.name, Partition: t.partition, Ranges: offsetRanges(recs), Err: err}
-	p.cfg.batch.stats.failed(len(recs))
-	switch policy := p.cfg.policy; policy.kind {
-	case skipPolicy:
-		p.skipped.Add(int64(len(recs)))
-		t.ctx.logs.Warn("batch skipped", "records", len(recs), "err", berr)
-		return nil
-	case deadLetterPolicy:
-		p.deadLettered.Add(int64(len(recs)))
-		t.ctx.logs.Warn("batch dead-lettered", "records", len(recs), "to", policy.topic, "err", berr)
-		for _, r := range recs {
-			t.produce(deadLetter(policy.topic, p.g.name, r, berr))
-		}
-		return nil
-	default:
-		return berr
-	}
-}
-
-// getRaw returns the encoded row of key, for a table store. The bytes are
-// the row's own: the caller must not modify them.
-func (t *task[V]) getRaw(key string) ([]byte, bool, error) {
-	r, err := t.load(key)
-	if err != nil || !r.exists {
-		return nil, false, err
-	}
-	return r.raw, true, nil
-}
-
-// putRaw sets or deletes the row of key, for a table store. raw is copied:
-// it may be the handler's own value.
-func (t *task[V]) putRaw(key string, raw []byte, exists bool) error {
-	var zero V
-	if exists {
-		raw = bytes.Clone(raw)
-	}
-	return t.setRaw(key, raw, exists, zero, false)
 }

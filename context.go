@@ -52,7 +52,7 @@ type recordCtx struct {
 	logs *slog.Logger
 }
 
-// taskIO is what the handles need from the task running a callback.
+// taskIO is what the handles need from the engine running a callback.
 type taskIO interface {
 	group() string
 	emit(owner any, r *kgo.Record) error
@@ -66,7 +66,7 @@ type taskIO interface {
 // committed. A Context is valid only during the callback it was passed to.
 type Context[V any] struct {
 	recordCtx
-	t *task[V]
+	e *engine[V]
 }
 
 func (c *recordCtx) record() *recordCtx { return c }
@@ -118,7 +118,7 @@ func (c *recordCtx) misuse(err error) {
 // is passed to SetValue, so the changes of a record that fails are lost
 // with it.
 func (c *Context[V]) Value() (V, bool) {
-	v, ok, err := c.t.value(c.key)
+	v, ok, err := c.e.value(c.key)
 	if err != nil {
 		c.misuse(err)
 	}
@@ -130,7 +130,7 @@ func (c *Context[V]) Value() (V, bool) {
 // A value the codec cannot encode fails the record, as if its handler had
 // returned the encoding error, and the row keeps its earlier value.
 func (c *Context[V]) SetValue(v V) {
-	if err := c.t.setValue(c.key, v, true); err != nil {
+	if err := c.e.setValue(c.key, v, true); err != nil {
 		c.misuse(err)
 	}
 }
@@ -139,7 +139,7 @@ func (c *Context[V]) SetValue(v V) {
 // tombstone when the batch is written.
 func (c *Context[V]) Delete() {
 	var zero V
-	if err := c.t.setValue(c.key, zero, false); err != nil {
+	if err := c.e.setValue(c.key, zero, false); err != nil {
 		c.misuse(err)
 	}
 }

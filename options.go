@@ -19,8 +19,17 @@ type Opt interface {
 	EmitterOpt
 }
 
-// ProcessorOpt configures a Processor.
-type ProcessorOpt interface{ applyProcessor(*processorConfig) }
+// ProcessorOpt configures a Processor. Every ProcessorOpt configures a
+// BatchProcessor too.
+type ProcessorOpt interface {
+	BatchProcessorOpt
+	applyProcessor(*processorConfig)
+}
+
+// BatchProcessorOpt configures a BatchProcessor: every ProcessorOpt, and the
+// options of batch processors alone (BatchSize, BatchWait), which a
+// Processor does not take.
+type BatchProcessorOpt interface{ applyBatchProcessor(*processorConfig) }
 
 // ViewOpt configures a View.
 type ViewOpt interface{ applyView(*viewConfig) }
@@ -81,9 +90,10 @@ func (c *clientConfig) kgoOpts(extra ...kgo.Opt) []kgo.Opt {
 
 type clientOpt func(*clientConfig)
 
-func (o clientOpt) applyProcessor(c *processorConfig) { o(&c.client) }
-func (o clientOpt) applyView(c *viewConfig)           { o(&c.client) }
-func (o clientOpt) applyEmitter(c *emitterConfig)     { o(&c.client) }
+func (o clientOpt) applyProcessor(c *processorConfig)      { o(&c.client) }
+func (o clientOpt) applyBatchProcessor(c *processorConfig) { o(&c.client) }
+func (o clientOpt) applyView(c *viewConfig)                { o(&c.client) }
+func (o clientOpt) applyEmitter(c *emitterConfig)          { o(&c.client) }
 
 // Brokers sets the seed brokers, overriding DefaultBrokers.
 func Brokers(addrs ...string) Opt {
@@ -122,8 +132,9 @@ func TopicDefaults(partitions int32, replication int16) Opt {
 
 type storageOpt func(*store.Builder)
 
-func (o storageOpt) applyProcessor(c *processorConfig) { o(&c.storage) }
-func (o storageOpt) applyView(c *viewConfig)           { o(&c.storage) }
+func (o storageOpt) applyProcessor(c *processorConfig)      { o(&c.storage) }
+func (o storageOpt) applyBatchProcessor(c *processorConfig) { o(&c.storage) }
+func (o storageOpt) applyView(c *viewConfig)                { o(&c.storage) }
 
 // Storage sets where table rows are kept locally, for example
 // pebble.Builder(dir) or memory.Builder(). Default for processors: Pebble
@@ -135,7 +146,8 @@ func Storage(b store.Builder) StorageOpt {
 
 type processorOpt func(*processorConfig)
 
-func (o processorOpt) applyProcessor(c *processorConfig) { o(c) }
+func (o processorOpt) applyProcessor(c *processorConfig)      { o(c) }
+func (o processorOpt) applyBatchProcessor(c *processorConfig) { o(c) }
 
 // CommitInterval sets how often a processor commits the input offsets whose
 // effects are durable (at least once), or commits its transaction (exactly

@@ -55,29 +55,29 @@ type topicPartition struct {
 // checkPlacement reports r if its key is not on its key's partition: it is
 // counted and logged, and returned as an error under StrictPartitioning.
 // Records with a nil or empty key are not placed by key, so never reported.
-func (t *task[V]) checkPlacement(r *kgo.Record) error {
-	pl := &t.p.placement
+func (e *engine[V]) checkPlacement(r *kgo.Record) error {
+	pl := e.cfg.placement
 	if len(r.Key) == 0 || pl.partitions <= 0 {
 		return nil
 	}
-	h := t.p.cfg.client.hasher
+	h := e.cfg.hasher
 	want := h.fn.Partition(r.Key, int(pl.partitions))
 	if want == r.Partition {
 		return nil
 	}
 	err := &MisplacedError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Want: want, Hasher: h.String()}
 	pl.misplaced.Add(1)
-	t.p.metrics.misplacedRecord(r.Topic)
+	e.cfg.metrics.misplacedRecord(r.Topic)
 	// A topic written with another partitioner has a misplaced record at
 	// nearly every offset: the first of each partition is a warning, the
 	// others are details, and the counter says how many there are.
-	level := t.p.logger.Debug
+	level := e.cfg.logger.Debug
 	if _, seen := pl.warned.LoadOrStore(topicPartition{r.Topic, r.Partition}, struct{}{}); !seen {
-		level = t.p.logger.Warn
+		level = e.cfg.logger.Warn
 	}
 	level("record is not on its key's partition; views and lookups do not find its row (see Partitioning)",
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "want", want, "hasher", h.String())
-	if t.p.cfg.strictPartitioning {
+	if e.cfg.strictPartitioning {
 		return err
 	}
 	return nil

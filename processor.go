@@ -109,9 +109,6 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
 		}
 	}
-	if cfg.batch.runner == nil && (cfg.batch.size != 0 || cfg.batch.wait != 0) {
-		return nil, fmt.Errorf("group %s: BatchSize and BatchWait apply to batch processors only", g.name)
-	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)
 	}

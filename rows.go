@@ -1,7 +1,7 @@
 package sluice
 
-// The rows of a task's table partition, as the task holds them in memory in
-// front of its store.
+// The rows of a partition engine's table, as the engine holds them in
+// memory in front of its store.
 //
 // Invariants:
 //   - A row's encoded value is what counts: SetValue encodes at once, so a
@@ -32,7 +32,7 @@ import (
 	"github.com/sluice-io/sluice/store"
 )
 
-// row is a table row as the task sees it.
+// row is a table row as the engine sees it.
 type row[V any] struct {
 	raw     []byte // the encoded value; nil when the row does not exist
 	val     V      // raw decoded, when hasVal; only for value-safe types
@@ -45,13 +45,13 @@ type row[V any] struct {
 func (r *row[V]) pinned() bool { return r.dirty || r.pending }
 
 // undoEntry is a row as it was before the record being processed changed
-// it; held is false when the task did not hold the row.
+// it; held is false when the engine did not hold the row.
 type undoEntry[V any] struct {
 	row  row[V]
 	held bool
 }
 
-// rowCache is where a task holds rows in memory.
+// rowCache is where an engine holds rows in memory.
 type rowCache[V any] struct {
 	lru     *simplelru.LRU[string, *row[V]]
 	evicted map[string]*row[V] // pinned rows the LRU let go of
@@ -76,7 +76,7 @@ func newRowCache[V any](size int, byValue bool) rowCache[V] {
 	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue}
 }
 
-// get returns the row of key if the task holds it, making it the most
+// get returns the row of key if the engine holds it, making it the most
 // recently used.
 func (c *rowCache[V]) get(key string) (*row[V], bool) {
 	if r, ok := c.lru.Get(key); ok {
@@ -86,7 +86,7 @@ func (c *rowCache[V]) get(key string) (*row[V], bool) {
 	return r, ok
 }
 
-// peek returns the row of key if the task holds it.
+// peek returns the row of key if the engine holds it.
 func (c *rowCache[V]) peek(key string) (*row[V], bool) {
 	if r, ok := c.lru.Peek(key); ok {
 		return r, true
@@ -125,20 +125,20 @@ func valueSafe(t reflect.Type) bool {
 }
 
 // value returns the row of key, decoded.
-func (t *task[V]) value(key string) (V, bool, error) {
+func (e *engine[V]) value(key string) (V, bool, error) {
 	var zero V
-	r, err := t.load(key)
+	r, err := e.load(key)
 	if err != nil || !r.exists {
 		return zero, false, err
 	}
 	if r.hasVal {
 		return r.val, true, nil
 	}
-	v, err := t.p.g.table.Decode(r.raw)
+	v, err := e.cfg.group.table.Decode(r.raw)
 	if err != nil {
-		return zero, false, fmt.Errorf("decode row %q of %s: %w", key, t.p.g.TableTopic(), err)
+		return zero, false, fmt.Errorf("decode row %q of %s: %w", key, e.cfg.group.TableTopic(), err)
 	}
-	if t.rows.byValue {
+	if e.rows.byValue {
 		r.val, r.hasVal = v, true
 	}
 	return v, true, nil
@@ -146,87 +146,87 @@ func (t *task[V]) value(key string) (V, bool, error) {
 
 // load returns the row of key from memory, or else from the store, keeping
 // it in the cache.
-func (t *task[V]) load(key string) (*row[V], error) {
-	if r, ok := t.rows.get(key); ok {
+func (e *engine[V]) load(key string) (*row[V], error) {
+	if r, ok := e.rows.get(key); ok {
 		return r, nil
 	}
-	if t.st == nil {
-		return nil, t.noTable()
+	if e.st == nil {
+		return nil, e.noTable()
 	}
-	raw, err := t.st.Get([]byte(key))
-	t.m.storeGet()
+	raw, err := e.st.Get([]byte(key))
+	e.m.storeGet()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read row %q: %w", key, err)
 	}
 	r := &row[V]{raw: raw, exists: err == nil}
-	t.rows.lru.Add(key, r)
+	e.rows.lru.Add(key, r)
 	return r, nil
 }
 
 // setValue sets the row of key to v, or deletes it, encoding v at once.
-func (t *task[V]) setValue(key string, v V, exists bool) error {
-	if t.st == nil {
-		return t.noTable()
+func (e *engine[V]) setValue(key string, v V, exists bool) error {
+	if e.st == nil {
+		return e.noTable()
 	}
 	if !exists {
 		var zero V
-		return t.setRaw(key, nil, false, zero, false)
+		return e.setRaw(key, nil, false, zero, false)
 	}
-	raw, err := t.p.g.table.Encode(v)
+	raw, err := e.cfg.group.table.Encode(v)
 	if err != nil {
-		return fmt.Errorf("encode row %q of %s: %w", key, t.p.g.TableTopic(), err)
+		return fmt.Errorf("encode row %q of %s: %w", key, e.cfg.group.TableTopic(), err)
 	}
-	if !t.rows.byValue {
+	if !e.rows.byValue {
 		// The bytes may share memory with v, which the handler keeps.
 		raw = bytes.Clone(raw)
 	}
-	return t.setRaw(key, raw, true, v, t.rows.byValue)
+	return e.setRaw(key, raw, true, v, e.rows.byValue)
 }
 
-func (t *task[V]) noTable() error {
-	return fmt.Errorf("group %s has no table: declare one with Persist", t.p.g.name)
+func (e *engine[V]) noTable() error {
+	return fmt.Errorf("group %s has no table: declare one with Persist", e.cfg.group.name)
 }
 
 // setRaw sets the row of key to its encoded value raw, or deletes it; val is
 // raw decoded, if hasVal.
-func (t *task[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bool) error {
-	if t.st == nil {
-		return t.noTable()
+func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bool) error {
+	if e.st == nil {
+		return e.noTable()
 	}
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
-	r, held := t.rows.get(key)
-	t.saveUndo(key, r, held)
+	r, held := e.rows.get(key)
+	e.saveUndo(key, r, held)
 	if !held {
 		r = &row[V]{}
-		t.rows.lru.Add(key, r)
+		e.rows.lru.Add(key, r)
 	}
 	if !r.dirty {
 		r.dirty = true
-		t.dirty = append(t.dirty, key)
+		e.dirty = append(e.dirty, key)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
 	return nil
 }
 
 // saveUndo remembers the row of key as it was before the current record
-// first changed it; r is nil when the task did not hold the row.
-func (t *task[V]) saveUndo(key string, r *row[V], held bool) {
-	if _, ok := t.undo[key]; ok {
+// first changed it; r is nil when the engine did not hold the row.
+func (e *engine[V]) saveUndo(key string, r *row[V], held bool) {
+	if _, ok := e.undo[key]; ok {
 		return
 	}
 	u := undoEntry[V]{held: held}
 	if held {
 		u.row = *r
 	}
-	t.undo[key] = u
+	e.undo[key] = u
 }
 
 // undoRecord puts back the rows the current record changed.
-func (t *task[V]) undoRecord() {
-	rows := &t.rows
-	for key, u := range t.undo {
+func (e *engine[V]) undoRecord() {
+	rows := &e.rows
+	for key, u := range e.undo {
 		r, ok := rows.peek(key)
 		switch {
 		case !ok:
@@ -242,22 +242,22 @@ func (t *task[V]) undoRecord() {
 	}
 	// Keys first made dirty by this record were appended after
 	// recordDirty.
-	t.dirty = t.dirty[:t.recordDirty]
+	e.dirty = e.dirty[:e.recordDirty]
 }
 
 // markWritten marks the row of key as written to the changelog, and returns
 // its encoded value.
-func (t *task[V]) markWritten(key string) []byte {
-	r, _ := t.rows.peek(key)
+func (e *engine[V]) markWritten(key string) []byte {
+	r, _ := e.rows.peek(key)
 	r.dirty, r.pending = false, true
-	t.rows.pendingKeys = append(t.rows.pendingKeys, key)
+	e.rows.pendingKeys = append(e.rows.pendingKeys, key)
 	return r.raw
 }
 
 // rowsApplied unpins the rows the store now holds, dropping those the cache
 // had evicted.
-func (t *task[V]) rowsApplied() {
-	rows := &t.rows
+func (e *engine[V]) rowsApplied() {
+	rows := &e.rows
 	for _, key := range rows.pendingKeys {
 		r, ok := rows.peek(key)
 		if !ok || !r.pending {
@@ -275,16 +275,16 @@ func (t *task[V]) rowsApplied() {
 // rowsDiscarded forgets the rows written to the changelog in a transaction
 // that aborted, and every change since: the store, and so the cache, holds
 // what was committed.
-func (t *task[V]) rowsDiscarded() {
-	rows := &t.rows
+func (e *engine[V]) rowsDiscarded() {
+	rows := &e.rows
 	for _, key := range rows.pendingKeys {
 		rows.lru.Remove(key)
 	}
-	for _, key := range t.dirty {
+	for _, key := range e.dirty {
 		rows.lru.Remove(key)
 	}
 	clear(rows.evicted) // after the removals, which move pinned rows there
 	clear(rows.pendingKeys)
 	rows.pendingKeys = rows.pendingKeys[:0]
-	t.dirty = t.dirty[:0]
+	e.dirty = e.dirty[:0]
 }

@@ -1,15 +1,17 @@
 package sluice
 
 // A task processes one partition number of a group: the records of partition
-// p of every input, with partition p of the group's table.
+// p of every input, with partition p of the group's table. It is the Kafka
+// driver of the partition engine (engine.go): it feeds the engine the
+// records fetched, produces the effects the engine returns, waits for Kafka
+// to acknowledge them, tells the engine (applied, discarded) and marks the
+// input offsets. What a record does is the engine's; the task does the I/O.
 //
 // Invariants:
-//   - One goroutine (run) owns the task's rows, store and pending effects.
-//   - Rows changed by a batch live only in the rows map until the batch's
-//     changelog records are acknowledged; the store is then updated in one
-//     atomic Apply that records the changelog offset. So the store never
-//     holds a row the changelog does not, and restoring from the store's
-//     checkpoint is always correct.
+//   - One goroutine (run) owns the task, its engine and its store.
+//   - The engine's changelog records are produced after the effects that
+//     led to them, and the engine applies its rows to the store only once
+//     they are acknowledged (at least once) or committed (exactly once).
 //   - Input offsets are marked for commit only after the batch's changelog
 //     and output records are acknowledged and the store is updated.
 
@@ -17,10 +19,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
+	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -50,17 +51,12 @@ type task[V any] struct {
 	st         store.Store
 	joinStores map[string]store.Store
 	table      string // the changelog topic
-	rows       rowCache[V]
-	dirty      []string
-	batched    int           // records processed since the last flush
-	emitted    []*kgo.Record // emits of the record being processed
-
-	// What the record being processed changed, to undo it if it fails.
-	undo        map[string]undoEntry[V]
-	recordDirty int // len(dirty) when the record started
-	marks       map[string]kgo.EpochOffset
-	ctx         Context[V]
-	pending     []store.Change // written to the changelog, not yet to the store
+	logs       *slog.Logger
+	// The partition engine: what the records do. Made once the stores are
+	// open; the task feeds it and writes what it returns.
+	e       *engine[V]
+	batched int // records processed since the last flush
+	marks   map[string]kgo.EpochOffset
 
 	// Records produced and not yet acknowledged, and their outcome.
 	inflight     sync.WaitGroup
@@ -87,17 +83,35 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
-		rows:       newRowCache[V](p.cfg.cacheRows, p.g.rowsByValue),
-		undo:       make(map[string]undoEntry[V]),
 		marks:      make(map[string]kgo.EpochOffset),
 		table:      p.g.TableTopic(),
+		logs:       p.logger.With("partition", partition),
 	}
 	t.promise = t.onProduced
 	t.m.init(p.metrics, partition, p.g.inputTopics())
-	t.ctx.t = t
-	t.ctx.io = t
-	t.ctx.logs = p.logger.With("partition", partition)
 	return t
+}
+
+// engineConfig is what the processor's partition engines share.
+func (p *Processor[V]) engineConfig() *engineConfig[V] {
+	cfg := &engineConfig[V]{
+		group:              p.g,
+		inputs:             p.inputs,
+		policy:             p.cfg.policy,
+		cacheRows:          p.cfg.cacheRows,
+		logger:             p.logger,
+		lookups:            p.lookups,
+		hasher:             p.cfg.client.hasher,
+		placement:          &p.placement,
+		strictPartitioning: p.cfg.strictPartitioning,
+		metrics:            p.metrics,
+		skipped:            &p.skipped,
+		deadLettered:       &p.deadLettered,
+	}
+	if p.cfg.batch.runner != nil {
+		cfg.batch = &p.cfg.batch
+	}
+	return cfg
 }
 
 // delivery is what the poll loop hands a task: records of one topic
@@ -213,6 +227,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
+		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m})
 		t.active.Store(true)
 		t.resume()
 		if t.p.cfg.batch.runner != nil {
@@ -388,88 +403,28 @@ func (t *task[V]) take(recs []*kgo.Record) error {
 	return nil
 }
 
-// process runs the handler of recs, which all come from one topic
-// partition.
+// process hands recs, which all come from one topic partition, to the
+// engine and produces their effects at once. If the error policy stops at a
+// record, what came before it is written and marked, and the record is not.
 func (t *task[V]) process(recs []*kgo.Record) error {
-	in := t.p.inputs[recs[0].Topic]
-	if in == nil {
-		return nil
+	done, err := t.e.process(t.p.ctx, recs)
+	for _, r := range t.e.effects() {
+		t.produce(r)
 	}
-	c := &t.ctx
-	c.ctx = t.p.ctx
-	t.m.took(recs)
-	for _, r := range recs {
-		c.rec = r
-		c.key = string(r.Key)
-		c.err = nil
-		t.recordDirty = len(t.dirty)
-		err := t.checkPlacement(r)
-		if err == nil {
-			err = t.call(in, r)
+	if err != nil {
+		// Stop at the failed record, keeping what came before it.
+		r := recs[done]
+		t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		if ferr := t.flush(); ferr != nil {
+			return errors.Join(err, ferr)
 		}
-		if err == nil {
-			err = c.err
-		}
-		if err != nil {
-			if err := t.failed(r, err); err != nil {
-				// Stop at the failed record, keeping what came before it.
-				clear(t.emitted)
-				t.emitted = t.emitted[:0]
-				t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
-				if ferr := t.flush(); ferr != nil {
-					return errors.Join(err, ferr)
-				}
-				return err
-			}
-		} else {
-			// A record's emits leave only once its handler succeeded.
-			for _, out := range t.emitted {
-				t.produce(out)
-			}
-		}
-		clear(t.emitted)
-		t.emitted = t.emitted[:0]
-		if len(t.undo) > 0 {
-			clear(t.undo)
-		}
+		return err
 	}
-	last := recs[len(recs)-1]
-	t.marks[last.Topic] = kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
+	if done > 0 {
+		last := recs[done-1]
+		t.marks[last.Topic] = kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
+	}
 	return nil
-}
-
-// failed undoes what the failed record r changed and applies the error
-// policy; it returns the error that stops the task under Fail.
-func (t *task[V]) failed(r *kgo.Record, err error) error {
-	t.undoRecord()
-	rerr := &RecordError{Group: t.p.g.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: t.ctx.key, Err: err}
-	t.p.metrics.recordFailed(t.partition, t.p.cfg.policy.kind, rerr)
-	switch policy := t.p.cfg.policy; policy.kind {
-	case skipPolicy:
-		t.p.skipped.Add(1)
-		t.ctx.logs.Warn("record skipped", "err", rerr)
-		return nil
-	case deadLetterPolicy:
-		t.p.deadLettered.Add(1)
-		t.ctx.logs.Warn("record dead-lettered", "to", policy.topic, "err", rerr)
-		t.produce(deadLetter(policy.topic, t.p.g.name, r, rerr))
-		return nil
-	default:
-		return rerr
-	}
-}
-
-// call runs the handler, turning a panic into an error.
-func (t *task[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
-	if t.m.timed {
-		defer t.m.handled(time.Now())
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return in.decode(&t.ctx, r.Value)
 }
 
 // flush writes the batch: the changed rows are produced to the changelog and
@@ -504,13 +459,9 @@ func (t *task[V]) applyBatch() error {
 // produced is acknowledged, and keeps the row changes for the store.
 func (t *task[V]) writeBatch() error {
 	p := t.p
-	for _, key := range t.dirty {
-		raw := t.markWritten(key)
-		k := []byte(key)
-		t.pending = append(t.pending, store.Change{Key: k, Value: raw})
-		t.produce(&kgo.Record{Topic: t.table, Partition: t.partition, Key: k, Value: raw})
+	for _, r := range t.e.endBatch() {
+		t.produce(r)
 	}
-	t.dirty = t.dirty[:0]
 	t.m.wrote(t.batched)
 	t.batched = 0
 	if err := t.waitAcknowledged(); err != nil {
@@ -525,16 +476,7 @@ func (t *task[V]) writeBatch() error {
 // applyPending writes the row changes whose changelog records are durable
 // to the store, with the changelog offset they reach, in one atomic step.
 func (t *task[V]) applyPending() error {
-	if len(t.pending) > 0 {
-		if err := t.st.Apply(t.pending, t.changelogEnd.Load()); err != nil {
-			return fmt.Errorf("group %s: partition %d: store: %w", t.p.g.name, t.partition, err)
-		}
-		clear(t.pending)
-		t.pending = t.pending[:0]
-		t.m.applied()
-	}
-	t.rowsApplied()
-	return nil
+	return t.e.applied(t.changelogEnd.Load())
 }
 
 // discardPending forgets the row changes of an aborted transaction: the
@@ -545,8 +487,7 @@ func (t *task[V]) discardPending() error {
 		return err
 	}
 	t.produceErr.Store(nil)
-	t.pending = nil
-	t.rowsDiscarded()
+	t.e.discarded()
 	t.batched = 0
 	clear(t.marks)
 	return nil
@@ -561,7 +502,7 @@ func (t *task[V]) close() error {
 		// Dropped records may still be in flight; their outcome no
 		// longer matters, and a promise that comes later touches
 		// nothing but the task's counters.
-		t.ctx.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
+		t.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
 	}
 	for topic, st := range t.joinStores {
 		t.p.joins[topic].remove(t.partition)
@@ -578,32 +519,4 @@ func (t *task[V]) close() error {
 		}
 	}
 	return err
-}
-
-// taskIO
-
-func (t *task[V]) group() string { return t.p.g.name }
-
-func (t *task[V]) emit(owner any, r *kgo.Record) error {
-	if owner != any(t.p.g) {
-		return fmt.Errorf("group %s does not declare output %s (its handle belongs to another group)", t.p.g.name, r.Topic)
-	}
-	t.emitted = append(t.emitted, r)
-	return nil
-}
-
-func (t *task[V]) joined(topic string) (store.Store, error) {
-	st, ok := t.joinStores[topic]
-	if !ok {
-		return nil, fmt.Errorf("group %s does not join table %s", t.p.g.name, topic)
-	}
-	return st, nil
-}
-
-func (t *task[V]) lookup(topic string) (*tableView, error) {
-	tv, ok := t.p.lookups[topic]
-	if !ok {
-		return nil, fmt.Errorf("group %s does not look up table %s", t.p.g.name, topic)
-	}
-	return tv, nil
 }

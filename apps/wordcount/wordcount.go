@@ -163,7 +163,7 @@ type Config struct {
 
 // Run runs the word count's processors until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	opts := []sluice.ProcessorOpt{sluice.Guarantee(cfg.Guarantee)}
+	opts := []sluice.BatchProcessorOpt{sluice.Guarantee(cfg.Guarantee)}
 	if len(cfg.Brokers) > 0 {
 		opts = append(opts, sluice.Brokers(cfg.Brokers...))
 	}
@@ -179,7 +179,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.BatchWait != 0 {
 		opts = append(opts, sluice.BatchWait(cfg.BatchWait))
 	}
-	opts = append(opts, cfg.Options...)
+	for _, o := range cfg.Options {
+		opts = append(opts, o)
+	}
 	counts, closeStore, err := openStore(cfg.Store)
 	if err != nil {
 		return err

@@ -1,0 +1,294 @@
+package sluice
+
+// The partition engine: what happens to the records of one partition number
+// of a group between "these records arrived" and "these records must be
+// written; once they are acknowledged, apply these rows". It decodes records,
+// runs the handlers, holds the table's rows in front of the store, undoes a
+// failed record, applies the error policy and collects the effects. It does
+// no Kafka I/O: a driver (the Kafka task, the batch task) feeds it records,
+// writes the effects it returns and tells it the outcome.
+//
+// Invariants:
+//   - One goroutine, the driver's, calls the engine; the engine owns its
+//     rows, its undo log and the effects it has not handed out.
+//   - The store is never ahead of the changelog: rows changed by a batch
+//     stay in memory (dirty, then pending) until the driver reports their
+//     changelog records acknowledged (applied), and then reach the store in
+//     one atomic Apply with the changelog offset they reach. An aborted
+//     write (discarded) forgets them, and the engine's view is the store's
+//     again.
+//   - A failed record leaves no effects, whatever the policy: its row
+//     changes are undone and its emits dropped; only the dead letter the
+//     policy asks for is written in its place.
+//   - A record's emits are handed out only once its handler succeeded, in
+//     the order of the records and, within one record, of the calls.
+//   - The error policy is applied in one place (onFailure), to failed
+//     records and failed batches alike.
+//   - The changelog gets one record per key changed in a batch, with the
+//     key's latest value (a tombstone if it was deleted).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/store"
+)
+
+// engineConfig is what the engines of one group share: the definition and
+// the settings that decide what a record does, and where the engines count
+// and report. It holds nothing of the driver that runs them.
+type engineConfig[V any] struct {
+	group     *Group[V]
+	inputs    map[string]*inputEdge[V] // by topic
+	policy    Policy
+	cacheRows int
+	logger    *slog.Logger // the group's
+	lookups   map[string]*tableView
+
+	// Key placement: the partition count is set before any engine runs.
+	hasher             Hasher
+	placement          *placement
+	strictPartitioning bool
+
+	// Where failures and misplaced records are reported and counted.
+	metrics               *processorMetrics
+	skipped, deadLettered *atomic.Int64
+
+	batch *batchConfig // batch groups only
+}
+
+// enginePartition is what an engine works on: its partition number, the
+// stores of its table and joined tables, and its partition's counters.
+type enginePartition struct {
+	partition int32
+	table     store.Store // nil for a group without a table
+	joins     map[string]store.Store
+	metrics   *taskMetrics
+}
+
+// engine runs the records of one partition number.
+type engine[V any] struct {
+	cfg       *engineConfig[V]
+	partition int32
+	table     string // the changelog topic
+	st        store.Store
+	joins     map[string]store.Store
+	m         *taskMetrics
+	logs      *slog.Logger
+
+	rows  rowCache[V]
+	dirty []string // keys changed by the batch in hand, in first-change order
+	// What the record (or batch) being processed changed, to undo it if
+	// it fails; recordDirty is len(dirty) when it began.
+	undo        map[string]undoEntry[V]
+	recordDirty int
+	ctx         Context[V]
+
+	// Records to write, not yet handed to the driver: outputs, loopbacks
+	// and dead letters, in record order.
+	out []*kgo.Record
+	// Row changes written to the changelog, not yet to the store.
+	pending []store.Change
+}
+
+func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
+	e := &engine[V]{
+		cfg:       cfg,
+		partition: part.partition,
+		table:     cfg.group.TableTopic(),
+		st:        part.table,
+		joins:     part.joins,
+		m:         part.metrics,
+		logs:      cfg.logger.With("partition", part.partition),
+		rows:      newRowCache[V](cfg.cacheRows, cfg.group.rowsByValue),
+		undo:      make(map[string]undoEntry[V]),
+	}
+	e.ctx.e = e
+	e.ctx.io = e
+	e.ctx.logs = e.logs
+	return e
+}
+
+// process runs the handlers of recs, which all come from one topic
+// partition, in order, collecting their effects. It returns how many
+// records it processed and, if the error policy stopped at a record (Fail),
+// the error: that record, recs[done], left no effects, and the effects of
+// those before it are kept. ctx is what handlers see as Context().
+func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, err error) {
+	in := e.cfg.inputs[recs[0].Topic]
+	if in == nil {
+		return 0, nil
+	}
+	c := &e.ctx
+	c.ctx = ctx
+	e.m.took(recs)
+	for i, r := range recs {
+		c.rec = r
+		c.key = string(r.Key)
+		c.err = nil
+		e.recordDirty = len(e.dirty)
+		emitted := len(e.out)
+		err := e.checkPlacement(r)
+		if err == nil {
+			err = e.call(in, r)
+		}
+		if err == nil {
+			err = c.err
+		}
+		if err != nil {
+			// A record's emits leave only once its handler succeeded.
+			clear(e.out[emitted:])
+			e.out = e.out[:emitted]
+			if err := e.failed(r, err); err != nil {
+				clear(e.undo)
+				return i, err
+			}
+		}
+		if len(e.undo) > 0 {
+			clear(e.undo)
+		}
+	}
+	return len(recs), nil
+}
+
+// call runs the handler, turning a panic into an error.
+func (e *engine[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
+	if e.m.timed {
+		defer e.m.handled(time.Now())
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return in.decode(&e.ctx, r.Value)
+}
+
+// failed undoes what the failed record r changed and applies the error
+// policy; it returns the error that stops the partition under Fail.
+func (e *engine[V]) failed(r *kgo.Record, err error) error {
+	e.undoRecord()
+	rerr := &RecordError{Group: e.cfg.group.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Err: err}
+	e.cfg.metrics.recordFailed(e.partition, e.cfg.policy.kind, rerr)
+	return e.onFailure([]*kgo.Record{r}, rerr)
+}
+
+// onFailure applies the error policy to recs, which failed with err (a
+// *RecordError or a *BatchError) and whose changes are undone already: Skip
+// counts and logs them, DeadLetter adds their dead letters to the effects,
+// and Fail returns err, which stops the partition.
+func (e *engine[V]) onFailure(recs []*kgo.Record, err error) error {
+	what := "record"
+	var berr *BatchError
+	if errors.As(err, &berr) {
+		what = "batch"
+	}
+	switch policy := e.cfg.policy; policy.kind {
+	case skipPolicy:
+		e.cfg.skipped.Add(int64(len(recs)))
+		e.logs.Warn(what+" skipped", "records", len(recs), "err", err)
+		return nil
+	case deadLetterPolicy:
+		e.cfg.deadLettered.Add(int64(len(recs)))
+		e.logs.Warn(what+" dead-lettered", "records", len(recs), "to", policy.topic, "err", err)
+		for _, r := range recs {
+			e.out = append(e.out, deadLetter(policy.topic, e.cfg.group.name, r, err))
+		}
+		return nil
+	default:
+		return err
+	}
+}
+
+// effects hands out the records the processed records asked to write
+// (outputs, loopbacks, dead letters), in order, and forgets them. The slice
+// is the engine's, reused: it is valid until the next call to process.
+func (e *engine[V]) effects() []*kgo.Record {
+	out := e.out
+	e.out = e.out[:0]
+	return out[:len(out):len(out)]
+}
+
+// endBatch ends the batch in hand: it returns the changelog records of the
+// rows the batch changed, one per key with its latest value, and keeps the
+// changes pending until applied or discarded. Call effects first: the
+// changelog records must be written after the effects that led to them, in
+// the same transaction exactly once.
+func (e *engine[V]) endBatch() []*kgo.Record {
+	if len(e.dirty) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(e.dirty))
+	for i, key := range e.dirty {
+		raw := e.markWritten(key)
+		k := []byte(key)
+		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
+		recs[i] = &kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
+	}
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
+	return recs
+}
+
+// applied writes the pending row changes to the store, with the changelog
+// offset they reach (the offset after the last acknowledged changelog
+// record), in one atomic step. The driver calls it once everything endBatch
+// returned is acknowledged, and, exactly once, committed.
+func (e *engine[V]) applied(changelogEnd int64) error {
+	if len(e.pending) > 0 {
+		if err := e.st.Apply(e.pending, changelogEnd); err != nil {
+			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
+		}
+		clear(e.pending)
+		e.pending = e.pending[:0]
+		e.m.applied()
+	}
+	e.rowsApplied()
+	return nil
+}
+
+// discarded forgets what the engine did since the store was last updated:
+// the pending and dirty rows and the effects not handed out. The driver
+// calls it when the transaction they were written in aborted; the engine's
+// rows are the store's again.
+func (e *engine[V]) discarded() {
+	e.pending = nil
+	e.rowsDiscarded()
+	clear(e.out)
+	e.out = e.out[:0]
+}
+
+// taskIO
+
+func (e *engine[V]) group() string { return e.cfg.group.name }
+
+func (e *engine[V]) emit(owner any, r *kgo.Record) error {
+	if owner != any(e.cfg.group) {
+		return fmt.Errorf("group %s does not declare output %s (its handle belongs to another group)", e.cfg.group.name, r.Topic)
+	}
+	e.out = append(e.out, r)
+	return nil
+}
+
+func (e *engine[V]) joined(topic string) (store.Store, error) {
+	st, ok := e.joins[topic]
+	if !ok {
+		return nil, fmt.Errorf("group %s does not join table %s", e.cfg.group.name, topic)
+	}
+	return st, nil
+}
+
+func (e *engine[V]) lookup(topic string) (*tableView, error) {
+	tv, ok := e.cfg.lookups[topic]
+	if !ok {
+		return nil, fmt.Errorf("group %s does not look up table %s", e.cfg.group.name, topic)
+	}
+	return tv, nil
+}
