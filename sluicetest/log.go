@@ -1,0 +1,110 @@
+package sluicetest
+
+// The in-memory log that stands in for Kafka: topics of partitions of
+// records, each record committed, in an open transaction, or aborted.
+//
+// Invariants:
+//   - Offsets are positions in a partition and never change; an aborted
+//     record keeps its offset, as in Kafka, and readers skip it.
+//   - A reader (the group's consumer, a restore, Records) reads committed
+//     records only, and stops at the first record of an open transaction:
+//     read committed, as sluice always reads.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice"
+)
+
+type entryState int8
+
+const (
+	committed entryState = iota
+	open
+	aborted
+)
+
+type entry struct {
+	rec   *kgo.Record
+	state entryState
+}
+
+// topicLog is one topic: its partitions, and every record in the order it
+// was written, for Records.
+type topicLog struct {
+	parts [][]*entry
+	all   []*entry
+}
+
+func newTopicLog(partitions int32) *topicLog {
+	return &topicLog{parts: make([][]*entry, partitions)}
+}
+
+// append writes r to its partition, which is set, at the next offset.
+func (l *topicLog) append(r *kgo.Record, state entryState) *entry {
+	p := &l.parts[r.Partition]
+	r.Offset = int64(len(*p))
+	e := &entry{rec: r, state: state}
+	*p = append(*p, e)
+	l.all = append(l.all, e)
+	return e
+}
+
+// read appends to buf the committed records of partition p from offset
+// from, stopping at an open transaction, and returns them with the offset
+// after the last record it passed (aborted records included).
+func (l *topicLog) read(p int32, from int64, buf []*kgo.Record) ([]*kgo.Record, int64) {
+	entries := l.parts[p]
+	off := from
+	for ; off < int64(len(entries)); off++ {
+		e := entries[off]
+		if e.state == open {
+			break
+		}
+		if e.state == committed {
+			buf = append(buf, e.rec)
+		}
+	}
+	return buf, off
+}
+
+// Record is a record of a topic of the tester's log, as a read-committed
+// consumer sees it.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string
+	Value     []byte
+	Headers   []sluice.Header
+	// Timestamp is what the record was sent with: records a group writes
+	// carry none, and Kafka would set the time they were produced.
+	Timestamp time.Time
+}
+
+// Header returns the value of the record's last header named key, and
+// whether it has one.
+func (r Record) Header(key string) (string, bool) {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == key {
+			return string(r.Headers[i].Value), true
+		}
+	}
+	return "", false
+}
+
+func recordOf(r *kgo.Record) Record {
+	out := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: r.Value, Timestamp: r.Timestamp}
+	for _, h := range r.Headers {
+		out.Headers = append(out.Headers, sluice.Header{Key: h.Key, Value: h.Value})
+	}
+	return out
+}
+
+// Message is a record with its value decoded by its topic's codec.
+type Message[T any] struct {
+	Record
+	Value T
+}
