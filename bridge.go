@@ -10,6 +10,7 @@ package sluice
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -213,6 +214,7 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 		c.kept = c.kept[:0]
 		c.decoded = nil
 	}()
+	start := time.Now()
 	handled, err := be.e.processBatch(c, recs)
 	if err != nil {
 		return 0, err
@@ -222,6 +224,7 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 			return 0, fmt.Errorf("group %s: partition %d: flush state: %w", be.e.cfg.group.name, be.e.partition, err)
 		}
 	}
+	be.e.cfg.batch.stats.observe(be.e.partition, len(recs), time.Since(start))
 	return len(recs), nil
 }
 

@@ -107,7 +107,7 @@ func New[V any](g *sluice.Group[V], opts ...Option) (*Tester[V], error) {
 // of records processed since the last commit are not in it.
 func (t *Tester[V]) Row(key string) (V, bool, error) {
 	var zero V
-	raw, ok, err := t.rawRow(key)
+	raw, ok, err := t.RawRow(key)
 	if err != nil || !ok {
 		return zero, false, err
 	}

@@ -131,7 +131,7 @@ func TableRow[K, V, T any](t *BatchTester[K, V], st *sluice.BatchStore[T], key s
 	if err != nil {
 		return zero, false, err
 	}
-	raw, ok, err := t.rawRow(key)
+	raw, ok, err := t.RawRow(key)
 	if err != nil || !ok {
 		return zero, false, err
 	}
