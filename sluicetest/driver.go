@@ -45,11 +45,12 @@ type Driver struct {
 	logs  map[string]*topicLog
 	parts []*partition
 	// Records of the open transaction, exactly once.
-	open []*entry
+	open []written
 	// Partitions with records to read, in the order they got them.
 	ready   []int32
 	isReady []bool
 	inputs  map[string]bool
+	topics  []string // the inputs, in definition order
 	readBuf []*kgo.Record
 	// The Fail policy stopped at a record: every partition is read again
 	// at the next Commit or Send, the failed record's among them.
@@ -86,7 +87,8 @@ func newDriver(g any, c config) (*Driver, error) {
 		isReady:    make([]bool, c.partitions),
 		inputs:     make(map[string]bool),
 	}
-	for _, in := range bg.Inputs() {
+	d.topics = bg.Inputs()
+	for _, in := range d.topics {
 		d.inputs[in] = true
 	}
 	d.parts = make([]*partition, c.partitions)
@@ -124,9 +126,10 @@ func (d *Driver) write(r *kgo.Record, external bool) {
 	if d.eos && !external {
 		state = open
 	}
-	e := d.topic(r.Topic).append(r, state)
+	l := d.topic(r.Topic)
+	pos := l.append(r, state)
 	if state == open {
-		d.open = append(d.open, e)
+		d.open = append(d.open, written{l, pos})
 	} else if d.inputs[r.Topic] {
 		d.markReady(r.Partition)
 	}
@@ -148,11 +151,12 @@ func (d *Driver) pump() error {
 			d.markReady(n)
 		}
 	}
-	for len(d.ready) > 0 {
-		n := d.ready[0]
-		d.ready = d.ready[1:]
+	// Polling may make partitions ready, which join the end of the list.
+	for i := 0; i < len(d.ready); i++ {
+		n := d.ready[i]
 		d.isReady[n] = false
 		if err := d.poll(d.parts[n]); err != nil {
+			d.ready = slices.Delete(d.ready, 0, i+1)
 			return err
 		}
 	}
@@ -165,7 +169,7 @@ func (d *Driver) poll(p *partition) error {
 	if size := d.g.BatchSize(); size > 0 {
 		return d.pollBatch(p, size)
 	}
-	for _, topic := range d.g.Inputs() {
+	for _, topic := range d.topics {
 		l := d.logs[topic]
 		if l == nil {
 			continue
@@ -196,7 +200,7 @@ func (d *Driver) poll(p *partition) error {
 func (d *Driver) pollBatch(p *partition, size int) error {
 	var batch []*kgo.Record
 	nexts := make(map[string]int64)
-	for _, topic := range d.g.Inputs() {
+	for _, topic := range d.topics {
 		l := d.logs[topic]
 		if l == nil {
 			continue
@@ -282,7 +286,8 @@ func (d *Driver) commitOnce() error {
 		}
 	}
 	if d.eos {
-		for _, e := range d.open {
+		for _, w := range d.open {
+			e := w.entry()
 			e.state = committed
 			if d.inputs[e.rec.Topic] {
 				d.markReady(e.rec.Partition)
@@ -343,8 +348,8 @@ func (d *Driver) Abort() error {
 }
 
 func (d *Driver) abort() {
-	for _, e := range d.open {
-		e.state = aborted
+	for _, w := range d.open {
+		w.entry().state = aborted
 	}
 	clear(d.open)
 	d.open = d.open[:0]
@@ -400,8 +405,8 @@ func (d *Driver) Records(topic string) []Record {
 		return nil
 	}
 	var out []Record
-	for _, e := range l.all {
-		if e.state == committed {
+	for _, pos := range l.all {
+		if e := l.at(pos); e.state == committed {
 			out = append(out, recordOf(e.rec))
 		}
 	}

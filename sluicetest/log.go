@@ -31,26 +31,43 @@ type entry struct {
 	state entryState
 }
 
-// topicLog is one topic: its partitions, and every record in the order it
-// was written, for Records.
+// position is where a record is in its topic.
+type position struct {
+	partition int32
+	offset    int64
+}
+
+// topicLog is one topic: its partitions, and where every record is in the
+// order it was written, for Records. Entries are held by value, so that a
+// record costs the log no allocation of its own.
 type topicLog struct {
-	parts [][]*entry
-	all   []*entry
+	parts [][]entry
+	all   []position
 }
 
 func newTopicLog(partitions int32) *topicLog {
-	return &topicLog{parts: make([][]*entry, partitions)}
+	return &topicLog{parts: make([][]entry, partitions)}
 }
 
 // append writes r to its partition, which is set, at the next offset.
-func (l *topicLog) append(r *kgo.Record, state entryState) *entry {
+func (l *topicLog) append(r *kgo.Record, state entryState) position {
 	p := &l.parts[r.Partition]
 	r.Offset = int64(len(*p))
-	e := &entry{rec: r, state: state}
-	*p = append(*p, e)
-	l.all = append(l.all, e)
-	return e
+	*p = append(*p, entry{rec: r, state: state})
+	pos := position{r.Partition, r.Offset}
+	l.all = append(l.all, pos)
+	return pos
 }
+
+func (l *topicLog) at(pos position) *entry { return &l.parts[pos.partition][pos.offset] }
+
+// written is a record of the open transaction.
+type written struct {
+	l   *topicLog
+	pos position
+}
+
+func (w written) entry() *entry { return w.l.at(w.pos) }
 
 // read appends to buf the committed records of partition p from offset
 // from, stopping at an open transaction, and returns them with the offset
@@ -59,7 +76,7 @@ func (l *topicLog) read(p int32, from int64, buf []*kgo.Record) ([]*kgo.Record, 
 	entries := l.parts[p]
 	off := from
 	for ; off < int64(len(entries)); off++ {
-		e := entries[off]
+		e := &entries[off]
 		if e.state == open {
 			break
 		}

@@ -22,8 +22,8 @@ import (
 // processes again.
 func (d *Driver) Crash() {
 	if d.eos {
-		for _, e := range d.open {
-			e.state = aborted
+		for _, w := range d.open {
+			w.entry().state = aborted
 		}
 		clear(d.open)
 		d.open = d.open[:0]

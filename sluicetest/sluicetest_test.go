@@ -3,6 +3,7 @@ package sluicetest_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -444,5 +445,22 @@ func TestNewRejectsWhatNewProcessorRejects(t *testing.T) {
 	}
 	if _, err := sluicetest.New(g, sluicetest.Partitions(0)); err == nil {
 		t.Error("New with no partitions succeeded")
+	}
+}
+
+func TestTesterStartsNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	g, _, _ := placing()
+	tt := newTester(t, g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.Guarantee(sluice.ExactlyOnce)))
+	send(t, tt, "placed-in", "a", "echo")
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tt.Crash()
+	if err := tt.Rebalance(); err != nil {
+		t.Fatal(err)
+	}
+	if after := runtime.NumGoroutine(); after != before {
+		t.Errorf("%d goroutines before, %d after", before, after)
 	}
 }
