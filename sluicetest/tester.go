@@ -31,9 +31,12 @@ func Partitions(n int32) Option { return func(c *config) { c.partitions = n } }
 func ManualCommit() Option { return func(c *config) { c.manual = true } }
 
 // ProcessorOptions configures the group as a processor with opts would
-// run it: OnError, Partitioning, StrictPartitioning, CacheRows and
-// Guarantee matter; options about reaching Kafka and about storage are
-// accepted and have no effect. For a Tester. Default: none.
+// run it, and fails New where NewProcessor would fail: OnError,
+// Partitioning, StrictPartitioning, CacheRows and Guarantee decide what
+// records do; options about reaching Kafka, storage, and the timing and size
+// of batches and commits (CommitInterval, MaxBatch) are accepted and have
+// no effect, as the test decides when batches end. For a Tester. Default:
+// none.
 func ProcessorOptions(opts ...sluice.ProcessorOpt) Option {
 	return func(c *config) {
 		for _, o := range opts {
