@@ -375,7 +375,9 @@ func (d *Driver) rewind(p *partition) {
 // and processes it. The record goes to the partition the group's Hasher
 // places key on unless ToPartition says otherwise. Unless the tester was
 // made with ManualCommit, SendRaw then commits (see Commit), and returns
-// its error.
+// its error. With ManualCommit, a batch group's records wait for Commit,
+// which hands each partition's to the handler in batches of at most
+// BatchSize.
 func (d *Driver) SendRaw(topic, key string, value []byte, opts ...RecordOpt) error {
 	if !d.inputs[topic] {
 		return fmt.Errorf("sluicetest: group %s does not read topic %s (its inputs: %v)", d.g.Name(), topic, d.g.Inputs())
@@ -389,6 +391,10 @@ func (d *Driver) SendRaw(topic, key string, value []byte, opts ...RecordOpt) err
 	}
 	d.write(r, true)
 	if d.manual {
+		if d.g.BatchSize() > 0 {
+			// A batch holds what was sent since the last commit.
+			return nil
+		}
 		if err := d.pump(); err != nil {
 			return d.stopped(err)
 		}

@@ -157,8 +157,9 @@ func (t *Tester[V]) Stats() sluice.Stats {
 
 // BatchTester runs a batch group, *sluice.BatchGroup[K, V], over an
 // in-memory log with the same partition engine as a BatchProcessor. A batch
-// holds the records of one partition there are to read when it is handled,
-// up to BatchSize.
+// holds the records of one partition number, of every input, there are to
+// read when it is handled, up to BatchSize: the record just sent, or with
+// ManualCommit what was sent since the last Commit.
 type BatchTester[K, V any] struct {
 	*Driver
 }
