@@ -55,7 +55,14 @@ type Driver struct {
 	// The Fail policy stopped at a record: every partition is read again
 	// at the next Commit or Send, the failed record's among them.
 	stalled bool
+	// Records the group wrote to its own inputs (its loopback) since the
+	// test last called in, to stop a loop that never settles.
+	looped int
 }
+
+// maxLoopbacks is how many loopbacks one call of the test may lead to
+// before the tester gives up on them settling.
+const maxLoopbacks = 100000
 
 type partition struct {
 	n         int32
@@ -128,6 +135,9 @@ func (d *Driver) write(r *kgo.Record, external bool) {
 	}
 	l := d.topic(r.Topic)
 	pos := l.append(r, state)
+	if !external && d.inputs[r.Topic] {
+		d.looped++
+	}
 	if state == open {
 		d.open = append(d.open, written{l, pos})
 	} else if d.inputs[r.Topic] {
@@ -155,7 +165,11 @@ func (d *Driver) pump() error {
 	for i := 0; i < len(d.ready); i++ {
 		n := d.ready[i]
 		d.isReady[n] = false
-		if err := d.poll(d.parts[n]); err != nil {
+		err := d.poll(d.parts[n])
+		if err == nil && d.looped > maxLoopbacks {
+			err = fmt.Errorf("sluicetest: group %s wrote more than %d loopbacks without settling", d.g.Name(), maxLoopbacks)
+		}
+		if err != nil {
 			d.ready = slices.Delete(d.ready, 0, i+1)
 			return err
 		}
@@ -242,7 +256,9 @@ func (d *Driver) writeEffects(p *partition) {
 // partition engine that processed records writes its changelog records,
 // the transaction commits (exactly once), the rows reach the stores and the
 // input positions are committed. Loopbacks that became visible are then
-// processed and committed in turn, until there is nothing left to do. With
+// processed and committed in turn, until there is nothing left to do; a
+// group whose loopbacks do not settle within 100000 of them fails with an
+// error. With
 // the default automatic commits every Send ends with a Commit; with
 // ManualCommit the test calls it.
 //
@@ -251,6 +267,7 @@ func (d *Driver) writeEffects(p *partition) {
 // is committed; exactly once, the transaction aborts. Either way the failed
 // record is not committed, and the next Commit or Send meets it again.
 func (d *Driver) Commit() error {
+	d.looped = 0
 	for {
 		if err := d.pump(); err != nil {
 			return d.stopped(err)
@@ -395,6 +412,7 @@ func (d *Driver) SendRaw(topic, key string, value []byte, opts ...RecordOpt) err
 			// A batch holds what was sent since the last commit.
 			return nil
 		}
+		d.looped = 0
 		if err := d.pump(); err != nil {
 			return d.stopped(err)
 		}

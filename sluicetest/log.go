@@ -120,7 +120,8 @@ func recordOf(r *kgo.Record) Record {
 	return out
 }
 
-// Message is a record with its value decoded by its topic's codec.
+// Message is a record with its value decoded by its topic's codec: Value
+// is the decoded value, and Record.Value the bytes.
 type Message[T any] struct {
 	Record
 	Value T

@@ -464,3 +464,16 @@ func TestTesterStartsNoGoroutines(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after", before, after)
 	}
 }
+
+func TestTesterStopsALoopbackThatNeverSettles(t *testing.T) {
+	g := sluice.DefineGroup[int]("forever")
+	var loop *sluice.LoopTopic[string]
+	loop = sluice.Loop(g, codec.String(), func(ctx *sluice.Context[int], v string) error {
+		return loop.Loopback(ctx, ctx.Key(), v)
+	})
+	tt := newTester(t, g)
+	err := sluicetest.Send(tt, g.LoopTopic(), "k", "again")
+	if err == nil || !strings.Contains(err.Error(), "without settling") {
+		t.Errorf("Send = %v, want the loop reported", err)
+	}
+}
