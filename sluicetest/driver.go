@@ -401,7 +401,7 @@ func (d *Driver) SendRaw(topic, key string, value []byte, opts ...RecordOpt) err
 	}
 	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Partition: -1}
 	for _, o := range opts {
-		o(r)
+		o(&sent{r})
 	}
 	if r.Partition >= d.partitions {
 		return fmt.Errorf("sluicetest: partition %d of %s: there are %d partitions", r.Partition, topic, d.partitions)

@@ -66,24 +66,27 @@ func configOf(opts []Option) config {
 }
 
 // RecordOpt sets something of a record sent to an input.
-type RecordOpt func(*kgo.Record)
+type RecordOpt func(*sent)
+
+// sent is a record being sent.
+type sent struct{ r *kgo.Record }
 
 // WithHeaders gives the record headers.
 func WithHeaders(hs ...sluice.Header) RecordOpt {
-	return func(r *kgo.Record) {
+	return func(s *sent) {
 		for _, h := range hs {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			s.r.Headers = append(s.r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
 	}
 }
 
 // WithTimestamp sets the record's timestamp. Default: the zero time.
-func WithTimestamp(t time.Time) RecordOpt { return func(r *kgo.Record) { r.Timestamp = t } }
+func WithTimestamp(t time.Time) RecordOpt { return func(s *sent) { s.r.Timestamp = t } }
 
 // ToPartition writes the record to partition p rather than to the one the
 // group's Hasher places its key on, as a producer with another partitioner
 // would (see sluice.StrictPartitioning).
-func ToPartition(p int32) RecordOpt { return func(r *kgo.Record) { r.Partition = p } }
+func ToPartition(p int32) RecordOpt { return func(s *sent) { s.r.Partition = p } }
 
 // Tester runs a group, *sluice.Group[V], over an in-memory log with the
 // same partition engine as a Processor. Its Driver sends records, commits

@@ -173,7 +173,7 @@ func Call[V, M any](t *Tester[V], h sluice.Handler[V, M], key string, msg M, opt
 	}
 	r := &kgo.Record{Topic: d.g.Inputs()[0], Key: []byte(key), Partition: -1, Offset: -1}
 	for _, o := range opts {
-		o(r)
+		o(&sent{r})
 	}
 	if r.Partition < 0 {
 		r.Partition = d.PartitionOf(key)
