@@ -94,7 +94,14 @@ func TestCountReportsEachWordWithItsCountBefore(t *testing.T) {
 }
 
 func TestCountTableContinuesAfterACrash(t *testing.T) {
-	bt := newBatchTester(t, wordcount.DefineCount(wordcount.Group, wordcount.Words, wordcount.Output, nil), sluicetest.ManualCommit())
+	for _, g := range []sluice.DeliveryGuarantee{sluice.AtLeastOnce, sluice.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) { testCountTableContinuesAfterACrash(t, g) })
+	}
+}
+
+func testCountTableContinuesAfterACrash(t *testing.T, g sluice.DeliveryGuarantee) {
+	bt := newBatchTester(t, wordcount.DefineCount(wordcount.Group, wordcount.Words, wordcount.Output, nil),
+		sluicetest.ManualCommit(), sluicetest.BatchProcessorOptions(sluice.Guarantee(g)))
 	sendWords(t, bt, wordcount.Words, "a", "a")
 	if err := bt.Commit(); err != nil {
 		t.Fatal(err)
