@@ -161,8 +161,9 @@ func SetTableRow[K, V, T any](t *BatchTester[K, V], st *sluice.BatchStore[T], ke
 // change, emits and loopbacks are committed as those of a record sent with
 // Send, so Row, Output and the rest show them. The error is what the
 // group's error policy makes of the handler's: under the default Fail, the
-// handler's error in a *sluice.RecordError; under Skip, nil. What was
-// processed before is committed first.
+// handler's error in a *sluice.RecordError; under Skip, nil. The record is
+// in no topic: its offset is -1. What was processed before is committed
+// first.
 func Call[V, M any](t *Tester[V], h sluice.Handler[V, M], key string, msg M, opts ...RecordOpt) error {
 	if h == nil {
 		return errors.New("sluicetest: handler is nil")
