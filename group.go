@@ -51,6 +51,7 @@ type inputEdge[V any] struct {
 	topic  string
 	loop   bool
 	decode func(*Context[V], []byte) error // decodes and calls the handler
+	codec  any                             // the codec.Codec[M] of its values, for sluicetest
 }
 
 type outputEdge struct {
@@ -171,7 +172,7 @@ func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M
 	if !g.checkTopic(edge, topic) {
 		return
 	}
-	g.inputs = append(g.inputs, &inputEdge[V]{topic: topic, decode: decodeAndHandle(c, h)})
+	g.inputs = append(g.inputs, &inputEdge[V]{topic: topic, decode: decodeAndHandle(c, h), codec: c})
 }
 
 // Loop makes the group read its own loopback topic, g.LoopTopic(), with h.
@@ -187,7 +188,7 @@ func Loop[V, M any](g *Group[V], c codec.Codec[M], h Handler[V, M]) *LoopTopic[M
 	if !g.checkTopic("loopback", g.LoopTopic()) {
 		return l
 	}
-	g.inputs = append(g.inputs, &inputEdge[V]{topic: l.topic, loop: true, decode: decodeAndHandle(c, h)})
+	g.inputs = append(g.inputs, &inputEdge[V]{topic: l.topic, loop: true, decode: decodeAndHandle(c, h), codec: c})
 	return l
 }
 
