@@ -42,7 +42,7 @@ var Skip = Policy{kind: skipPolicy}
 // committed. The headers are:
 //
 //	sluice-error            the error message
-//	sluice-error-kind       decode, handler, panic or misplaced (StrictPartitioning)
+//	sluice-error-kind       decode, handler, panic, misplaced (StrictPartitioning) or timer
 //	sluice-group            the group that failed to process the record
 //	sluice-source-topic     the record's topic
 //	sluice-source-partition the record's partition, in decimal
@@ -84,8 +84,11 @@ func errorKind(err error) string {
 		derr *DecodeError
 		perr *PanicError
 		merr *MisplacedError
+		terr *TimerError
 	)
 	switch {
+	case errors.As(err, &terr):
+		return "timer"
 	case errors.As(err, &merr):
 		return "misplaced"
 	case errors.As(err, &derr):

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -107,6 +108,8 @@ func (p *Processor[V]) engineConfig() *engineConfig[V] {
 		metrics:            p.metrics,
 		skipped:            &p.skipped,
 		deadLettered:       &p.deadLettered,
+		now:                time.Now,
+		idleAdvance:        p.cfg.idleAdvance,
 	}
 	if p.cfg.batch.runner != nil {
 		cfg.batch = &p.cfg.batch
