@@ -366,6 +366,9 @@ func (e *engine[V]) tick(now time.Time) error {
 	return nil
 }
 
+// changed reports whether the batch in hand changed rows.
+func (e *engine[V]) changed() bool { return len(e.dirty) > 0 }
+
 // writeStreamTime adds the stream time to the batch's rows when it moved.
 func (e *engine[V]) writeStreamTime() {
 	tm := e.tm

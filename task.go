@@ -44,6 +44,8 @@ type task[V any] struct {
 	active   atomic.Bool // restored and processing
 	m        taskMetrics
 	redone   atomic.Int64 // records handed to it in aborted transactions
+	// A tick wrote something the poll loop has not yet heard of.
+	tickWrote atomic.Bool
 
 	// Where restoring the table ended, kept for Stats once the reader has
 	// let go of the partition.
@@ -125,6 +127,7 @@ type delivery struct {
 	hwm   int64
 	bytes int64
 	step  *txnStep
+	tick  time.Time // a tick (see tick.go), when not zero
 }
 
 // txnStep asks a task to take part in ending a transaction, and carries its
@@ -368,6 +371,9 @@ func (t *task[V]) loop() error {
 }
 
 func (t *task[V]) handle(d delivery) error {
+	if !d.tick.IsZero() {
+		return t.onTick(d.tick)
+	}
 	if d.step == nil {
 		return t.take(d.recs)
 	}
