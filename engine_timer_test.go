@@ -267,3 +267,12 @@ func TestGroupWithTimersNeedsATable(t *testing.T) {
 		t.Errorf("Validate = %v, want an error that asks for Persist", err)
 	}
 }
+
+func TestEngineTimerSetForAPassedTimeFiresAtTheNextTick(t *testing.T) {
+	e, _, _ := newTestEngine(t, timed())
+	wantEmits(t, mustProcess(t, e, at(20, "a", "set late 15")), "a saw 20")
+	if err := e.tick(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	wantEmits(t, emitted(e.effects()), "a fired late@15")
+}

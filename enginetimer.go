@@ -353,11 +353,17 @@ func (e *engine[V]) tick(now time.Time) error {
 	if err := e.loadTimers(); err != nil {
 		return err
 	}
+	to := e.stream
 	if d := e.cfg.idleAdvance; d > 0 && e.idleStream != noStreamTime {
 		if idle := now.Sub(e.idleFrom); idle >= d {
-			if err := e.advance(e.idleStream + int64(idle)); err != nil {
-				return err
-			}
+			to = max(to, e.idleStream+int64(idle))
+		}
+	}
+	// Also fires the event-time timers set for a time stream time had
+	// reached already.
+	if to != noStreamTime {
+		if err := e.advance(to); err != nil {
+			return err
 		}
 	}
 	if ns := now.UnixNano(); ns >= e.tm.nextAt[1] {
