@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/memory"
 )
 
 // timed is a group whose records are commands on the key's timers:
@@ -185,12 +186,21 @@ func TestEngineFailedTimerUnderFailStopsBeforeTheRecordAndStays(t *testing.T) {
 	}
 }
 
-func TestEngineWallTimerFiresOnTickByTheEngineClock(t *testing.T) {
-	g := timed()
+// clocked returns the engine of partition 0 of g over a memory store, whose
+// wall clock is *clock.
+func clocked(t *testing.T, g *Group[string], clock *time.Time, opts ...ProcessorOpt) *engine[string] {
+	t.Helper()
+	_, _, p := newTestEngine(t, g, opts...)
+	cfg := p.engineConfig()
+	cfg.now = func() time.Time { return *clock }
+	var m taskMetrics
+	m.init(p.metrics, 0, g.inputTopics())
+	return newEngine(cfg, enginePartition{partition: 0, table: memory.New(), metrics: &m})
+}
+
+func TestEngineWallTimerFiresOnTick(t *testing.T) {
 	clock := time.Unix(100, 0)
-	e, _, p := newTestEngine(t, g)
-	e.now = func() time.Time { return clock }
-	_ = p
+	e := clocked(t, timed(), &clock)
 	mustProcess(t, e, at(10, "a", "wall w 150"), at(10, "b", "wall v 120"))
 	if err := e.tick(time.Unix(110, 0)); err != nil {
 		t.Fatal(err)
@@ -207,8 +217,7 @@ func TestEngineWallTimerFiresOnTickByTheEngineClock(t *testing.T) {
 
 func TestEngineIdleAdvanceFiresEventTimersWhenInputStops(t *testing.T) {
 	clock := time.Unix(1000, 0)
-	e, _, _ := newTestEngine(t, timed(), IdleAdvance(5*time.Second))
-	e.now = func() time.Time { return clock }
+	e := clocked(t, timed(), &clock, IdleAdvance(5*time.Second))
 	mustProcess(t, e, at(10, "a", "set t 18"))
 	for _, step := range []struct {
 		wall int64
@@ -218,7 +227,8 @@ func TestEngineIdleAdvanceFiresEventTimersWhenInputStops(t *testing.T) {
 		{1006, nil}, // idle 6s: stream time 16
 		{1008, []string{"a fired t@18"}},
 	} {
-		if err := e.tick(time.Unix(step.wall, 0)); err != nil {
+		clock = time.Unix(step.wall, 0)
+		if err := e.tick(clock); err != nil {
 			t.Fatal(err)
 		}
 		if got := emitted(e.effects()); !slices.Equal(got, step.want) {
