@@ -286,3 +286,17 @@ func TestEngineTimerSetForAPassedTimeFiresAtTheNextTick(t *testing.T) {
 	}
 	wantEmits(t, emitted(e.effects()), "a fired late@15")
 }
+
+func TestEngineTimerOutOfRangeFailsTheRecord(t *testing.T) {
+	g := DefineGroup[string]("far")
+	Persist(g, codec.String())
+	Input(g, "in", codec.String(), func(ctx *Context[string], _ string) error {
+		ctx.SetTimer("zero", time.Time{})
+		return nil
+	})
+	OnTimer(g, func(*Context[string], Timer) error { return nil })
+	e, _, _ := newTestEngine(t, g)
+	if _, err := e.process(context.Background(), []*kgo.Record{at(10, "a", "")}); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("process = %v, want the record to fail with the time out of range", err)
+	}
+}

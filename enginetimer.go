@@ -51,6 +51,12 @@ const (
 	wallTimer  timerKind = 'w'
 )
 
+// The times a timer can be set for: those of int64 Unix nanoseconds.
+var (
+	minTimerTime = time.Unix(0, math.MinInt64+1)
+	maxTimerTime = time.Unix(0, math.MaxInt64-1)
+)
+
 // noStreamTime is the stream time of a partition that has seen no record.
 const noStreamTime = math.MinInt64
 
@@ -161,6 +167,9 @@ func (e *engine[V]) loadTimers() error {
 func (e *engine[V]) setTimer(key, name string, kind timerKind, at time.Time) error {
 	if e.tm == nil {
 		return fmt.Errorf("group %s has no timer handler: declare one with OnTimer", e.cfg.group.name)
+	}
+	if at.Before(minTimerTime) || at.After(maxTimerTime) {
+		return fmt.Errorf("timer %q of key %q: time %v is out of range (%d to %d)", name, key, at, minTimerTime.Year(), maxTimerTime.Year())
 	}
 	if err := e.cancelTimer(key, name); err != nil {
 		return err

@@ -233,7 +233,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m})
+		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.p.ctx})
 		t.active.Store(true)
 		t.resume()
 		if t.p.cfg.batch.runner != nil {

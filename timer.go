@@ -90,7 +90,8 @@ func (c *recordCtx) StreamTime() time.Time { return c.io.streamTime() }
 // when the partition's stream time reaches at, replacing any timer of the
 // key by that name, event-time or wall-clock. The timer is written with the
 // batch, so it survives a restart and moves with its partition. It needs a
-// timer handler (OnTimer); the record fails otherwise.
+// timer handler (OnTimer), and at must lie between the years 1678 and 2262
+// (Unix nanoseconds); the record fails otherwise.
 func (c *Context[V]) SetTimer(name string, at time.Time) {
 	if err := c.e.setTimer(c.key, name, eventTimer, at); err != nil {
 		c.misuse(err)
