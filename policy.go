@@ -48,6 +48,9 @@ var Skip = Policy{kind: skipPolicy}
 //	sluice-source-partition the record's partition, in decimal
 //	sluice-source-offset    the record's offset, in decimal
 //	sluice-failed-at        when processing failed, RFC 3339 with nanoseconds
+//
+// The dead letter of a failed timer (kind timer) has the timer's key, its
+// name as value, an empty source topic and source offset -1.
 func DeadLetter(topic string) Policy { return Policy{kind: deadLetterPolicy, topic: topic} }
 
 // String names the policy.
