@@ -17,7 +17,8 @@ import (
 
 // defineTimed defines a group whose records "set <unix seconds>" set the
 // event-time timer "t" of their key, "wall <unix milliseconds>" a
-// wall-clock one, and mark its row "armed", and whose
+// wall-clock one, and mark its row "armed"; "probe" emits "<key> saw
+// <stream time in Unix seconds>". Its
 // timer handler emits "<key> fired by <who>" to output and marks the row
 // "fired".
 func defineTimed(name, input, output, who string) *sluice.Group[string] {
@@ -32,6 +33,9 @@ func defineTimed(name, input, output, who string) *sluice.Group[string] {
 			}
 			ctx.SetTimer("t", time.Unix(n, 0))
 			ctx.SetValue("armed")
+		}
+		if v == "probe" {
+			return out.Emit(ctx, ctx.Key(), fmt.Sprintf("%s saw %d", ctx.Key(), ctx.StreamTime().Unix()))
 		}
 		if ms, ok := strings.CutPrefix(v, "wall "); ok {
 			n, err := strconv.ParseInt(ms, 10, 64)
@@ -153,6 +157,14 @@ func TestTimerFiresOnceAfterARestart(t *testing.T) {
 					dir = t.TempDir()
 				}
 				runProcessor(t, g, opts(dir)...)
+				// A late record sees the stream time the first run left.
+				produceAt(t, b, in, 900, "late", "probe")
+				waitFor(t, 30*time.Second, func() error {
+					if got := readTopic(t, b.Addrs(), out, true); !slices.Equal(got, []string{"late saw 1000"}) {
+						return fmt.Errorf("output %q, want [late saw 1000]", got)
+					}
+					return nil
+				})
 				produceAt(t, b, in, 1020, "other", "")
 				waitFired(t, b, out, "k")
 				waitRows(t, v, "fired", "k")
