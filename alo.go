@@ -58,6 +58,9 @@ func (a *alo[V]) pollStopped() { a.allowRebalance() }
 
 func (a *alo[V]) allowRebalance() { a.p.cl.AllowRebalance() }
 
+// tickWrote has nothing to do: a tick's batch is committed like a poll's.
+func (a *alo[V]) tickWrote() {}
+
 // written applies the batch's rows to the store and marks its input
 // offsets for commit.
 func (a *alo[V]) written(t *task[V]) error { return t.applyBatch() }

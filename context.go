@@ -31,6 +31,9 @@ type Ctx interface {
 	Headers() []Header
 	// Context returns a context that is cancelled when the processor stops.
 	Context() context.Context
+	// StreamTime returns the partition's stream time: the largest record
+	// timestamp its task has seen.
+	StreamTime() time.Time
 
 	record() *recordCtx
 }
@@ -58,6 +61,7 @@ type taskIO interface {
 	emit(owner any, r *kgo.Record) error
 	joined(topic string) (store.Store, error)
 	lookup(topic string) (*tableView, error)
+	streamTime() time.Time
 }
 
 // Context is what a handler sees: the record, the row of the record's key

@@ -33,6 +33,23 @@
 // and key-value stores for its state (BatchTable, BatchState); what a batch
 // sent is acknowledged before its offsets are committed.
 //
+// # Timers and event time
+//
+// Each partition has a stream time, the largest record timestamp its task
+// has seen (Ctx.StreamTime). A group with a timer handler (OnTimer) sets
+// per-key timers from its handlers, on stream time (SetTimer) or on the wall
+// clock (SetWallTimer), and cancels them (CancelTimer). A timer fires its
+// key's handler with the key's row, and its effects are written and
+// committed like a record's, under the same error policy. Before a record is
+// processed, stream time becomes the larger of itself and the record's
+// timestamp, and every event-time timer at or before it fires, in time
+// order; wall-clock timers fire when the wall clock reaches them, checked
+// every 100 ms. Timers and stream time are rows of the group's table, under
+// a reserved key prefix that record keys cannot take and views skip, so
+// they survive restarts and move with their partition. With IdleAdvance, the
+// stream time of a partition that receives nothing follows the wall clock.
+// Batch groups have no timers.
+//
 // # Guarantees
 //
 // Processing is at least once by default. A task makes the effects of a batch of

@@ -62,6 +62,12 @@ type engineConfig[V any] struct {
 	skipped, deadLettered *atomic.Int64
 
 	batch *batchConfig // batch groups only
+
+	// The wall clock of tick and IdleAdvance (nil: time.Now), and how
+	// long a partition stays idle before its stream time follows it (0:
+	// never).
+	now         func() time.Time
+	idleAdvance time.Duration
 }
 
 // enginePartition is what an engine works on: its partition number, the
@@ -71,6 +77,9 @@ type enginePartition struct {
 	table     store.Store // nil for a group without a table
 	joins     map[string]store.Store
 	metrics   *taskMetrics
+	// ctx is what handlers see as Context() outside process: timers
+	// fired by tick. nil: context.Background().
+	ctx context.Context
 }
 
 // engine runs the records of one partition number.
@@ -96,6 +105,18 @@ type engine[V any] struct {
 	out []*kgo.Record
 	// Row changes written to the changelog, not yet to the store.
 	pending []store.Change
+
+	// Stream time in Unix nanoseconds (noStreamTime before the first
+	// record), and the timers of a group with a timer handler (nil
+	// otherwise): see enginetimer.go.
+	stream  int64
+	tm      *timerState
+	now     func() time.Time
+	baseCtx context.Context
+	// With IdleAdvance: when the last records were processed, on the wall
+	// clock, and the stream time then.
+	idleFrom   time.Time
+	idleStream int64
 }
 
 func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
@@ -109,6 +130,18 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		logs:      cfg.logger.With("partition", part.partition),
 		rows:      newRowCache[V](cfg.cacheRows, cfg.group.rowsByValue),
 		undo:      make(map[string]undoEntry[V]),
+		stream:    noStreamTime,
+		now:       cfg.now,
+		baseCtx:   part.ctx,
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.baseCtx == nil {
+		e.baseCtx = context.Background()
+	}
+	if cfg.group.onTimer != nil && part.table != nil {
+		e.tm = &timerState{unapplied: make(map[string]struct{})}
 	}
 	e.ctx.e = e
 	e.ctx.io = e
@@ -129,13 +162,32 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 	c := &e.ctx
 	c.ctx = ctx
 	e.m.took(recs)
+	if e.tm != nil {
+		if err := e.loadTimers(); err != nil {
+			return 0, err
+		}
+	}
+	if e.cfg.idleAdvance > 0 {
+		defer func() { e.idleFrom, e.idleStream = e.now(), e.stream }()
+	}
 	for i, r := range recs {
+		// Stream time moves before the record, and the timers it
+		// passes fire before it.
+		if ts := r.Timestamp.UnixNano(); ts > e.stream || e.tm != nil && e.stream >= e.tm.nextAt[0] {
+			if err := e.advance(ts); err != nil {
+				clear(e.undo)
+				return i, err
+			}
+		}
 		c.rec = r
 		c.key = string(r.Key)
 		c.err = nil
 		e.recordDirty = len(e.dirty)
 		emitted := len(e.out)
 		err := e.checkPlacement(r)
+		if err == nil && reservedKey(r.Key) {
+			err = errReservedKey
+		}
 		if err == nil {
 			err = e.call(in, r)
 		}
@@ -222,6 +274,7 @@ func (e *engine[V]) effects() []*kgo.Record {
 // changelog records must be written after the effects that led to them, in
 // the same transaction exactly once.
 func (e *engine[V]) endBatch() []*kgo.Record {
+	e.writeStreamTime()
 	if len(e.dirty) == 0 {
 		return nil
 	}
@@ -251,6 +304,7 @@ func (e *engine[V]) applied(changelogEnd int64) error {
 		e.m.applied()
 	}
 	e.rowsApplied()
+	e.timersApplied()
 	return nil
 }
 
@@ -261,6 +315,7 @@ func (e *engine[V]) applied(changelogEnd int64) error {
 func (e *engine[V]) discarded() {
 	e.pending = nil
 	e.rowsDiscarded()
+	e.timersDiscarded()
 	clear(e.out)
 	e.out = e.out[:0]
 }

@@ -141,6 +141,14 @@ func (e *eos[V]) beginPoll(ctx context.Context) (context.Context, func()) {
 	}
 }
 
+// tickWrote gives the open transaction work, so that it commits what the
+// ticks wrote within CommitInterval.
+func (e *eos[V]) tickWrote() {
+	if !e.txnHasWork {
+		e.txnHasWork, e.txnStart = true, time.Now()
+	}
+}
+
 func (e *eos[V]) fetched(fetches kgo.Fetches) (bool, error) {
 	if e.endSoon.Load() && fetches.NumRecords() > 0 {
 		// Partitions were revoked or lost while this poll waited

@@ -34,6 +34,7 @@ type Group[V any] struct {
 	joins   []*tableEdge
 	lookups []*tableEdge
 	errs    []error
+	onTimer TimerHandler[V]
 
 	// Whether a decoded row may be kept and handed out as a copy: V holds
 	// no references, found once here rather than per record.
@@ -92,6 +93,9 @@ func (g *Group[V]) Validate() error {
 	errs := slices.Clone(g.errs)
 	if len(g.inputs) == 0 {
 		errs = append(errs, errors.New("no inputs: a group needs at least one Input"))
+	}
+	if g.onTimer != nil && g.table == nil {
+		errs = append(errs, errors.New("timers: a group with a timer handler needs a table: declare one with Persist"))
 	}
 	return groupError(g.name, errs)
 }

@@ -49,6 +49,9 @@ type deliveryStrategy[V any] interface {
 	// allowRebalance lets the rebalance callbacks that wait for the poll
 	// loop go ahead.
 	allowRebalance()
+	// tickWrote is called when ticks of tasks (tick.go) wrote records
+	// since the last call.
+	tickWrote()
 
 	// written is called by a task, in its goroutine, once the batch in
 	// hand is written and acknowledged.

@@ -42,12 +42,15 @@ var Skip = Policy{kind: skipPolicy}
 // committed. The headers are:
 //
 //	sluice-error            the error message
-//	sluice-error-kind       decode, handler, panic or misplaced (StrictPartitioning)
+//	sluice-error-kind       decode, handler, panic, misplaced (StrictPartitioning) or timer
 //	sluice-group            the group that failed to process the record
 //	sluice-source-topic     the record's topic
 //	sluice-source-partition the record's partition, in decimal
 //	sluice-source-offset    the record's offset, in decimal
 //	sluice-failed-at        when processing failed, RFC 3339 with nanoseconds
+//
+// The dead letter of a failed timer (kind timer) has the timer's key, its
+// name as value, an empty source topic and source offset -1.
 func DeadLetter(topic string) Policy { return Policy{kind: deadLetterPolicy, topic: topic} }
 
 // String names the policy.
@@ -84,8 +87,11 @@ func errorKind(err error) string {
 		derr *DecodeError
 		perr *PanicError
 		merr *MisplacedError
+		terr *TimerError
 	)
 	switch {
+	case errors.As(err, &terr):
+		return "timer"
 	case errors.As(err, &merr):
 		return "misplaced"
 	case errors.As(err, &derr):

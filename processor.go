@@ -39,6 +39,9 @@ type processorConfig struct {
 	strictPartitioning bool
 	// The input a task may hold before processing it, in bytes.
 	maxBufferedBytes int
+	// How long a partition stays idle before its stream time follows
+	// the wall clock; 0: never.
+	idleAdvance time.Duration
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -120,6 +123,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	if cfg.deliveryTimeout != 0 && cfg.deliveryTimeout < time.Second {
 		return nil, fmt.Errorf("group %s: DeliveryTimeout must be at least 1s, got %v", g.name, cfg.deliveryTimeout)
+	}
+	if cfg.idleAdvance < 0 {
+		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)

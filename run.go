@@ -241,9 +241,12 @@ func (p *Processor[V]) closeClient() {
 // brokers, commits despite that), or, during a rejoin, the commit waits for
 // the new session, whose callbacks wait for the poll loop in turn.
 func (p *Processor[V]) poll(ctx context.Context) error {
+	var lastTick time.Time
 	for {
 		pollCtx, endPoll := p.strategy.beginPoll(ctx)
+		pollCtx, endTick := p.tickPoll(pollCtx, lastTick)
 		fetches := p.cl.PollFetches(pollCtx)
+		endTick()
 		endPoll()
 		var fetchErr error
 		fetches.EachError(func(t string, part int32, err error) {
@@ -286,6 +289,7 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 			}
 			t.deliver(fp.Records, fp.HighWatermark)
 		})
+		lastTick = p.sendTicks(tasks, lastTick)
 		if ctx.Err() != nil {
 			p.strategy.pollStopped()
 			return p.firstError()

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -43,6 +44,8 @@ type task[V any] struct {
 	active   atomic.Bool // restored and processing
 	m        taskMetrics
 	redone   atomic.Int64 // records handed to it in aborted transactions
+	// A tick wrote something the poll loop has not yet heard of.
+	tickWrote atomic.Bool
 
 	// Where restoring the table ended, kept for Stats once the reader has
 	// let go of the partition.
@@ -107,6 +110,8 @@ func (p *Processor[V]) engineConfig() *engineConfig[V] {
 		metrics:            p.metrics,
 		skipped:            &p.skipped,
 		deadLettered:       &p.deadLettered,
+		now:                time.Now,
+		idleAdvance:        p.cfg.idleAdvance,
 	}
 	if p.cfg.batch.runner != nil {
 		cfg.batch = &p.cfg.batch
@@ -122,6 +127,7 @@ type delivery struct {
 	hwm   int64
 	bytes int64
 	step  *txnStep
+	tick  time.Time // a tick (see tick.go), when not zero
 }
 
 // txnStep asks a task to take part in ending a transaction, and carries its
@@ -227,7 +233,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m})
+		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.p.ctx})
 		t.active.Store(true)
 		t.resume()
 		if t.p.cfg.batch.runner != nil {
@@ -365,6 +371,9 @@ func (t *task[V]) loop() error {
 }
 
 func (t *task[V]) handle(d delivery) error {
+	if !d.tick.IsZero() {
+		return t.onTick(d.tick)
+	}
 	if d.step == nil {
 		return t.take(d.recs)
 	}

@@ -377,6 +377,10 @@ func (tv *tableView) get(key string) ([]byte, error) {
 	if tv.stores == nil {
 		return nil, fmt.Errorf("view %s: %w", tv.topic, errViewNotReady)
 	}
+	if reservedKey([]byte(key)) {
+		// Timers and stream time: sluice's rows, not the table's.
+		return nil, ErrNotFound
+	}
 	p := tv.cfg.client.hasher.Partition(key, int32(len(tv.stores)))
 	raw, err := tv.stores[p].Get([]byte(key))
 	if errors.Is(err, store.ErrNotFound) {
@@ -451,5 +455,10 @@ func (tv *tableView) iterate(from, to string, fn func(k, v []byte) (bool, error)
 		}
 		its = append(its, it)
 	}
-	return mergeIterators(its, fn)
+	return mergeIterators(its, func(k, v []byte) (bool, error) {
+		if reservedKey(k) {
+			return true, nil // timers and stream time: sluice's rows, not the table's
+		}
+		return fn(k, v)
+	})
 }
