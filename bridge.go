@@ -182,10 +182,12 @@ func (b *bridgeProcessor[V]) Ended(committed bool, redone int64) {
 	b.p.redone.Add(redone)
 }
 
-func (b *bridgeProcessor[V]) NewEngine(partition int32, table store.Store, joins map[string]store.Store) bridge.Engine {
+func (b *bridgeProcessor[V]) NewEngine(partition int32, table store.Store, joins map[string]store.Store, now func() time.Time) bridge.Engine {
 	be := &bridgeEngine[V]{m: new(taskMetrics)}
 	be.m.init(b.p.metrics, partition, b.p.g.inputTopics())
-	be.e = newEngine(b.cfg, enginePartition{partition: partition, table: table, joins: joins, metrics: be.m})
+	cfg := *b.cfg
+	cfg.now = now
+	be.e = newEngine(&cfg, enginePartition{partition: partition, table: table, joins: joins, metrics: be.m})
 	if b.cfg.batch != nil {
 		be.call = be.e.newBatchCall()
 	}
@@ -250,6 +252,9 @@ func (be *bridgeEngine[V]) Effects() []*kgo.Record  { return be.e.effects() }
 func (be *bridgeEngine[V]) EndBatch() []*kgo.Record { return be.e.endBatch() }
 func (be *bridgeEngine[V]) Discarded()              { be.e.discarded() }
 func (be *bridgeEngine[V]) Applied(end int64) error { return be.e.applied(end) }
+
+// Tick runs the engine's tick, as a Kafka task's tick does.
+func (be *bridgeEngine[V]) Tick(now time.Time) error { return be.e.tick(now) }
 
 // codecHandle is what the handles of a group's edges are to the bridge.
 type codecHandle interface {

@@ -24,6 +24,12 @@
 // Stats show what the error policy did. Call runs one handler on one
 // record, to test it alone.
 //
+// Time is the test's: stream time moves with the timestamps of the records
+// sent (WithTimestamp), and event-time timers fire when it passes them, as
+// in a processor; the wall clock starts at DefaultClock (or Clock) and moves
+// only with AdvanceClock, which fires the wall-clock timers due and, with
+// IdleAdvance, lets the stream time of idle partitions follow it.
+//
 // A test can also break things: with ManualCommit, records are processed
 // as they are sent and committed by Commit; Abort aborts the open
 // transaction exactly once; Crash drops what was not committed and starts

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -58,6 +59,8 @@ type Driver struct {
 	// Records the group wrote to its own inputs (its loopback) since the
 	// test last called in, to stop a loop that never settles.
 	looped int
+	// The wall clock the engines see; only AdvanceClock moves it.
+	clock time.Time
 }
 
 // maxLoopbacks is how many loopbacks one call of the test may lead to
@@ -93,6 +96,7 @@ func newDriver(g any, c config) (*Driver, error) {
 		logs:       make(map[string]*topicLog),
 		isReady:    make([]bool, c.partitions),
 		inputs:     make(map[string]bool),
+		clock:      c.clock,
 	}
 	d.topics = bg.Inputs()
 	for _, in := range d.topics {
@@ -105,6 +109,43 @@ func newDriver(g any, c config) (*Driver, error) {
 		d.restore(p)
 	}
 	return d, nil
+}
+
+// Now returns the wall clock the group's engines see: the Clock option's
+// time, moved on by AdvanceClock. The wall clock does not move by itself, so
+// a test is the same whenever it runs.
+func (d *Driver) Now() time.Time { return d.clock }
+
+func (d *Driver) now() time.Time { return d.clock }
+
+// AdvanceClock moves the wall clock on by step and lets every partition
+// engine tick at the new time, as a processor's tasks do every 100 ms: the
+// wall-clock timers due fire (SetWallTimer), and with IdleAdvance the stream
+// time of a partition idle for long enough follows the clock, firing the
+// event-time timers it passes. What the timer handlers do is committed as a
+// batch, unless ManualCommit is given. Stream time also moves with the
+// timestamps of the records sent (WithTimestamp).
+func (d *Driver) AdvanceClock(step time.Duration) error {
+	if step < 0 {
+		return fmt.Errorf("sluicetest: the clock does not go back (step %v)", step)
+	}
+	d.clock = d.clock.Add(step)
+	d.looped = 0
+	for _, p := range d.parts {
+		p.work = true
+		err := p.eng.Tick(d.clock)
+		d.writeEffects(p)
+		if err != nil {
+			return d.stopped(err)
+		}
+	}
+	if err := d.pump(); err != nil {
+		return d.stopped(err)
+	}
+	if d.manual {
+		return nil
+	}
+	return d.Commit()
 }
 
 // Partitions returns the partition count of every topic of the log.

@@ -67,7 +67,7 @@ func (d *Driver) restore(p *partition) {
 	for _, j := range d.g.Joins() {
 		p.joins[j] = d.rebuild(j, p.n)
 	}
-	p.eng = d.g.NewEngine(p.n, p.table, p.joins)
+	p.eng = d.g.NewEngine(p.n, p.table, p.joins, d.now)
 	d.rewind(p)
 }
 

@@ -18,7 +18,19 @@ type config struct {
 	partitions int32
 	manual     bool
 	opts       []any
+	clock      time.Time
 }
+
+// DefaultClock is where the wall clock of a Tester starts without the Clock
+// option: a fixed time, so that a test does the same whenever it runs.
+var DefaultClock = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// Clock sets where the wall clock the group's engines see starts (it moves
+// only with AdvanceClock). Wall-clock timers (SetWallTimer) fire by this
+// clock, so a handler that sets them should compute their time from the
+// record (ctx.Timestamp(), ctx.StreamTime()) or from a time the test
+// controls, not from time.Now. Default: DefaultClock.
+func Clock(start time.Time) Option { return func(c *config) { c.clock = start } }
 
 // Partitions sets the partition count of every topic: the group's inputs,
 // table, loopback, outputs and joined tables, as co-partitioned topics
@@ -58,7 +70,7 @@ func BatchProcessorOptions(opts ...sluice.BatchProcessorOpt) Option {
 }
 
 func configOf(opts []Option) config {
-	c := config{partitions: 10}
+	c := config{partitions: 10, clock: DefaultClock}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -10,6 +10,7 @@ package bridge
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -46,8 +47,9 @@ type Group interface {
 	BatchSize() int
 	// Partition returns the partition the group's Hasher places key on.
 	Partition(key []byte, n int32) int32
-	// NewEngine returns the engine of one partition over its stores.
-	NewEngine(partition int32, table store.Store, joins map[string]store.Store) Engine
+	// NewEngine returns the engine of one partition over its stores; its
+	// wall clock is now.
+	NewEngine(partition int32, table store.Store, joins map[string]store.Store, now func() time.Time) Engine
 	// Ended counts a transaction that committed or aborted, and the input
 	// records an aborted one redoes.
 	Ended(committed bool, redone int64)
@@ -70,6 +72,10 @@ type Engine interface {
 	EndBatch() []*kgo.Record
 	Applied(changelogEnd int64) error
 	Discarded()
+	// Tick fires the wall-clock timers due at now and, with IdleAdvance,
+	// moves the stream time of an idle partition on, as a Kafka task's
+	// tick does; its effects are a batch's.
+	Tick(now time.Time) error
 }
 
 var (
