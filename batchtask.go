@@ -63,7 +63,7 @@ func (c *batchCall) Context() context.Context  { return c.ctx }
 func (c *batchCall) Partition() int32          { return c.partition }
 func (c *batchCall) Logger() *slog.Logger      { return c.logs }
 func (c *batchCall) Sent() int                 { return len(c.sent) }
-func (t *task[V]) batchSettings() *batchConfig { return &t.p.cfg.batch }
+func (t *task[V]) batchSettings() *batchConfig { return t.h.batch }
 
 // batchRows is how a table store reaches the rows of its engine.
 type batchRows interface {
@@ -180,17 +180,16 @@ func (t *task[V]) closeBatch() error {
 // the error policy asks for if it failed. It then marks the batch's offsets
 // (at least once).
 func (t *task[V]) handleBatch(recs []*kgo.Record) error {
-	p := t.p
 	c := &t.batch.call
-	c.ctx = p.ctx
+	c.ctx = t.h.ctx
 	c.sent = c.sent[:0]
 	handled, err := t.e.processBatch(c, recs)
 	if err != nil {
 		return err
 	}
 	if handled {
-		if err := t.batchSettings().runner.flushStates(p.writeCtx); err != nil {
-			return fmt.Errorf("group %s: partition %d: flush state: %w", p.g.name, t.partition, err)
+		if err := t.batchSettings().runner.flushStates(t.h.writeCtx); err != nil {
+			return fmt.Errorf("group %s: partition %d: flush state: %w", t.h.group, t.partition, err)
 		}
 	}
 	for _, r := range t.e.effects() {

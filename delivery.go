@@ -52,7 +52,7 @@ func (t *task[V]) produce(r *kgo.Record) {
 		t.lastTopic = r.Topic
 	}
 	t.inflight.Add(1)
-	t.cl.Produce(t.p.writeCtx, r, t.promise)
+	t.cl.Produce(t.h.writeCtx, r, t.promise)
 }
 
 // onProduced is the promise of every record the task produces.
@@ -103,15 +103,15 @@ func (t *task[V]) waitAcknowledged() error {
 		t.inflight.Wait()
 		close(acked)
 	}()
-	timer := time.NewTimer(t.p.ackTimeout)
+	timer := time.NewTimer(t.h.ackTimeout)
 	defer timer.Stop()
 	var why string
 	select {
 	case <-acked:
 		return nil
 	case <-timer.C:
-		why = fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.p.ackTimeout)
-	case <-t.p.writeCtx.Done():
+		why = fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.h.ackTimeout)
+	case <-t.h.writeCtx.Done():
 		why = "abandoned by the stop"
 	}
 	topics := make([]string, len(t.writing))
@@ -121,6 +121,6 @@ func (t *task[V]) waitAcknowledged() error {
 			topics[i] = fmt.Sprintf("%s/%d", topic, t.partition)
 		}
 	}
-	t.unacked = fmt.Errorf("group %s: partition %d: writes to %s %s", t.p.g.name, t.partition, strings.Join(topics, ", "), why)
+	t.unacked = fmt.Errorf("group %s: partition %d: writes to %s %s", t.h.group, t.partition, strings.Join(topics, ", "), why)
 	return t.unacked
 }

@@ -33,7 +33,7 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	var started []*task[V]
 	pause := make(map[string][]int32)
 	for _, n := range numbers {
-		t := newTask(p, cl, n)
+		t := newTask(p.host, cl, n)
 		tasks[n] = t
 		started = append(started, t)
 		for topic, ps := range assigned {

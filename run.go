@@ -44,6 +44,7 @@ type runState[V any] struct {
 	restore    *tableReader
 	joins      map[string]*tableReader
 	lookups    map[string]*tableView
+	host       *taskHost[V] // what its tasks need of the processor
 
 	mu      sync.Mutex
 	tasks   map[int32]*task[V]
@@ -185,6 +186,8 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	}
 	// Given first, so that KafkaOptions can override them.
 	opts = append([]kgo.Opt{kgo.RecordDeliveryTimeout(delivery)}, opts...)
+	// Partitions may be assigned as soon as the client exists.
+	p.host = p.taskHost()
 	if p.cl, err = p.strategy.open(runCtx, p.strategy.clientOpts(opts)); err != nil {
 		if errors.Is(err, errStoppedStarting) {
 			return nil

@@ -30,7 +30,7 @@ import (
 )
 
 type task[V any] struct {
-	p         *Processor[V]
+	h         *taskHost[V]
 	cl        *kgo.Client
 	partition int32
 
@@ -76,9 +76,9 @@ type task[V any] struct {
 	batch batchState // batch processors only
 }
 
-func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
+func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
 	t := &task[V]{
-		p:          p,
+		h:          h,
 		cl:         cl,
 		partition:  partition,
 		in:         make(chan delivery, 16),
@@ -87,11 +87,11 @@ func newTask[V any](p *Processor[V], cl *kgo.Client, partition int32) *task[V] {
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
 		marks:      make(map[string]kgo.EpochOffset),
-		table:      p.g.TableTopic(),
-		logs:       p.logger.With("partition", partition),
+		table:      h.table,
+		logs:       h.logger.With("partition", partition),
 	}
 	t.promise = t.onProduced
-	t.m.init(p.metrics, partition, p.g.inputTopics())
+	t.m.init(h.metrics, partition, h.inputTopics)
 	return t
 }
 
@@ -131,10 +131,10 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.p.engineConfig(), enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.p.ctx})
+		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx})
 		t.active.Store(true)
 		t.resume()
-		if t.p.cfg.batch.runner != nil {
+		if t.h.batch.runner != nil {
 			err = t.batchLoop()
 		} else {
 			err = t.loop()
@@ -146,7 +146,7 @@ func (t *task[V]) run() {
 		err = cerr
 	}
 	if err != nil {
-		t.p.fail(err)
+		t.h.fail(err)
 	}
 }
 
@@ -159,7 +159,7 @@ var errStoppedOpening = errors.New("stopped while opening")
 // errStoppedOpening whatever the step in progress made of the cancellation:
 // a stop is no failure, and the partition's next owner restores it anew.
 func (t *task[V]) open() error {
-	ctx, cancel := context.WithCancel(t.p.ctx)
+	ctx, cancel := context.WithCancel(t.h.ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -178,47 +178,47 @@ func (t *task[V]) open() error {
 // restoreTables opens the stores and waits until the table and the joined
 // tables are restored.
 func (t *task[V]) restoreTables(ctx context.Context) error {
-	p := t.p
+	h := t.h
 	var readies []func() error
-	if p.g.Persisted() {
-		st, err := p.cfg.storage(p.g.TableTopic(), t.partition)
+	if h.table != "" {
+		st, err := h.storage(h.table, t.partition)
 		if err != nil {
-			return fmt.Errorf("group %s: open store of partition %d: %w", p.g.name, t.partition, err)
+			return fmt.Errorf("group %s: open store of partition %d: %w", h.group, t.partition, err)
 		}
 		t.st = st
-		readyOf, err := p.restore.add(ctx, map[int32]store.Store{t.partition: st})
+		readyOf, err := h.restore.add(ctx, map[int32]store.Store{t.partition: st})
 		ready := readyOf[t.partition]
 		if err != nil {
-			return fmt.Errorf("group %s: restore partition %d: %w", p.g.name, t.partition, err)
+			return fmt.Errorf("group %s: restore partition %d: %w", h.group, t.partition, err)
 		}
-		readies = append(readies, func() error { return p.restore.waitReady(ctx, ready) })
+		readies = append(readies, func() error { return h.restore.waitReady(ctx, ready) })
 	}
-	for _, j := range p.g.joins {
-		st, err := p.cfg.storage(p.g.name+"."+j.topic+".join", t.partition)
+	for _, topic := range h.joinTopics {
+		st, err := h.storage(h.group+"."+topic+".join", t.partition)
 		if err != nil {
-			return fmt.Errorf("group %s: open store of join %s/%d: %w", p.g.name, j.topic, t.partition, err)
+			return fmt.Errorf("group %s: open store of join %s/%d: %w", h.group, topic, t.partition, err)
 		}
-		t.joinStores[j.topic] = st
-		r := p.joins[j.topic]
+		t.joinStores[topic] = st
+		r := h.joins[topic]
 		readyOf, err := r.add(ctx, map[int32]store.Store{t.partition: st})
 		ready := readyOf[t.partition]
 		if err != nil {
-			return fmt.Errorf("group %s: join %s: %w", p.g.name, j.topic, err)
+			return fmt.Errorf("group %s: join %s: %w", h.group, topic, err)
 		}
 		readies = append(readies, func() error { return r.waitReady(ctx, ready) })
 	}
 	for _, wait := range readies {
 		if err := wait(); err != nil {
-			return fmt.Errorf("group %s: partition %d: %w", p.g.name, t.partition, err)
+			return fmt.Errorf("group %s: partition %d: %w", h.group, t.partition, err)
 		}
 	}
 	if t.st != nil {
 		// The task writes the table from now on.
-		off, end, n, _ := p.restore.progress(t.partition)
+		off, end, n, _ := h.restore.progress(t.partition)
 		t.restoreOffset.Store(off)
 		t.restoreEnd.Store(end)
 		t.restored.Store(n)
-		p.restore.remove(t.partition)
+		h.restore.remove(t.partition)
 		t.m.countRows(t.st)
 	}
 	return nil
@@ -226,9 +226,9 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 
 // resume lets the consumer fetch the task's partitions.
 func (t *task[V]) resume() {
-	parts := make(map[string][]int32, len(t.p.g.inputs))
-	for _, in := range t.p.g.inputs {
-		parts[in.topic] = []int32{t.partition}
+	parts := make(map[string][]int32, len(t.h.inputTopics))
+	for _, topic := range t.h.inputTopics {
+		parts[topic] = []int32{t.partition}
 	}
 	t.cl.ResumeFetchPartitions(parts)
 }
@@ -293,7 +293,7 @@ func (t *task[V]) handle(d delivery) error {
 // take processes records of one topic partition, flushing whenever the
 // batch reaches MaxBatch records.
 func (t *task[V]) take(recs []*kgo.Record) error {
-	maxBatch := t.p.cfg.maxBatch
+	maxBatch := t.h.maxBatch
 	for len(recs) > 0 {
 		n := min(maxBatch-t.batched, len(recs))
 		if err := t.process(recs[:n]); err != nil {
@@ -314,7 +314,7 @@ func (t *task[V]) take(recs []*kgo.Record) error {
 // engine and produces their effects at once. If the error policy stops at a
 // record, what came before it is written and marked, and the record is not.
 func (t *task[V]) process(recs []*kgo.Record) error {
-	done, err := t.e.process(t.p.ctx, recs)
+	done, err := t.e.process(t.h.ctx, recs)
 	for _, r := range t.e.effects() {
 		t.produce(r)
 	}
@@ -342,7 +342,7 @@ func (t *task[V]) flush() error {
 	if err := t.writeBatch(); err != nil {
 		return err
 	}
-	return t.p.strategy.written(t)
+	return t.h.written(t)
 }
 
 // applyBatch applies the written batch's rows to the store and marks its
@@ -365,7 +365,6 @@ func (t *task[V]) applyBatch() error {
 // writeBatch produces the changed rows, waits until everything the batch
 // produced is acknowledged, and keeps the row changes for the store.
 func (t *task[V]) writeBatch() error {
-	p := t.p
 	for _, r := range t.e.endBatch() {
 		t.produce(r)
 	}
@@ -375,7 +374,7 @@ func (t *task[V]) writeBatch() error {
 		return err
 	}
 	if perr := t.produceErr.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", p.g.name, t.partition, perr.where(), perr.err)
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", t.h.group, t.partition, perr.where(), perr.err)
 	}
 	return nil
 }
@@ -412,17 +411,17 @@ func (t *task[V]) close() error {
 		t.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
 	}
 	for topic, st := range t.joinStores {
-		t.p.joins[topic].remove(t.partition)
+		t.h.joins[topic].remove(t.partition)
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
 	if t.st != nil {
-		if t.p.restore != nil {
-			t.p.restore.remove(t.partition)
+		if t.h.restore != nil {
+			t.h.restore.remove(t.partition)
 		}
 		if cerr := t.st.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("group %s: close store of partition %d: %w", t.p.g.name, t.partition, cerr)
+			err = fmt.Errorf("group %s: close store of partition %d: %w", t.h.group, t.partition, cerr)
 		}
 	}
 	return err

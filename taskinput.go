@@ -53,7 +53,7 @@ func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
 	for _, r := range recs {
 		n += recordBytes(r)
 	}
-	limit := int64(t.p.cfg.maxBufferedBytes)
+	limit := int64(t.h.maxBufferedBytes)
 	for {
 		held := t.inBytes.Load()
 		if held == 0 || held+n <= limit {

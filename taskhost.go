@@ -1,0 +1,69 @@
+package sluice
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-io/sluice/store"
+)
+
+// taskHost is all a Kafka task needs of the processor that runs it, made
+// once per Run before the first partition is assigned: the contexts and
+// settings of the run, the readers that restore its tables, the engine
+// configuration its partitions share, and the two calls a task makes back,
+// to fail the run and to hand a written batch to the delivery guarantee.
+type taskHost[V any] struct {
+	group       string
+	table       string // the changelog topic, "" without a table
+	inputTopics []string
+	joinTopics  []string
+
+	ctx      context.Context // cancelled when Run stops
+	writeCtx context.Context // writes to Kafka; outlives ctx for a graceful stop
+	// How long a task waits for its records to be acknowledged.
+	ackTimeout       time.Duration
+	maxBatch         int
+	maxBufferedBytes int
+	batch            *batchConfig
+	storage          store.Builder
+	logger           *slog.Logger
+	metrics          *processorMetrics
+
+	restore *tableReader            // nil without a table
+	joins   map[string]*tableReader // by joined topic
+	engine  *engineConfig[V]
+
+	fail    func(error)
+	written func(*task[V]) error // the guarantee's: after a batch is written
+}
+
+// taskHost returns what the processor's tasks need of it; Run has set up
+// everything it holds by the time partitions are assigned.
+func (p *Processor[V]) taskHost() *taskHost[V] {
+	h := &taskHost[V]{
+		group:            p.g.name,
+		inputTopics:      p.g.inputTopics(),
+		ctx:              p.ctx,
+		writeCtx:         p.writeCtx,
+		ackTimeout:       p.ackTimeout,
+		maxBatch:         p.cfg.maxBatch,
+		maxBufferedBytes: p.cfg.maxBufferedBytes,
+		batch:            &p.cfg.batch,
+		storage:          p.cfg.storage,
+		logger:           p.logger,
+		metrics:          p.metrics,
+		restore:          p.restore,
+		joins:            p.joins,
+		engine:           p.engineConfig(),
+		fail:             p.fail,
+		written:          p.strategy.written,
+	}
+	if p.g.Persisted() {
+		h.table = p.g.TableTopic()
+	}
+	for _, j := range p.g.joins {
+		h.joinTopics = append(h.joinTopics, j.topic)
+	}
+	return h
+}
