@@ -1,0 +1,272 @@
+package bench
+
+// BenchmarkMemory measures peak resident memory, which a process cannot
+// measure of itself once other work ran in it: every side runs in a child
+// process of its own (TestMemoryChild) against a broker in this process, and
+// reports the VmHWM of /proc/self/status when it is done. The broker's
+// memory therefore counts on neither side.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+// Environment of the child process of BenchmarkMemory.
+const (
+	memSideEnv       = "SLUICE_BENCH_MEM_SIDE"
+	memBrokersEnv    = "SLUICE_BENCH_MEM_BROKERS"
+	memRecordsEnv    = "SLUICE_BENCH_MEM_RECORDS"
+	memPartitionsEnv = "SLUICE_BENCH_MEM_PARTITIONS"
+	memStateEnv      = "SLUICE_BENCH_MEM_STATE"
+	// memPeakPrefix starts the line on which the child reports its peak
+	// resident memory, in KiB.
+	memPeakPrefix = "peak-rss-kib "
+)
+
+// memPartitionCounts are the partition counts BenchmarkMemory runs with: a
+// single processor owns all of them.
+var memPartitionCounts = []int{10, 50, 100}
+
+// memWorkloads are the workloads of BenchmarkMemory: fill prepares a fresh
+// broker for both sides, and the sides are the names TestMemoryChild runs.
+var memWorkloads = []struct {
+	name   string
+	fill   func(tb testing.TB, br *broker.Broker, n, parts int)
+	raw    string
+	sluice string
+}{
+	{name: "count", fill: fillMemoryCount, raw: "raw-count", sluice: "sluice-count"},
+	{name: "restore", fill: fillMemoryRestore, raw: "raw-restore", sluice: "sluice-restore"},
+}
+
+// BenchmarkMemory compares the peak resident memory (VmHWM) of the raw
+// franz-go client and of one sluice processor doing the count group's work
+// and restoring a table of n rows, with 10, 50 and 100 partitions. See the
+// package documentation.
+func BenchmarkMemory(b *testing.B) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		b.Skipf("peak resident memory is read from /proc: %v", err)
+	}
+	n := benchRecords(b)
+	for _, w := range memWorkloads {
+		for _, parts := range memPartitionCounts {
+			b.Run(fmt.Sprintf("%s/partitions=%d", w.name, parts), func(b *testing.B) {
+				var raw, sl float64
+				for range b.N {
+					br := startBroker(b)
+					w.fill(b, br, n, parts)
+					raw = float64(runMemoryChild(b, br, w.raw, n, parts)) / 1024
+					sl = float64(runMemoryChild(b, br, w.sluice, n, parts)) / 1024
+					_ = br.Close()
+				}
+				b.ReportMetric(raw, "raw-MiB")
+				b.ReportMetric(sl, "sluice-MiB")
+				b.ReportMetric(sl/raw, "ratio")
+				b.Logf("%s, %d partitions: raw %.0f MiB, sluice %.0f MiB, ratio %.2f", w.name, parts, raw, sl, sl/raw)
+			})
+		}
+	}
+}
+
+// fillMemoryCount creates the count group's topics with parts partitions
+// and writes n input records.
+func fillMemoryCount(tb testing.TB, br *broker.Broker, n, parts int) {
+	tb.Helper()
+	cl := newClient(tb, br)
+	defer cl.Close()
+	for _, t := range []string{inputTopic, rawOutput, sluiceOutput} {
+		createTopicWith(tb, cl, t, parts, false)
+	}
+	produceAll(tb, cl, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: inputTopic, Key: inputKey(i), Value: inputValue(i)}
+	})
+}
+
+// fillMemoryRestore creates the compacted table with n distinct rows and the
+// processor's input with one record in each of its parts partitions.
+func fillMemoryRestore(tb testing.TB, br *broker.Broker, n, parts int) {
+	tb.Helper()
+	cl := newClient(tb, br)
+	defer cl.Close()
+	createTopicWith(tb, cl, tableTopic, parts, true)
+	createTopicWith(tb, cl, restoreInput, parts, false)
+	produceAll(tb, cl, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: tableTopic, Key: tableKey(i), Value: tableValue(i)}
+	})
+	manual := newClient(tb, br, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	defer manual.Close()
+	produceAll(tb, manual, parts, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: restoreInput, Partition: int32(i), Key: []byte("wake-" + strconv.Itoa(i)), Value: []byte("x")}
+	})
+}
+
+// createTopicWith creates topic with parts partitions, compacted if asked.
+func createTopicWith(tb testing.TB, cl *kgo.Client, topic string, parts int, compacted bool) {
+	tb.Helper()
+	var configs map[string]*string
+	if compacted {
+		configs = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(parts), 1, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// runMemoryChild runs side in a child process against br and returns its
+// peak resident memory in KiB.
+func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int) int64 {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestMemoryChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(),
+		memSideEnv+"="+side,
+		memBrokersEnv+"="+strings.Join(br.Addrs(), ","),
+		memRecordsEnv+"="+strconv.Itoa(n),
+		memPartitionsEnv+"="+strconv.Itoa(parts),
+		memStateEnv+"="+tb.TempDir(),
+	)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("%s: child process: %v; it said:\n%s", side, err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if s, ok := strings.CutPrefix(sc.Text(), memPeakPrefix); ok {
+			kib, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				tb.Fatalf("%s: peak memory %q: %v", side, s, err)
+			}
+			return kib
+		}
+	}
+	tb.Fatalf("%s: child process reported no peak memory; it said:\n%s", side, out)
+	return 0
+}
+
+// TestMemoryChild is the child process of BenchmarkMemory, which starts it:
+// it runs one side to its end and prints its peak resident memory. Run
+// otherwise, it skips.
+func TestMemoryChild(t *testing.T) {
+	side := os.Getenv(memSideEnv)
+	if side == "" {
+		t.Skip("the child process of BenchmarkMemory")
+	}
+	addrs := strings.Split(os.Getenv(memBrokersEnv), ",")
+	n, err := strconv.Atoi(os.Getenv(memRecordsEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := strconv.Atoi(os.Getenv(memPartitionsEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	switch side {
+	case "raw-count":
+		var stop func()
+		if stop, err = rawCount(ctx, addrs, n); err == nil {
+			stop()
+		}
+	case "sluice-count":
+		var stop func() error
+		if stop, err = sluiceCount(ctx, addrs, os.Getenv(memStateEnv), n, sluice.TopicDefaults(int32(parts), 1)); err == nil {
+			err = stop()
+		}
+	case "raw-restore":
+		var rows int64
+		if rows, err = rawRestore(ctx, addrs); err == nil && rows != int64(n) {
+			err = fmt.Errorf("read %d rows, want %d", rows, n)
+		}
+	case "sluice-restore":
+		err = memoryRestore(ctx, addrs, os.Getenv(memStateEnv), parts)
+	default:
+		err = fmt.Errorf("unknown side %q", side)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kib, err := peakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("%s%d\n", memPeakPrefix, kib)
+}
+
+// memoryRestore starts a processor of a group whose table is the pre-filled
+// table, with an empty state dir, and returns once it has handled the
+// record in each of the parts partitions of its input, which each task does
+// only after restoring its partition of the table; then it stops the
+// processor.
+func memoryRestore(ctx context.Context, addrs []string, stateDir string, parts int) error {
+	handled := make(chan struct{})
+	var calls atomic.Int64
+	g := sluice.DefineGroup[[]byte](restoreGroup)
+	sluice.Persist(g, codec.Bytes())
+	sluice.Input(g, restoreInput, codec.Bytes(), func(*sluice.Context[[]byte], []byte) error {
+		if calls.Add(1) == int64(parts) {
+			close(handled)
+		}
+		return nil
+	})
+	p, err := sluice.NewProcessor(g,
+		sluice.Brokers(addrs...),
+		sluice.TopicDefaults(int32(parts), 1),
+		sluice.Storage(pebble.Builder(stateDir)),
+		sluice.CommitInterval(commitInterval),
+	)
+	if err != nil {
+		return err
+	}
+	run := start(p.Run)
+	select {
+	case <-handled:
+		return run.stop()
+	case <-run.done:
+		return fmt.Errorf("processor stopped after %d records: %v", calls.Load(), run.err)
+	case <-ctx.Done():
+		return fmt.Errorf("processor handled %d of %d records: %w", calls.Load(), parts, errors.Join(ctx.Err(), run.stop()))
+	}
+}
+
+// peakRSS returns the peak resident memory of this process in KiB: VmHWM in
+// /proc/self/status.
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if s, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
+}
