@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +40,10 @@ const (
 	// memPeakPrefix starts the line on which the child reports its peak
 	// resident memory, in KiB.
 	memPeakPrefix = "peak-rss-kib "
+	// memOutsideGoPrefix starts the line on which it reports, in KiB, how
+	// much of its highest sampled resident memory the Go runtime did not
+	// hold: with cgo, Pebble's memtables and block cache.
+	memOutsideGoPrefix = "outside-go-kib "
 )
 
 // memPartitionCounts are the partition counts BenchmarkMemory runs with: a
@@ -68,18 +74,20 @@ func BenchmarkMemory(b *testing.B) {
 	for _, w := range memWorkloads {
 		for _, parts := range memPartitionCounts {
 			b.Run(fmt.Sprintf("%s/partitions=%d", w.name, parts), func(b *testing.B) {
-				var raw, sl float64
+				var raw, sl, outside int64
 				for range b.N {
 					br := startBroker(b)
 					w.fill(b, br, n, parts)
-					raw = float64(runMemoryChild(b, br, w.raw, n, parts)) / 1024
-					sl = float64(runMemoryChild(b, br, w.sluice, n, parts)) / 1024
+					raw, _ = runMemoryChild(b, br, w.raw, n, parts)
+					sl, outside = runMemoryChild(b, br, w.sluice, n, parts)
 					_ = br.Close()
 				}
-				b.ReportMetric(raw, "raw-MiB")
-				b.ReportMetric(sl, "sluice-MiB")
-				b.ReportMetric(sl/raw, "ratio")
-				b.Logf("%s, %d partitions: raw %.0f MiB, sluice %.0f MiB, ratio %.2f", w.name, parts, raw, sl, sl/raw)
+				b.ReportMetric(float64(raw)/1024, "raw-MiB")
+				b.ReportMetric(float64(sl)/1024, "sluice-MiB")
+				b.ReportMetric(float64(outside)/1024, "sluice-outside-go-MiB")
+				b.ReportMetric(float64(sl)/float64(raw), "ratio")
+				b.Logf("%s, %d partitions: raw %d MiB, sluice %d MiB (%d MiB outside the Go heap), ratio %.2f",
+					w.name, parts, raw>>10, sl>>10, outside>>10, float64(sl)/float64(raw))
 			})
 		}
 	}
@@ -136,8 +144,9 @@ func createTopicWith(tb testing.TB, cl *kgo.Client, topic string, parts int, com
 }
 
 // runMemoryChild runs side in a child process against br and returns its
-// peak resident memory in KiB.
-func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int) int64 {
+// peak resident memory, and the part of its highest sample that the Go
+// runtime did not hold, in KiB.
+func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int) (peak, outsideGo int64) {
 	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -156,18 +165,23 @@ func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int)
 	if err != nil {
 		tb.Fatalf("%s: child process: %v; it said:\n%s", side, err, out)
 	}
+	found := map[string]int64{}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
-		if s, ok := strings.CutPrefix(sc.Text(), memPeakPrefix); ok {
-			kib, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				tb.Fatalf("%s: peak memory %q: %v", side, s, err)
+		for _, prefix := range []string{memPeakPrefix, memOutsideGoPrefix} {
+			if s, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				kib, err := strconv.ParseInt(s, 10, 64)
+				if err != nil {
+					tb.Fatalf("%s: %s%q: %v", side, prefix, s, err)
+				}
+				found[prefix] = kib
 			}
-			return kib
 		}
 	}
-	tb.Fatalf("%s: child process reported no peak memory; it said:\n%s", side, out)
-	return 0
+	if len(found) != 2 {
+		tb.Fatalf("%s: child process did not report its memory; it said:\n%s", side, out)
+	}
+	return found[memPeakPrefix], found[memOutsideGoPrefix]
 }
 
 // TestMemoryChild is the child process of BenchmarkMemory, which starts it:
@@ -189,6 +203,7 @@ func TestMemoryChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
+	peak := sampleMemory()
 	switch side {
 	case "raw-count":
 		var stop func()
@@ -217,7 +232,9 @@ func TestMemoryChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rss, goSys := peak()
 	fmt.Printf("%s%d\n", memPeakPrefix, kib)
+	fmt.Printf("%s%d\n", memOutsideGoPrefix, (rss-min(rss, goSys))>>10)
 }
 
 // memoryRestore starts a processor of a group whose table is the pre-filled
@@ -253,6 +270,38 @@ func memoryRestore(ctx context.Context, addrs []string, stateDir string, parts i
 		return fmt.Errorf("processor stopped after %d records: %v", calls.Load(), run.err)
 	case <-ctx.Done():
 		return fmt.Errorf("processor handled %d of %d records: %w", calls.Load(), parts, errors.Join(ctx.Err(), run.stop()))
+	}
+}
+
+// sampleMemory samples the resident memory every 20ms, and returns a
+// function that returns the highest sample and the memory the Go runtime
+// held then; the rest is memory allocated outside it (Pebble's memtables
+// and block cache, in C when cgo is on).
+func sampleMemory() func() (rss, goSys uint64) {
+	var mu sync.Mutex
+	var maxRSS, maxGo uint64
+	go func() {
+		for range time.Tick(20 * time.Millisecond) {
+			b, err := os.ReadFile("/proc/self/statm")
+			if err != nil {
+				return
+			}
+			f := strings.Fields(string(b))
+			pages, _ := strconv.ParseUint(f[1], 10, 64)
+			rss := pages * uint64(os.Getpagesize())
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			mu.Lock()
+			if rss > maxRSS {
+				maxRSS, maxGo = rss, ms.Sys-ms.HeapReleased
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() (uint64, uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		return maxRSS, maxGo
 	}
 }
 
