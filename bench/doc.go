@@ -133,6 +133,13 @@
 // sample, how much of it the Go runtime did not hold, which with cgo is
 // Pebble's memtables and block cache.
 //
+// BenchmarkMemoryStores runs a child process that, with no Kafka, writes 64
+// Apply calls of 1,000 distinct rows of 100-byte values (8 MiB) into each of
+// 10, 50 and 100 partitions of a table through one pebble.Builder, and
+// reports its peak (peak-MiB) and the part outside the Go heap: what the
+// stores of a processor take when every partition writes more than a
+// memtable holds.
+//
 // # BenchmarkRestartWithTable
 //
 // How long a processor holding a table of n rows in Pebble takes, from Run,

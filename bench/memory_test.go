@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store"
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
@@ -93,6 +94,58 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryStores measures the peak resident memory (VmHWM) of a
+// process that writes 8 MiB of distinct rows into each of 10, 50 and 100
+// partitions of a table through one pebble.Builder, with no Kafka: the part
+// of a processor's memory that its stores take when every partition writes
+// more than a memtable holds. See the package documentation.
+func BenchmarkMemoryStores(b *testing.B) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		b.Skipf("peak resident memory is read from /proc: %v", err)
+	}
+	for _, parts := range memPartitionCounts {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			var peak, outside int64
+			for range b.N {
+				peak, outside = runMemoryChild(b, nil, "stores", 0, parts)
+			}
+			b.ReportMetric(float64(peak)/1024, "peak-MiB")
+			b.ReportMetric(float64(outside)/1024, "outside-go-MiB")
+			b.Logf("stores, %d partitions: peak %d MiB (%d MiB outside the Go heap)", parts, peak>>10, outside>>10)
+		})
+	}
+}
+
+// writeStores writes 64 Apply calls of 1,000 distinct rows of 100-byte
+// values (8 MiB of rows) into each of parts partitions of a table kept by
+// a pebble.Builder in dir, partition after partition in every round, as
+// tasks do, and closes the stores.
+func writeStores(dir string, parts int) error {
+	build := pebble.Builder(dir)
+	stores := make([]store.Store, parts)
+	for p := range stores {
+		s, err := build("memory-table", int32(p))
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		stores[p] = s
+	}
+	value := make([]byte, 100)
+	changes := make([]store.Change, 1000)
+	for round := range 64 {
+		for p, s := range stores {
+			for i := range changes {
+				changes[i] = store.Change{Key: fmt.Appendf(nil, "row-%d-%d-%d", p, round, i), Value: value}
+			}
+			if err := s.Apply(changes, int64(round)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // fillMemoryCount creates the count group's topics with parts partitions
 // and writes n input records.
 func fillMemoryCount(tb testing.TB, br *broker.Broker, n, parts int) {
@@ -143,7 +196,7 @@ func createTopicWith(tb testing.TB, cl *kgo.Client, topic string, parts int, com
 	}
 }
 
-// runMemoryChild runs side in a child process against br and returns its
+// runMemoryChild runs side in a child process against br, if not nil, and returns its
 // peak resident memory, and the part of its highest sample that the Go
 // runtime did not hold, in KiB.
 func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int) (peak, outsideGo int64) {
@@ -153,9 +206,13 @@ func runMemoryChild(tb testing.TB, br *broker.Broker, side string, n, parts int)
 		tb.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^TestMemoryChild$", "-test.count=1", "-test.v")
+	var addrs []string
+	if br != nil {
+		addrs = br.Addrs()
+	}
 	cmd.Env = append(os.Environ(),
 		memSideEnv+"="+side,
-		memBrokersEnv+"="+strings.Join(br.Addrs(), ","),
+		memBrokersEnv+"="+strings.Join(addrs, ","),
 		memRecordsEnv+"="+strconv.Itoa(n),
 		memPartitionsEnv+"="+strconv.Itoa(parts),
 		memStateEnv+"="+tb.TempDir(),
@@ -222,6 +279,8 @@ func TestMemoryChild(t *testing.T) {
 		}
 	case "sluice-restore":
 		err = memoryRestore(ctx, addrs, os.Getenv(memStateEnv), parts)
+	case "stores":
+		err = writeStores(os.Getenv(memStateEnv), parts)
 	default:
 		err = fmt.Errorf("unknown side %q", side)
 	}
