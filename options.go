@@ -138,8 +138,11 @@ func (o storageOpt) applyView(c *viewConfig)                { o(&c.storage) }
 
 // Storage sets where table rows are kept locally, for example
 // pebble.Builder(dir) or memory.Builder(). Default for processors: Pebble
-// under the user's cache directory (sluice/state), counting rows
-// (pebble.CountRows) when Metrics is set; for views: memory.
+// under the user's cache directory (sluice/state/<group>), with
+// pebble.MemoryBudget's default of 128 MiB for all the processor's stores,
+// counting rows (pebble.CountRows) when Metrics is set; for views: memory.
+// A pebble.Builder's directory belongs to one processor at a time: give
+// each processor of a machine a directory, or a Builder, of its own.
 func Storage(b store.Builder) StorageOpt {
 	return storageOpt(func(s *store.Builder) { *s = b })
 }

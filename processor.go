@@ -102,7 +102,10 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if cfg.client.metrics != nil {
 			popts = append(popts, pebble.CountRows())
 		}
-		cfg.storage = pebble.Builder(dir, popts...)
+		// One directory per group: a Builder's directory belongs to one
+		// processor at a time, and processors of different groups may run
+		// in one process.
+		cfg.storage = pebble.Builder(filepath.Join(dir, g.name), popts...)
 	}
 	if cfg.policy.kind == deadLetterPolicy {
 		if cfg.policy.topic == "" {

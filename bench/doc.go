@@ -114,6 +114,32 @@
 // in the side's output topic (its end offset also counts commit markers and
 // aborted records).
 //
+// # BenchmarkMemory
+//
+// The peak resident memory (VmHWM) of each side, with one processor owning
+// 10, 50 and 100 partitions. Every side runs in a child process of its own
+// (this test binary, TestMemoryChild) against a broker in the parent, so
+// neither the broker's memory nor the other side's counts. Two workloads,
+// each on a fresh broker per partition count:
+//
+//   - count: BenchmarkCountGroup's raw and sluice sides over n records in
+//     an input topic of that many partitions; the sluice table in Pebble.
+//   - restore: the raw side of BenchmarkRestore, and a processor of its
+//     group that restores the table of n distinct rows into an empty state
+//     dir and handles the one record in each input partition.
+//
+// Reported: raw-MiB, sluice-MiB, their ratio, and sluice-outside-go-MiB:
+// the child samples its resident memory every 20ms and, at the highest
+// sample, how much of it the Go runtime did not hold, which with cgo is
+// Pebble's memtables and block cache.
+//
+// BenchmarkMemoryStores runs a child process that, with no Kafka, writes 64
+// Apply calls of 1,000 distinct rows of 100-byte values (8 MiB) into each of
+// 10, 50 and 100 partitions of a table through one pebble.Builder, and
+// reports its peak (peak-MiB) and the part outside the Go heap: what the
+// stores of a processor take when every partition writes more than a
+// memtable holds.
+//
 // # BenchmarkRestartWithTable
 //
 // How long a processor holding a table of n rows in Pebble takes, from Run,

@@ -140,9 +140,9 @@ func (h *restoreLog) Handle(_ context.Context, r slog.Record) error {
 func (h *restoreLog) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *restoreLog) WithGroup(string) slog.Handler      { return h }
 
-// copyStateDir copies the Pebble stores under src, which a running
+// copyStateDir copies the Pebble databases under src, which a running
 // processor may be writing, to dst, as a crash would leave them: each
-// store's manifest and its markers first, then its table files, which are
+// database's manifest and its markers first, then its table files, which are
 // written whole before a manifest names them and never changed after, so
 // that every file the copied manifest names is copied whole. A file that a
 // compaction deletes meanwhile makes the store's copy start again.
@@ -239,8 +239,9 @@ func copyFile(src, dst string) error {
 // that is a row count).
 func checkpointedRows(stateDir string) (int64, error) {
 	var sum int64
-	for p := range partitions {
-		st, err := pebble.Open(filepath.Join(stateDir, tableTopic, fmt.Sprint(p)))
+	open := pebble.Builder(stateDir)
+	for p := range int32(partitions) {
+		st, err := open(tableTopic, p)
 		if err != nil {
 			return 0, err
 		}

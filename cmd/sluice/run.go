@@ -139,7 +139,7 @@ URL.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&store, "store", "memory", "where counts are kept: memory, table or redis://host:port")
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state/<group>)")
 	cmd.Flags().IntVar(&batchSize, "batch-size", 1000, "records per batch, at most")
 	cmd.Flags().DurationVar(&batchWait, "batch-wait", 5*time.Second, "how long a batch waits for more records after its first")
 	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "count exactly once, with Kafka transactions")

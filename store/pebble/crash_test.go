@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/sluice-io/sluice/store"
 )
@@ -65,13 +64,87 @@ func TestCrashLeavesRowsThatMatchTheirCheckpoint(t *testing.T) {
 	}
 }
 
+// The stores of a Builder share one database and its memtables; after a
+// crash each must still hold a whole prefix of its own Apply calls, whatever
+// the other stores wrote between them.
+func TestCrashLeavesEachSharedStoreAtItsOwnCheckpoint(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	onFS := func(fs vfs.FS) Opt { return optFunc(func(c *config) { c.fs = fs }) }
+	opts := []Opt{CacheSize(1 << 20), MemTableSize(256 << 10)}
+	build := Builder("db", append(opts, onFS(fs))...)
+	var stores []store.Store
+	for p := range int32(3) {
+		s, err := build("t", p)
+		if err != nil {
+			t.Fatalf("build t/%d: %v", p, err)
+		}
+		stores = append(stores, s)
+	}
+	rng := rand.New(rand.NewPCG(2, 50))
+	const applies = 90
+	crashes := 0
+	for i := range applies {
+		for p, s := range stores {
+			if p == 2 && i%3 != 0 {
+				continue // a store that writes less often than the others
+			}
+			at := int64(i)
+			if p == 2 {
+				at = int64(i / 3)
+			}
+			changes := []store.Change{
+				{Key: rowKey(int(at)), Value: []byte("row")},
+				{Key: []byte("last"), Value: fmt.Appendf(nil, "%d", at)},
+			}
+			for j := range 30 {
+				changes = append(changes, store.Change{Key: fmt.Appendf(nil, "filler-%03d-%03d", i, j), Value: bytes.Repeat([]byte{'f'}, 100)})
+			}
+			if err := s.Apply(changes, at); err != nil {
+				t.Fatalf("apply %d to t/%d: %v", at, p, err)
+			}
+		}
+		if i%7 != 3 {
+			continue
+		}
+		crashes++
+		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+		recovered := Builder("db", append(opts, onFS(crashed))...)
+		var kept []int64
+		for p := range int32(3) {
+			s, err := recovered("t", p)
+			if err != nil {
+				t.Fatalf("open t/%d after crash: %v", p, err)
+			}
+			applied := int64(i)
+			if p == 2 {
+				applied = int64(i / 3)
+			}
+			kept = append(kept, checkRows(t, s, applied))
+			if err := s.Close(); err != nil {
+				t.Fatalf("close t/%d after crash: %v", p, err)
+			}
+		}
+		t.Logf("after apply %d a crash kept checkpoints %v", i, kept)
+	}
+	for p, s := range stores {
+		if err := s.Close(); err != nil {
+			t.Fatalf("close t/%d: %v", p, err)
+		}
+	}
+	if crashes == 0 {
+		t.Fatal("no crash simulated")
+	}
+}
+
 func rowKey(i int) []byte { return fmt.Appendf(nil, "row-%04d", i) }
 
 func openOn(t *testing.T, cfg config) *pebbleStore {
 	t.Helper()
-	cache := pebbledb.NewCache(cfg.cacheSize)
-	defer cache.Unref()
-	s, err := open("db", cfg, cache, nil)
+	db, err := openDB("db", cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	s, err := newStore("db", db, nil, cfg, db.Close)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -88,6 +161,13 @@ func checkRecovered(t *testing.T, fs vfs.FS, applied int64) int64 {
 			t.Errorf("close recovered store: %v", err)
 		}
 	}()
+	return checkRows(t, s, applied)
+}
+
+// checkRows checks that the rows of s match its checkpoint and that it is
+// not ahead of applied, and returns the checkpoint.
+func checkRows(t *testing.T, s store.Store, applied int64) int64 {
+	t.Helper()
 	c, err := s.Offset()
 	if err != nil {
 		t.Fatalf("offset after crash: %v", err)

@@ -1,16 +1,19 @@
-// Package pebble keeps the rows of a table partition on local disk in a
-// Pebble database (github.com/cockroachdb/pebble/v2), one database per
-// partition.
+// Package pebble keeps the rows of table partitions on local disk in Pebble
+// (github.com/cockroachdb/pebble/v2).
 //
-// A processor opens its stores through a Builder, which lays them out as
-// <dir>/<table>/<partition> and lets them share one block cache:
+// A processor opens its stores through a Builder, which keeps all of them in
+// one database in its directory, each partition of each table under a key
+// prefix of its own, so that they share one memory budget (MemoryBudget,
+// 128 MiB by default) however many partitions the processor owns:
 //
-//	build := pebble.Builder("/var/lib/sluice", pebble.CacheSize(256<<20))
-//	s, err := build("clicks", 3) // opens /var/lib/sluice/clicks/3
+//	build := pebble.Builder("/var/lib/sluice/clicks", pebble.MemoryBudget(256<<20))
+//	s, err := build("clicks-table", 3) // partition 3, in /var/lib/sluice/clicks
 //	if err != nil {
 //		return err
 //	}
 //	defer s.Close()
+//
+// Open opens a store that has a database, and a budget, of its own.
 //
 // What it guarantees: Apply is atomic; Close makes every Apply durable; after
 // a crash a store holds the rows and checkpoint of some earlier Apply as a
@@ -19,6 +22,7 @@
 // already plays its part; see store.go for why that keeps the store.Store
 // invariant.
 //
-// A directory can be open in only one store at a time; opening it again in
-// the same or another process fails with an error that names it.
+// A directory can be open in only one database at a time, and a table
+// partition in only one store of its Builder: opening either again fails
+// with an error that names it.
 package pebble

@@ -62,7 +62,7 @@ func (it *iterator) Key() []byte {
 	if !it.valid {
 		return nil
 	}
-	return it.it.Key()[1:]
+	return it.it.Key()[len(it.s.keys.prefix)+1:]
 }
 
 // Value returns the current row's value.

@@ -15,10 +15,8 @@ type optFunc func(*config)
 
 func (f optFunc) apply(c *config) { f(c) }
 
-const (
-	defaultCacheSize    = 64 << 20
-	defaultMemTableSize = 32 << 20
-)
+// defaultBudget is MemoryBudget's default.
+const defaultBudget = 128 << 20
 
 type config struct {
 	cacheSize    int64
@@ -30,7 +28,8 @@ type config struct {
 }
 
 func newConfig(opts []Opt) (config, error) {
-	c := config{cacheSize: defaultCacheSize, memTableSize: defaultMemTableSize}
+	var c config
+	MemoryBudget(defaultBudget).apply(&c)
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -43,31 +42,52 @@ func newConfig(opts []Opt) (config, error) {
 	return c, nil
 }
 
-// CacheSize sets the size in bytes of the block cache, which holds
-// uncompressed blocks read from disk. The default is 64 MiB.
+// MemoryBudget sets the memory in bytes that the stores of a Builder's
+// directory share for their write buffers (memtables) and their block cache,
+// however many tables and partitions are open; a store from Open has a budget
+// of its own. The default is 128 MiB. A processor opens all its stores (its
+// table, its joined tables) through one Builder, so the budget is the
+// processor's; Builders of one directory in one process share the database,
+// and the budget of the first to open it.
 //
-// A Builder shares one cache of this size among every store it opens; a store
-// from Open gets a cache of its own. Memory is taken as blocks are read, not
-// up front. Pebble counts the memtables of the stores that share a cache
-// against its size, so with many busy stores the cache holds fewer blocks and
-// reads fall through to the operating system's page cache. Zero disables
-// block caching; a negative size makes opening fail.
+// The budget is the block cache's size, and Pebble counts memtables against
+// it: a quarter of it is the largest memtable, and with one filling while
+// another is flushed and a third kept for reuse, memtables take at most
+// three quarters, the cache the rest. Blocks are cached as they are read, so
+// the memory is taken as it is needed, not up front; it is allocated outside
+// the Go heap (with cgo) and not counted by GOGC or GOMEMLIMIT.
+//
+// What it does not cover: records fetched and not yet processed, which
+// MaxBufferedBytes bounds per task (16 MiB by default, so a processor of n
+// partitions may hold up to n times that, plus the Kafka client's fetch in
+// flight), records produced and not yet acknowledged, a table's rows cached
+// in the Go heap, and Pebble's index and filter blocks of files not in the
+// cache. A larger budget makes fewer, larger table files and keeps more rows
+// in memory; a smaller one flushes more often. CacheSize and MemTableSize,
+// given after it, set either part alone. A negative budget makes opening
+// fail.
+func MemoryBudget(bytes int64) Opt {
+	return optFunc(func(c *config) {
+		c.cacheSize = bytes
+		c.memTableSize = uint64(max(bytes/4, 0))
+	})
+}
+
+// CacheSize sets the size in bytes of the block cache, which holds
+// uncompressed blocks read from disk and against which Pebble counts the
+// memtables. The default is MemoryBudget's, 128 MiB. Zero disables block
+// caching; a negative size makes opening fail.
 func CacheSize(bytes int64) Opt {
 	return optFunc(func(c *config) { c.cacheSize = bytes })
 }
 
-// MemTableSize sets the size in bytes of a store's in-memory write buffer,
-// its memtable, which is written to disk as a table file when full. The
-// default is 32 MiB: restoring a partition of a few hundred thousand rows
-// then writes one table file instead of several that must be compacted.
-// Pebble starts a store with a small memtable and grows it up to this size
-// as writes arrive, so idle stores do not use it.
-//
-// A store can hold a full memtable being flushed while it fills the next, so
-// n busy stores use up to 2n times this size. Rows not yet flushed are lost
-// in a crash and restored from the changelog, so a larger memtable trades
-// memory and restore time for fewer, larger writes. Zero makes opening fail,
-// and so does 4 GiB or more.
+// MemTableSize sets the size in bytes of the largest in-memory write buffer,
+// or memtable, which is written to disk as a table file when full. The
+// default is a quarter of MemoryBudget, 32 MiB. Pebble starts with a small
+// memtable and doubles it, up to this size, as writes arrive. One memtable
+// can fill while another is flushed, and Pebble keeps one more for reuse.
+// Rows not yet flushed are lost in a crash and restored from the changelog.
+// Zero makes opening fail, and so does 4 GiB or more.
 func MemTableSize(bytes uint64) Opt {
 	return optFunc(func(c *config) { c.memTableSize = bytes })
 }

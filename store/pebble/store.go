@@ -15,10 +15,20 @@ package pebble
 // undo it, never half of it. Close flushes before closing, so a clean stop
 // loses nothing. TestCrashLeavesRowsThatMatchTheirCheckpoint checks this.
 //
-// Key layout. Every key starts with a one-byte prefix: metaPrefix for the
-// store's own keys (the checkpoint, and the row count), rowPrefix followed by the user's key for
-// rows. Row keys therefore sort in the user's byte order, never collide with
-// the checkpoint, and all lie in [rowPrefix, endPrefix).
+// Key layout. A store owns the keys that start with its prefix: empty for a
+// store from Open, which has its database to itself, and the table name, a
+// zero byte and the big-endian partition for a store from a Builder, whose
+// stores share one database (see builder.go). No table name holds a zero
+// byte, so no prefix is the start of another, and the stores' keys never
+// mix. After the prefix comes one byte: metaPrefix for the store's own keys
+// (the checkpoint, and the row count), rowPrefix followed by the user's key
+// for rows. Row keys therefore sort in the user's byte order, never collide
+// with the checkpoint, and all lie in [prefix+rowPrefix, prefix+endPrefix);
+// everything the store holds lies in [prefix+metaPrefix, prefix+endPrefix).
+//
+// A shared database keeps the durability argument above: memtables hold the
+// batches of every store in commit order and are flushed whole and in
+// order, so after a crash each store holds a prefix of its own Apply calls.
 //
 // Row count. With CountRows, each Apply reads the keys it changes to learn
 // whether they hold a row, and writes the new count in its batch, next to
@@ -56,32 +66,29 @@ const (
 	endPrefix  byte = 0x02
 )
 
-var (
-	offsetKey = []byte{metaPrefix, 'o', 'f', 'f', 's', 'e', 't'}
-	rowsKey   = []byte{metaPrefix, 'r', 'o', 'w', 's'}
-)
-
 // Open opens the store kept in dir, creating dir and an empty store if they
-// do not exist. The store has a block cache of its own; use a Builder to share
-// one among many stores.
+// do not exist. The store has a database, and a memory budget, of its own;
+// use a Builder for stores that share one.
 func Open(dir string, opts ...Opt) (store.Store, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
 	}
-	cache := pebbledb.NewCache(cfg.cacheSize)
-	// The database takes a reference of its own and drops it when closed, so
-	// the reference NewCache returned is released here, opened or not.
-	defer cache.Unref()
-	s, err := open(dir, cfg, cache, nil)
+	db, err := openDB(dir, cfg)
 	if err != nil {
+		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+	}
+	s, err := newStore(dir, db, nil, cfg, db.Close)
+	if err != nil {
+		_ = db.Close()
 		return nil, err
 	}
-	return s, nil
+	return ownStore{s}, nil
 }
 
 type pebbleStore struct {
-	dir string
+	dir  string // names the store in errors: its directory, or dir/table/partition
+	keys keys
 
 	mu     sync.RWMutex
 	db     *pebbledb.DB
@@ -94,22 +101,26 @@ type pebbleStore struct {
 	rows       atomic.Int64 // the row count, when counting
 	staleCount atomic.Bool  // not counting, and the database holds a count
 
-	// release is called once the database is closed; nil when nothing is
-	// waiting for that.
-	release func()
+	// release lets go of db once the store is done with it: it closes a
+	// database of the store's own, or drops the store's hold on a shared one.
+	release func() error
 }
 
-// open opens the database in dir using cache, which the database references
-// until it is closed. On success the store calls release, if not nil, once
-// its database is closed; on failure release is not called.
-func open(dir string, cfg config, cache *pebbledb.Cache, release func()) (*pebbleStore, error) {
+// openDB opens the database in dir, creating it if needed, with a block
+// cache of cfg's size that its memtables are counted against. Its errors do
+// not name dir; the caller's do.
+func openDB(dir string, cfg config) (*pebbledb.DB, error) {
 	path := dir
 	if cfg.fs == nil {
 		var err error
 		if path, err = canonicalDir(dir); err != nil {
-			return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+			return nil, err
 		}
 	}
+	cache := pebbledb.NewCache(cfg.cacheSize)
+	// The database takes a reference of its own and drops it when closed, so
+	// the reference NewCache returned is released here, opened or not.
+	defer cache.Unref()
 	o := &pebbledb.Options{
 		Cache:              cache,
 		MemTableSize:       cfg.memTableSize,
@@ -124,14 +135,16 @@ func open(dir string, cfg config, cache *pebbledb.Cache, release func()) (*pebbl
 	if cfg.fs != nil {
 		o.FS = cfg.fs
 	}
-	db, err := pebbledb.Open(path, o)
-	if err != nil {
-		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
-	}
-	s := &pebbleStore{dir: dir, db: db, iters: map[*iterator]struct{}{}, release: release, counting: cfg.countRows}
+	return pebbledb.Open(path, o)
+}
+
+// newStore returns the store of the keys of db that start with prefix,
+// named name in errors. The store calls release once it is closed; on
+// failure release is not called.
+func newStore(name string, db *pebbledb.DB, prefix []byte, cfg config, release func() error) (*pebbleStore, error) {
+	s := &pebbleStore{dir: name, keys: newKeys(prefix), db: db, iters: map[*iterator]struct{}{}, release: release, counting: cfg.countRows}
 	if err := s.loadCount(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open pebble store %s: %w", dir, err)
+		return nil, fmt.Errorf("open pebble store %s: %w", name, err)
 	}
 	return s, nil
 }
@@ -140,7 +153,7 @@ func open(dir string, cfg config, cache *pebbledb.Cache, release func()) (*pebbl
 // counts its rows, once; a store that does not count notes that a count on
 // disk must go.
 func (s *pebbleStore) loadCount() error {
-	n, found, err := s.readInt(rowsKey)
+	n, found, err := s.readInt(s.keys.rows)
 	if err != nil {
 		return fmt.Errorf("read row count: %w", err)
 	}
@@ -152,7 +165,7 @@ func (s *pebbleStore) loadCount() error {
 		s.rows.Store(n)
 		return nil
 	}
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{endPrefix}})
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: s.keys.rowLo, UpperBound: s.keys.rowHi})
 	if err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
@@ -165,7 +178,7 @@ func (s *pebbleStore) loadCount() error {
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(n))
-	if err := s.db.Set(rowsKey, v[:], pebbledb.NoSync); err != nil {
+	if err := s.db.Set(s.keys.rows, v[:], pebbledb.NoSync); err != nil {
 		return fmt.Errorf("write row count: %w", err)
 	}
 	s.rows.Store(n)
@@ -183,7 +196,7 @@ func (s *pebbleStore) readInt(key []byte) (n int64, found bool, err error) {
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, false, fmt.Errorf("%q is %d bytes, want 8", key[1:], len(v))
+		return 0, false, fmt.Errorf("%q is %d bytes, want 8", key[len(s.keys.prefix)+1:], len(v))
 	}
 	return int64(binary.BigEndian.Uint64(v)), true, nil
 }
@@ -228,7 +241,7 @@ func canonicalDir(dir string) (string, error) {
 // Get returns a copy of the value stored under key, or store.ErrNotFound.
 func (s *pebbleStore) Get(key []byte) ([]byte, error) {
 	var buf [64]byte
-	k := append(append(buf[:0], rowPrefix), key...)
+	k := s.keys.row(buf[:0], key)
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -273,7 +286,7 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 			existed, ok := seen[string(c.Key)]
 			if !ok {
 				var err error
-				k = append(append(k[:0], rowPrefix), c.Key...)
+				k = s.keys.row(k[:0], c.Key)
 				if existed, err = s.hasRow(k); err != nil {
 					return fmt.Errorf("pebble store %s: apply at offset %d: count rows: %w", s.dir, offset, err)
 				}
@@ -290,21 +303,21 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 		// Deferred operations let the prefixed key be written straight into
 		// the batch instead of being assembled in a buffer first.
 		var op *pebbledb.DeferredBatchOp
+		n := len(s.keys.prefix) + 1 + len(c.Key)
 		if c.Value == nil {
-			op = b.DeleteDeferred(1 + len(c.Key))
+			op = b.DeleteDeferred(n)
 		} else {
-			op = b.SetDeferred(1+len(c.Key), len(c.Value))
+			op = b.SetDeferred(n, len(c.Value))
 			copy(op.Value, c.Value)
 		}
-		op.Key[0] = rowPrefix
-		copy(op.Key[1:], c.Key)
+		s.keys.row(op.Key[:0], c.Key)
 		if err := op.Finish(); err != nil {
 			return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
 		}
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(offset))
-	if err := b.Set(offsetKey, v[:], nil); err != nil {
+	if err := b.Set(s.keys.offset, v[:], nil); err != nil {
 		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
 	}
 	var err error
@@ -312,9 +325,9 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	case s.counting:
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(s.rows.Load()+delta))
-		err = b.Set(rowsKey, n[:], nil)
+		err = b.Set(s.keys.rows, n[:], nil)
 	case s.staleCount.Load():
-		err = b.Delete(rowsKey, nil)
+		err = b.Delete(s.keys.rows, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
@@ -334,7 +347,7 @@ func (s *pebbleStore) Offset() (int64, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
-	v, closer, err := s.db.Get(offsetKey)
+	v, closer, err := s.db.Get(s.keys.offset)
 	if errors.Is(err, pebbledb.ErrNotFound) {
 		return -1, nil
 	}
@@ -351,10 +364,10 @@ func (s *pebbleStore) Offset() (int64, error) {
 // Iter returns an iterator over a consistent view of the rows in [lo, hi):
 // Pebble iterators read at the sequence number current when they are made.
 func (s *pebbleStore) Iter(lo, hi []byte) (store.Iterator, error) {
-	lower := append([]byte{rowPrefix}, lo...)
-	upper := []byte{endPrefix}
+	lower := s.keys.row(nil, lo)
+	upper := s.keys.rowHi
 	if hi != nil {
-		upper = append([]byte{rowPrefix}, hi...)
+		upper = s.keys.row(nil, hi)
 	}
 
 	s.mu.RLock()
@@ -386,11 +399,11 @@ func (s *pebbleStore) Clear() error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange([]byte{metaPrefix}, []byte{endPrefix}, nil); err != nil {
+	if err := b.DeleteRange(s.keys.all, s.keys.rowHi, nil); err != nil {
 		return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
 	}
 	if s.counting {
-		if err := b.Set(rowsKey, make([]byte, 8), nil); err != nil {
+		if err := b.Set(s.keys.rows, make([]byte, 8), nil); err != nil {
 			return fmt.Errorf("pebble store %s: clear: %w", s.dir, err)
 		}
 	}
@@ -402,9 +415,22 @@ func (s *pebbleStore) Clear() error {
 	return nil
 }
 
+// ownStore is a store from Open, which has its database to itself. Unlike
+// the stores of a Builder, it flushes its memtable when sluice asks, after a
+// restore: the memtable holds only its own rows.
+type ownStore struct{ *pebbleStore }
+
 // Flush starts writing the memtable to disk in the background, so that what
 // was applied so far survives a crash. It implements store.Flusher.
-func (s *pebbleStore) Flush() error {
+//
+// The stores of a Builder do not implement it: their database's memtable
+// holds the changes of all of them, so flushing it whenever one partition is
+// restored would write small table files, each spanning every partition
+// being restored, that compactions then merge again (it made a restore of a
+// million rows over 10 partitions take 40% more CPU). Their memtables are
+// bounded by the Builder's budget, which bounds what a crash after a
+// restore makes the next start restore again.
+func (s ownStore) Flush() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -417,8 +443,10 @@ func (s *pebbleStore) Flush() error {
 }
 
 // Close closes iterators left open, flushes the memtable so that every Apply
-// is on disk, and closes the database, releasing its lock on the directory
-// and its reference to the block cache. Every later call returns ErrClosed.
+// is on disk, and lets go of the database: a store from Open closes it,
+// releasing its lock on the directory and its memory; a store from a
+// Builder leaves that to the last of the Builder's stores to close. Every
+// later call returns ErrClosed.
 func (s *pebbleStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -442,14 +470,11 @@ func (s *pebbleStore) Close() error {
 	if err := s.db.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("flush: %w", err))
 	}
-	// Close even when the flush failed, to release the directory lock.
-	if err := s.db.Close(); err != nil {
+	// Release even when the flush failed, to release the directory lock.
+	if err := s.release(); err != nil {
 		errs = append(errs, err)
 	}
 	s.db = nil
-	if s.release != nil {
-		s.release()
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pebble store %s: close: %w", s.dir, err)
 	}

@@ -169,21 +169,54 @@ func TestBuilderGivesEachTableAndPartitionItsOwnStore(t *testing.T) {
 		}
 		mustClose(t, s)
 	}
-	for k := range stores {
-		p := filepath.Join(dir, k.table, string(rune('0'+k.partition)))
-		if m, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*")); len(m) == 0 {
-			t.Errorf("no pebble database in %s", p)
-		}
+	if m, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*")); len(m) == 0 {
+		t.Errorf("no pebble database in %s", dir)
 	}
 
-	// With every store closed the builder has let its cache go; it must make
-	// a new one and find the rows again.
+	// With every store closed the builder has closed its database; it must
+	// open it again and find the rows.
 	s, err := build("views", 0)
 	if err != nil {
 		t.Fatalf("build views/0 again: %v", err)
 	}
 	defer mustClose(t, s)
 	storetest.WantGet(t, s, "who", "views/0")
+}
+
+// The stores of a Builder share one database, under key prefixes that must
+// keep them apart: a table whose name starts with another's, a partition
+// whose number shares bytes with another's, and a Clear, a range deletion,
+// of one of them must leave the others whole.
+func TestBuilderStoresKeepTheirRowsApartInTheSharedDatabase(t *testing.T) {
+	build := pebble.Builder(t.TempDir())
+	names := []struct {
+		table     string
+		partition int32
+	}{{"t", 0}, {"t", 1}, {"t", 256}, {"tt", 0}, {"t.join", 0}}
+	var stores []store.Store
+	for i, n := range names {
+		s, err := build(n.table, n.partition)
+		if err != nil {
+			t.Fatalf("build %s/%d: %v", n.table, n.partition, err)
+		}
+		defer mustClose(t, s)
+		stores = append(stores, s)
+		storetest.MustApply(t, s, int64(i), storetest.Set("k", n.table), storetest.Set("\x00", "low"), storetest.Set("\xff\xff", "high"))
+	}
+	if err := stores[0].Clear(); err != nil {
+		t.Fatalf("clear: %v", err)
+	}
+	storetest.WantOffset(t, stores[0], -1)
+	if rows := storetest.Rows(t, stores[0], nil, nil); len(rows) != 0 {
+		t.Fatalf("cleared store holds %d rows", len(rows))
+	}
+	for i, s := range stores[1:] {
+		storetest.WantOffset(t, s, int64(i+1))
+		storetest.WantGet(t, s, "k", names[i+1].table)
+		if rows := storetest.Rows(t, s, nil, nil); len(rows) != 3 {
+			t.Errorf("%s/%d holds %d rows, want 3", names[i+1].table, names[i+1].partition, len(rows))
+		}
+	}
 }
 
 func TestBuilderRejectsTableNamesThatLeaveItsDir(t *testing.T) {
@@ -304,4 +337,55 @@ func BenchmarkApplyRawPebble(b *testing.B) {
 		}
 		return rawPebble{db}
 	})
+}
+
+// A Builder's stores share a memtable, which a flush after each partition's
+// restore would cut into small files spanning every partition; only a store
+// with a database of its own offers to flush.
+func TestOnlyAStoreWithItsOwnDatabaseFlushesOnRequest(t *testing.T) {
+	own := mustOpen(t, t.TempDir())
+	defer mustClose(t, own)
+	if _, ok := own.(store.Flusher); !ok {
+		t.Error("a store from Open does not implement store.Flusher")
+	}
+	shared, err := pebble.Builder(t.TempDir())("t", 0)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	defer mustClose(t, shared)
+	if _, ok := shared.(store.Flusher); ok {
+		t.Error("a store from a Builder implements store.Flusher")
+	}
+}
+
+// Pebble locks a directory, so Builders of one directory in one process, as
+// the processors of a group there have, share its database: each opens
+// partitions the other does not hold, and none twice.
+func TestBuildersOfOneDirectoryShareItsDatabase(t *testing.T) {
+	dir := t.TempDir()
+	first, second := pebble.Builder(dir), pebble.Builder(dir)
+	s0, err := first("t", 0)
+	if err != nil {
+		t.Fatalf("first builder, t/0: %v", err)
+	}
+	s1, err := second("t", 1)
+	if err != nil {
+		t.Fatalf("second builder, t/1: %v", err)
+	}
+	if s, err := second("t", 0); err == nil {
+		s.Close()
+		t.Fatal("second builder opened t/0 while the first holds it")
+	}
+	storetest.MustApply(t, s0, 5, storetest.Set("k", "zero"))
+	storetest.MustApply(t, s1, 7, storetest.Set("k", "one"))
+	mustClose(t, s0)
+	mustClose(t, s1)
+
+	s0, err = second("t", 0)
+	if err != nil {
+		t.Fatalf("second builder, t/0 after the first closed it: %v", err)
+	}
+	defer mustClose(t, s0)
+	storetest.WantGet(t, s0, "k", "zero")
+	storetest.WantOffset(t, s0, 5)
 }
