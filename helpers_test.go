@@ -185,3 +185,38 @@ func expectCounts(t *testing.T, v *sluice.View[counter], want map[string]int64, 
 		return nil
 	})
 }
+
+// startRun calls run in the background and returns the channel its error
+// arrives on and the function that stops it; the test's end stops it too
+// and waits up to 30s for it to return.
+func startRun(t *testing.T, run func(context.Context) error) (<-chan error, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	returned := make(chan struct{})
+	go func() {
+		done <- run(ctx)
+		close(returned)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-returned:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return done, cancel
+}
+
+// await waits up to d for a value from ch, or for ch to be closed, and
+// fails the test with what if none comes.
+func await[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s within %v", what, d)
+		panic("unreachable")
+	}
+}

@@ -47,26 +47,16 @@ func TestShutdownTimeoutBoundsAStopWithoutABroker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			select {
-			case <-halfway:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the processor did not get halfway")
-			}
+			done, cancel := startRun(t, p.Run)
+			await(t, halfway, 20*time.Second, "the processor did not get halfway")
 			if err := b.Close(); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
 			cancel()
-			select {
-			case <-done:
-				if took := time.Since(start); took > 15*time.Second {
-					t.Fatalf("Run took %v to return after the stop", took)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("Run did not return within 30s of the stop with a 1s shutdown timeout")
+			await(t, done, 30*time.Second, "Run did not return after the stop with a 1s shutdown timeout")
+			if took := time.Since(start); took > 15*time.Second {
+				t.Fatalf("Run took %v to return after the stop", took)
 			}
 		})
 	}
@@ -124,15 +114,8 @@ func TestProcessorStopsWhenItsWritesCannotReachKafka(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			select {
-			case <-halfway:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the processor did not get halfway")
-			}
+			done, _ := startRun(t, p.Run)
+			await(t, halfway, 20*time.Second, "the processor did not get halfway")
 			// Every task is past its restore, so that only writes can
 			// fail.
 			waitFor(t, 10*time.Second, func() error {
@@ -150,15 +133,11 @@ func TestProcessorStopsWhenItsWritesCannotReachKafka(t *testing.T) {
 			if err := b.Close(); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err := <-done:
-				if err == nil || !containsAll(err.Error(), "group gone", "partition", "gone-", "produce") {
-					t.Fatalf("Run: %v, want an error naming the group and the writes that failed", err)
-				}
-				t.Logf("Run: %v", err)
-			case <-time.After(60 * time.Second):
-				t.Fatal("Run did not return within 60s of the broker going away")
+			err = await(t, done, 60*time.Second, "Run did not return after the broker went away")
+			if err == nil || !containsAll(err.Error(), "group gone", "partition", "gone-", "produce") {
+				t.Fatalf("Run: %v, want an error naming the group and the writes that failed", err)
 			}
+			t.Logf("Run: %v", err)
 		})
 	}
 }
@@ -189,32 +168,21 @@ func TestProcessorStopsWhenAnOutputTopicIsDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	select {
-	case <-halfway:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the processor did not get halfway")
-	}
+	done, _ := startRun(t, p.Run)
+	await(t, halfway, 20*time.Second, "the processor did not get halfway")
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).DeleteTopic(ctx, "deleted-out"); err != nil {
+	if _, err := kadm.NewClient(cl).DeleteTopic(context.Background(), "deleted-out"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err == nil || !containsAll(err.Error(), "group deleted", "partition", "deleted-out") {
-			t.Fatalf("Run: %v, want an error naming the group and the output topic", err)
-		}
-		t.Logf("Run: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60s of the output topic's deletion")
+	err = await(t, done, 60*time.Second, "Run did not return after the output topic's deletion")
+	if err == nil || !containsAll(err.Error(), "group deleted", "partition", "deleted-out") {
+		t.Fatalf("Run: %v, want an error naming the group and the output topic", err)
 	}
+	t.Logf("Run: %v", err)
 }
 
 // After a failure, the stop waits for the other tasks no longer than the
@@ -243,28 +211,18 @@ func TestStopAfterAFailureIsBoundedByTheShutdownTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { close(release) })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, _ := startRun(t, p.Run)
+	ctx := context.Background()
 	if err := em.EmitToPartition(ctx, 1, "k", "x"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stuck:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the handler of partition 1 was not called")
-	}
+	await(t, stuck, 20*time.Second, "the handler of partition 1 was not called")
 	if err := em.EmitToPartition(ctx, 0, "k", "boom"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err == nil || !containsAll(err.Error(), "boom", "stuck-in/0") {
-			t.Fatalf("Run: %v, want the failure at stuck-in/0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s of the failure with a 1s shutdown timeout")
+	err = await(t, done, 30*time.Second, "Run did not return after the failure with a 1s shutdown timeout")
+	if err == nil || !containsAll(err.Error(), "boom", "stuck-in/0") {
+		t.Fatalf("Run: %v, want the failure at stuck-in/0", err)
 	}
 }
 

@@ -46,10 +46,7 @@ func TestStopWhileAJoinedTableRestoresIsAGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, cancel := startRun(t, p.Run)
 	select {
 	case <-opening:
 	case err := <-done:
@@ -59,13 +56,8 @@ func TestStopWhileAJoinedTableRestoresIsAGracefulStop(t *testing.T) {
 	}
 	cancel()
 	close(release)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after a stop during the join's restore: %v, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s of the stop")
+	if err := await(t, done, 30*time.Second, "Run did not return after the stop"); err != nil {
+		t.Fatalf("Run after a stop during the join's restore: %v, want nil", err)
 	}
 }
 

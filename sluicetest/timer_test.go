@@ -37,19 +37,6 @@ func sessionGroup(wall bool, now func() time.Time) (*sluice.Group[int64], *sluic
 	return g, out
 }
 
-func values(t *testing.T, tt *sluicetest.Tester[int64], out *sluice.OutputTopic[string]) []string {
-	t.Helper()
-	msgs, err := sluicetest.Output(tt, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []string
-	for _, m := range msgs {
-		vs = append(vs, m.Value)
-	}
-	return vs
-}
-
 func TestTesterFiresEventTimersWhenStreamTimePassesThemEvenAfterACrash(t *testing.T) {
 	g, out := sessionGroup(false, nil)
 	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
@@ -62,7 +49,7 @@ func TestTesterFiresEventTimersWhenStreamTimePassesThemEvenAfterACrash(t *testin
 			t.Fatalf("click %d: %v", i, err)
 		}
 	}
-	if got := values(t, tt, out); len(got) != 0 {
+	if got := outputs(t, tt, out); len(got) != 0 {
 		t.Fatalf("outputs before the session ended: %q", got)
 	}
 	// The timer is in the changelog: a crash and a restore keep it.
@@ -72,7 +59,7 @@ func TestTesterFiresEventTimersWhenStreamTimePassesThemEvenAfterACrash(t *testin
 	if err := sluicetest.Send(tt, "clicks", "u2", "click", sluicetest.WithTimestamp(t0.Add(41*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := values(t, tt, out), []string{"end u1 2"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := outputs(t, tt, out), []string{"end u1 2"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outputs %q, want %q", got, want)
 	}
 	if _, ok, _ := tt.Row("u1"); ok {
@@ -104,20 +91,20 @@ func TestTesterAdvanceClockFiresWallClockTimersAndIdleAdvance(t *testing.T) {
 	if err := tt.AdvanceClock(20 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if got := values(t, tt, out); len(got) != 0 {
+	if got := outputs(t, tt, out); len(got) != 0 {
 		t.Fatalf("outputs after 20 minutes: %q", got)
 	}
 	if err := tt.AdvanceClock(15 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := values(t, tt, out), []string{"end u1 1"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := outputs(t, tt, out), []string{"end u1 1"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outputs after 35 minutes %q, want %q", got, want)
 	}
 	// The wall-clock timer was set for an hour after the click.
 	if err := tt.AdvanceClock(25 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := values(t, tt, out), []string{"end u1 1", "report u1 0"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := outputs(t, tt, out), []string{"end u1 1", "report u1 0"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outputs after an hour %q, want %q", got, want)
 	}
 	if err := tt.AdvanceClock(-time.Second); err == nil {
