@@ -99,7 +99,7 @@ func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tabl
 // partition, a channel closed when its store has caught up with the end
 // offset the partition had when it was added.
 func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (map[int32]<-chan struct{}, error) {
-	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, false)
+	ends, err := r.endOffsets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +145,28 @@ func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (ma
 	r.mu.Unlock()
 	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets})
 	return readies, nil
+}
+
+// endOffsets lists the table's end offsets, trying again while the error
+// is transient: a partition assigned while a broker restarts waits for the
+// broker, as fetching does, rather than failing its task.
+func (r *tableReader) endOffsets(ctx context.Context) (map[int32]int64, error) {
+	backoff := 50 * time.Millisecond
+	for warned := false; ; warned = true {
+		ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, false)
+		if err == nil || !kafka.Transient(err) {
+			return ends, err
+		}
+		if !warned {
+			r.logger.Warn("cannot list the table's end offsets; trying again until the brokers answer", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // remove stops copying partition p, waiting for a write to its store in

@@ -3,6 +3,8 @@ package sluice
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,6 +145,96 @@ func TestTableReaderAnswersProgressAndAddWhileAStoreApplies(t *testing.T) {
 	}
 	if n := gate.appliedAfter.Load(); n != 0 {
 		t.Errorf("the reader applied %d batches to partition 0's store after remove returned", n)
+	}
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+// warnSignal is a log handler that closes warned at the first warning.
+type warnSignal struct {
+	once   sync.Once
+	warned chan struct{}
+}
+
+func (h *warnSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h *warnSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.once.Do(func() { close(h.warned) })
+	}
+	return nil
+}
+func (h *warnSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnSignal) WithGroup(string) slog.Handler      { return h }
+
+// A partition assigned while the broker restarts must wait for the broker
+// rather than fail the task: restoring starts by listing the table's end
+// offsets, and a refused connection then is not a reason to stop.
+func TestTableReaderWaitsForABrokerThatIsRestartingToListEndOffsets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	b, err := broker.Start(ctx, broker.DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addrs()[0]
+	const topic = "restarting-table"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := defaultClientConfig()
+	cfg.brokers = []string{addr}
+	signal := &warnSignal{warned: make(chan struct{})}
+	r, err := newTableReader(&cfg, slog.New(signal), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	st := memory.New()
+	type added struct {
+		ready map[int32]<-chan struct{}
+		err   error
+	}
+	addDone := make(chan added, 1)
+	go func() {
+		ready, err := r.add(ctx, map[int32]store.Store{0: st})
+		addDone <- added{ready, err}
+	}()
+	select {
+	case <-signal.warned:
+	case a := <-addDone:
+		t.Fatalf("add returned while the broker was down: %v", a.err)
+	}
+	b, err = broker.Start(ctx, broker.Addr(addr), broker.DataDir(dir))
+	if err != nil {
+		t.Fatalf("restart the broker on %s: %v", addr, err)
+	}
+	defer b.Close()
+	a := <-addDone
+	if a.err != nil {
+		t.Fatalf("add: %v", a.err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.run(ctx) }()
+	if err := r.waitReady(ctx, a.ready[0]); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("restored row k = %q, %v; want v", v, err)
 	}
 	cancel()
 	if err := <-runDone; err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -129,4 +130,19 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string, committed boo
 		ends[o.Partition] = o.Offset
 	})
 	return ends, firstErr
+}
+
+// Transient reports whether err is one a later attempt may not meet: a
+// broker that could not be reached, or a Kafka error the protocol marks
+// retriable. A cancelled context, a closed client and every other error
+// are definitive.
+func Transient(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, kgo.ErrClientClosed):
+		return false
+	case kerr.IsRetriable(err):
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op)
 }
