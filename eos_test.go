@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice"
@@ -34,10 +35,15 @@ func echoCounter(name, input string) *sluice.Group[int64] {
 	return g
 }
 
-// readTopic reads topic to its end with the given isolation.
+// readTopic reads topic to its end with the given isolation: to the high
+// watermark of every partition, or read committed to its last stable
+// offset, control records included, so that a slow first fetch is never
+// taken for the end of the topic.
 func readTopic(t *testing.T, addrs []string, topic string, committed bool) []string {
 	t.Helper()
-	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords()}
 	if committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
@@ -46,16 +52,36 @@ func readTopic(t *testing.T, addrs []string, topic string, committed bool) []str
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var vals []string
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			return vals
-		}
-		fs.EachRecord(func(r *kgo.Record) { vals = append(vals, string(r.Value)) })
+	list := kadm.NewClient(cl).ListEndOffsets
+	if committed {
+		list = kadm.NewClient(cl).ListCommittedOffsets
 	}
+	ends, err := list(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	left := map[int32]int64{} // partitions not read to their end, and their end
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	var vals []string
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: partitions %v not read to their end within 30s", topic, left)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				vals = append(vals, string(r.Value))
+			}
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return vals
 }
 
 func TestExactlyOnceProcessorCountsAndEmitsEachRecordOnce(t *testing.T) {
