@@ -281,13 +281,14 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }
 
-// MaxBufferedBytes bounds the input a task holds before processing it: the
-// bytes of the keys, values and headers of records fetched for the task's
-// partition and not yet processed. While a task holds that much, the
-// processor fetches nothing more until the task catches up, so a slow
-// handler makes the processor wait rather than fill its memory. A single
-// fetch larger than n is still handed to a task that holds nothing, so that
-// records of any size are processed. Default: 16 MiB per task.
+// MaxBufferedBytes bounds the input a processor's tasks hold before
+// processing it, all together: the bytes of the keys, values and headers of
+// records fetched and not yet processed. While its tasks hold that much,
+// the processor fetches nothing more until they catch up, so a slow handler
+// makes the processor wait rather than fill its memory, and the input held
+// does not grow with the partitions the processor owns. A single fetch
+// larger than n is still handed on when the tasks hold nothing, so that
+// records of any size are processed. Default: 32 MiB per processor.
 func MaxBufferedBytes(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
 }

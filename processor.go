@@ -82,7 +82,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		shutdownTimeout: 30 * time.Second,
 		sessionTimeout:  10 * time.Second,
 	}
-	cfg.maxBufferedBytes = 16 << 20
+	cfg.maxBufferedBytes = 32 << 20
 	for _, o := range opts {
 		o.applyProcessor(&cfg)
 	}

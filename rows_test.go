@@ -400,6 +400,73 @@ func TestMaxBufferedBytesBoundsTheInputATaskHolds(t *testing.T) {
 	r.stop(t)
 }
 
+// The bound holds for the processor, not for each task: tasks of four
+// partitions, all slow, hold no more than MaxBufferedBytes together, so the
+// input a processor holds does not grow with the partitions it owns.
+func TestMaxBufferedBytesBoundsTheInputOfAllTasksTogether(t *testing.T) {
+	b := startBroker(t)
+	const (
+		parts      = 4
+		records    = 40 * parts
+		size       = 100 << 10
+		limit      = 1 << 20
+		fetchBytes = 200 << 10 // one record a fetch
+	)
+	em, err := sluice.NewEmitter("buffered-all-in", codec.Bytes(), emitterOpts(b, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	for i := range records {
+		v := make([]byte, size)
+		_, _ = rand.Read(v)
+		if err := em.EmitToPartition(context.Background(), int32(i%parts), fmt.Sprintf("k%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	release := make(chan struct{})
+	var handled, handledBytes atomic.Int64
+	g := sluice.DefineGroup[int64]("buffered-all")
+	sluice.Input(g, "buffered-all-in", codec.Bytes(), func(ctx *sluice.Context[int64], v []byte) error {
+		handledBytes.Add(int64(len(ctx.Key()) + len(v)))
+		handled.Add(1)
+		<-release
+		return nil
+	})
+	hooks := &bufferHooks{topic: "buffered-all-in"}
+	p, err := sluice.NewProcessor(g, append(processorOpts(b, parts, t.TempDir()),
+		sluice.MaxBufferedBytes(limit),
+		sluice.KafkaOptions(kgo.WithHooks(hooks), kgo.FetchMaxPartitionBytes(fetchBytes)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runInBackground(t, p.Run)
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	waitFor(t, 30*time.Second, func() error {
+		if handled.Load() < parts || !deliverBlocked() {
+			return errors.New("the poll loop does not wait for the tasks yet")
+		}
+		return nil
+	})
+	// Besides what the tasks hold, the poll loop holds the fetches of one
+	// poll it has yet to hand over, one per partition at most.
+	held := hooks.polled.Load() - handledBytes.Load()
+	t.Logf("%d KiB fetched and not yet handled", held>>10)
+	if most := int64(limit + parts*fetchBytes); held > most {
+		t.Fatalf("%d KiB fetched and not yet handled by %d tasks, want at most %d KiB", held>>10, parts, most>>10)
+	}
+	close(release)
+	runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == records })
+	r.stop(t)
+}
+
 // With room for one fetch at a time, tasks still take part in every
 // transaction and stop when asked: the poll loop waits for room, never
 // the task for the poll loop.

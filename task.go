@@ -35,8 +35,6 @@ type task[V any] struct {
 	partition int32
 
 	in       chan delivery
-	inBytes  atomic.Int64  // of the records delivered and not yet taken
-	room     chan struct{} // signalled when inBytes falls
 	stop     chan struct{}
 	stopOnce sync.Once
 	flushOut atomic.Bool // whether to write the batch in hand when stopping
@@ -82,7 +80,6 @@ func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
 		cl:         cl,
 		partition:  partition,
 		in:         make(chan delivery, 16),
-		room:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
@@ -127,6 +124,7 @@ func (t *task[V]) requestStop(flush bool) {
 }
 
 func (t *task[V]) run() {
+	defer t.drop()
 	defer close(t.done)
 	err := t.open()
 	switch {

@@ -22,13 +22,13 @@ type taskHost[V any] struct {
 	ctx      context.Context // cancelled when Run stops
 	writeCtx context.Context // writes to Kafka; outlives ctx for a graceful stop
 	// How long a task waits for its records to be acknowledged.
-	ackTimeout       time.Duration
-	maxBatch         int
-	maxBufferedBytes int
-	batch            *batchConfig
-	storage          store.Builder
-	logger           *slog.Logger
-	metrics          *processorMetrics
+	ackTimeout time.Duration
+	maxBatch   int
+	input      *inputBudget // shared by the processor's tasks
+	batch      *batchConfig
+	storage    store.Builder
+	logger     *slog.Logger
+	metrics    *processorMetrics
 
 	restore *tableReader            // nil without a table
 	joins   map[string]*tableReader // by joined topic
@@ -42,22 +42,22 @@ type taskHost[V any] struct {
 // everything it holds by the time partitions are assigned.
 func (p *Processor[V]) taskHost() *taskHost[V] {
 	h := &taskHost[V]{
-		group:            p.g.name,
-		inputTopics:      p.g.inputTopics(),
-		ctx:              p.ctx,
-		writeCtx:         p.writeCtx,
-		ackTimeout:       p.ackTimeout,
-		maxBatch:         p.cfg.maxBatch,
-		maxBufferedBytes: p.cfg.maxBufferedBytes,
-		batch:            &p.cfg.batch,
-		storage:          p.cfg.storage,
-		logger:           p.logger,
-		metrics:          p.metrics,
-		restore:          p.restore,
-		joins:            p.joins,
-		engine:           p.engineConfig(),
-		fail:             p.fail,
-		written:          p.strategy.written,
+		group:       p.g.name,
+		inputTopics: p.g.inputTopics(),
+		ctx:         p.ctx,
+		writeCtx:    p.writeCtx,
+		ackTimeout:  p.ackTimeout,
+		maxBatch:    p.cfg.maxBatch,
+		input:       newInputBudget(p.cfg.maxBufferedBytes),
+		batch:       &p.cfg.batch,
+		storage:     p.cfg.storage,
+		logger:      p.logger,
+		metrics:     p.metrics,
+		restore:     p.restore,
+		joins:       p.joins,
+		engine:      p.engineConfig(),
+		fail:        p.fail,
+		written:     p.strategy.written,
 	}
 	if p.g.Persisted() {
 		h.table = p.g.TableTopic()

@@ -6,6 +6,7 @@ package sluice
 // input channel, so that they reach the task in the order they were sent.
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,47 +43,95 @@ const (
 	aborted
 )
 
-// deliver hands records to the task once the task holds few enough bytes
-// of input to take them (MaxBufferedBytes); it returns at once if the task
-// stopped. Records that alone exceed the limit are handed to a task that
-// holds nothing. The task makes room by processing what it holds, which
-// needs nothing of the poll loop; transaction steps (see step) carry no
-// records and never wait for room.
+// inputBudget bounds the fetched records a processor's tasks hold and have
+// not processed, all tasks together (MaxBufferedBytes), so that the input
+// held does not grow with the partitions a processor owns. The poll loop is
+// its one waiter; a task gives back what it took in, and a stopped task
+// what it was handed and did not take in.
+type inputBudget struct {
+	limit int64
+	held  atomic.Int64
+	room  chan struct{} // signalled when held falls
+}
+
+func newInputBudget(limit int) *inputBudget {
+	return &inputBudget{limit: int64(limit), room: make(chan struct{}, 1)}
+}
+
+// acquire waits until n bytes fit in the budget, or nothing is held: a
+// fetch larger than the whole budget is still handed on, alone. It returns
+// false if stopped is closed first.
+func (b *inputBudget) acquire(n int64, stopped <-chan struct{}) bool {
+	for {
+		held := b.held.Load()
+		if held == 0 || held+n <= b.limit {
+			if b.held.CompareAndSwap(held, held+n) {
+				return true
+			}
+			continue
+		}
+		select {
+		case <-b.room:
+		case <-stopped:
+			return false
+		}
+	}
+}
+
+func (b *inputBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.held.Add(-n)
+	select {
+	case b.room <- struct{}{}:
+	default: // the poll loop has a signal to wake to already
+	}
+}
+
+// deliver hands records to the task once the processor's tasks hold few
+// enough bytes of input to take them (MaxBufferedBytes); it returns at once
+// if the task stopped. The tasks make room by processing what they hold,
+// which needs nothing of the poll loop; transaction steps (see step) carry
+// no records and never wait for room.
 func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
 	var n int64
 	for _, r := range recs {
 		n += recordBytes(r)
 	}
-	limit := int64(t.h.maxBufferedBytes)
-	for {
-		held := t.inBytes.Load()
-		if held == 0 || held+n <= limit {
-			if t.inBytes.CompareAndSwap(held, held+n) {
-				break
-			}
-			continue
-		}
-		select {
-		case <-t.room:
-		case <-t.done:
-			return
-		}
+	if !t.h.input.acquire(n, t.done) {
+		return
 	}
 	select {
 	case t.in <- delivery{recs: recs, hwm: hwm, bytes: n}:
+		select {
+		case <-t.done:
+			// The task may have stopped before it could see this
+			// delivery: it must not keep its room.
+			t.drop()
+		default:
+		}
 	case <-t.done:
+		t.h.input.release(n)
 	}
 }
 
 // took gives back the room of a delivery the task has taken in.
-func (t *task[V]) took(d delivery) {
-	if d.bytes == 0 {
-		return
-	}
-	t.inBytes.Add(-d.bytes)
-	select {
-	case t.room <- struct{}{}:
-	default: // the poll loop has a signal to wake to already
+func (t *task[V]) took(d delivery) { t.h.input.release(d.bytes) }
+
+// drop gives back the room of the deliveries a stopped task left waiting.
+// The task calls it once it stopped taking deliveries, and deliver once it
+// sees the task stopped after handing it one, so that whichever comes last
+// finds each delivery still waiting: a delivery is received, and its room
+// given back, once.
+func (t *task[V]) drop() {
+	for {
+		select {
+		case d := <-t.in:
+			t.took(d)
+		default:
+			return
+		}
 	}
 }
 

@@ -58,11 +58,10 @@ func newConfig(opts []Opt) (config, error) {
 // the Go heap (with cgo) and not counted by GOGC or GOMEMLIMIT.
 //
 // What it does not cover: records fetched and not yet processed, which
-// MaxBufferedBytes bounds per task (16 MiB by default, so a processor of n
-// partitions may hold up to n times that, plus the Kafka client's fetch in
-// flight), records produced and not yet acknowledged, a table's rows cached
-// in the Go heap, and Pebble's index and filter blocks of files not in the
-// cache. A larger budget makes fewer, larger table files and keeps more rows
+// MaxBufferedBytes bounds per processor (32 MiB by default, plus the Kafka
+// client's fetch in flight), records produced and not yet acknowledged, a
+// table's rows cached in the Go heap, and Pebble's index and filter blocks
+// of files not in the cache. A larger budget makes fewer, larger table files and keeps more rows
 // in memory; a smaller one flushes more often. CacheSize and MemTableSize,
 // given after it, set either part alone. A negative budget makes opening
 // fail.
