@@ -186,9 +186,11 @@ func nodeID(n *yaml.Node) string {
 	return ""
 }
 
-// urlPrefix is what a URL template must start with: a scheme and a host
-// written out, since substituted values are escaped and cannot form them.
-var urlPrefix = regexp.MustCompile(`^https?://[^/?#{}\s]+`)
+// urlPrefix is what a URL template must start with: a scheme and the whole
+// host written out, ended by the path, query or fragment or by the end of
+// the URL. Substituted values are escaped and cannot form a host, and none
+// may be appended to the host's name either, where it would change it.
+var urlPrefix = regexp.MustCompile(`^https?://[^/?#{}\s]+([/?#]|$)`)
 
 // headerName is an HTTP header field name (a token of RFC 9110).
 var headerName = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
@@ -244,7 +246,7 @@ func (p *Postback) compile() []error {
 	case p.URL == "":
 		fail("url", "missing")
 	case !urlPrefix.MatchString(p.URL):
-		fail("url", "%q does not start with http:// or https:// and a host", clip(p.URL))
+		fail("url", "%q does not start with http:// or https:// and a host written out", clip(p.URL))
 	default:
 		if p.url, err = p.parse("url", p.URL, true); err != nil {
 			errs = append(errs, err)
@@ -274,7 +276,12 @@ func (p *Postback) compile() []error {
 		if p.headers == nil {
 			p.headers = map[string]*template.Template{}
 		}
-		p.headers[http.CanonicalHeaderKey(name)] = t
+		canon := http.CanonicalHeaderKey(name)
+		if _, dup := p.headers[canon]; dup {
+			fail(field, "the header %s is set twice", canon)
+			continue
+		}
+		p.headers[canon] = t
 	}
 	return errs
 }
