@@ -15,8 +15,11 @@ import (
 
 // Platforms a postback can be configured for.
 const (
-	PlatformAll     = "all"
-	PlatformIOS     = "ios"
+	// PlatformAll selects events of every platform.
+	PlatformAll = "all"
+	// PlatformIOS selects events of iOS devices.
+	PlatformIOS = "ios"
+	// PlatformAndroid selects events of Android devices.
 	PlatformAndroid = "android"
 )
 
@@ -25,7 +28,9 @@ const (
 var PostbackEvents = []string{"ist", "apo", "fun", "pay", "eor", "scs", "scc", "tut", "lvc", "step", "mac"}
 
 // Postback is one configured postback: which events it fires for and the
-// request it sends.
+// request it sends. Its fields are as read from the file, defaults filled
+// in; the templates are compiled once by ParsePostbacks, so changing a
+// field afterwards does not change what Render makes.
 type Postback struct {
 	// ID names the postback in results and statistics; unique in a file.
 	ID string `yaml:"id"`

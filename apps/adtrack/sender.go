@@ -47,11 +47,16 @@ type Sender struct {
 
 // Defaults of Sender.
 const (
+	// DefaultConnectTimeout is Sender.ConnectTimeout's default.
 	DefaultConnectTimeout = 3 * time.Second
-	DefaultReadTimeout    = 3 * time.Second
-	DefaultAttempts       = 4
-	DefaultBackoff        = 250 * time.Millisecond
-	DefaultMaxBackoff     = 5 * time.Second
+	// DefaultReadTimeout is Sender.ReadTimeout's default.
+	DefaultReadTimeout = 3 * time.Second
+	// DefaultAttempts is Sender.Attempts's default.
+	DefaultAttempts = 4
+	// DefaultBackoff is Sender.Backoff's default.
+	DefaultBackoff = 250 * time.Millisecond
+	// DefaultMaxBackoff is Sender.MaxBackoff's default.
+	DefaultMaxBackoff = 5 * time.Second
 )
 
 // errorBodyLimit bounds how much of a failed response's body goes into the
