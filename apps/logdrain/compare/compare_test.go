@@ -285,11 +285,13 @@ func BenchmarkParseBody(b *testing.B) {
 		for _, c := range candidates {
 			o := c.parse(body)
 			b.Run(kind+"/"+c.name, func(b *testing.B) {
-				b.ReportMetric(float64(len(o.msgs)), "msgs/body")
 				b.SetBytes(int64(len(body)))
 				for b.Loop() {
 					c.parse(body)
 				}
+				// How many of the body's 100 messages came through: a
+				// parser that stops at its first error is fast for nothing.
+				b.ReportMetric(float64(len(o.msgs)), "msgs/body")
 			})
 		}
 		b.Run(kind+"/sluice logdrain + router fields", func(b *testing.B) {
