@@ -281,7 +281,8 @@ func (p *msgParser) timestamp() (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, tok)
-	if err != nil {
+	// time.Parse also takes a comma before the fraction; RFC 3339 does not.
+	if err != nil || strings.IndexByte(tok, ',') >= 0 {
 		p.i = start
 		return time.Time{}, p.errorf("timestamp: %q is not RFC 3339", clipString(tok))
 	}

@@ -92,6 +92,7 @@ func TestParseMessageErrorsNameTheField(t *testing.T) {
 		{"<13>1 2012-13-30T06:45:29Z - - - -", `at byte 6: timestamp: "2012-13-30T06:45:29Z" is not RFC 3339`},
 		{"<13>1 2012-11-30 06:45:29 - - - -", `at byte 6: timestamp: "2012-11-30" is not RFC 3339`},
 		{"<13>1 2012-11-30T06:45:29.1234567Z - - - -", "at byte 6: timestamp: more than 6 fraction digits"},
+		{"<13>1 2012-11-30T06:45:29,123Z - - - -", `at byte 6: timestamp: "2012-11-30T06:45:29,123Z" is not RFC 3339`},
 		{"<13>1 - h", "at byte 9: expected a space after hostname"},
 		{"<13>1 -  a p m", "at byte 8: hostname: empty"},
 		{"<13>1 - h\x01st a p m", `at byte 9: hostname: character '\x01' is not printable US-ASCII`},
