@@ -57,9 +57,10 @@ func (p Period) Exported() bool { return p != Week && p != Eternity && p.valid()
 
 func (p Period) valid() bool { return p >= Eternity && p <= Minute }
 
-// Start returns the start of the period that contains t, in UTC: t itself
-// truncated to the minute, hour, day, month or year. A week starts on the
-// day; Eternity has no start and returns the zero time.
+// Start returns the start of the period that contains t, in UTC: t
+// truncated to the minute, hour, day, month or year. For Week it truncates
+// to the day, as a key does not say on which weekday its weeks start;
+// Eternity has no start and returns the zero time.
 func (p Period) Start(t time.Time) time.Time {
 	t = t.UTC()
 	y, mo, d := t.Date()
