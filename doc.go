@@ -25,7 +25,15 @@
 // assigns to it, one task per partition number, each with a local store of
 // its table rows (Pebble by default) backed by the compacted topic
 // <group>-table. A View is a read-only, continuously updated copy of a whole
-// table. An Emitter writes typed records to a topic.
+// table. An Emitter writes typed records to a topic:
+//
+//	v, err := sluice.NewView("mini-group-table", codec.JSON[User](), sluice.Brokers("127.0.0.1:9092"))
+//	go v.Run(ctx)
+//	err = v.WaitReady(ctx)
+//	u, err := v.Get("user-3") // ErrNotFound if the key has no row
+//
+//	em, err := sluice.NewEmitter("user-clicks", codec.String(), sluice.Brokers("127.0.0.1:9092"))
+//	err = em.Emit(ctx, "user-3", "click") // returns once Kafka acknowledged it
 //
 // A BatchGroup is processed Kasper's way: a BatchProcessor hands its handler
 // the records of one partition of all its inputs in batches (BatchSize
@@ -71,4 +79,15 @@
 // so sluice and other Kafka clients agree on where a key lives; the
 // Partitioning option selects librdkafka's crc32 or Sarama's FNV-1a instead
 // for data their producers wrote.
+//
+// # Where to start
+//
+// Package sluicetest runs a group in a test without Kafka, through the same
+// engine a Processor runs; package broker runs a Kafka-protocol broker in
+// the process, for development and tests; package web serves a monitor of
+// a process's groups, views and emitters. The examples (of DefineGroup,
+// Join, Lookup, Loop, DeadLetter, Guarantee, NewView, NewEmitter, OnTimer and
+// BatchProcessor) run as shown. In the repository, docs/getting-started.md
+// goes from an empty module to a tested group on the embedded broker, and
+// docs/concepts.md explains partitions, tables, time and the guarantees.
 package sluice

@@ -1,9 +1,3 @@
-// Package codec turns typed values into bytes and back.
-//
-// A table, a stream and a view on the same topic must use the same codec:
-// the codec is part of the topic's contract with every client that reads or
-// writes it, sluice or not. The codecs here write formats any Kafka client
-// can read: raw bytes, UTF-8 text, decimal text and JSON.
 package codec
 
 import (

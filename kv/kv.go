@@ -1,14 +1,3 @@
-// Package kv is the small key-value interface batch handlers keep their state
-// in, as Kasper's handlers keep theirs in Redis.
-//
-// Three implementations exist: an in-process map (NewMemory), Redis
-// (package kv/redis), and the batch group's own changelogged table, which a
-// batch handler gets from its BatchContext and which is the only one whose
-// writes commit in the same transaction as the batch's outputs and offsets.
-//
-// Writes may be buffered until Flush. The batch processor calls Flush after
-// a handler returns and before it produces the handler's outputs and commits
-// the batch's input offsets, so a store is never behind the offsets.
 package kv
 
 import "context"

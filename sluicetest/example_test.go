@@ -56,3 +56,35 @@ func Example() {
 	// milestones/0 user-1: user-1 clicked 10 times
 	// after a crash: 11
 }
+
+// Call tests one handler on one record, here a handler that refuses a
+// click from a blocked user: the failed record leaves the row as it was.
+func ExampleCall() {
+	count := func(ctx *sluice.Context[user], click string) error {
+		if click == "blocked" {
+			return fmt.Errorf("user %s is blocked", ctx.Key())
+		}
+		u, _ := ctx.Value()
+		u.Clicks++
+		ctx.SetValue(u)
+		return nil
+	}
+	g := sluice.DefineGroup[user]("clicks")
+	sluice.Persist(g, codec.JSON[user]())
+	sluice.Input(g, "user-clicks", codec.String(), count)
+
+	tt, err := sluicetest.New(g)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = tt.SetRow("user-1", user{Clicks: 4})
+	fmt.Println(sluicetest.Call(tt, count, "user-1", "click"))
+	fmt.Println(sluicetest.Call(tt, count, "user-1", "blocked"))
+	u, _, _ := tt.Row("user-1")
+	fmt.Println("clicks:", u.Clicks)
+	// Output:
+	// <nil>
+	// group clicks: record user-clicks/8@-1 (key "user-1"): user user-1 is blocked
+	// clicks: 5
+}

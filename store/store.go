@@ -1,12 +1,3 @@
-// Package store defines where a task keeps the rows of one table partition
-// locally, and the checkpoint that says how much of the table's changelog the
-// rows reflect.
-//
-// Invariant every implementation keeps: Apply is atomic. After a crash the
-// store holds the rows and the checkpoint of some earlier Apply call as a
-// whole, never a mix, so restoring from the changelog at the checkpoint always
-// brings the rows up to date. A store may lose its most recent Apply calls in a
-// crash; it must never hold rows that its checkpoint does not account for.
 package store
 
 import "errors"
