@@ -2,6 +2,13 @@
 // interval for users user-0 … user-9 to the stream "user-clicks"; the group
 // "mini-group" counts clicks per user in its table; a view over the table
 // answers GET /{user} with {"Clicks":N}.
+//
+// `sluice demo` runs it on the embedded broker; a program runs it on any
+// Kafka cluster with
+//
+//	err := clicks.Run(ctx, clicks.Config{Brokers: []string{"127.0.0.1:9092"}, HTTPAddr: ":9095"})
+//
+// and a test runs its group alone with sluicetest.New(clicks.DefineGroup()).
 package clicks
 
 import (

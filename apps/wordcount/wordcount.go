@@ -11,6 +11,10 @@
 // they are kept in a store shared by all partitions (in memory, or Redis)
 // or in the counting group's own changelogged table, whose rows belong to
 // partitions.
+//
+// `sluice run wordcount` runs it; a program runs it with
+//
+//	err := wordcount.Run(ctx, wordcount.Config{Brokers: []string{"127.0.0.1:9092"}, Store: "table"})
 package wordcount
 
 import (
