@@ -2,6 +2,7 @@ package sluice_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -358,6 +359,23 @@ func TestQuantileSketchCountsWhatItCannotHoldAndRefusesBadInput(t *testing.T) {
 	if j, _ := json.Marshal(agg.Init()); string(j) != `{"count":0,"untracked":0}` {
 		t.Errorf("json of an empty sketch: %s", j)
 	}
+}
+
+// A window's latency sketch, folded as the engine folds a window's
+// records, answers any quantile within its relative accuracy.
+func ExampleQuantiles() {
+	latency, err := sluice.Quantiles(0.01, func(ms float64) float64 { return ms })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s := latency.Init()
+	for ms := 1; ms <= 1000; ms++ {
+		s = latency.Add(s, float64(ms), sluice.Point{})
+	}
+	p99, _ := s.Quantile(0.99)
+	fmt.Printf("%d values, p99 within 1%% of 990: %v\n", s.Count(), math.Abs(p99-990) <= 0.01*990)
+	// Output: 1000 values, p99 within 1% of 990: true
 }
 
 // BenchmarkQuantilesAdd measures the DDSketch aggregator per record: "add"
