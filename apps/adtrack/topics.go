@@ -71,15 +71,11 @@ func ConversionCodec() codec.Codec[Conversion] { return conversionCodec{} }
 type conversionCodec struct{}
 
 func (conversionCodec) Encode(c Conversion) ([]byte, error) {
-	click, err := EventCodec().Encode(c.Click)
+	w, err := c.wire()
 	if err != nil {
-		return nil, fmt.Errorf("encode conversion: click: %w", err)
+		return nil, fmt.Errorf("encode conversion: %w", err)
 	}
-	install, err := EventCodec().Encode(c.Install)
-	if err != nil {
-		return nil, fmt.Errorf("encode conversion: install: %w", err)
-	}
-	return json.Marshal(wireConversion{Type: ConversionType, Click: string(click), Install: string(install), LookupKey: c.LookupKey})
+	return json.Marshal(w)
 }
 
 func (conversionCodec) Decode(b []byte) (Conversion, error) {
@@ -87,16 +83,36 @@ func (conversionCodec) Decode(b []byte) (Conversion, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Conversion{}, fmt.Errorf("decode conversion: %w", err)
 	}
+	c, err := w.conversion()
+	if err != nil {
+		return Conversion{}, fmt.Errorf("decode conversion: %w", err)
+	}
+	return c, nil
+}
+
+func (c Conversion) wire() (wireConversion, error) {
+	click, err := EventCodec().Encode(c.Click)
+	if err != nil {
+		return wireConversion{}, fmt.Errorf("click: %w", err)
+	}
+	install, err := EventCodec().Encode(c.Install)
+	if err != nil {
+		return wireConversion{}, fmt.Errorf("install: %w", err)
+	}
+	return wireConversion{Type: ConversionType, Click: string(click), Install: string(install), LookupKey: c.LookupKey}, nil
+}
+
+func (w wireConversion) conversion() (Conversion, error) {
 	if w.Type != ConversionType {
-		return Conversion{}, fmt.Errorf("decode conversion: type %q, want %s", clip(w.Type), ConversionType)
+		return Conversion{}, fmt.Errorf("type %q, want %s", clip(w.Type), ConversionType)
 	}
 	click, err := ParseEvent([]byte(w.Click))
 	if err != nil {
-		return Conversion{}, fmt.Errorf("decode conversion: click: %w", err)
+		return Conversion{}, fmt.Errorf("click: %w", err)
 	}
 	install, err := ParseEvent([]byte(w.Install))
 	if err != nil {
-		return Conversion{}, fmt.Errorf("decode conversion: install: %w", err)
+		return Conversion{}, fmt.Errorf("install: %w", err)
 	}
 	return Conversion{Click: click, Install: install, LookupKey: w.LookupKey}, nil
 }
