@@ -344,3 +344,37 @@ func TestClickStoreSendsAClickWithoutWindowToTheErrorPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestAttributionThroughACrashConsumesOneClick(t *testing.T) {
+	for _, g := range []sluice.DeliveryGuarantee{sluice.AtLeastOnce, sluice.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			a, tt := newAttribution(t, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.Guarantee(g)))
+			first := testClick("1", testAdid, t0.Add(-2*time.Hour), t0.Add(time.Hour))
+			second := testClick("2", testAdid, t0.Add(-time.Hour), t0.Add(2*time.Hour))
+			sendEvent(t, tt, ClicksTopic, first)
+			sendEvent(t, tt, ClicksTopic, second)
+			if err := tt.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			// The install is processed, and what it wrote at least once
+			// stays, but nothing is committed before the crash.
+			sendEvent(t, tt, InAppTopic, testInstall(testAdid, t0))
+			tt.Crash()
+			if err := tt.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			convs := conversions(t, a, tt)
+			if len(convs) == 0 || g == sluice.ExactlyOnce && len(convs) != 1 {
+				t.Fatalf("%d conversions", len(convs))
+			}
+			for _, c := range convs {
+				if c.Click.String() != first.String() {
+					t.Errorf("a conversion of link %s, want every one of the first click", c.Click.Param("campaign_link_id"))
+				}
+			}
+			if row := clickRow(t, tt, first.Param("lookup_key")); len(row.Clicks) != 1 || row.Clicks[0].ID != EventID(second) {
+				t.Fatalf("row after the crash: %+v, want the second click left", row)
+			}
+		})
+	}
+}
