@@ -12,7 +12,10 @@ package adtrack
 // ("install:<id>"), which remembers it, so that a second delivery of the
 // same install does not look for a second click; a redo of the same record
 // after a crash (at least once) walks again, and the claim each consumed
-// click leaves in its row answers it with the same click.
+// click leaves in its row answers it with the same click. One window is
+// left at least once: a new click that reaches one of the install's
+// earlier keys between the first walk and the redo can be matched by the
+// redo as well. Exactly once there is no redo.
 //
 // Rows stay small: an event-time timer per key drops the clicks that can no
 // longer match, and the claims and install identities past their
