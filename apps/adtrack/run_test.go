@@ -39,6 +39,7 @@ func TestRunAttributesAnInstallAndTellsTheNetworks(t *testing.T) {
 func testRun(t *testing.T, guarantee sluice.DeliveryGuarantee) {
 	brokers := startBroker(t)
 	net7 := newNetwork(t, http.StatusOK)
+	dead := newNetwork(t, http.StatusServiceUnavailable)
 	ps := parsePostbacks(t, fmt.Sprintf(`
 postbacks:
   - id: 7games-ist
@@ -57,7 +58,11 @@ postbacks:
     user_id: 1
     user_required: true
     url: "%[1]s/pay?partner={{.User.partner_data}}&price={{.Params.price}}"
-`, net7.URL))
+  - id: dead-ist
+    network: deadnet
+    event: ist
+    url: "%[2]s/ist?idfa={{.Params.adid}}"
+`, net7.URL, dead.URL))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
@@ -140,6 +145,16 @@ postbacks:
 		getJSON(t, statsURL+"/pbstats/7games-pay", http.StatusOK, &pb)
 		return reflect.DeepEqual(pb, Counters{"count": 1, "respcode:200": 1})
 	})
+	// The network that is down got every attempt, and its postbacks
+	// count as failed with its status.
+	waitFor(t, "the failed postbacks counted", func() bool {
+		pb = Counters{}
+		getJSON(t, statsURL+"/pbstats/dead-ist", http.StatusOK, &pb)
+		return reflect.DeepEqual(pb, Counters{"count": 2, "respcode:503": 2})
+	})
+	if n := len(dead.requests()); n != 2*fastSender().Attempts {
+		t.Errorf("the network that is down saw %d requests, want %d", n, 2*fastSender().Attempts)
+	}
 	if got, want := clicks, (Counters{"count": 1, "country:DE": 1, "platform:ios": 1, "device:iPhone": 1,
 		"device_type:smartphone": 1, "with_adid": 1, "conversion": 1, "conversion:country:US": 1}); !reflect.DeepEqual(got, want) {
 		t.Errorf("clickstats of 46: %v, want %v", got, want)
