@@ -12,4 +12,34 @@
 // requests with timeouts, bounded retries and a request id that stays the
 // same on every retry, and reports each outcome as a Result, which becomes a
 // "pob" event.
+//
+// # Groups and topics
+//
+// Run runs four groups (topics in quotes):
+//
+//	"clicks", "inapp" ─▶ adtrack-attribution ─▶ "conversions", "unattributed"
+//	"conversions", "inapp" ─▶ adtrack-postbacks ─▶ "postback-requests" (and error results)
+//	"postback-requests" ─▶ adtrack-urlworker ─▶ "postback-results"
+//	"clicks", "conversions", "unattributed", "postback-results" ─▶ adtrack-stats ─▶ StatsHandler
+//
+// What each does:
+//
+//   - DefineAttribution: the click store and the attribution, one table
+//     keyed by lookup key (ClickRow). An install's lookup travels from key
+//     to key as loopback records; the earliest-ending click in the window
+//     under the first key that has one is consumed and a Conversion
+//     ("mac") is written, keyed by its network user (UserKey). A click
+//     attributes at most one install, whatever the deliveries.
+//   - DefinePostbacks: the postbacks of conversions and of in-app events,
+//     rendered into Requests keyed by network; its table holds the network
+//     users (NetworkUser) that store_user postbacks store and
+//     user_required postbacks need.
+//   - DefineURLWorker: performs each request and writes its Result.
+//   - DefineStats: counters per campaign link and per postback (Counters),
+//     served as JSON by StatsHandler over a view of its table.
+//
+// Exactly once (sluice.ExactlyOnce), every record is attributed, rendered
+// and counted once. At least once, a record redone after a crash may write
+// its conversion or requests again, the same as the first time, and a
+// request carries the same id; no click is consumed twice.
 package adtrack
