@@ -228,15 +228,32 @@ func (e *engine[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 func (e *engine[V]) failed(r *kgo.Record, err error) error {
 	e.undoRecord()
 	rerr := &RecordError{Group: e.cfg.group.name, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Err: err}
-	e.cfg.metrics.recordFailed(e.partition, e.cfg.policy.kind, rerr)
+	if !e.stopping() {
+		e.cfg.metrics.recordFailed(e.partition, e.cfg.policy.kind, rerr)
+	}
 	return e.onFailure([]*kgo.Record{r}, rerr)
 }
+
+// errStopping is why an engine stops at a record, a batch or a timer that
+// failed while the processor was stopping.
+var errStopping = errors.New("the processor is stopping")
+
+// stopping reports whether the processor is stopping: the context its
+// handlers see is done.
+func (e *engine[V]) stopping() bool { return e.baseCtx.Err() != nil }
 
 // onFailure applies the error policy to recs, which failed with err (a
 // *RecordError or a *BatchError) and whose changes are undone already: Skip
 // counts and logs them, DeadLetter adds their dead letters to the effects,
-// and Fail returns err, which stops the partition.
+// and Fail returns err, which stops the partition. While the processor is
+// stopping no policy applies: the returned error wraps errStopping.
 func (e *engine[V]) onFailure(recs []*kgo.Record, err error) error {
+	if e.stopping() {
+		// A handler whose context the stop cancelled may fail for that
+		// alone: the failure is the stop's, not its record's. Whatever
+		// the policy, the records are left uncommitted, for the next run.
+		return fmt.Errorf("%w: %w", errStopping, err)
+	}
 	what := "record"
 	var berr *BatchError
 	if errors.As(err, &berr) {

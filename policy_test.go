@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +200,42 @@ func TestDeadLetterTopicMustNotBeOneOfTheGroupsTopics(t *testing.T) {
 	_, err := sluice.NewProcessor(sumGroup("loopy", "loopy-in"), sluice.OnError(sluice.DeadLetter("loopy-in")))
 	if err == nil {
 		t.Fatal("a dead-letter topic that is the group's input was accepted")
+	}
+}
+
+// A handler cut short by the processor's stop fails because of the stop,
+// not because of its record: whatever the policy, the record is neither
+// skipped nor dead-lettered nor committed, and the next run handles it.
+func TestAHandlerFailingBecauseTheProcessorStopsLeavesItsRecordForTheNextRun(t *testing.T) {
+	for _, policy := range []sluice.Policy{sluice.Skip, sluice.DeadLetter("stopped-dead"), sluice.Fail} {
+		t.Run(policy.String(), func(t *testing.T) {
+			b := startBroker(t)
+			const parts = 1
+			name := "stopped-" + strings.Fields(policy.String())[0]
+			em := newEmitter(t, name+"-in", emitterOpts(b, parts))
+			em.EmitAsync("k", "first", nil)
+			if err := em.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+
+			entered := make(chan struct{})
+			g := sluice.DefineGroup[counter](name)
+			sluice.Persist(g, codec.JSON[counter]())
+			sluice.Input(g, name+"-in", codec.String(), func(ctx *sluice.Context[counter], _ string) error {
+				close(entered)
+				<-ctx.Context().Done() // an I/O call the stop cuts short
+				return fmt.Errorf("call: %w", ctx.Context().Err())
+			})
+			r := runProcessor(t, g, append(processorOpts(b, parts, dir), sluice.OnError(policy))...)
+			await(t, entered, 30*time.Second, "the handler to start")
+			r.stop(t)
+
+			// The next run counts the record: nothing skipped it.
+			r2 := runProcessor(t, defineCounter(name, name+"-in"), append(processorOpts(b, parts, dir), sluice.OnError(policy))...)
+			v := startView(t, name+"-table", codec.JSON[counter](), viewOpts(b, parts)...)
+			expectCounts(t, v, map[string]int64{"k": 1}, 30*time.Second)
+			r2.stop(t)
+		})
 	}
 }

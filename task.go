@@ -137,6 +137,9 @@ func (t *task[V]) run() {
 		} else {
 			err = t.loop()
 		}
+		if errors.Is(err, errStopping) {
+			err = nil
+		}
 	case errors.Is(err, errStoppedOpening):
 		err = nil
 	}
@@ -320,6 +323,12 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 		// Stop at the failed record, keeping what came before it.
 		r := recs[done]
 		t.marks[r.Topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		if errors.Is(err, errStopping) {
+			// What came before is the batch in hand, which the stop
+			// writes or drops as it does any (close).
+			t.batched += done
+			return err
+		}
 		if ferr := t.flush(); ferr != nil {
 			return errors.Join(err, ferr)
 		}
