@@ -14,6 +14,10 @@ import (
 // changes are undone and its emits are dropped. Failures to write to Kafka
 // are never subject to the policy: they are retried, and stop the processor
 // if they persist, so that no data is skipped.
+//
+// Nor is a failure while the processor stops, when the context handlers
+// see is cancelled and a handler cut short by it may fail for that alone:
+// the record stays uncommitted, and the next run handles it again.
 type Policy struct {
 	kind  policyKind
 	topic string
