@@ -102,9 +102,22 @@ func Brokers(addrs ...string) Opt {
 
 // KafkaOptions adds franz-go client options to every Kafka client sluice
 // creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
-// client IDs and tuning. Options that would change how sluice consumes,
-// commits or partitions (consumer groups, topics, partitioners) must not be
-// given; sluice sets those itself. Default: none.
+// client IDs and tuning. On a processor's client they override sluice's
+// defaults: kgo.FetchMaxWait (100ms), kgo.ProducerLinger (0),
+// kgo.RecordDeliveryTimeout (see DeliveryTimeout), kgo.TransactionTimeout
+// (10s), kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); fetch
+// sizes, compression, batching, retries, timeouts and hooks are the user's
+// to set. The options a processor owns, because how it consumes, commits
+// and partitions rests on them or because sluice has an option of its own
+// for them, make NewProcessor fail with an error naming the option:
+// kgo.ConsumerGroup, ConsumeTopics, ConsumePartitions, ConsumeRegex,
+// Balancers, BlockRebalanceOnPoll, OnPartitionsAssigned,
+// OnPartitionsRevoked, OnPartitionsLost, OnPartitionsCallbackBlocked,
+// ConsumeResetOffset (use StartAt), FetchIsolationLevel, RecordPartitioner
+// (use Partitioning), SessionTimeout (use SessionTimeout), InstanceID (use
+// InstanceID), TransactionalID, DisableAutoCommit, AutoCommitInterval (use
+// CommitInterval), AutoCommitMarks, AutoCommitCallback and ManualFlushing.
+// Default: none.
 func KafkaOptions(opts ...kgo.Opt) Opt {
 	return clientOpt(func(c *clientConfig) { c.kafkaOpts = append(c.kafkaOpts, opts...) })
 }

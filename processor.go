@@ -130,6 +130,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
+	if err := checkKafkaOptions(g.name, cfg.client.kafkaOpts, processorOwned); err != nil {
+		return nil, err
+	}
 	if cfg.commitInterval < minCommitInterval {
 		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
 	}
