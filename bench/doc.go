@@ -223,6 +223,7 @@
 //   - exactly-once: the same with Guarantee(ExactlyOnce) and the default
 //     CommitInterval (100ms): outputs are visible when their transaction
 //     commits.
+//   - exactly-once-20ms: the same with CommitInterval(20ms).
 //
 // A run waits until the side has answered records of every partition, then
 // offers the rate for a 2s warm-up and the measured window

@@ -53,6 +53,7 @@ var steadySides = []steadySide{
 	{name: "raw", output: rawOutput, run: rawSteady},
 	{name: "at-least-once", output: sluiceOutput, run: sluiceSteady(sluice.AtLeastOnce, 0)},
 	{name: "exactly-once", output: sluiceOutput, run: sluiceSteady(sluice.ExactlyOnce, 0)},
+	{name: "exactly-once-20ms", output: sluiceOutput, run: sluiceSteady(sluice.ExactlyOnce, 20*time.Millisecond)},
 }
 
 func steadySideNamed(name string) (steadySide, bool) {
