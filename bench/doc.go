@@ -236,7 +236,8 @@
 // max, by a DDSketch of 1% relative accuracy with an exact max), late-rec
 // (records of the window whose output had not arrived 5s after it), the
 // child's CPU time during the window per output read (cpu-ns/rec) and over
-// the window (cores), and, for sluice, its ratios to raw at the same rate.
+// the window (cores), the transactions it committed a second (txn/s,
+// exactly once), and, for sluice, its ratios to raw at the same rate.
 // A Markdown table of all of it is printed at the end. Broker, producer and
 // reader share this process, and the broker serves requests one at a time,
 // so at the overload rate the broker may be what saturates first. Run it

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +36,14 @@ const (
 	steadyStateEnv   = "SLUICE_BENCH_STEADY_STATE"
 	// steadyCPUPrefix starts the line on which the child reports the CPU
 	// time, user and system, it has used so far, in nanoseconds, or -1
-	// where it cannot be read.
+	// where it cannot be read, and then the transactions its processor
+	// has committed so far (0 for raw).
 	steadyCPUPrefix = "steady-cpu-ns "
 )
+
+// steadyProcessor is the processor of a sluice side in the child process,
+// once made.
+var steadyProcessor atomic.Pointer[sluice.Processor[int64]]
 
 // steadySide is one side of BenchmarkSteady: what the child process runs,
 // and the topic its outputs go to.
@@ -143,6 +149,7 @@ func sluiceSteady(g sluice.DeliveryGuarantee, interval time.Duration) func(conte
 		if err != nil {
 			return fmt.Errorf("sluice: %w", err)
 		}
+		steadyProcessor.Store(p)
 		return p.Run(ctx)
 	}
 }
@@ -191,17 +198,28 @@ func TestSteadyChild(t *testing.T) {
 				if !ok {
 					ns = -1
 				}
-				fmt.Printf("%s%d\n", steadyCPUPrefix, ns)
+				var commits int64
+				if p := steadyProcessor.Load(); p != nil {
+					commits = p.Stats().Commits
+				}
+				fmt.Printf("%s%d %d\n", steadyCPUPrefix, ns, commits)
 			}
 		}
 	}
+}
+
+// childUsage is what the child reports when asked: its CPU time so far, -1
+// if unknown, and the transactions it committed so far.
+type childUsage struct {
+	cpu     time.Duration
+	commits int64
 }
 
 // steadyChild is a running child process of BenchmarkSteady.
 type steadyChild struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	cpu    chan time.Duration // the answers to "cpu", -1 if unknown
+	cpu    chan childUsage // the answers to "cpu"
 	mu     sync.Mutex
 	said   strings.Builder // the rest of what it printed
 	exited chan struct{}   // closed once its output ended
@@ -216,7 +234,7 @@ func startSteadyChild(tb testing.TB, side string, addrs []string) *steadyChild {
 	}
 	c := &steadyChild{
 		cmd:    exec.Command(exe, "-test.run=^TestSteadyChild$", "-test.count=1", "-test.v"),
-		cpu:    make(chan time.Duration, 1),
+		cpu:    make(chan childUsage, 1),
 		exited: make(chan struct{}),
 	}
 	c.cmd.Env = append(os.Environ(),
@@ -240,11 +258,15 @@ func startSteadyChild(tb testing.TB, side string, addrs []string) *steadyChild {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if s, ok := strings.CutPrefix(sc.Text(), steadyCPUPrefix); ok {
-				ns, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
-					ns = -1
+				u := childUsage{cpu: -1}
+				if f := strings.Fields(s); len(f) == 2 {
+					ns, err1 := strconv.ParseInt(f[0], 10, 64)
+					commits, err2 := strconv.ParseInt(f[1], 10, 64)
+					if err1 == nil && err2 == nil {
+						u = childUsage{cpu: time.Duration(ns), commits: commits}
+					}
 				}
-				c.cpu <- time.Duration(ns)
+				c.cpu <- u
 				continue
 			}
 			c.mu.Lock()
@@ -255,19 +277,19 @@ func startSteadyChild(tb testing.TB, side string, addrs []string) *steadyChild {
 	return c
 }
 
-// cpuTime returns the CPU time the child has used so far, or false if it
-// cannot tell.
-func (c *steadyChild) cpuTime() (time.Duration, bool, error) {
+// usage returns the CPU time the child has used so far (negative if it
+// cannot tell) and the transactions it committed so far.
+func (c *steadyChild) usage() (childUsage, error) {
 	if _, err := io.WriteString(c.stdin, "cpu\n"); err != nil {
-		return 0, false, fmt.Errorf("ask the child for its cpu time: %w; it said:\n%s", err, c.output())
+		return childUsage{}, fmt.Errorf("ask the child for its cpu time: %w; it said:\n%s", err, c.output())
 	}
 	select {
-	case d := <-c.cpu:
-		return d, d >= 0, nil
+	case u := <-c.cpu:
+		return u, nil
 	case <-c.exited:
-		return 0, false, fmt.Errorf("the child exited; it said:\n%s", c.output())
+		return childUsage{}, fmt.Errorf("the child exited; it said:\n%s", c.output())
 	case <-time.After(30 * time.Second):
-		return 0, false, errors.New("the child did not report its cpu time within 30s")
+		return childUsage{}, errors.New("the child did not report its cpu time within 30s")
 	}
 }
 

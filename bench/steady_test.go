@@ -96,6 +96,16 @@ type steadyResult struct {
 	late    int64         // inputs of the window whose output had not arrived after the drain
 	outputs int64         // output records arrived during the window
 	inputs  int64         // input records produced during the window
+	commits int64         // transactions the child committed during the window
+}
+
+// commitsPerSecond is how many transactions the child committed a second
+// during the window.
+func (r steadyResult) commitsPerSecond() float64 {
+	if r.wall <= 0 {
+		return 0
+	}
+	return float64(r.commits) / r.wall.Seconds()
 }
 
 // cpuPerRecord is the child's CPU time per output record that arrived in the
@@ -188,21 +198,22 @@ func runSteady(tb testing.TB, side steadySide, cfg steadyConfig) (res steadyResu
 		prod.run(ctx, cfg.rate, w)
 	}()
 	time.Sleep(time.Until(w.start))
-	cpu0, cpuOK0, err := child.cpuTime()
+	u0, err := child.usage()
 	if err != nil {
 		return res, err
 	}
 	t0 := time.Now()
 	time.Sleep(time.Until(w.end))
-	cpu1, cpuOK1, err := child.cpuTime()
+	u1, err := child.usage()
 	if err != nil {
 		return res, err
 	}
 	res.wall = time.Since(t0)
 	<-produced
-	if cpuOK0 && cpuOK1 {
-		res.cpu = cpu1 - cpu0
+	if u0.cpu >= 0 && u1.cpu >= 0 {
+		res.cpu = u1.cpu - u0.cpu
 	}
+	res.commits = u1.commits - u0.commits
 	res.inputs = prod.inWindow.Load()
 	reader.mu.Lock()
 	res.outputs = reader.arrived
@@ -277,6 +288,9 @@ func reportSteady(b *testing.B, res, raw steadyResult, compare bool) {
 		b.ReportMetric(float64(m.d)/float64(time.Millisecond), m.unit)
 	}
 	b.ReportMetric(float64(res.late), "late-rec")
+	if res.commits > 0 {
+		b.ReportMetric(res.commitsPerSecond(), "txn/s")
+	}
 	if c := res.cpuPerRecord(); c > 0 {
 		b.ReportMetric(c, "cpu-ns/rec")
 		b.ReportMetric(res.cores(), "cores")
@@ -296,8 +310,8 @@ func reportSteady(b *testing.B, res, raw steadyResult, compare bool) {
 // side's ratios to the raw side at the same rate.
 func printSteadyTable(rates []int, results map[int]map[string]steadyResult) {
 	var s strings.Builder
-	s.WriteString("| offered rec/s | side | in rec/s | out rec/s | p50 / p90 / p99 / p99.9 / max ms | late | cpu-ns/rec | cores | cpu ratio | p50 ratio | p99 ratio | out ratio |\n")
-	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| offered rec/s | side | in rec/s | out rec/s | p50 / p90 / p99 / p99.9 / max ms | late | cpu-ns/rec | cores | txn/s | cpu ratio | p50 ratio | p99 ratio | out ratio |\n")
+	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	rows := 0
 	for _, rate := range rates {
 		raw, hasRaw := results[rate]["raw"]
@@ -314,10 +328,10 @@ func printSteadyTable(rates []int, results map[int]map[string]steadyResult) {
 				return strconv.FormatFloat(a/b, 'f', 2, 64)
 			}
 			l := res.lat
-			fmt.Fprintf(&s, "| %d | %s | %.0fk | %.0fk | %s / %s / %s / %s / %s | %d | %.0f | %.2f | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&s, "| %d | %s | %.0fk | %.0fk | %s / %s / %s / %s / %s | %d | %.0f | %.2f | %.0f | %s | %s | %s | %s |\n",
 				rate, side.name, res.in/1e3, res.out/1e3,
 				ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), max(res.late, 0),
-				res.cpuPerRecord(), res.cores(),
+				res.cpuPerRecord(), res.cores(), res.commitsPerSecond(),
 				ratio(res.cpuPerRecord(), raw.cpuPerRecord()),
 				ratio(float64(l.p50), float64(raw.lat.p50)),
 				ratio(float64(l.p99), float64(raw.lat.p99)),
@@ -331,7 +345,8 @@ func printSteadyTable(rates []int, results map[int]map[string]steadyResult) {
 
 // TestSteadySidesAnswerEveryRecord runs every side of BenchmarkSteady for a
 // second at a low rate and checks that the output of every record of the
-// window arrived, and that every one was measured.
+// window arrived, that every one was measured, and that the exactly-once
+// sides reported the transactions they committed.
 func TestSteadySidesAnswerEveryRecord(t *testing.T) {
 	cfg := steadyConfig{rate: 2000, warmup: 200 * time.Millisecond, duration: time.Second, drain: time.Minute, waitAll: true}
 	for _, side := range steadySides {
@@ -346,8 +361,11 @@ func TestSteadySidesAnswerEveryRecord(t *testing.T) {
 			if res.lat.n != res.inputs {
 				t.Fatalf("measured the latency of %d records, want the %d of the window", res.lat.n, res.inputs)
 			}
-			t.Logf("%s: %d records, p50 %v, p99 %v, max %v, %.0f cpu-ns/rec",
-				side.name, res.inputs, res.lat.p50, res.lat.p99, res.lat.max, res.cpuPerRecord())
+			if strings.HasPrefix(side.name, "exactly-once") && res.commits == 0 {
+				t.Fatal("the child reported no transaction committed during the window")
+			}
+			t.Logf("%s: %d records, p50 %v, p99 %v, max %v, %.0f cpu-ns/rec, %d transactions",
+				side.name, res.inputs, res.lat.p50, res.lat.p99, res.lat.max, res.cpuPerRecord(), res.commits)
 		})
 	}
 }
