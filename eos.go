@@ -3,8 +3,9 @@ package sluice
 // Exactly once: the changelog records, outputs, loopbacks and input offsets
 // of the records handed out since the last commit go into one Kafka
 // transaction, which the poll loop ends every CommitInterval; a task applies
-// a transaction's rows to its store only once it committed. How the
-// transactions meet group rebalances is in txnrebalance.go.
+// a transaction's rows to its store only once it committed, while the poll
+// loop goes on with the next. How the transactions meet group rebalances is
+// in txnrebalance.go.
 
 import (
 	"context"
@@ -39,6 +40,10 @@ type eos[V any] struct {
 	// Partitions were revoked or lost since the transaction began, so it
 	// must end soon.
 	endSoon atomic.Bool
+	// Closed once the tasks applied the last committed transaction to
+	// their stores; nil before the first commit. Guarded by p.mu: the
+	// poll loop sets it, the rebalance callbacks wait for it.
+	applied chan struct{}
 
 	// Guarded by p.mu. wakePoll ends the poll in progress, if any. A
 	// rebalance callback waits for the poll loop to let it go ahead, and
@@ -239,6 +244,7 @@ func (e *eos[V]) assigned() {
 // or, after the member was dropped from the group, in the open transaction,
 // which now aborts: the next owner processes their records again.
 func (e *eos[V]) release(_ context.Context, cl *kgo.Client, parts map[string][]int32, stopping []*task[V], _ bool) {
+	e.awaitApplied()
 	e.p.stopTasks(stopping, false)
 	cl.ResumeFetchPartitions(parts)
 }
@@ -261,6 +267,7 @@ func (e *eos[V]) wakeToEnd() {
 // it did not commit or abort.
 func (e *eos[V]) finish() {
 	e.endLastTransaction()
+	e.awaitApplied()
 	e.p.stopTasks(e.p.allTasks(), false)
 }
 
@@ -272,8 +279,8 @@ func (e *eos[V]) addState(add func(d *stateDesc, v float64, labels ...string), s
 // endTransaction ends the open transaction and begins the next: every
 // active task writes its batch into it, the transaction commits (if try is
 // TryCommit) with the offsets of every record polled (all of them processed
-// by then), and the tasks apply its row changes to their stores, or forget
-// them if it aborted.
+// by then), and the tasks apply its row changes to their stores (in the
+// background, see applyInBackground), or forget them if it aborted.
 func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 	p := e.p
 	tasks := p.activeTasks()
@@ -305,7 +312,13 @@ func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 			return fmt.Errorf("group %s: abort transaction after a failed commit (%v): %w", p.g.name, err, aerr)
 		}
 	}
-	if serr := stepAll(tasks, outcome); serr != nil {
+	if outcome == committed {
+		// The tasks write the committed rows to their stores while the
+		// poll loop goes on: each does so before it takes the records
+		// handed to it after this step, and before the next
+		// transaction's prepare.
+		e.applyInBackground(tasks)
+	} else if serr := stepAll(tasks, outcome); serr != nil {
 		return fmt.Errorf("group %s: end transaction: %w", p.g.name, serr)
 	}
 	// A failed end (the broker was unreachable, the producer was fenced
@@ -355,6 +368,73 @@ func (e *eos[V]) countRedone() int64 {
 	}
 	p.redone.Add(n)
 	return n
+}
+
+// applyInBackground has every task apply the committed transaction's rows
+// to its store: it puts the step in each task's input, behind the records
+// handed out before, and returns without waiting for the stores. A task
+// that fails to apply them fails the processor; awaitApplied waits for
+// all of them.
+func (e *eos[V]) applyInBackground(tasks []*task[V]) {
+	p := e.p
+	steps := make([]*txnStep, len(tasks))
+	var sent sync.WaitGroup
+	for i, t := range tasks {
+		sent.Go(func() { steps[i] = sendStep(t, committed) })
+	}
+	sent.Wait()
+	applied := make(chan struct{})
+	p.mu.Lock()
+	e.applied = applied
+	p.mu.Unlock()
+	go func() {
+		defer close(applied)
+		errs := make([]error, len(tasks))
+		for i, t := range tasks {
+			errs[i] = awaitStep(t, steps[i])
+		}
+		if err := errors.Join(errs...); err != nil {
+			p.fail(fmt.Errorf("group %s: apply a committed transaction: %w", p.g.name, err))
+		}
+	}()
+}
+
+// awaitApplied waits until the tasks have applied the last committed
+// transaction to their stores. A task that stops with the step still in its
+// input may never take it, leaving its store behind the changelog (which a
+// restore then reads again), so stopping tasks waits for it first.
+func (e *eos[V]) awaitApplied() {
+	e.p.mu.Lock()
+	applied := e.applied
+	e.p.mu.Unlock()
+	if applied != nil {
+		<-applied
+	}
+}
+
+// sendStep puts a transaction step in t's input, behind what was handed to
+// it before, and returns it, or nil if the task has stopped.
+func sendStep[V any](t *task[V], kind txnStepKind) *txnStep {
+	s := &txnStep{kind: kind, done: make(chan error, 1)}
+	select {
+	case t.in <- delivery{step: s}:
+		return s
+	case <-t.done:
+		return nil
+	}
+}
+
+// awaitStep waits for t's answer to s, sent with sendStep.
+func awaitStep[V any](t *task[V], s *txnStep) error {
+	if s == nil {
+		return nil
+	}
+	select {
+	case err := <-s.done:
+		return err
+	case <-t.done:
+		return nil
+	}
 }
 
 // stepAll runs a transaction step in every task at once and returns the

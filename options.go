@@ -102,9 +102,22 @@ func Brokers(addrs ...string) Opt {
 
 // KafkaOptions adds franz-go client options to every Kafka client sluice
 // creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
-// client IDs and tuning. Options that would change how sluice consumes,
-// commits or partitions (consumer groups, topics, partitioners) must not be
-// given; sluice sets those itself. Default: none.
+// client IDs and tuning. On a processor's client they override sluice's
+// defaults: kgo.FetchMaxWait (100ms), kgo.ProducerLinger (0),
+// kgo.RecordDeliveryTimeout (see DeliveryTimeout), kgo.TransactionTimeout
+// (10s), kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); fetch
+// sizes, compression, batching, retries, timeouts and hooks are the user's
+// to set. The options a processor owns, because how it consumes, commits
+// and partitions rests on them or because sluice has an option of its own
+// for them, make NewProcessor fail with an error naming the option:
+// kgo.ConsumerGroup, ConsumeTopics, ConsumePartitions, ConsumeRegex,
+// Balancers, BlockRebalanceOnPoll, OnPartitionsAssigned,
+// OnPartitionsRevoked, OnPartitionsLost, OnPartitionsCallbackBlocked,
+// ConsumeResetOffset (use StartAt), FetchIsolationLevel, RecordPartitioner
+// (use Partitioning), SessionTimeout (use SessionTimeout), InstanceID (use
+// InstanceID), TransactionalID, DisableAutoCommit, AutoCommitInterval (use
+// CommitInterval), AutoCommitMarks, AutoCommitCallback and ManualFlushing.
+// Default: none.
 func KafkaOptions(opts ...kgo.Opt) Opt {
 	return clientOpt(func(c *clientConfig) { c.kafkaOpts = append(c.kafkaOpts, opts...) })
 }
@@ -155,7 +168,16 @@ func (o processorOpt) applyBatchProcessor(c *processorConfig) { o(c) }
 // CommitInterval sets how often a processor commits the input offsets whose
 // effects are durable (at least once), or commits its transaction (exactly
 // once). Longer intervals commit less often and reprocess more after a
-// crash. Default: 1s at least once, 100ms exactly once; the minimum is 100ms.
+// crash. At least once, outputs are written as soon as their batch is, and
+// do not wait for commits; the minimum is 100ms, the Kafka client's
+// shortest autocommit interval. Exactly once, outputs become visible to
+// readers of committed records when their transaction commits, so the
+// interval is most of their latency; the minimum is 10ms. Each transaction
+// costs a few round trips to the brokers, a commit marker in every
+// partition it wrote and a store write in every task, and the processor
+// hands out no records while it ends one: shorter intervals cost more CPU
+// per record and, below the time a commit takes, throughput. Default: 1s
+// at least once, 100ms exactly once.
 func CommitInterval(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.commitInterval = d })
 }
@@ -275,8 +297,8 @@ func (g DeliveryGuarantee) String() string {
 
 // Guarantee sets the processor's delivery guarantee. Default: AtLeastOnce.
 // With ExactlyOnce, CommitInterval is how long a transaction stays open
-// (default 100ms): longer ones cost less per record and make the outputs
-// visible later.
+// (default 100ms, at least 10ms): longer ones cost less per record and make
+// the outputs visible later.
 func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }

@@ -17,8 +17,16 @@ import (
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
-// minCommitInterval is the shortest interval the Kafka client commits at.
+// minCommitInterval is the shortest CommitInterval at least once: the
+// shortest interval the Kafka client autocommits at. It is also the default
+// exactly once.
 const minCommitInterval = 100 * time.Millisecond
+
+// minTransactionInterval is the shortest CommitInterval exactly once, where
+// the poll loop ends the transactions itself. Each transaction costs a few
+// round trips to the brokers and a commit marker in every partition it
+// wrote, and the poll loop hands out no records while it ends one.
+const minTransactionInterval = 10 * time.Millisecond
 
 type processorConfig struct {
 	client          clientConfig
@@ -130,8 +138,15 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
-	if cfg.commitInterval < minCommitInterval {
-		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v, got %v", g.name, minCommitInterval, cfg.commitInterval)
+	if err := checkKafkaOptions(g.name, cfg.client.kafkaOpts, processorOwned); err != nil {
+		return nil, err
+	}
+	if cfg.guarantee == ExactlyOnce && cfg.commitInterval < minTransactionInterval {
+		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v exactly once, got %v", g.name, minTransactionInterval, cfg.commitInterval)
+	}
+	if cfg.guarantee != ExactlyOnce && cfg.commitInterval < minCommitInterval {
+		return nil, fmt.Errorf("group %s: CommitInterval must be at least %v at least once, the Kafka client's shortest autocommit interval (outputs do not wait for commits), got %v",
+			g.name, minCommitInterval, cfg.commitInterval)
 	}
 	p := &Processor[V]{
 		g:      g,

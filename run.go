@@ -170,10 +170,6 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
 		kgo.RecordPartitioner(p.cfg.client.partitioner()),
-		kgo.ProducerLinger(0),
-		// Restored partitions are resumed while a fetch may be waiting on
-		// others; a short wait lets the next fetch include them soon.
-		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.SessionTimeout(p.cfg.sessionTimeout),
 	)
 	if p.cfg.instanceID != "" {
@@ -184,8 +180,15 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// Given first, so that KafkaOptions can override them.
-	opts = append([]kgo.Opt{kgo.RecordDeliveryTimeout(delivery)}, opts...)
+	// Given first, so that KafkaOptions can override them (see
+	// kafkaopts.go).
+	opts = append([]kgo.Opt{
+		kgo.RecordDeliveryTimeout(delivery),
+		kgo.ProducerLinger(0),
+		// Restored partitions are resumed while a fetch may be waiting on
+		// others; a short wait lets the next fetch include them soon.
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}, opts...)
 	// Partitions may be assigned as soon as the client exists.
 	p.host = p.taskHost()
 	if p.cl, err = p.strategy.open(runCtx, p.strategy.clientOpts(opts)); err != nil {

@@ -201,5 +201,53 @@
 //     its batches' latency (from a batch closing to its effects being
 //     acknowledged, from the sluice_batch_duration_seconds histogram of
 //     Metrics, on for this side) as p99-batch-ms.
+//
+// # BenchmarkSteady
+//
+// The count group under steady load instead of a backlog: records arrive
+// at a fixed rate, in small fetches. For each offered rate (-steady-rates
+// or $SLUICE_BENCH_STEADY_RATES, default 50000,100000,300000 records a
+// second) and each side, in turn, a fresh broker in this process, a
+// producer in this process (no linger) that writes BenchmarkCountGroup's
+// records at that rate, each stamped with the time it is handed to the
+// client in the header "produced-at", and a reader of committed records of
+// the side's output topic. The side runs in a child process of its own
+// (this test binary, TestSteadyChild), so that its CPU time is its alone:
+//
+//   - raw: rawCount's consumer group member, counting in a map and
+//     producing every new count with the input's headers, without producer
+//     linger (as sluice's client), committing every 100ms.
+//   - at-least-once: the count group's processor (table in Pebble), whose
+//     handler emits every count with the input's headers; default
+//     CommitInterval (1s), which does not delay outputs.
+//   - exactly-once: the same with Guarantee(ExactlyOnce) and the default
+//     CommitInterval (100ms): outputs are visible when their transaction
+//     commits.
+//   - exactly-once-20ms: the same with CommitInterval(20ms).
+//
+// A run waits until the side has answered records of every partition, then
+// offers the rate for a 2s warm-up and the measured window
+// (-steady-duration or $SLUICE_BENCH_STEADY_DURATION, default 10s), and
+// waits up to 5s after it for the outputs of the window's records.
+// Reported per side and rate: in-rec/s and out-rec/s (records produced,
+// and outputs read, during the window: the producer cannot offer more than
+// the broker takes), the latency from producing an input to reading its
+// output, of the records produced in the window (p50, p90, p99, p99.9 and
+// max, by a DDSketch of 1% relative accuracy with an exact max), late-rec
+// (records of the window whose output had not arrived 5s after it), the
+// child's CPU time during the window per output read (cpu-ns/rec) and over
+// the window (cores), the transactions it committed a second (txn/s,
+// exactly once), and, for sluice, its ratios to raw at the same rate.
+// A Markdown table of all of it is printed at the end. Broker, producer and
+// reader share this process, and the broker serves requests one at a time,
+// so at the overload rate the broker may be what saturates first. Run it
+// with
+//
+//	go test -run XXX -bench Steady -benchtime 1x -timeout 30m ./bench/
+//	go test -run XXX -bench 'Steady/rate=50000' -benchtime 1x ./bench/ -steady-duration 3s
+//
+// TestSteadySidesAnswerEveryRecord runs each side for a second at 2,000
+// records a second and checks that every record of the window was
+// answered and measured.
 
 package bench

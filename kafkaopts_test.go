@@ -1,0 +1,111 @@
+package sluice_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+// newClients is a client hook that keeps every client it is given.
+type newClients struct {
+	mu  sync.Mutex
+	cls []*kgo.Client
+}
+
+// OnNewClient implements kgo.HookNewClient.
+func (h *newClients) OnNewClient(cl *kgo.Client) {
+	h.mu.Lock()
+	h.cls = append(h.cls, cl)
+	h.mu.Unlock()
+}
+
+// ofGroup returns the client of the consumer group group, if one was made.
+func (h *newClients) ofGroup(group string) *kgo.Client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, cl := range h.cls {
+		if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g == group {
+			return cl
+		}
+	}
+	return nil
+}
+
+// TestKafkaOptionsOverrideTheProcessorsClientDefaults runs a processor whose
+// KafkaOptions set the fetch wait and the producer linger, which sluice
+// also sets by default, and checks that its group client has the user's
+// values, at least once and exactly once.
+func TestKafkaOptionsOverrideTheProcessorsClientDefaults(t *testing.T) {
+	for _, g := range []sluice.DeliveryGuarantee{sluice.AtLeastOnce, sluice.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			b := startBroker(t)
+			hook := &newClients{}
+			group := "kafka-options-" + g.String()
+			runProcessor(t, defineCounter(group, group+"-in"), append(processorOpts(b, 2, t.TempDir()),
+				sluice.Guarantee(g),
+				sluice.KafkaOptions(
+					kgo.FetchMaxWait(20*time.Millisecond),
+					kgo.ProducerLinger(3*time.Millisecond),
+					kgo.WithHooks(hook),
+				))...)
+			var cl *kgo.Client
+			waitFor(t, 30*time.Second, func() error {
+				if cl = hook.ofGroup(group); cl == nil {
+					return errors.New("no client of the group yet")
+				}
+				return nil
+			})
+			if got := cl.OptValue(kgo.FetchMaxWait); got != 20*time.Millisecond {
+				t.Errorf("FetchMaxWait is %v, want the 20ms KafkaOptions gave", got)
+			}
+			if got := cl.OptValue(kgo.ProducerLinger); got != 3*time.Millisecond {
+				t.Errorf("ProducerLinger is %v, want the 3ms KafkaOptions gave", got)
+			}
+		})
+	}
+}
+
+// TestKafkaOptionsRefuseTheOptionsAProcessorOwns gives NewProcessor, one at
+// a time, client options that a processor sets itself, some of them to
+// kgo's default value, and checks that each is refused with an error that
+// names it.
+func TestKafkaOptionsRefuseTheOptionsAProcessorOwns(t *testing.T) {
+	noop := func(context.Context, *kgo.Client, map[string][]int32) {}
+	for name, opt := range map[string]kgo.Opt{
+		"kgo.ConsumerGroup":        kgo.ConsumerGroup("another"),
+		"kgo.ConsumeTopics":        kgo.ConsumeTopics("another"),
+		"kgo.FetchIsolationLevel":  kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		"kgo.TransactionalID":      kgo.TransactionalID("another"),
+		"kgo.RecordPartitioner":    kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		"kgo.ConsumeResetOffset":   kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		"kgo.SessionTimeout":       kgo.SessionTimeout(45 * time.Second),
+		"kgo.DisableAutoCommit":    kgo.DisableAutoCommit(),
+		"kgo.AutoCommitInterval":   kgo.AutoCommitInterval(time.Second),
+		"kgo.OnPartitionsRevoked":  kgo.OnPartitionsRevoked(noop),
+		"kgo.Balancers":            kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		"kgo.BlockRebalanceOnPoll": kgo.BlockRebalanceOnPoll(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := sluice.NewProcessor(defineCounter("owned", "owned-in"),
+				sluice.Storage(pebble.Builder(t.TempDir())), sluice.KafkaOptions(kgo.ClientID("mine"), opt))
+			if err == nil {
+				t.Fatalf("NewProcessor accepted KafkaOptions(%s)", name)
+			}
+			if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "is set by sluice") {
+				t.Fatalf("error %q does not name %s", err, name)
+			}
+		})
+	}
+	if _, err := sluice.NewProcessor(defineCounter("owned", "owned-in"), sluice.Storage(pebble.Builder(t.TempDir())),
+		sluice.KafkaOptions(kgo.ClientID("mine"), kgo.FetchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression()))); err != nil {
+		t.Fatalf("NewProcessor refused options it does not own: %v", err)
+	}
+}
