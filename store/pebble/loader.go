@@ -26,13 +26,10 @@ package pebble
 // open drops what the loader holds.
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -52,10 +49,6 @@ var errLoading = errors.New("a bulk load is in progress")
 // budget itself.
 const minLoadChunk = 1 << 20
 
-// loadEntrySize is what a loader counts for each change it holds besides its
-// key and value: the loadEntry.
-const loadEntrySize = 24
-
 // loadFiles numbers the table files that loaders write. A database's
 // directory is locked by one process, so a counter of the process keeps
 // their names apart.
@@ -65,25 +58,12 @@ var loadFiles atomic.Uint64
 type loader struct {
 	s *pebbleStore
 
-	data    []byte // the keys and values held, one after the other
-	entries []loadEntry
-	offset  int64 // the checkpoint of the last Apply
-	held    bool  // an Apply since the last chunk was written
-	wrote   bool  // a chunk was written: later ones may change its rows
-	done    bool  // closed, or dropped by the store's Close
-	key     []byte
-}
-
-// loadEntry is one change a loader holds: its key is data[at:at+keyLen],
-// its value follows it, and valueLen is -1 for a delete. head holds the
-// key's first 8 bytes, big-endian and zero-padded, so that most comparisons
-// of a sort need not read data; seq orders the changes of one key.
-type loadEntry struct {
-	head     uint64
-	at       uint32
-	keyLen   uint32
-	valueLen int32
-	seq      uint32
+	buf    loadBuffer
+	offset int64 // the checkpoint of the last Apply
+	held   bool  // an Apply since the last chunk was written
+	wrote  bool  // a chunk was written: later ones may change its rows
+	done   bool  // closed, or dropped by the store's Close
+	key    []byte
 }
 
 // BulkLoad returns a loader that fills the store in chunks, each a sorted
@@ -121,27 +101,24 @@ func (l *loader) Apply(changes []store.Change, offset int64) error {
 	if l.done {
 		return fmt.Errorf("pebble store %s: bulk load: loader closed", l.s.dir)
 	}
-	for _, c := range changes {
-		e := loadEntry{at: uint32(len(l.data)), keyLen: uint32(len(c.Key)), valueLen: int32(len(c.Value)), seq: uint32(len(l.entries))}
-		if c.Value == nil {
-			e.valueLen = -1
+	// A chunk holds whole Apply calls, so that its checkpoint accounts for
+	// every change in it.
+	if len(changes) > maxLoadEntries {
+		return fmt.Errorf("pebble store %s: bulk load at offset %d: %d changes in one call, more than %d", l.s.dir, offset, len(changes), maxLoadEntries)
+	}
+	if l.buf.n+len(changes) > maxLoadEntries {
+		if err := l.write(); err != nil {
+			return err
 		}
-		var head [8]byte
-		copy(head[:], c.Key)
-		e.head = binary.BigEndian.Uint64(head[:])
-		l.data = append(append(l.data, c.Key...), c.Value...)
-		l.entries = append(l.entries, e)
+	}
+	for _, c := range changes {
+		l.buf.add(c.Key, c.Value, c.Value == nil)
 	}
 	l.offset, l.held = offset, true
-	if l.size() < l.bound() {
+	if l.buf.size() < l.bound() {
 		return nil
 	}
 	return l.write()
-}
-
-// size is how much memory the changes held take, as the budget counts it.
-func (l *loader) size() int64 {
-	return int64(len(l.data)) + loadEntrySize*int64(len(l.entries))
 }
 
 // bound is the size at which the loader writes a chunk: its share of the
@@ -165,15 +142,13 @@ func (l *loader) Close() error {
 	}
 	l.s.mu.RUnlock()
 	l.done = true
-	l.data, l.entries = nil, nil
+	l.buf = loadBuffer{}
 	return err
 }
 
 // release gives the loader's share of the budget back. It touches nothing
 // else of the loader, for the store's Close calls it too.
 func (l *loader) release() { l.s.db.loaders.Add(-1) }
-
-func (l *loader) keyOf(e loadEntry) []byte { return l.data[e.at : e.at+e.keyLen] }
 
 // write sorts the changes held, keeps the last of each key, and writes them
 // and the checkpoint as one table file that the database ingests.
@@ -187,28 +162,18 @@ func (l *loader) write() error {
 	if s.closed || s.loading.Load() != l {
 		return ErrClosed
 	}
-	slices.SortFunc(l.entries, func(a, b loadEntry) int {
-		if c := cmp.Compare(a.head, b.head); c != 0 {
-			return c
-		}
-		if c := bytes.Compare(l.keyOf(a), l.keyOf(b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
-	// Keep the last change of each key, and count what the chunk does to
-	// the rows.
-	kept := l.entries[:0]
+	// Of each key only the last change counts; count what they do to the
+	// rows.
+	order := l.buf.sorted()
 	var delta int64
-	for i, e := range l.entries {
-		if i+1 < len(l.entries) && bytes.Equal(l.keyOf(e), l.keyOf(l.entries[i+1])) {
-			continue
-		}
+	kept := order[:0]
+	for _, i := range order {
+		e := l.buf.entry(uint32(i))
 		exists := e.valueLen >= 0
 		existed := false
 		if l.wrote && s.counting {
 			var err error
-			l.key = s.keys.row(l.key[:0], l.keyOf(e))
+			l.key = s.keys.row(l.key[:0], l.buf.key(e))
 			if existed, err = s.hasRow(l.key); err != nil {
 				return fmt.Errorf("pebble store %s: bulk load at offset %d: count rows: %w", s.dir, l.offset, err)
 			}
@@ -220,12 +185,11 @@ func (l *loader) write() error {
 			delta--
 		}
 		if exists || l.wrote {
-			kept = append(kept, e)
+			kept = append(kept, i)
 		}
 	}
-	l.entries = kept
 	path := s.db.opts.FS.PathJoin(s.db.loadDir, strconv.FormatUint(loadFiles.Add(1), 10)+".sst")
-	if err := l.writeFile(path, s.rows.Load()+delta); err != nil {
+	if err := l.writeFile(path, kept, s.rows.Load()+delta); err != nil {
 		_ = s.db.opts.FS.Remove(path)
 		return fmt.Errorf("pebble store %s: bulk load at offset %d: write table: %w", s.dir, l.offset, err)
 	}
@@ -236,14 +200,15 @@ func (l *loader) write() error {
 	}
 	s.rows.Add(delta)
 	s.staleCount.Store(false)
-	l.data, l.entries = l.data[:0], l.entries[:0]
+	l.buf.reset()
 	l.held, l.wrote = false, true
 	return nil
 }
 
-// writeFile writes the sorted changes held, the checkpoint and the row
-// count rows as a table file at path, synced, as Ingest requires.
-func (l *loader) writeFile(path string, rows int64) error {
+// writeFile writes the changes held of indexes order, sorted, the
+// checkpoint and the row count rows as a table file at path, synced, as
+// Ingest requires.
+func (l *loader) writeFile(path string, order []uint64, rows int64) error {
 	s := l.s
 	fs := s.db.opts.FS
 	if err := fs.MkdirAll(s.db.loadDir, 0o755); err != nil {
@@ -267,17 +232,17 @@ func (l *loader) writeFile(path string, rows int64) error {
 	case s.staleCount.Load():
 		err = w.Delete(s.keys.rows)
 	}
-	for _, e := range l.entries {
+	for _, i := range order {
 		if err != nil {
 			break
 		}
-		l.key = s.keys.row(l.key[:0], l.keyOf(e))
+		e := l.buf.entry(uint32(i))
+		l.key = s.keys.row(l.key[:0], l.buf.key(e))
 		if e.valueLen < 0 {
 			err = w.Delete(l.key)
 			continue
 		}
-		at := e.at + e.keyLen
-		err = w.Set(l.key, l.data[at:at+uint32(e.valueLen)])
+		err = w.Set(l.key, l.buf.value(e))
 	}
 	// Close writes the file out, syncs and closes it, and must be called
 	// whatever went wrong before.

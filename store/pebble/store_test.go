@@ -397,3 +397,17 @@ func TestBuildersOfOneDirectoryShareItsDatabase(t *testing.T) {
 	storetest.WantGet(t, s0, "k", "zero")
 	storetest.WantOffset(t, s0, 5)
 }
+
+// BenchmarkBulkLoad is a bulk load of 100,000 rows into an empty store.
+func BenchmarkBulkLoad(b *testing.B) {
+	storetest.BenchLoad(b, func(b *testing.B) store.Store { return mustOpen(b, b.TempDir()) })
+}
+
+// BenchmarkApplyOfALoad is BenchmarkBulkLoad's changes written through Apply
+// instead, for comparison.
+func BenchmarkApplyOfALoad(b *testing.B) {
+	storetest.BenchLoad(b, func(b *testing.B) store.Store { return applyOnly{mustOpen(b, b.TempDir())} })
+}
+
+// applyOnly hides a store's BulkLoad.
+type applyOnly struct{ store.Store }
