@@ -41,6 +41,7 @@ type loadBuffer struct {
 	n       int   // changes held
 	bytes   int64 // bytes of keys and values held
 	order   []uint64
+	scratch []uint64 // for sorting order
 }
 
 // add copies a change into the buffer; value is ignored for a delete.
@@ -95,9 +96,9 @@ func (b *loadBuffer) value(e loadEntry) []byte {
 //
 // It sorts integers, not keys: each holds 40 bits of its key, those after
 // the prefix that all the keys share, above the change's index, so that one
-// sort of integers orders the changes by those bits and the changes of one
-// key by their order. Only changes whose 40 bits are alike are compared by
-// their whole keys.
+// stable radix sort of integers in the order of the changes orders them by
+// those bits and the changes of one key by their order. Only changes whose
+// 40 bits are alike are compared by their whole keys.
 func (b *loadBuffer) sorted() []uint64 {
 	if b.n == 0 {
 		return nil
@@ -120,7 +121,8 @@ func (b *loadBuffer) sorted() []uint64 {
 		copy(head[:5], b.key(b.entry(i))[common:])
 		b.order = append(b.order, binary.BigEndian.Uint64(head[:])|uint64(i))
 	}
-	slices.Sort(b.order)
+	b.scratch = slices.Grow(b.scratch[:0], b.n)[:b.n]
+	sortByHead(b.order, b.scratch)
 	const indexBits = 1<<24 - 1
 	index := func(o uint64) uint32 { return uint32(o & indexBits) }
 	for lo := 0; lo < len(b.order); {
@@ -166,4 +168,39 @@ func (b *loadBuffer) reset() {
 		b.entries[i] = b.entries[i][:0]
 	}
 	b.n, b.bytes = 0, 0
+}
+
+// sortByHead sorts a by its top 40 bits, keeping the order of elements
+// alike in them: a least significant digit radix sort, one byte a pass,
+// which skips the bytes that every element has alike. tmp must be as long
+// as a.
+func sortByHead(a, tmp []uint64) {
+	var counts [5][256]int
+	for _, v := range a {
+		for d := range 5 {
+			counts[d][byte(v>>(24+8*d))]++
+		}
+	}
+	src, dst := a, tmp
+	for d := range 5 {
+		c := &counts[d]
+		if c[byte(a[0]>>(24+8*d))] == len(a) {
+			continue // every element has this byte alike
+		}
+		at := 0
+		for i, n := range c {
+			c[i] = at
+			at += n
+		}
+		shift := 24 + 8*d
+		for _, v := range src {
+			k := byte(v >> shift)
+			dst[c[k]] = v
+			c[k]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &a[0] {
+		copy(a, src)
+	}
 }

@@ -54,26 +54,35 @@ const minLoadChunk = 1 << 20
 // their names apart.
 var loadFiles atomic.Uint64
 
-// loader implements store.Loader for a pebbleStore.
+// loader implements store.Loader for a pebbleStore. It fills one buffer
+// while a goroutine of its own writes the chunk of the other, so that
+// sorting and writing a chunk overlap the reading of the next; chunks are
+// written one at a time and in order. Only the goroutine that writes a
+// chunk touches wrote and key, and the next chunk starts after it is done.
 type loader struct {
 	s *pebbleStore
 
-	buf    loadBuffer
-	offset int64 // the checkpoint of the last Apply
-	held   bool  // an Apply since the last chunk was written
-	wrote  bool  // a chunk was written: later ones may change its rows
-	done   bool  // closed, or dropped by the store's Close
-	key    []byte
+	cur     *loadBuffer // the changes of Apply calls since the last chunk
+	spare   *loadBuffer
+	offset  int64       // the checkpoint of the last Apply
+	held    bool        // an Apply since the last chunk was handed to be written
+	writing chan error  // receives the outcome of the chunk being written, if any
+	written *loadBuffer // the buffer of the chunk being written
+	err     error       // the first failure: no later chunk may be written
+	done    bool        // closed
+
+	wrote bool // a chunk was written: later ones may change its rows
+	key   []byte
 }
 
 // BulkLoad returns a loader that fills the store in chunks, each a sorted
 // table file that Pebble ingests, instead of through the memtable. It
 // implements store.BulkLoader. The loaders of a database share a quarter of
 // its MemoryBudget (its largest memtable, which a restore through Apply
-// would fill instead) for the changes they hold; each holds at least 1 MiB,
-// or the whole quarter if that is less, before it writes a chunk. With
-// CountRows, every chunk after the first reads the keys it changes, as
-// Apply does.
+// would fill instead) for the changes they hold, the chunks being written
+// included; each may hold at least 1 MiB, or the whole quarter if that is
+// less. With CountRows, every chunk after the first reads the keys it
+// changes, as Apply does.
 func (s *pebbleStore) BulkLoad() (store.Loader, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -87,7 +96,7 @@ func (s *pebbleStore) BulkLoad() (store.Loader, error) {
 	if found {
 		return nil, fmt.Errorf("pebble store %s: bulk load: the store has checkpoint %d; only an empty store can be loaded", s.dir, off)
 	}
-	l := &loader{s: s, offset: -1}
+	l := &loader{s: s, cur: &loadBuffer{}, offset: -1}
 	if !s.loading.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("pebble store %s: bulk load: %w", s.dir, errLoading)
 	}
@@ -95,37 +104,79 @@ func (s *pebbleStore) BulkLoad() (store.Loader, error) {
 	return l, nil
 }
 
-// Apply copies changes into the loader and writes a chunk once the loader
-// holds its share of the budget.
+// Apply copies changes into the loader and hands them to be written as a
+// chunk once the loader holds its share of the budget.
 func (l *loader) Apply(changes []store.Change, offset int64) error {
 	if l.done {
 		return fmt.Errorf("pebble store %s: bulk load: loader closed", l.s.dir)
+	}
+	if l.err != nil {
+		return l.err
 	}
 	// A chunk holds whole Apply calls, so that its checkpoint accounts for
 	// every change in it.
 	if len(changes) > maxLoadEntries {
 		return fmt.Errorf("pebble store %s: bulk load at offset %d: %d changes in one call, more than %d", l.s.dir, offset, len(changes), maxLoadEntries)
 	}
-	if l.buf.n+len(changes) > maxLoadEntries {
-		if err := l.write(); err != nil {
+	if l.cur.n+len(changes) > maxLoadEntries {
+		if err := l.handOff(); err != nil {
 			return err
 		}
 	}
 	for _, c := range changes {
-		l.buf.add(c.Key, c.Value, c.Value == nil)
+		l.cur.add(c.Key, c.Value, c.Value == nil)
 	}
 	l.offset, l.held = offset, true
-	if l.buf.size() < l.bound() {
+	if l.cur.size() < l.bound() {
 		return nil
 	}
-	return l.write()
+	return l.handOff()
 }
 
-// bound is the size at which the loader writes a chunk: its share of the
-// budget of its database, with the other loaders open now.
+// bound is the size at which the loader hands a chunk to be written: half
+// its share of the budget of its database, with the other loaders open now,
+// since it fills one chunk while it writes another.
 func (l *loader) bound() int64 {
 	db := l.s.db
-	return max(db.loadBudget/max(db.loaders.Load(), 1), min(minLoadChunk, db.loadBudget))
+	return max(db.loadBudget/max(db.loaders.Load(), 1), min(minLoadChunk, db.loadBudget)) / 2
+}
+
+// handOff waits for the chunk being written, and starts writing the
+// changes held as the next.
+func (l *loader) handOff() error {
+	if err := l.wait(); err != nil {
+		return err
+	}
+	if !l.held {
+		return nil
+	}
+	b, offset := l.cur, l.offset
+	l.cur, l.spare = l.spare, nil
+	if l.cur == nil {
+		l.cur = &loadBuffer{}
+	}
+	l.held = false
+	l.written, l.writing = b, make(chan error, 1)
+	go func() { l.writing <- l.write(b, offset) }()
+	return nil
+}
+
+// wait waits until the chunk being written, if any, is ingested, and keeps
+// its buffer for the chunk after next. A failure sticks: no later chunk may
+// be written, for the store would then hold rows its checkpoint does not
+// account for.
+func (l *loader) wait() error {
+	if l.writing == nil {
+		return l.err
+	}
+	err := <-l.writing
+	l.writing = nil
+	l.written.reset()
+	l.spare, l.written = l.written, nil
+	if err != nil && l.err == nil {
+		l.err = err
+	}
+	return l.err
 }
 
 // Close writes what the loader holds and lets the store take Apply calls
@@ -134,7 +185,10 @@ func (l *loader) Close() error {
 	if l.done {
 		return fmt.Errorf("pebble store %s: bulk load: loader closed", l.s.dir)
 	}
-	err := l.write()
+	err := l.wait()
+	if err == nil && l.held {
+		err = l.write(l.cur, l.offset)
+	}
 	l.s.mu.RLock()
 	// A Close of the store may have dropped the loader meanwhile.
 	if l.s.loading.CompareAndSwap(l, nil) {
@@ -142,7 +196,7 @@ func (l *loader) Close() error {
 	}
 	l.s.mu.RUnlock()
 	l.done = true
-	l.buf = loadBuffer{}
+	l.cur, l.spare = nil, nil
 	return err
 }
 
@@ -150,32 +204,32 @@ func (l *loader) Close() error {
 // else of the loader, for the store's Close calls it too.
 func (l *loader) release() { l.s.db.loaders.Add(-1) }
 
-// write sorts the changes held, keeps the last of each key, and writes them
-// and the checkpoint as one table file that the database ingests.
-func (l *loader) write() error {
-	if !l.held {
-		return nil
-	}
+// write sorts the changes of b, keeps the last of each key, and writes them
+// and the checkpoint offset as one table file that the database ingests.
+func (l *loader) write(b *loadBuffer, offset int64) error {
 	s := l.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed || s.loading.Load() != l {
 		return ErrClosed
 	}
-	// Of each key only the last change counts; count what they do to the
-	// rows.
-	order := l.buf.sorted()
+	// Of each key only the last change counts. A store that counts its
+	// rows learns first what they do to the count, which it writes before
+	// them; the others read each change once, as they write it.
+	order := b.sorted()
 	var delta int64
-	kept := order[:0]
 	for _, i := range order {
-		e := l.buf.entry(uint32(i))
+		if !s.counting {
+			break
+		}
+		e := b.entry(uint32(i))
 		exists := e.valueLen >= 0
 		existed := false
-		if l.wrote && s.counting {
+		if l.wrote {
 			var err error
-			l.key = s.keys.row(l.key[:0], l.buf.key(e))
+			l.key = s.keys.row(l.key[:0], b.key(e))
 			if existed, err = s.hasRow(l.key); err != nil {
-				return fmt.Errorf("pebble store %s: bulk load at offset %d: count rows: %w", s.dir, l.offset, err)
+				return fmt.Errorf("pebble store %s: bulk load at offset %d: count rows: %w", s.dir, offset, err)
 			}
 		}
 		switch {
@@ -184,31 +238,27 @@ func (l *loader) write() error {
 		case !exists && existed:
 			delta--
 		}
-		if exists || l.wrote {
-			kept = append(kept, i)
-		}
 	}
 	path := s.db.opts.FS.PathJoin(s.db.loadDir, strconv.FormatUint(loadFiles.Add(1), 10)+".sst")
-	if err := l.writeFile(path, kept, s.rows.Load()+delta); err != nil {
+	if err := l.writeFile(path, b, order, offset, s.rows.Load()+delta); err != nil {
 		_ = s.db.opts.FS.Remove(path)
-		return fmt.Errorf("pebble store %s: bulk load at offset %d: write table: %w", s.dir, l.offset, err)
+		return fmt.Errorf("pebble store %s: bulk load at offset %d: write table: %w", s.dir, offset, err)
 	}
 	// Ingest moves the file into the database.
 	if err := s.db.Ingest(context.Background(), []string{path}); err != nil {
 		_ = s.db.opts.FS.Remove(path)
-		return fmt.Errorf("pebble store %s: bulk load at offset %d: ingest: %w", s.dir, l.offset, err)
+		return fmt.Errorf("pebble store %s: bulk load at offset %d: ingest: %w", s.dir, offset, err)
 	}
 	s.rows.Add(delta)
 	s.staleCount.Store(false)
-	l.buf.reset()
-	l.held, l.wrote = false, true
+	l.wrote = true
 	return nil
 }
 
-// writeFile writes the changes held of indexes order, sorted, the
-// checkpoint and the row count rows as a table file at path, synced, as
-// Ingest requires.
-func (l *loader) writeFile(path string, order []uint64, rows int64) error {
+// writeFile writes the changes of b of indexes order, sorted, the
+// checkpoint offset and the row count rows as a table file at path, synced,
+// as Ingest requires.
+func (l *loader) writeFile(path string, b *loadBuffer, order []uint64, offset, rows int64) error {
 	s := l.s
 	fs := s.db.opts.FS
 	if err := fs.MkdirAll(s.db.loadDir, 0o755); err != nil {
@@ -222,7 +272,7 @@ func (l *loader) writeFile(path string, order []uint64, rows int64) error {
 	// The store's own keys sort before its rows: the checkpoint, then the
 	// row count.
 	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(l.offset))
+	binary.BigEndian.PutUint64(v[:], uint64(offset))
 	err = w.Set(s.keys.offset, v[:])
 	switch {
 	case err != nil:
@@ -236,13 +286,16 @@ func (l *loader) writeFile(path string, order []uint64, rows int64) error {
 		if err != nil {
 			break
 		}
-		e := l.buf.entry(uint32(i))
-		l.key = s.keys.row(l.key[:0], l.buf.key(e))
+		e := b.entry(uint32(i))
+		if e.valueLen < 0 && !l.wrote {
+			continue // no earlier chunk wrote a row to delete
+		}
+		l.key = s.keys.row(l.key[:0], b.key(e))
 		if e.valueLen < 0 {
 			err = w.Delete(l.key)
 			continue
 		}
-		err = w.Set(l.key, l.buf.value(e))
+		err = w.Set(l.key, b.value(e))
 	}
 	// Close writes the file out, syncs and closes it, and must be called
 	// whatever went wrong before.
