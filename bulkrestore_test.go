@@ -221,8 +221,10 @@ func diffRows(got, want map[string]string) string {
 // the table through Apply, and a restart with a checkpoint does not load.
 func TestViewRestoresAnEmptyPebbleStoreInChunksToTheRowsOfARowByRowRestore(t *testing.T) {
 	b := startBroker(t)
-	const topic, partitions = "bulk-table", 3
-	produceTable(t, b, topic, partitions, bulkTable(40_000))
+	// Each partition is well past the 50,000 records below which sluice
+	// restores through Apply.
+	const topic, partitions = "bulk-table", 2
+	produceTable(t, b, topic, partitions, bulkTable(80_000))
 
 	dir := t.TempDir()
 	watch := newLoadWatch(pebble.Builder(dir, pebble.MemoryBudget(4<<20)))
@@ -268,7 +270,7 @@ func TestViewRestoresAnEmptyPebbleStoreInChunksToTheRowsOfARowByRowRestore(t *te
 func TestViewRestoresAStoreWithACheckpointWithoutBulkLoading(t *testing.T) {
 	b := startBroker(t)
 	const topic = "bulk-table"
-	recs := bulkTable(30_000)
+	recs := bulkTable(70_000)
 	produceTable(t, b, topic, 1, recs[:len(recs)/2])
 	dir := t.TempDir()
 	first := newLoadWatch(pebble.Builder(dir))

@@ -220,10 +220,12 @@ func (r *tableReader) progress(p int32) (offset, end, restored int64, ok bool) {
 const applyChunk = 4096
 
 // bulkLoadMin is how many records an empty store must be behind its end
-// offset to be restored through its store.Loader: below it a restore takes
-// milliseconds either way, and a table file of its own per partition is not
-// worth its cost.
-const bulkLoadMin = 10_000
+// offset to be restored through its store.Loader. A smaller partition
+// restores in tens of milliseconds through the memtable, which the stores
+// of a processor share, while each loader holds buffers of its own: with a
+// hundred partitions of 10,000 records each, loaders for all of them took
+// 90 MiB more at the peak than the shared memtable (BenchmarkMemory).
+const bulkLoadMin = 50_000
 
 // run polls and applies records until ctx is done or a store fails.
 // Partitions of one poll are applied concurrently.

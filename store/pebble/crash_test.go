@@ -199,8 +199,11 @@ func checkRows(t *testing.T, s store.Store, applied int64) int64 {
 func TestCrashDuringBulkLoadLeavesEachSharedStoreAtItsOwnCheckpoint(t *testing.T) {
 	fs := vfs.NewCrashableMem()
 	onFS := func(fs vfs.FS) Opt { return optFunc(func(c *config) { c.fs = fs }) }
-	// A loader of a 4 MiB budget writes a chunk at 1 MiB.
-	opts := []Opt{MemoryBudget(4 << 20)}
+	// A loader of a 4 MiB budget writes a chunk at 512 KiB. Counting rows
+	// puts the loaded store's row count in the memtable when it opens, so
+	// that its first chunk overlaps the memtable: Pebble queues such an
+	// ingestion behind the memtable, and the next chunk behind it.
+	opts := []Opt{MemoryBudget(4 << 20), CountRows()}
 	build := Builder("db", append(opts, onFS(fs))...)
 	live, err := build("t", 0)
 	if err != nil {
@@ -247,6 +250,9 @@ func TestCrashDuringBulkLoadLeavesEachSharedStoreAtItsOwnCheckpoint(t *testing.T
 				t.Fatalf("open t/%d after crash: %v", p, err)
 			}
 			at[p] = checkRows(t, s, int64(i))
+			if n, ok := s.(store.RowCounter).Rows(); !ok || n != countRows(t, s) {
+				t.Errorf("t/%d at checkpoint %d counts %d rows (%v), holds %d", p, at[p], n, ok, countRows(t, s))
+			}
 			if p == 1 && at[p] >= 0 {
 				if l, err := s.(store.BulkLoader).BulkLoad(); err == nil {
 					_ = l.Close()
@@ -277,4 +283,22 @@ func TestCrashDuringBulkLoadLeavesEachSharedStoreAtItsOwnCheckpoint(t *testing.T
 			t.Fatalf("close: %v", err)
 		}
 	}
+}
+
+// countRows counts the rows of s by reading them.
+func countRows(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	it, err := s.Iter(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for it.Next() {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
