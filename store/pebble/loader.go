@@ -21,9 +21,10 @@ package pebble
 //
 // While a loader is open (s.loading), Apply and Clear refuse to run: either
 // could be overridden by a chunk ingested after it. The loader is used by
-// one goroutine and holds the store's mu for reading while it writes a
-// chunk, so the store cannot close under it; a store closed with its loader
-// open drops what the loader holds.
+// one goroutine, and one more of its own writes a chunk while the next
+// fills; the writer holds the store's mu for reading, so the store cannot
+// close under it. A store closed with its loader open waits for the chunk
+// being written, if any, and drops what the loader holds besides.
 
 import (
 	"context"
