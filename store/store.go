@@ -53,6 +53,39 @@ type RowCounter interface {
 	Rows() (n int64, ok bool)
 }
 
+// BulkLoader is implemented by stores that can be filled faster while they
+// are empty than through Apply, by writing sorted rows in large chunks.
+// sluice uses it to restore a store that has no checkpoint (a new machine, a
+// new view, a cleared state dir) from a changelog it is far behind, and
+// goes back to Apply once the restore reaches the end.
+type BulkLoader interface {
+	// BulkLoad returns a Loader that fills the store, or an error when the
+	// store has a checkpoint or another Loader of it is open. Until the
+	// Loader is closed, Apply and Clear of the store return an error; Get,
+	// Iter and Offset see the chunks the Loader has written so far.
+	BulkLoad() (Loader, error)
+}
+
+// Loader fills an empty store in chunks. It keeps the changes it is given
+// in memory, up to a bound of its store's choosing, and writes them as one
+// chunk, with the checkpoint given with the last of them, in one atomic
+// step: of each key only its last change counts, and a delete removes a row
+// that an earlier chunk wrote. The store's invariant holds for chunks as it
+// does for Apply calls: after a crash the store holds the rows and the
+// checkpoint of some chunk written, whole, and never rows its checkpoint
+// does not account for. Changes held and not yet written are not visible,
+// and a crash or a Close of the store without Close of the Loader loses
+// them. A Loader is used by one goroutine at a time.
+type Loader interface {
+	// Apply takes changes and their checkpoint as Store.Apply does, and
+	// writes a chunk when what the Loader holds reaches its bound.
+	Apply(changes []Change, offset int64) error
+	// Close writes what the Loader holds and ends the load: the store then
+	// takes Apply calls again. It must be called once, even after an
+	// error of Apply; later calls return an error.
+	Close() error
+}
+
 // Change is one row change: Value is the new value, or nil to delete Key.
 type Change struct {
 	Key   []byte

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/sluice-io/sluice/store"
 )
@@ -61,7 +60,7 @@ type databaseKey struct {
 }
 
 type database struct {
-	db   *pebbledb.DB
+	db   *engine
 	open map[string]bool // prefixes of the stores open
 }
 

@@ -190,3 +190,115 @@ func checkRows(t *testing.T, s store.Store, applied int64) int64 {
 	}
 	return c
 }
+
+// A bulk load into one store of a shared database ingests table files while
+// the other stores keep their changes in the memtable. After a crash at any
+// point, the loaded store must hold whole chunks up to its checkpoint and
+// the others a prefix of their own Apply calls, and the loaded store must
+// reopen, load nothing more, and take Apply calls from its checkpoint.
+func TestCrashDuringBulkLoadLeavesEachSharedStoreAtItsOwnCheckpoint(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	onFS := func(fs vfs.FS) Opt { return optFunc(func(c *config) { c.fs = fs }) }
+	// A loader of a 4 MiB budget writes a chunk at 512 KiB. Counting rows
+	// puts the loaded store's row count in the memtable when it opens, so
+	// that its first chunk overlaps the memtable: Pebble queues such an
+	// ingestion behind the memtable, and the next chunk behind it.
+	opts := []Opt{MemoryBudget(4 << 20), CountRows()}
+	build := Builder("db", append(opts, onFS(fs))...)
+	live, err := build("t", 0)
+	if err != nil {
+		t.Fatalf("build t/0: %v", err)
+	}
+	loaded, err := build("t", 1)
+	if err != nil {
+		t.Fatalf("build t/1: %v", err)
+	}
+	l, err := loaded.(store.BulkLoader).BulkLoad()
+	if err != nil {
+		t.Fatalf("bulk load t/1: %v", err)
+	}
+	rng := rand.New(rand.NewPCG(3, 50))
+	const applies = 300
+	filler := func(i int) []store.Change {
+		var changes []store.Change
+		for j := range 40 {
+			changes = append(changes, store.Change{Key: fmt.Appendf(nil, "filler-%03d-%03d", i, j), Value: bytes.Repeat([]byte{'f'}, 100)})
+		}
+		return changes
+	}
+	var kept [][2]int64
+	for i := range applies {
+		changes := append([]store.Change{
+			{Key: rowKey(i), Value: []byte("row")},
+			{Key: []byte("last"), Value: fmt.Appendf(nil, "%d", i)},
+		}, filler(i)...)
+		if err := live.Apply(changes, int64(i)); err != nil {
+			t.Fatalf("apply %d to t/0: %v", i, err)
+		}
+		if err := l.Apply(changes, int64(i)); err != nil {
+			t.Fatalf("load %d into t/1: %v", i, err)
+		}
+		if i%23 != 11 {
+			continue
+		}
+		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+		recovered := Builder("db", append(opts, onFS(crashed))...)
+		var at [2]int64
+		for p := range int32(2) {
+			s, err := recovered("t", p)
+			if err != nil {
+				t.Fatalf("open t/%d after crash: %v", p, err)
+			}
+			at[p] = checkRows(t, s, int64(i))
+			if n, ok := s.(store.RowCounter).Rows(); !ok || n != countRows(t, s) {
+				t.Errorf("t/%d at checkpoint %d counts %d rows (%v), holds %d", p, at[p], n, ok, countRows(t, s))
+			}
+			if p == 1 && at[p] >= 0 {
+				if l, err := s.(store.BulkLoader).BulkLoad(); err == nil {
+					_ = l.Close()
+					t.Errorf("bulk load of a recovered store at checkpoint %d succeeded", at[p])
+				}
+				next := at[p] + 1
+				if err := s.Apply([]store.Change{{Key: rowKey(int(next)), Value: []byte("row")}, {Key: []byte("last"), Value: fmt.Appendf(nil, "%d", next)}}, next); err != nil {
+					t.Fatalf("apply to recovered t/1: %v", err)
+				}
+				checkRows(t, s, next)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatalf("close t/%d after crash: %v", p, err)
+			}
+		}
+		kept = append(kept, at)
+	}
+	t.Logf("checkpoints (live, loaded) after crashes: %v", kept)
+	if kept[len(kept)-1][1] < 0 {
+		t.Error("no crash kept a chunk of the load")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close loader: %v", err)
+	}
+	checkRows(t, loaded, applies-1)
+	for _, s := range []store.Store{live, loaded} {
+		if err := s.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	}
+}
+
+// countRows counts the rows of s by reading them.
+func countRows(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	it, err := s.Iter(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for it.Next() {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -22,6 +22,12 @@
 // already plays its part; see store.go for why that keeps the store.Store
 // invariant.
 //
+// A store with no checkpoint can be filled through BulkLoad (store.BulkLoader),
+// which sluice uses to restore a new store from the start of its changelog:
+// the loader sorts chunks of changes in memory and has Pebble ingest each as
+// a table file, atomically, with its checkpoint, instead of writing every row
+// through the memtable; a crash leaves the store at the last chunk ingested.
+//
 // A directory can be open in only one database at a time, and a table
 // partition in only one store of its Builder: opening either again fails
 // with an error that names it.

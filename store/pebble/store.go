@@ -91,7 +91,7 @@ type pebbleStore struct {
 	keys keys
 
 	mu     sync.RWMutex
-	db     *pebbledb.DB
+	db     *engine
 	closed bool
 
 	itersMu sync.Mutex
@@ -101,47 +101,17 @@ type pebbleStore struct {
 	rows       atomic.Int64 // the row count, when counting
 	staleCount atomic.Bool  // not counting, and the database holds a count
 
+	loading atomic.Pointer[loader] // the open loader, if any (see loader.go)
+
 	// release lets go of db once the store is done with it: it closes a
 	// database of the store's own, or drops the store's hold on a shared one.
 	release func() error
 }
 
-// openDB opens the database in dir, creating it if needed, with a block
-// cache of cfg's size that its memtables are counted against. Its errors do
-// not name dir; the caller's do.
-func openDB(dir string, cfg config) (*pebbledb.DB, error) {
-	path := dir
-	if cfg.fs == nil {
-		var err error
-		if path, err = canonicalDir(dir); err != nil {
-			return nil, err
-		}
-	}
-	cache := pebbledb.NewCache(cfg.cacheSize)
-	// The database takes a reference of its own and drops it when closed, so
-	// the reference NewCache returned is released here, opened or not.
-	defer cache.Unref()
-	o := &pebbledb.Options{
-		Cache:              cache,
-		MemTableSize:       cfg.memTableSize,
-		DisableWAL:         true,
-		FormatMajorVersion: pebbledb.FormatNewest,
-		// Both are needed: Pebble derives its default event listener, which
-		// logs background errors, from Logger before it looks at
-		// LoggerAndTracer.
-		Logger:          quietLogger{},
-		LoggerAndTracer: quietLogger{},
-	}
-	if cfg.fs != nil {
-		o.FS = cfg.fs
-	}
-	return pebbledb.Open(path, o)
-}
-
 // newStore returns the store of the keys of db that start with prefix,
 // named name in errors. The store calls release once it is closed; on
 // failure release is not called.
-func newStore(name string, db *pebbledb.DB, prefix []byte, cfg config, release func() error) (*pebbleStore, error) {
+func newStore(name string, db *engine, prefix []byte, cfg config, release func() error) (*pebbleStore, error) {
 	s := &pebbleStore{dir: name, keys: newKeys(prefix), db: db, iters: map[*iterator]struct{}{}, release: release, counting: cfg.countRows}
 	if err := s.loadCount(); err != nil {
 		return nil, fmt.Errorf("open pebble store %s: %w", name, err)
@@ -271,6 +241,9 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	if s.closed {
 		return ErrClosed
 	}
+	if s.loading.Load() != nil {
+		return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, errLoading)
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	var (
@@ -397,6 +370,9 @@ func (s *pebbleStore) Clear() error {
 	if s.closed {
 		return ErrClosed
 	}
+	if s.loading.Load() != nil {
+		return fmt.Errorf("pebble store %s: clear: %w", s.dir, errLoading)
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(s.keys.all, s.keys.rowHi, nil); err != nil {
@@ -454,6 +430,9 @@ func (s *pebbleStore) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	if l := s.loading.Swap(nil); l != nil {
+		l.release() // what it holds was never written
+	}
 
 	s.itersMu.Lock()
 	leaked := make([]*iterator, 0, len(s.iters))

@@ -71,8 +71,16 @@ func closeStore(t *testing.T, s store.Store) {
 	}
 }
 
+// A budget of 4 MiB makes a loader write a chunk at 1 MiB, so that the bulk
+// load tests of the contract see several.
+func TestSmallBudgetPebbleStoreMeetsStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return mustOpen(t, t.TempDir(), pebble.MemoryBudget(4<<20), pebble.CountRows())
+	})
+}
+
 func TestBuilderStoresMeetStoreContract(t *testing.T) {
-	build := pebble.Builder(t.TempDir(), pebble.CacheSize(1<<20))
+	build := pebble.Builder(t.TempDir(), pebble.MemoryBudget(4<<20))
 	var partition int32
 	storetest.Run(t, func(t *testing.T) store.Store {
 		partition++
@@ -389,3 +397,17 @@ func TestBuildersOfOneDirectoryShareItsDatabase(t *testing.T) {
 	storetest.WantGet(t, s0, "k", "zero")
 	storetest.WantOffset(t, s0, 5)
 }
+
+// BenchmarkBulkLoad is a bulk load of 100,000 rows into an empty store.
+func BenchmarkBulkLoad(b *testing.B) {
+	storetest.BenchLoad(b, func(b *testing.B) store.Store { return mustOpen(b, b.TempDir()) })
+}
+
+// BenchmarkApplyOfALoad is BenchmarkBulkLoad's changes written through Apply
+// instead, for comparison.
+func BenchmarkApplyOfALoad(b *testing.B) {
+	storetest.BenchLoad(b, func(b *testing.B) store.Store { return applyOnly{mustOpen(b, b.TempDir())} })
+}
+
+// applyOnly hides a store's BulkLoad.
+type applyOnly struct{ store.Store }

@@ -10,6 +10,9 @@
 //	}
 //
 // Run closes every store it opens; open must not register its own Close.
+// Stores that implement store.BulkLoader are held to its contract too; its
+// tests feed a loader about 4 MB of changes, so a store that writes a chunk
+// at about 1 MiB writes several.
 package storetest
 
 import (
@@ -44,6 +47,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClearRemovesRowsAndCheckpointAndStoreStaysUsable", testClear},
 		{"ConcurrentReadersSeeEachApplyWholeOrNotAtAll", testConcurrent},
 		{"RowCountFollowsSetsDeletesRepeatsAndClear", testRowCount},
+		{"BulkLoadLeavesTheRowsApplyWouldAndTheStoreTakesApplyAfter", testBulkLoad},
+		{"BulkLoadShowsWholeChunksAtTheirCheckpoints", testBulkLoadChunksAreWhole},
+		{"BulkLoadNeedsAnEmptyStoreAndExcludesOtherWrites", testBulkLoadNeedsAnEmptyStore},
+		{"BulkLoadOfNothingLeavesNoCheckpoint", testBulkLoadOfNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +65,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	// This one closes its store itself.
 	t.Run("ClosedStoreRejectsCalls", func(t *testing.T) { testClosed(t, open(t)) })
+	t.Run("ClosingAStoreDropsWhatItsLoaderHolds", func(t *testing.T) {
+		s := open(t)
+		// The test closes s; this is for when it fails before.
+		t.Cleanup(func() { _ = s.Close() })
+		if _, ok := s.(store.BulkLoader); !ok {
+			if err := s.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			t.Skip("the store is no store.BulkLoader")
+		}
+		testClosedStoreDropsItsLoader(t, s)
+	})
 }
 
 func testGetMissing(t *testing.T, s store.Store) {
