@@ -202,6 +202,9 @@ type bridgeEngine[V any] struct {
 }
 
 func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int, error) {
+	if be.e.isConcurrent(recs[0].Topic) {
+		return be.processConcurrent(recs)
+	}
 	if be.e.cfg.batch == nil {
 		return be.e.process(ctx, recs)
 	}
@@ -227,6 +230,38 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 		}
 	}
 	be.e.cfg.batch.stats.observe(be.e.partition, len(recs), time.Since(start))
+	return len(recs), nil
+}
+
+// processConcurrent runs recs, of a concurrent input, as a Kafka task does,
+// and returns once every one finished, so that the test sees their effects:
+// the handlers run concurrently, ordered per key, and what they emit is
+// handed out as on a processor of the same guarantee. Under Fail, it
+// returns how many records were released below the lowest unfinished one
+// when a record failed, and abandons the others, as a processor that stops.
+func (be *bridgeEngine[V]) processConcurrent(recs []*kgo.Record) (int, error) {
+	e := be.e
+	released := 0
+	count := func() {
+		released += e.concurrentReleased(func(string, kgo.EpochOffset) {})
+	}
+	for rest := recs; len(rest) > 0 || e.concurrentHeld() > 0; {
+		var err error
+		if len(rest) > 0 {
+			var n int
+			n, err = e.takeConcurrent(rest)
+			rest = rest[n:]
+		}
+		if err == nil && (len(rest) > 0 || e.concurrentHeld() > 0) {
+			err = e.finished(<-e.concurrentDone())
+		}
+		if err != nil {
+			count()
+			e.stopConcurrent()
+			return released, err
+		}
+	}
+	count()
 	return len(recs), nil
 }
 

@@ -112,6 +112,8 @@ func (p *Processor[V]) engineConfig() *engineConfig[V] {
 		deadLettered:       &p.deadLettered,
 		now:                time.Now,
 		idleAdvance:        p.cfg.idleAdvance,
+
+		holdConcurrentEmits: p.cfg.guarantee == ExactlyOnce,
 	}
 	if p.cfg.batch.runner != nil {
 		cfg.batch = &p.cfg.batch
@@ -238,9 +240,16 @@ func (t *task[V]) loop() error {
 		select {
 		case <-t.stop:
 			return nil
+		case c := <-t.e.concurrentDone():
+			if err := t.onFinished(c); err != nil {
+				return err
+			}
 		case d := <-t.in:
 			err := t.handle(d)
 			t.took(d)
+			if errors.Is(err, errTaskStopped) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -252,6 +261,9 @@ func (t *task[V]) loop() error {
 				case d := <-t.in:
 					err := t.handle(d)
 					t.took(d)
+					if errors.Is(err, errTaskStopped) {
+						return nil
+					}
 					if err != nil {
 						return err
 					}
@@ -293,6 +305,9 @@ func (t *task[V]) handle(d delivery) error {
 // take processes records of one topic partition, flushing whenever the
 // batch reaches MaxBatch records.
 func (t *task[V]) take(recs []*kgo.Record) error {
+	if t.e.isConcurrent(recs[0].Topic) {
+		return t.takeConcurrent(recs)
+	}
 	maxBatch := t.h.maxBatch
 	for len(recs) > 0 {
 		n := min(maxBatch-t.batched, len(recs))
@@ -401,6 +416,10 @@ func (t *task[V]) discardPending() error {
 
 // close drops or writes the batch in hand and closes the stores.
 func (t *task[V]) close() error {
+	if t.e != nil {
+		// Records still running are abandoned, uncommitted.
+		t.e.stopConcurrent()
+	}
 	var err error
 	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()
