@@ -241,27 +241,20 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 // when a record failed, and abandons the others, as a processor that stops.
 func (be *bridgeEngine[V]) processConcurrent(recs []*kgo.Record) (int, error) {
 	e := be.e
-	released := 0
-	count := func() {
-		released += e.concurrentReleased(func(string, kgo.EpochOffset) {})
+	err := e.handConcurrent(recs)
+	for err == nil && e.concurrentHeld() > 0 {
+		err = e.finished(<-e.concurrentDone())
 	}
-	for rest := recs; len(rest) > 0 || e.concurrentHeld() > 0; {
-		var err error
-		if len(rest) > 0 {
-			var n int
-			n, err = e.takeConcurrent(rest)
-			rest = rest[n:]
-		}
-		if err == nil && (len(rest) > 0 || e.concurrentHeld() > 0) {
-			err = e.finished(<-e.concurrentDone())
-		}
-		if err != nil {
-			count()
-			e.stopConcurrent()
-			return released, err
-		}
+	released := e.concurrentReleased(func(string, kgo.EpochOffset) {})
+	if e.cc.hold {
+		// As at the end of a transaction: the driver writes them in
+		// the open one.
+		e.out = append(e.out, e.concurrentWrite(func(string, kgo.EpochOffset) {})...)
 	}
-	count()
+	if err != nil {
+		e.stopConcurrent()
+		return released, err
+	}
 	return len(recs), nil
 }
 
@@ -285,8 +278,21 @@ func (be *bridgeEngine[V]) Call(ctx context.Context, r *kgo.Record, fn func(any)
 
 func (be *bridgeEngine[V]) Effects() []*kgo.Record  { return be.e.effects() }
 func (be *bridgeEngine[V]) EndBatch() []*kgo.Record { return be.e.endBatch() }
-func (be *bridgeEngine[V]) Discarded()              { be.e.discarded() }
-func (be *bridgeEngine[V]) Applied(end int64) error { return be.e.applied(end) }
+
+// Discarded forgets what the aborted transaction held. The driver reads
+// the records of concurrent inputs again from the committed positions, so
+// the engine forgets those too and runs them again.
+func (be *bridgeEngine[V]) Discarded() {
+	be.e.discarded()
+	be.e.stopConcurrent()
+}
+
+func (be *bridgeEngine[V]) Applied(end int64) error {
+	if err := be.e.applied(end); err != nil {
+		return err
+	}
+	return be.e.concurrentEnded(true)
+}
 
 // Tick runs the engine's tick, as a Kafka task's tick does.
 func (be *bridgeEngine[V]) Tick(now time.Time) error { return be.e.tick(now) }

@@ -25,25 +25,40 @@ import (
 //
 // Effects: a handler may emit to the group's outputs and loopback, and read
 // joined and looked-up tables. At least once, a record's emits are written
-// as soon as it finishes; exactly once, they are written in the transaction
-// that commits its offset, that is once every record below it has finished
-// too. A group with a concurrent input cannot Persist a table (Validate
+// as soon as it finishes. Exactly once, they are written in the transaction
+// that commits its offset, the first to end once every record below it has
+// finished too: the transaction commits, for the partitions of a concurrent
+// input, the offset of the lowest unfinished record rather than the offset
+// after the last one polled. If that transaction aborts, the records' emits
+// are written again in the next one, from what their handlers returned: the
+// handlers do not run again (the handlers' own side effects, an HTTP call,
+// are at least once by nature). While records of a concurrent input are in
+// flight, a transaction ends every CommitInterval even when nothing new
+// arrives. A group with a concurrent input cannot Persist a table (Validate
 // says so): a row is one record's at a time, which concurrent handlers are
-// not; Value, SetValue and Delete fail the record.
+// not; Value, SetValue, Delete and the timer calls fail the record.
 //
 // Memory: at most n handlers run per partition, and at most MaxPending
 // records (default 16×n) are held between the lowest unfinished record and
 // the newest one taken: running, waiting behind a busy key, or finished and
-// waiting for a record below them. A slow key holds its records and, once
-// MaxPending is reached, the partition; until then the other keys go on.
+// waiting for a record below them (exactly once, or for their transaction
+// to commit). A slow key holds its records and, once MaxPending is reached,
+// the partition; until then the other keys go on. The records fetched
+// beyond it wait within MaxBufferedBytes, as for any input.
 //
 // Failures: the group's error policy applies to a failed or panicking
 // record as to any record: Skip and DeadLetter go on past it, Fail stops
 // the processor at once, leaving it and every unfinished record
 // uncommitted. Handlers see, as ctx.Context(), a context that is cancelled
 // when the partition is revoked or the processor stops; the records then
-// in flight are abandoned, not committed, and a handler must return soon
-// after, since the partition is let go only once its handlers returned.
+// in flight are abandoned, not committed (an error a handler returns then
+// is no failure), and a handler must return soon after, since the
+// partition is let go only once its handlers returned.
+//
+// In sluicetest, the handlers run in goroutines as on a processor, and Send
+// returns once the records it led to finished. An aborted transaction
+// (Abort) runs them again: the tester reads them again from the committed
+// positions.
 func ConcurrentInput[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M], n int, opts ...ConcurrentOpt) {
 	if c == nil || h == nil {
 		g.fail("concurrent input %s: codec and handler must not be nil", topic)

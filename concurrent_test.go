@@ -484,3 +484,219 @@ func TestConcurrentHandlerCannotReachTableRowsOrTimers(t *testing.T) {
 		}
 	}
 }
+
+// readCommitted returns the values of the committed records of topic: it
+// writes an end marker after them, outside any transaction, and reads
+// until it meets it.
+func readCommitted(t *testing.T, addrs []string, topic string) []string {
+	t.Helper()
+	cl := mustClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	marker := fmt.Sprintf("-end-%d-", time.Now().UnixNano())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(marker)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no end marker in %s after %v", topic, got)
+		}
+		for _, v := range valuesOf(fs.Records()) {
+			switch {
+			case v == marker:
+				return got
+			case !strings.HasPrefix(v, "-end-"):
+				got = append(got, v)
+			}
+		}
+	}
+}
+
+func exactlyOnce(b *broker.Broker, dir string) []sluice.ProcessorOpt {
+	return append(processorOpts(b, 1, dir), sluice.Guarantee(sluice.ExactlyOnce))
+}
+
+func TestConcurrentInputExactlyOnceCommitsBelowTheLowestUnfinishedRecord(t *testing.T) {
+	b := startBroker(t)
+	g := newGate()
+	g.hold("a1")
+	produceKV(t, b, "cceoscommit-in", "x=x0", "a=a1", "b=b2", "c=c3", "b=b4", "d=d5")
+	runProcessor(t, concurrentGroup("cceoscommit", g, 4), exactlyOnce(b, t.TempDir())...)
+	adm := admin(t, b)
+
+	awaitN(t, g.finished, 5, "every record but a1 finished")
+	awaitCommitted(t, adm, "cceoscommit", "cceoscommit-in", 1)
+	// The emits of the records above a1 wait for the transaction that
+	// commits their offsets.
+	if got := readCommitted(t, b.Addrs(), "cceoscommit-out"); !slices.Equal(got, []string{"x0"}) {
+		t.Fatalf("committed emits %v while a1 is unfinished, want [x0]", got)
+	}
+	for range 5 {
+		time.Sleep(200 * time.Millisecond)
+		if at := committed(t, adm, "cceoscommit", "cceoscommit-in"); at != 1 {
+			t.Fatalf("committed offset %d while the record at offset 1 is unfinished", at)
+		}
+	}
+	g.release("a1")
+	awaitCommitted(t, adm, "cceoscommit", "cceoscommit-in", 6)
+	got := readCommitted(t, b.Addrs(), "cceoscommit-out")
+	slices.Sort(got)
+	if want := []string{"a1", "b2", "b4", "c3", "d5", "x0"}; !slices.Equal(got, want) {
+		t.Fatalf("committed emits %v, want each record's once: %v", got, want)
+	}
+}
+
+func TestConcurrentInputExactlyOnceRedoesUnfinishedRecordsAfterAStop(t *testing.T) {
+	b := startBroker(t)
+	dir := t.TempDir()
+	g := newGate()
+	g.hold("v3", "v6")
+	var pairs []string
+	for i := range 10 {
+		pairs = append(pairs, fmt.Sprintf("k%d=v%d", i, i))
+	}
+	produceKV(t, b, "cceosredo-in", pairs...)
+	r := runProcessor(t, concurrentGroup("cceosredo", g, 4), exactlyOnce(b, dir)...)
+	adm := admin(t, b)
+
+	awaitN(t, g.finished, 8, "every record but v3 and v6 finished")
+	awaitCommitted(t, adm, "cceosredo", "cceosredo-in", 3)
+	r.stop(t)
+	if at := committed(t, adm, "cceosredo", "cceosredo-in"); at != 3 {
+		t.Fatalf("committed offset %d after the stop, want 3, the lowest unfinished record", at)
+	}
+
+	again := newGate()
+	runProcessor(t, concurrentGroup("cceosredo", again, 4), exactlyOnce(b, dir)...)
+	awaitN(t, again.finished, 7, "the restarted processor handled offsets 3 to 9")
+	awaitCommitted(t, adm, "cceosredo", "cceosredo-in", 10)
+	got := readCommitted(t, b.Addrs(), "cceosredo-out")
+	slices.Sort(got)
+	want := []string{"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("committed emits %v, want each record's exactly once: %v", got, want)
+	}
+}
+
+// Records are held in flight on every partition when a second exactly-once
+// processor joins: the partitions that move are redone by their new owner
+// from below their unfinished records, those that stay finish where they
+// are, and every record's emit is committed once.
+func TestConcurrentInputExactlyOnceEmitsEachRecordOnceAcrossARebalance(t *testing.T) {
+	b := startBroker(t)
+	const parts, perPartition = 4, 10
+	em := newEmitter(t, "cceosmove-in", emitterOpts(b, parts))
+	var want, held []string
+	for p := range int32(parts) {
+		for i := range perPartition {
+			v := fmt.Sprintf("p%d-%d", p, i)
+			if err := em.EmitToPartition(context.Background(), p, fmt.Sprintf("k%d", i%3), v); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, v)
+		}
+		held = append(held, fmt.Sprintf("p%d-5", p))
+	}
+	slices.Sort(want)
+	g1 := newGate()
+	g1.hold(held...)
+	opts := append(processorOpts(b, parts, t.TempDir()), sluice.Guarantee(sluice.ExactlyOnce))
+	first, err := sluice.NewProcessor(concurrentGroup("cceosmove", g1, 4), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := runInBackground(t, first.Run)
+	// Of each partition, the records of the held one's key after it wait
+	// behind it (keys cycle over 3), the rest finish.
+	awaitN(t, g1.finished, parts*(perPartition-2), "the records not held or behind a held one finished")
+
+	g2 := newGate()
+	opts = append(processorOpts(b, parts, t.TempDir()), sluice.Guarantee(sluice.ExactlyOnce))
+	second, err := sluice.NewProcessor(concurrentGroup("cceosmove", g2, 4), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := runInBackground(t, second.Run)
+	running := func(p *sluice.Processor[struct{}]) int {
+		n := 0
+		for _, st := range p.Stats().Partitions {
+			if st.State == "running" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if a, b := running(first), running(second); a != parts/2 || b != parts/2 {
+			return fmt.Errorf("partitions running: first %d, second %d; want %d each", a, b, parts/2)
+		}
+		return nil
+	})
+	for _, v := range held {
+		g1.release(v)
+	}
+	adm := admin(t, b)
+	waitFor(t, 30*time.Second, func() error {
+		offs, err := adm.FetchOffsets(context.Background(), "cceosmove")
+		if err != nil {
+			return err
+		}
+		for p := range int32(parts) {
+			if o, ok := offs.Lookup("cceosmove-in", p); !ok || o.At != perPartition {
+				return fmt.Errorf("partition %d committed at %d, want %d", p, o.At, perPartition)
+			}
+		}
+		return nil
+	})
+	got := readCommitted(t, b.Addrs(), "cceosmove-out")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("committed emits: %d, want each of the %d records' once; got %v", len(got), len(want), got)
+	}
+	t.Logf("first processor: %+v", first.Stats())
+	r2.stop(t)
+	r1.stop(t)
+}
+
+func TestConcurrentInputInSluicetestExactlyOnceRedoesAnAbortedTransaction(t *testing.T) {
+	var calls atomic.Int64
+	g := sluice.DefineGroup[struct{}]("cctest")
+	out := sluice.Output(g, "cctest-out", codec.String())
+	sluice.ConcurrentInput(g, "cctest-in", codec.String(), func(ctx *sluice.Context[struct{}], v string) error {
+		calls.Add(1)
+		return out.Emit(ctx, ctx.Key(), v)
+	}, 4)
+	tt, err := sluicetest.New(g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.Guarantee(sluice.ExactlyOnce)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		if err := sluicetest.Send(tt, "cctest-in", "k-"+v, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tt.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := sluicetest.Output(tt, out); len(got) != 0 {
+		t.Fatalf("committed %v after the abort, want nothing", got)
+	}
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sluicetest.Output(tt, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, m := range got {
+		vs = append(vs, m.Value)
+	}
+	slices.Sort(vs)
+	if !slices.Equal(vs, []string{"a", "b", "c"}) || calls.Load() != 6 {
+		t.Fatalf("committed %v after %d handler calls, want [a b c] once each, after 6 calls (3 aborted, 3 redone)", vs, calls.Load())
+	}
+}

@@ -1,25 +1,32 @@
 package sluice
 
 // The partition engine's side of concurrent inputs (ConcurrentInput): the
-// records of one partition of such an input run in goroutines of their own,
-// up to the input's bound, and the engine keeps, in offset order, the
-// records it took and has not yet released. A driver hands it records
-// (takeConcurrent) as long as it has room, hands back each record a
-// goroutine finished (finished), and marks the offsets the engine released.
+// records of one partition of such an input run in goroutines of their own
+// (engineconcurrentworker.go), up to the input's bound. A driver hands the
+// engine records (handConcurrent), which it queues and takes as it has room;
+// hands back each record a worker finished (finished); and writes and marks
+// what the engine released. Exactly once, it asks at the end of each
+// transaction what to write in it and which offsets to commit
+// (concurrentWrite), and tells how it ended (concurrentEnded).
 //
 // Invariants:
 //   - The driver's goroutine owns the engine's concurrency state; a worker
 //     goroutine owns its record's outcome (out, err) until it sends the
 //     record on done, which hands it back.
 //   - At most limit records of an input run at once, and at most pending are
-//     held between the lowest unfinished record and the newest taken.
+//     held between the lowest unfinished record and the newest taken,
+//     counting, exactly once, the released records not yet committed.
 //   - Ordered, a key has at most one record running, and its records run in
 //     offset order: each waits behind the one before it.
 //   - A record is released, and its offset may be committed, only once it
 //     and every record below it finished; releasing is in offset order. At
 //     least once, a finished record's emits are handed out when it finishes;
-//     exactly once, when it is released, so that they are written in the
-//     transaction that commits its offset.
+//     exactly once, when the transaction after its release is about to end,
+//     so that they are written in the transaction that commits its offset.
+//     An aborted transaction's are written again in the next one: the
+//     records finished, and are not run again.
+//   - Records are handed in offset order; one below the offset after the
+//     last one handed is dropped, since the engine has it.
 //   - done has room for every record that can run at once, so a worker never
 //     waits to report, even after the engine stopped listening.
 //   - A worker's context holds no engine: rows and timers are out of its
@@ -28,15 +35,10 @@ package sluice
 import (
 	"container/heap"
 	"context"
-	"fmt"
-	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluice-io/sluice/store"
 )
 
 // ccRecord is a record of a concurrent input that an engine took.
@@ -57,15 +59,24 @@ type ccRecord struct {
 
 // ccInput is the state of one concurrent input in one engine.
 type ccInput[V any] struct {
-	in      *inputEdge[V]
-	conc    *concurrency
-	window  []*ccRecord          // taken, not released, in offset order
-	tails   map[string]*ccRecord // ordered: the last unfinished record of each busy key
-	ready   ccReady              // free to run, lowest offset first
-	running int
+	in   *inputEdge[V]
+	conc *concurrency
+	// Records handed to the engine and not yet taken, in offset order,
+	// and the offset after the last record handed (-1 before the first).
+	queue []*kgo.Record
+	next  int64
+	// Taken and not released, in offset order.
+	window []*ccRecord
+	tails  map[string]*ccRecord // ordered: the last unfinished record of each busy key
+	ready  ccReady              // free to run, lowest offset first
+	// Released and not yet committed (exactly once), counted against
+	// pending.
+	unsettled int
+	running   int
 	// The offset to commit: after the last record released.
-	mark  kgo.EpochOffset
-	moved bool // mark moved since the driver last read it
+	mark   kgo.EpochOffset
+	marked bool // a record was released
+	moved  bool // mark moved since the driver last read it
 }
 
 // ccEngine is an engine's state of its concurrent inputs.
@@ -78,8 +89,13 @@ type ccEngine[V any] struct {
 	wg     sync.WaitGroup
 	// Records released since the driver last asked.
 	released int
-	// Whether emits wait for the record's release (exactly once).
-	hold bool
+	// The size of the queued records, as MaxBufferedBytes counts it.
+	queuedBytes int64
+	// Exactly once, emits wait for the release of their record and then
+	// for the end of the transaction: unwritten is what the next one
+	// writes, written what the open one holds, kept until it commits.
+	hold               bool
+	unwritten, written []*kgo.Record
 }
 
 // newCCEngine returns the concurrency state of e, or nil if its group has no
@@ -94,7 +110,7 @@ func newCCEngine[V any](e *engine[V]) *ccEngine[V] {
 		if cc == nil {
 			cc = &ccEngine[V]{inputs: make(map[string]*ccInput[V]), parent: e.baseCtx, hold: e.cfg.holdConcurrentEmits}
 		}
-		cc.inputs[topic] = &ccInput[V]{in: in, conc: in.conc, tails: make(map[string]*ccRecord)}
+		cc.inputs[topic] = &ccInput[V]{in: in, conc: in.conc, next: -1, tails: make(map[string]*ccRecord)}
 		room += in.conc.limit
 	}
 	if cc != nil {
@@ -118,49 +134,82 @@ func (e *engine[V]) concurrentDone() <-chan *ccRecord {
 	return e.cc.done
 }
 
-// takeConcurrent takes as many of recs, which all come from one partition of
-// a concurrent input, as it has room for, in order, and starts those it can.
-// It returns how many it took; the driver hands the rest again once a record
-// finished. The error is the one that stops the partition (Fail) at a
-// record that failed before it could run.
-func (e *engine[V]) takeConcurrent(recs []*kgo.Record) (int, error) {
+// handConcurrent queues recs, which all come from one partition of a
+// concurrent input, and takes what it has room for. Records below the
+// offset after the last one handed are dropped: a consumer that rewinds
+// after an aborted transaction fetches again records the engine holds. The
+// error is the one that stops the partition (Fail) at a record that failed
+// before it could run.
+func (e *engine[V]) handConcurrent(recs []*kgo.Record) error {
 	ci := e.cc.inputs[recs[0].Topic]
-	n := min(len(recs), ci.conc.pending-len(ci.window))
-	if n <= 0 {
-		return 0, nil
+	for _, r := range recs {
+		if r.Offset < ci.next {
+			continue
+		}
+		ci.next = r.Offset + 1
+		ci.queue = append(ci.queue, r)
+		e.cc.queuedBytes += recordBytes(r)
 	}
-	e.m.took(recs[:n])
-	for _, r := range recs[:n] {
-		if ts := r.Timestamp.UnixNano(); ts > e.stream {
-			// Without a table there are no timers to fire.
-			e.stream = ts
+	return e.fill(ci)
+}
+
+// fill takes queued records of ci while it has room, and starts those it
+// can.
+func (e *engine[V]) fill(ci *ccInput[V]) error {
+	n := min(len(ci.queue), ci.conc.pending-len(ci.window)-ci.unsettled)
+	if n <= 0 || e.cc.ctx.Err() != nil {
+		return nil
+	}
+	recs := ci.queue[:n]
+	e.m.took(recs)
+	var err error
+	for i, r := range recs {
+		e.cc.queuedBytes -= recordBytes(r)
+		if err = e.take(ci, r); err != nil {
+			// Fail stops the partition: the rest are not taken.
+			n = i + 1
+			break
 		}
-		c := &ccRecord{r: r, key: string(r.Key)}
-		ci.window = append(ci.window, c)
-		err := e.checkPlacement(r)
-		if err == nil && reservedKey(r.Key) {
-			err = errReservedKey
-		}
-		if err != nil {
-			c.err = err
-			if ferr := e.finish(ci, c); ferr != nil {
-				return n, ferr
-			}
-			continue
-		}
-		if ci.conc.unordered {
-			heap.Push(&ci.ready, c)
-			continue
-		}
-		if tail := ci.tails[c.key]; tail != nil {
-			tail.next = c
-		} else {
-			heap.Push(&ci.ready, c)
-		}
-		ci.tails[c.key] = c
+	}
+	clear(ci.queue[:n])
+	ci.queue = ci.queue[n:]
+	if len(ci.queue) == 0 {
+		ci.queue = ci.queue[:0:0]
+	}
+	if err != nil {
+		return err
 	}
 	e.startReady(ci)
-	return n, nil
+	return nil
+}
+
+// take adds r to ci's window, behind the record of its key if one is busy.
+func (e *engine[V]) take(ci *ccInput[V], r *kgo.Record) error {
+	if ts := r.Timestamp.UnixNano(); ts > e.stream {
+		// Without a table there are no timers to fire.
+		e.stream = ts
+	}
+	c := &ccRecord{r: r, key: string(r.Key)}
+	ci.window = append(ci.window, c)
+	err := e.checkPlacement(r)
+	if err == nil && reservedKey(r.Key) {
+		err = errReservedKey
+	}
+	if err != nil {
+		c.err = err
+		return e.finish(ci, c)
+	}
+	if ci.conc.unordered {
+		heap.Push(&ci.ready, c)
+		return nil
+	}
+	if tail := ci.tails[c.key]; tail != nil {
+		tail.next = c
+	} else {
+		heap.Push(&ci.ready, c)
+	}
+	ci.tails[c.key] = c
+	return nil
 }
 
 // startReady starts the ready records of ci, lowest offset first, while
@@ -180,32 +229,11 @@ func (e *engine[V]) startReady(ci *ccInput[V]) {
 	}
 }
 
-// run is a worker: it runs the handler of c and hands c back.
-func (cc *ccEngine[V]) run(in *inputEdge[V], c *ccRecord, io *ccIO[V], logs *slog.Logger) {
-	defer cc.wg.Done()
-	ctx := &Context[V]{recordCtx: recordCtx{ctx: cc.ctx, rec: c.r, key: c.key, io: io, logs: logs}}
-	err := callConcurrent(in, ctx, c.r)
-	if err == nil {
-		err = ctx.err
-	}
-	c.err = err
-	cc.done <- c
-}
-
-// callConcurrent runs the handler, turning a panic into an error.
-func callConcurrent[V any](in *inputEdge[V], ctx *Context[V], r *kgo.Record) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return in.decode(ctx, r.Value)
-}
-
 // finished takes back c, which a worker finished: it lets the next record
 // of its key run, applies the error policy if c failed, hands out what can
-// be, releases what finished below the lowest unfinished record and starts
-// what may run. The error is the one that stops the partition (Fail).
+// be, releases what finished below the lowest unfinished record and takes
+// and starts what may run. The error is the one that stops the partition
+// (Fail).
 func (e *engine[V]) finished(c *ccRecord) error {
 	ci := e.cc.inputs[c.r.Topic]
 	ci.running--
@@ -226,6 +254,9 @@ func (e *engine[V]) finished(c *ccRecord) error {
 		}
 	}
 	if err := e.finish(ci, c); err != nil {
+		return err
+	}
+	if err := e.fill(ci); err != nil {
 		return err
 	}
 	e.startReady(ci)
@@ -265,14 +296,17 @@ func (e *engine[V]) release(ci *ccInput[V]) {
 		if !c.finished {
 			break
 		}
-		e.out = append(e.out, c.out...)
+		if e.cc.hold {
+			e.cc.unwritten = append(e.cc.unwritten, c.out...)
+			ci.unsettled++
+		}
 		ci.mark = kgo.EpochOffset{Epoch: c.r.LeaderEpoch, Offset: c.r.Offset + 1}
 		n++
 	}
 	if n == 0 {
 		return
 	}
-	ci.moved = true
+	ci.marked, ci.moved = true, true
 	e.cc.released += n
 	clear(ci.window[:n])
 	ci.window = ci.window[n:]
@@ -300,24 +334,105 @@ func (e *engine[V]) concurrentReleased(mark func(topic string, eo kgo.EpochOffse
 	return n
 }
 
+// concurrentQueued returns the size of the records handed to the engine and
+// not yet taken, as MaxBufferedBytes counts it.
+func (e *engine[V]) concurrentQueued() int64 {
+	if e.cc == nil {
+		return 0
+	}
+	return e.cc.queuedBytes
+}
+
 // concurrentHeld returns how many records of concurrent inputs the engine
-// holds: taken and not released.
+// holds: handed and not released.
 func (e *engine[V]) concurrentHeld() int {
 	if e.cc == nil {
 		return 0
 	}
 	n := 0
 	for _, ci := range e.cc.inputs {
-		n += len(ci.window)
+		n += len(ci.queue) + len(ci.window)
 	}
 	return n
+}
+
+// concurrentBusy reports whether the engine holds records of concurrent
+// inputs that a transaction has yet to commit: unreleased, or released and
+// not committed.
+func (e *engine[V]) concurrentBusy() bool {
+	if e.cc == nil {
+		return false
+	}
+	for _, ci := range e.cc.inputs {
+		if len(ci.queue) > 0 || len(ci.window) > 0 || ci.unsettled > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// concurrentWrite hands out, exactly once, the emits of the records
+// released since the last transaction ended, for the driver to write in the
+// transaction about to end, and calls commit with the offset of each
+// concurrent input to commit in it: its lowest unreleased record, or past
+// the last released.
+func (e *engine[V]) concurrentWrite(commit func(topic string, eo kgo.EpochOffset)) []*kgo.Record {
+	cc := e.cc
+	if cc == nil {
+		return nil
+	}
+	for topic, ci := range cc.inputs {
+		switch {
+		case len(ci.window) > 0:
+			r := ci.window[0].r
+			commit(topic, kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset})
+		case len(ci.queue) > 0:
+			r := ci.queue[0]
+			commit(topic, kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset})
+		case ci.marked:
+			commit(topic, ci.mark)
+		}
+	}
+	out := cc.unwritten
+	cc.written = append(cc.written, out...)
+	cc.unwritten = nil
+	return out
+}
+
+// concurrentEnded tells the engine, exactly once, how the transaction
+// ended. Committed, the records released in it are done with. Aborted,
+// their emits are written again by the next one: the records finished, and
+// the consumer, which rewinds no further than the offsets it believes
+// committed, does not fetch them again.
+func (e *engine[V]) concurrentEnded(committed bool) error {
+	cc := e.cc
+	if cc == nil {
+		return nil
+	}
+	if committed {
+		clear(cc.written)
+		cc.written = cc.written[:0]
+		for _, ci := range cc.inputs {
+			ci.unsettled = 0
+		}
+	} else {
+		cc.unwritten = append(cc.written, cc.unwritten...)
+		cc.written = nil
+	}
+	for _, ci := range cc.inputs {
+		if err := e.fill(ci); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopConcurrent abandons the records the engine holds: the handlers still
 // running see their context cancelled, and it returns once they returned.
 // Nothing of the abandoned records is handed out or released, so their
 // offsets stay uncommitted and whoever resumes the partition runs them
-// again. The engine can take records again afterwards, with a new context.
+// again. The engine can take records again afterwards, with a new context,
+// from any offset.
 func (e *engine[V]) stopConcurrent() {
 	cc := e.cc
 	if cc == nil {
@@ -334,75 +449,18 @@ func (e *engine[V]) stopConcurrent() {
 		break
 	}
 	for _, ci := range cc.inputs {
+		clear(ci.queue)
+		ci.queue = ci.queue[:0]
+		ci.next = -1
 		clear(ci.window)
 		ci.window = ci.window[:0]
 		clear(ci.tails)
 		clear(ci.ready)
 		ci.ready = ci.ready[:0]
-		ci.running = 0
-		ci.moved = false
+		ci.running, ci.unsettled = 0, 0
+		ci.marked, ci.moved = false, false
 	}
-	cc.released = 0
+	cc.released, cc.queuedBytes = 0, 0
+	cc.unwritten, cc.written = nil, nil
 	cc.ctx, cc.cancel = context.WithCancel(cc.parent)
-}
-
-// ccReady is a heap of records free to run, lowest offset first, so that
-// the lowest unfinished record, which holds back the commit, runs first.
-type ccReady []*ccRecord
-
-func (h ccReady) Len() int           { return len(h) }
-func (h ccReady) Less(i, j int) bool { return h[i].r.Offset < h[j].r.Offset }
-func (h ccReady) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *ccReady) Push(x any)        { *h = append(*h, x.(*ccRecord)) }
-func (h *ccReady) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return c
-}
-
-// ccIO is the taskIO of a concurrent handler: its emits go to its record,
-// and it reads only what no one changes while it runs (the configuration)
-// or what is safe for concurrent reads (the joined stores and lookups).
-type ccIO[V any] struct {
-	cfg   *engineConfig[V]
-	joins map[string]store.Store
-	c     *ccRecord
-}
-
-func (io *ccIO[V]) group() string { return io.cfg.group.name }
-
-func (io *ccIO[V]) emit(owner any, r *kgo.Record) error {
-	if owner != any(io.cfg.group) {
-		return fmt.Errorf("group %s does not declare output %s (its handle belongs to another group)", io.cfg.group.name, r.Topic)
-	}
-	io.c.out = append(io.c.out, r)
-	return nil
-}
-
-func (io *ccIO[V]) joined(topic string) (store.Store, error) {
-	st, ok := io.joins[topic]
-	if !ok {
-		return nil, fmt.Errorf("group %s does not join table %s", io.cfg.group.name, topic)
-	}
-	return st, nil
-}
-
-func (io *ccIO[V]) lookup(topic string) (*tableView, error) {
-	tv, ok := io.cfg.lookups[topic]
-	if !ok {
-		return nil, fmt.Errorf("group %s does not look up table %s", io.cfg.group.name, topic)
-	}
-	return tv, nil
-}
-
-func (io *ccIO[V]) streamTime() time.Time { return io.c.stream }
-
-// handledFor observes the handler time of one record of topic that began at
-// start, for records that did not run in the task's goroutine.
-func (m *taskMetrics) handledFor(topic string, start time.Time) {
-	if im := m.inputs[topic]; im != nil {
-		im.handler.Observe(time.Since(start).Seconds())
-	}
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -115,9 +114,6 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if kind, ok := g.usesTopic(cfg.policy.topic); ok {
 			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
 		}
-	}
-	if topics := g.concurrentInputs(); len(topics) > 0 && cfg.guarantee == ExactlyOnce {
-		return nil, fmt.Errorf("group %s: concurrent inputs %s: exactly once is not available for concurrent inputs", g.name, strings.Join(topics, ", "))
 	}
 	if cfg.maxBatch <= 0 {
 		return nil, fmt.Errorf("group %s: MaxBatch must be positive, got %d", g.name, cfg.maxBatch)

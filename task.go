@@ -74,6 +74,15 @@ type task[V any] struct {
 	unacked   error // why a wait for acknowledgements gave up, if one did
 
 	batch batchState // batch processors only
+
+	// Concurrent inputs (taskconcurrent.go): the bytes queued in the
+	// engine, counted in inBytes; whether the engine holds records a
+	// transaction has yet to commit, for the poll loop; and the offsets
+	// the transaction about to end commits, set by prepare.
+	ccQueued int64
+	ccBusy   atomic.Bool
+	ccMu     sync.Mutex
+	ccCommit map[string]kgo.EpochOffset
 }
 
 func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
@@ -247,9 +256,6 @@ func (t *task[V]) loop() error {
 		case d := <-t.in:
 			err := t.handle(d)
 			t.took(d)
-			if errors.Is(err, errTaskStopped) {
-				return nil
-			}
 			if err != nil {
 				return err
 			}
@@ -261,9 +267,6 @@ func (t *task[V]) loop() error {
 				case d := <-t.in:
 					err := t.handle(d)
 					t.took(d)
-					if errors.Is(err, errTaskStopped) {
-						return nil
-					}
 					if err != nil {
 						return err
 					}
@@ -290,13 +293,17 @@ func (t *task[V]) handle(d delivery) error {
 	var err error
 	switch d.step.kind {
 	case prepare:
-		if t.batched > 0 {
+		if t.writeConcurrent() || t.batched > 0 {
 			err = t.flush()
 		}
 	case committed:
-		err = t.applyPending()
+		if err = t.applyPending(); err == nil {
+			err = t.concurrentEnded(true)
+		}
 	case aborted:
-		err = t.discardPending()
+		if err = t.discardPending(); err == nil {
+			err = t.concurrentEnded(false)
+		}
 	}
 	d.step.done <- err
 	return err
@@ -306,7 +313,7 @@ func (t *task[V]) handle(d delivery) error {
 // batch reaches MaxBatch records.
 func (t *task[V]) take(recs []*kgo.Record) error {
 	if t.e.isConcurrent(recs[0].Topic) {
-		return t.takeConcurrent(recs)
+		return t.handConcurrent(recs)
 	}
 	maxBatch := t.h.maxBatch
 	for len(recs) > 0 {
@@ -416,10 +423,8 @@ func (t *task[V]) discardPending() error {
 
 // close drops or writes the batch in hand and closes the stores.
 func (t *task[V]) close() error {
-	if t.e != nil {
-		// Records still running are abandoned, uncommitted.
-		t.e.stopConcurrent()
-	}
+	// Records still running are abandoned, uncommitted.
+	t.stopConcurrent()
 	var err error
 	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()
