@@ -13,8 +13,8 @@ import (
 // processor idle.
 //
 // Order: by default, records of one key are handled one at a time, in
-// offset order, and never overlap; records of different keys do. With
-// Unordered, any records may overlap.
+// offset order, and never overlap; records of different keys do. PerKey(k)
+// lets up to k records of one key overlap, and Unordered any records.
 //
 // Commits: a record's offset is committed only once it and every record
 // below it in its partition have finished and their effects are
@@ -64,13 +64,16 @@ func ConcurrentInput[V, M any](g *Group[V], topic string, c codec.Codec[M], h Ha
 		g.fail("concurrent input %s: codec and handler must not be nil", topic)
 		return
 	}
-	cc := &concurrency{limit: n}
+	cc := &concurrency{limit: n, perKey: 1}
 	for _, o := range opts {
 		o.applyConcurrent(cc)
 	}
 	switch {
 	case n < 1:
 		g.fail("concurrent input %s: the concurrency bound must be at least 1, got %d", topic, n)
+		return
+	case cc.perKeySet && cc.perKey < 1:
+		g.fail("concurrent input %s: PerKey must be at least 1, got %d", topic, cc.perKey)
 		return
 	case !cc.pendingSet:
 		cc.pending = 16 * n
@@ -97,7 +100,17 @@ func (o concurrentOpt) applyConcurrent(c *concurrency) { o(c) }
 // default a concurrent input handles the records of one key one at a time,
 // in offset order.
 func Unordered() ConcurrentOpt {
-	return concurrentOpt(func(c *concurrency) { c.unordered = true })
+	return concurrentOpt(func(c *concurrency) { c.perKey, c.perKeySet = 0, false })
+}
+
+// PerKey lets up to k records of one key run at once, overlapping and
+// finishing in any order: for keys that stand for a resource with room for
+// k calls at once (a remote host), so that a slow one takes no more than k
+// of the input's handlers. The default, 1, handles the records of a key one
+// at a time in offset order; Unordered lifts the bound. The last of PerKey
+// and Unordered given applies.
+func PerKey(k int) ConcurrentOpt {
+	return concurrentOpt(func(c *concurrency) { c.perKey, c.perKeySet = k, true })
 }
 
 // MaxPending bounds how many records of one partition a concurrent input
@@ -115,7 +128,8 @@ type concurrency struct {
 	limit      int  // handlers running at once per partition
 	pending    int  // records held per partition
 	pendingSet bool // by MaxPending
-	unordered  bool // records of one key may overlap
+	perKey     int  // records of one key at once, 0 for no bound
+	perKeySet  bool // by PerKey
 }
 
 // errConcurrentRow is what a concurrent handler gets for touching a row.

@@ -30,6 +30,7 @@ type gate struct {
 	partners map[string]string        // a value lets its partner go when it starts
 	active   map[string]int           // handlers running, by key
 	overlaps []string                 // keys seen with two handlers running
+	most     map[string]int           // the most handlers seen running, by key
 	order    map[string][]string      // values finished, by key
 	seen     []int64                  // offsets handled, in the order they started
 
@@ -42,6 +43,7 @@ func newGate() *gate {
 		holds:    make(map[string]chan struct{}),
 		partners: make(map[string]string),
 		active:   make(map[string]int),
+		most:     make(map[string]int),
 		order:    make(map[string][]string),
 		started:  make(chan string, 1000),
 		finished: make(chan string, 1000),
@@ -87,6 +89,7 @@ func (g *gate) handler(out *sluice.OutputTopic[string]) sluice.Handler[struct{},
 		if g.active[key]++; g.active[key] > 1 {
 			g.overlaps = append(g.overlaps, key)
 		}
+		g.most[key] = max(g.most[key], g.active[key])
 		g.seen = append(g.seen, ctx.Offset())
 		wait := g.holds[v]
 		if p, ok := g.partners[v]; ok {
@@ -232,6 +235,31 @@ func TestConcurrentInputUnorderedOverlapsRecordsOfOneKey(t *testing.T) {
 	defer g.mu.Unlock()
 	if !slices.Contains(g.overlaps, "a") {
 		t.Fatalf("records of key a never overlapped, though a1 and a2 wait for each other")
+	}
+}
+
+func TestConcurrentInputPerKeyBoundsTheHandlersOfOneKey(t *testing.T) {
+	b := startBroker(t)
+	g := newGate()
+	g.hold("a1", "a2", "a3", "a4")
+	produceKV(t, b, "ccperkey-in", "a=a1", "a=a2", "a=a3", "a=a4", "b=b1", "b=b2", "b=b3")
+	runProcessor(t, concurrentGroup("ccperkey", g, 3, sluice.PerKey(2)), processorOpts(b, 1, t.TempDir())...)
+
+	// Key a, held, takes two of the three handlers; b's records go by in
+	// the third.
+	got := awaitN(t, g.finished, 3, "b's records finished while a's are held")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"b1", "b2", "b3"}) {
+		t.Fatalf("finished %v while a's records are held, want [b1 b2 b3]", got)
+	}
+	for _, v := range []string{"a1", "a2", "a3", "a4"} {
+		g.release(v)
+	}
+	awaitN(t, g.finished, 4, "a's records finished once let go")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.most["a"] != 2 {
+		t.Fatalf("at most %d records of key a ran at once, want PerKey's 2", g.most["a"])
 	}
 }
 
@@ -433,6 +461,7 @@ func TestConcurrentInputRefusesBoundsBelowOne(t *testing.T) {
 		{0, nil, "concurrent input in: the concurrency bound must be at least 1, got 0"},
 		{4, []sluice.ConcurrentOpt{sluice.MaxPending(3)}, "concurrent input in: MaxPending 3 must be at least the concurrency bound 4"},
 		{4, []sluice.ConcurrentOpt{sluice.MaxPending(0)}, "concurrent input in: MaxPending 0 must be at least the concurrency bound 4"},
+		{4, []sluice.ConcurrentOpt{sluice.PerKey(0)}, "concurrent input in: PerKey must be at least 1, got 0"},
 	} {
 		g := sluice.DefineGroup[struct{}]("ccbounds")
 		sluice.ConcurrentInput(g, "in", codec.String(), handle, c.n, c.opts...)

@@ -16,8 +16,9 @@ package sluice
 //   - At most limit records of an input run at once, and at most pending are
 //     held between the lowest unfinished record and the newest taken,
 //     counting, exactly once, the released records not yet committed.
-//   - Ordered, a key has at most one record running, and its records run in
-//     offset order: each waits behind the one before it.
+//   - A key has at most perKey records ready or running (no bound if 0),
+//     and its records wait for one of them in offset order: with the
+//     default bound, 1, they run one at a time in offset order.
 //   - A record is released, and its offset may be committed, only once it
 //     and every record below it finished; releasing is in offset order. At
 //     least once, a finished record's emits are handed out when it finishes;
@@ -47,9 +48,7 @@ type ccRecord struct {
 	key   string
 	start time.Time
 	// The stream time when it started, for StreamTime.
-	stream time.Time
-	// The next record of its key, waiting behind it (ordered).
-	next     *ccRecord
+	stream   time.Time
 	finished bool
 	// What the handler emitted, or the dead letter of a failed record;
 	// and the handler's error. Written by the worker until it reports.
@@ -67,16 +66,24 @@ type ccInput[V any] struct {
 	next  int64
 	// Taken and not released, in offset order.
 	window []*ccRecord
-	tails  map[string]*ccRecord // ordered: the last unfinished record of each busy key
-	ready  ccReady              // free to run, lowest offset first
-	// Released and not yet committed (exactly once), counted against
-	// pending.
-	unsettled int
-	running   int
+	keys   map[string]*ccKey // with a bound per key: the keys with records ready or running
+	ready  ccReady           // free to run, lowest offset first
+	// Exactly once, the records released and not yet written, and those
+	// written in the open transaction: counted against pending until it
+	// commits.
+	unwritten, written int
+	running            int
 	// The offset to commit: after the last record released.
 	mark   kgo.EpochOffset
 	marked bool // a record was released
 	moved  bool // mark moved since the driver last read it
+}
+
+// ccKey is a key with records ready or running, under a bound per key: how
+// many, and the records waiting for one of them to finish, in offset order.
+type ccKey struct {
+	active  int
+	waiting []*ccRecord
 }
 
 // ccEngine is an engine's state of its concurrent inputs.
@@ -110,7 +117,7 @@ func newCCEngine[V any](e *engine[V]) *ccEngine[V] {
 		if cc == nil {
 			cc = &ccEngine[V]{inputs: make(map[string]*ccInput[V]), parent: e.baseCtx, hold: e.cfg.holdConcurrentEmits}
 		}
-		cc.inputs[topic] = &ccInput[V]{in: in, conc: in.conc, next: -1, tails: make(map[string]*ccRecord)}
+		cc.inputs[topic] = &ccInput[V]{in: in, conc: in.conc, next: -1, keys: make(map[string]*ccKey)}
 		room += in.conc.limit
 	}
 	if cc != nil {
@@ -156,7 +163,7 @@ func (e *engine[V]) handConcurrent(recs []*kgo.Record) error {
 // fill takes queued records of ci while it has room, and starts those it
 // can.
 func (e *engine[V]) fill(ci *ccInput[V]) error {
-	n := min(len(ci.queue), ci.conc.pending-len(ci.window)-ci.unsettled)
+	n := min(len(ci.queue), ci.conc.pending-len(ci.window)-ci.unwritten-ci.written)
 	if n <= 0 || e.cc.ctx.Err() != nil {
 		return nil
 	}
@@ -199,16 +206,21 @@ func (e *engine[V]) take(ci *ccInput[V], r *kgo.Record) error {
 		c.err = err
 		return e.finish(ci, c)
 	}
-	if ci.conc.unordered {
+	if ci.conc.perKey == 0 {
 		heap.Push(&ci.ready, c)
 		return nil
 	}
-	if tail := ci.tails[c.key]; tail != nil {
-		tail.next = c
-	} else {
-		heap.Push(&ci.ready, c)
+	k := ci.keys[c.key]
+	if k == nil {
+		k = &ccKey{}
+		ci.keys[c.key] = k
 	}
-	ci.tails[c.key] = c
+	if k.active < ci.conc.perKey {
+		k.active++
+		heap.Push(&ci.ready, c)
+	} else {
+		k.waiting = append(k.waiting, c)
+	}
 	return nil
 }
 
@@ -246,11 +258,14 @@ func (e *engine[V]) finished(c *ccRecord) error {
 	if e.m.timed {
 		e.m.handledFor(c.r.Topic, c.start)
 	}
-	if !ci.conc.unordered {
-		if c.next != nil {
-			heap.Push(&ci.ready, c.next)
-		} else if ci.tails[c.key] == c {
-			delete(ci.tails, c.key)
+	if k := ci.keys[c.key]; k != nil {
+		if len(k.waiting) > 0 {
+			// The next of the key takes c's place.
+			heap.Push(&ci.ready, k.waiting[0])
+			k.waiting[0] = nil
+			k.waiting = k.waiting[1:]
+		} else if k.active--; k.active == 0 {
+			delete(ci.keys, c.key)
 		}
 	}
 	if err := e.finish(ci, c); err != nil {
@@ -298,7 +313,7 @@ func (e *engine[V]) release(ci *ccInput[V]) {
 		}
 		if e.cc.hold {
 			e.cc.unwritten = append(e.cc.unwritten, c.out...)
-			ci.unsettled++
+			ci.unwritten++
 		}
 		ci.mark = kgo.EpochOffset{Epoch: c.r.LeaderEpoch, Offset: c.r.Offset + 1}
 		n++
@@ -364,7 +379,7 @@ func (e *engine[V]) concurrentBusy() bool {
 		return false
 	}
 	for _, ci := range e.cc.inputs {
-		if len(ci.queue) > 0 || len(ci.window) > 0 || ci.unsettled > 0 {
+		if len(ci.queue) > 0 || len(ci.window) > 0 || ci.unwritten > 0 || ci.written > 0 {
 			return true
 		}
 	}
@@ -392,6 +407,8 @@ func (e *engine[V]) concurrentWrite(commit func(topic string, eo kgo.EpochOffset
 		case ci.marked:
 			commit(topic, ci.mark)
 		}
+		ci.written += ci.unwritten
+		ci.unwritten = 0
 	}
 	out := cc.unwritten
 	cc.written = append(cc.written, out...)
@@ -413,11 +430,15 @@ func (e *engine[V]) concurrentEnded(committed bool) error {
 		clear(cc.written)
 		cc.written = cc.written[:0]
 		for _, ci := range cc.inputs {
-			ci.unsettled = 0
+			ci.written = 0
 		}
 	} else {
 		cc.unwritten = append(cc.written, cc.unwritten...)
 		cc.written = nil
+		for _, ci := range cc.inputs {
+			ci.unwritten += ci.written
+			ci.written = 0
+		}
 	}
 	for _, ci := range cc.inputs {
 		if err := e.fill(ci); err != nil {
@@ -454,10 +475,10 @@ func (e *engine[V]) stopConcurrent() {
 		ci.next = -1
 		clear(ci.window)
 		ci.window = ci.window[:0]
-		clear(ci.tails)
+		clear(ci.keys)
 		clear(ci.ready)
 		ci.ready = ci.ready[:0]
-		ci.running, ci.unsettled = 0, 0
+		ci.running, ci.unwritten, ci.written = 0, 0, 0
 		ci.marked, ci.moved = false, false
 	}
 	cc.released, cc.queuedBytes = 0, 0

@@ -123,3 +123,27 @@ func TestConcurrentEngineCountsUncommittedRecordsAgainstMaxPending(t *testing.T)
 		t.Fatalf("wrote %v and committed %d, want offset 3 once the first two were committed", vs, at)
 	}
 }
+
+func TestConcurrentEngineKeepsWhatWasReleasedAfterPrepareForTheNextTransaction(t *testing.T) {
+	hold := make(chan struct{})
+	e, _, _ := newTestEngine(t, echoing(map[string]chan struct{}{"a0": hold}), Guarantee(ExactlyOnce))
+	if err := e.handConcurrent(recs("a", "a0", "b", "b1")); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, e, 1)
+	if vs, at := write(e); len(vs) != 0 || at != 0 {
+		t.Fatalf("wrote %v and committed %d with a0 unfinished, want nothing and offset 0", vs, at)
+	}
+	// a0 finishes between the prepare and the end of the transaction.
+	close(hold)
+	settle(t, e, 1)
+	if err := e.concurrentEnded(true); err != nil {
+		t.Fatal(err)
+	}
+	if !e.concurrentBusy() {
+		t.Fatal("engine not busy with a0 and b1 released and not yet written")
+	}
+	if vs, at := write(e); !slices.Equal(vs, []string{"a0", "b1"}) || at != 2 {
+		t.Fatalf("wrote %v and committed %d in the next transaction, want [a0 b1] and offset 2", vs, at)
+	}
+}
