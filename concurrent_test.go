@@ -729,3 +729,28 @@ func TestConcurrentInputInSluicetestExactlyOnceRedoesAnAbortedTransaction(t *tes
 		t.Fatalf("committed %v after %d handler calls, want [a b c] once each, after 6 calls (3 aborted, 3 redone)", vs, calls.Load())
 	}
 }
+
+// Exactly once, a partition whose released records wait for their
+// transaction keeps taking records while the poll loop waits to hand it
+// more (MaxBufferedBytes): the poll loop, which ends the transactions, is
+// never left waiting for room that only the end of a transaction makes.
+func TestConcurrentInputExactlyOnceTakesRecordsWhileTheReleasedWaitForTheirTransaction(t *testing.T) {
+	b := startBroker(t)
+	const n = 200
+	var pairs, want []string
+	for i := range n {
+		v := fmt.Sprintf("v%03d", i)
+		pairs = append(pairs, fmt.Sprintf("k%d=%s", i%7, v))
+		want = append(want, v)
+	}
+	produceKV(t, b, "cceosroom-in", pairs...)
+	g := newGate()
+	opts := append(exactlyOnce(b, t.TempDir()), sluice.MaxBufferedBytes(1), sluice.CommitInterval(time.Second))
+	runProcessor(t, concurrentGroup("cceosroom", g, 2, sluice.MaxPending(4)), opts...)
+	awaitCommitted(t, admin(t, b), "cceosroom", "cceosroom-in", n)
+	got := readCommitted(t, b.Addrs(), "cceosroom-out")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d committed emits, want each of the %d records' once", len(got), n)
+	}
+}

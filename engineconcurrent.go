@@ -181,7 +181,7 @@ func (e *engine[V]) fill(ci *ccInput[V]) error {
 	clear(ci.queue[:n])
 	ci.queue = ci.queue[n:]
 	if len(ci.queue) == 0 {
-		ci.queue = ci.queue[:0:0]
+		ci.queue = nil
 	}
 	if err != nil {
 		return err
@@ -326,8 +326,9 @@ func (e *engine[V]) release(ci *ccInput[V]) {
 	clear(ci.window[:n])
 	ci.window = ci.window[n:]
 	if len(ci.window) == 0 {
-		// Reuse the array from its start.
-		ci.window = ci.window[:0:0]
+		// The next append starts a new array rather than growing past
+		// the released records.
+		ci.window = nil
 	}
 }
 
