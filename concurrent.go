@@ -41,10 +41,11 @@ import (
 // Memory: at most n handlers run per partition, and at most MaxPending
 // records (default 16×n) are held between the lowest unfinished record and
 // the newest one taken: running, waiting behind a busy key, or finished and
-// waiting for a record below them (exactly once, or for their transaction
-// to commit). A slow key holds its records and, once MaxPending is reached,
-// the partition; until then the other keys go on. The records fetched
-// beyond it wait within MaxBufferedBytes, as for any input.
+// waiting for a record below them. A slow key holds its records and, once
+// MaxPending is reached, the partition; until then the other keys go on.
+// The records fetched beyond it wait within MaxBufferedBytes, as for any
+// input. Exactly once, the emits of released records are also kept until
+// the transaction that writes them commits, at most CommitInterval later.
 //
 // Failures: the group's error policy applies to a failed or panicking
 // record as to any record: Skip and DeadLetter go on past it, Fail stops

@@ -14,8 +14,10 @@ package sluice
 //     goroutine owns its record's outcome (out, err) until it sends the
 //     record on done, which hands it back.
 //   - At most limit records of an input run at once, and at most pending are
-//     held between the lowest unfinished record and the newest taken,
-//     counting, exactly once, the released records not yet committed.
+//     held between the lowest unfinished record and the newest taken. The
+//     released records waiting for their transaction do not count: their
+//     room must not wait for the poll loop, which ends the transactions and
+//     may itself wait for the task to take the records it hands.
 //   - A key has at most perKey records ready or running (no bound if 0),
 //     and its records wait for one of them in offset order: with the
 //     default bound, 1, they run one at a time in offset order.
@@ -69,8 +71,7 @@ type ccInput[V any] struct {
 	keys   map[string]*ccKey // with a bound per key: the keys with records ready or running
 	ready  ccReady           // free to run, lowest offset first
 	// Exactly once, the records released and not yet written, and those
-	// written in the open transaction: counted against pending until it
-	// commits.
+	// written in the open transaction.
 	unwritten, written int
 	running            int
 	// The offset to commit: after the last record released.
@@ -163,7 +164,7 @@ func (e *engine[V]) handConcurrent(recs []*kgo.Record) error {
 // fill takes queued records of ci while it has room, and starts those it
 // can.
 func (e *engine[V]) fill(ci *ccInput[V]) error {
-	n := min(len(ci.queue), ci.conc.pending-len(ci.window)-ci.unwritten-ci.written)
+	n := min(len(ci.queue), ci.conc.pending-len(ci.window))
 	if n <= 0 || e.cc.ctx.Err() != nil {
 		return nil
 	}
