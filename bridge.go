@@ -202,6 +202,9 @@ type bridgeEngine[V any] struct {
 }
 
 func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int, error) {
+	if be.e.isConcurrent(recs[0].Topic) {
+		return be.processConcurrent(recs)
+	}
 	if be.e.cfg.batch == nil {
 		return be.e.process(ctx, recs)
 	}
@@ -230,6 +233,31 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 	return len(recs), nil
 }
 
+// processConcurrent runs recs, of a concurrent input, as a Kafka task does,
+// and returns once every one finished, so that the test sees their effects:
+// the handlers run concurrently, ordered per key, and what they emit is
+// handed out as on a processor of the same guarantee. Under Fail, it
+// returns how many records were released below the lowest unfinished one
+// when a record failed, and abandons the others, as a processor that stops.
+func (be *bridgeEngine[V]) processConcurrent(recs []*kgo.Record) (int, error) {
+	e := be.e
+	err := e.handConcurrent(recs)
+	for err == nil && e.concurrentHeld() > 0 {
+		err = e.finished(<-e.concurrentDone())
+	}
+	released := e.concurrentReleased(func(string, kgo.EpochOffset) {})
+	if e.cc.hold {
+		// As at the end of a transaction: the driver writes them in
+		// the open one.
+		e.out = append(e.out, e.concurrentWrite(func(string, kgo.EpochOffset) {})...)
+	}
+	if err != nil {
+		e.stopConcurrent()
+		return released, err
+	}
+	return len(recs), nil
+}
+
 // Call runs fn as the handler of an input that reads r.Topic: the engine
 // decodes nothing and runs fn where it would run the input's handler, so the
 // record's row, undo, placement check, error policy and effects are those
@@ -250,8 +278,21 @@ func (be *bridgeEngine[V]) Call(ctx context.Context, r *kgo.Record, fn func(any)
 
 func (be *bridgeEngine[V]) Effects() []*kgo.Record  { return be.e.effects() }
 func (be *bridgeEngine[V]) EndBatch() []*kgo.Record { return be.e.endBatch() }
-func (be *bridgeEngine[V]) Discarded()              { be.e.discarded() }
-func (be *bridgeEngine[V]) Applied(end int64) error { return be.e.applied(end) }
+
+// Discarded forgets what the aborted transaction held. The driver reads
+// the records of concurrent inputs again from the committed positions, so
+// the engine forgets those too and runs them again.
+func (be *bridgeEngine[V]) Discarded() {
+	be.e.discarded()
+	be.e.stopConcurrent()
+}
+
+func (be *bridgeEngine[V]) Applied(end int64) error {
+	if err := be.e.applied(end); err != nil {
+		return err
+	}
+	return be.e.concurrentEnded(true)
+}
 
 // Tick runs the engine's tick, as a Kafka task's tick does.
 func (be *bridgeEngine[V]) Tick(now time.Time) error { return be.e.tick(now) }

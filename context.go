@@ -122,6 +122,11 @@ func (c *recordCtx) misuse(err error) {
 // is passed to SetValue, so the changes of a record that fails are lost
 // with it.
 func (c *Context[V]) Value() (V, bool) {
+	if c.e == nil {
+		var zero V
+		c.misuse(errConcurrentRow)
+		return zero, false
+	}
 	v, ok, err := c.e.value(c.key)
 	if err != nil {
 		c.misuse(err)
@@ -134,6 +139,10 @@ func (c *Context[V]) Value() (V, bool) {
 // A value the codec cannot encode fails the record, as if its handler had
 // returned the encoding error, and the row keeps its earlier value.
 func (c *Context[V]) SetValue(v V) {
+	if c.e == nil {
+		c.misuse(errConcurrentRow)
+		return
+	}
 	if err := c.e.setValue(c.key, v, true); err != nil {
 		c.misuse(err)
 	}
@@ -142,6 +151,10 @@ func (c *Context[V]) SetValue(v V) {
 // Delete removes the row of the record's key; the table's changelog gets a
 // tombstone when the batch is written.
 func (c *Context[V]) Delete() {
+	if c.e == nil {
+		c.misuse(errConcurrentRow)
+		return
+	}
 	var zero V
 	if err := c.e.setValue(c.key, zero, false); err != nil {
 		c.misuse(err)

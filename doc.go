@@ -58,6 +58,17 @@
 // stream time of a partition that receives nothing follows the wall clock.
 // Batch groups have no timers.
 //
+// # Concurrent processing within a partition
+//
+// A task handles its partition's records one at a time. For handlers that
+// wait on I/O, ConcurrentInput runs up to n of them at once, in goroutines,
+// ordered per key (PerKey, Unordered loosen that), with at most MaxPending
+// records of a partition held. An offset is committed only once its record
+// and every record below it finished, so a crash redoes only the unfinished
+// records and those above the lowest of them; exactly once, a record's
+// emits are written in the transaction that commits its offset. A group
+// with a concurrent input keeps no table.
+//
 // # Guarantees
 //
 // Processing is at least once by default. A task makes the effects of a batch of

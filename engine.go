@@ -62,6 +62,9 @@ type engineConfig[V any] struct {
 	skipped, deadLettered *atomic.Int64
 
 	batch *batchConfig // batch groups only
+	// Exactly once, a concurrent input's emits wait for its offsets
+	// (engineconcurrent.go).
+	holdConcurrentEmits bool
 
 	// The wall clock of tick and IdleAdvance (nil: time.Now), and how
 	// long a partition stays idle before its stream time follows it (0:
@@ -117,6 +120,8 @@ type engine[V any] struct {
 	// clock, and the stream time then.
 	idleFrom   time.Time
 	idleStream int64
+
+	cc *ccEngine[V] // concurrent inputs, nil without (engineconcurrent.go)
 }
 
 func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
@@ -146,6 +151,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 	e.ctx.e = e
 	e.ctx.io = e
 	e.ctx.logs = e.logs
+	e.cc = newCCEngine(e)
 	return e
 }
 

@@ -57,10 +57,14 @@ type eos[V any] struct {
 	endingHeld       bool
 	joining          bool
 	joined           chan struct{}
+
+	// The IDs of the topics of the offset commits, for the partitions of
+	// concurrent inputs the client leaves out (eosconcurrent.go).
+	topicIDs map[string][16]byte
 }
 
 func newEOS[V any](p *Processor[V]) *eos[V] {
-	return &eos[V]{p: p, txnStart: time.Now(), txnHanded: make(map[*task[V]]int64)}
+	return &eos[V]{p: p, txnStart: time.Now(), txnHanded: make(map[*task[V]]int64), topicIDs: make(map[string][16]byte)}
 }
 
 // deliveryTimeout refuses a delivery timeout longer than the transaction
@@ -222,6 +226,7 @@ func (e *eos[V]) polled() error {
 	if !e.txnHasWork {
 		e.allowRebalance()
 	}
+	e.concurrentWork()
 	return nil
 }
 
@@ -292,7 +297,7 @@ func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 	// timeout would end in an abort by the broker anyway.
 	ctx, cancel := context.WithTimeout(p.writeCtx, 20*time.Second)
 	defer cancel()
-	committedTxn, err := e.txn.End(ctx, try)
+	committedTxn, err := e.txn.End(e.concurrentCommit(ctx, tasks), try)
 	outcome := aborted
 	if committedTxn {
 		outcome = committed

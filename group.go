@@ -53,6 +53,7 @@ type inputEdge[V any] struct {
 	loop   bool
 	decode func(*Context[V], []byte) error // decodes and calls the handler
 	codec  any                             // the codec.Codec[M] of its values, for sluicetest
+	conc   *concurrency                    // a ConcurrentInput's, nil for one handled in order
 }
 
 type outputEdge struct {
@@ -93,6 +94,9 @@ func (g *Group[V]) Validate() error {
 	errs := slices.Clone(g.errs)
 	if len(g.inputs) == 0 {
 		errs = append(errs, errors.New("no inputs: a group needs at least one Input"))
+	}
+	if topics := g.concurrentInputs(); len(topics) > 0 && g.table != nil {
+		errs = append(errs, fmt.Errorf("concurrent inputs %s: a group with a concurrent input cannot Persist a table, whose rows its handlers would share: keep the rows in another group", strings.Join(topics, ", ")))
 	}
 	if g.onTimer != nil && g.table == nil {
 		errs = append(errs, errors.New("timers: a group with a timer handler needs a table: declare one with Persist"))

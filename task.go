@@ -72,6 +72,15 @@ type task[V any] struct {
 	unacked   error // why a wait for acknowledgements gave up, if one did
 
 	batch batchState // batch processors only
+
+	// Concurrent inputs (taskconcurrent.go): the bytes queued in the
+	// engine, counted in inBytes; whether the engine holds records a
+	// transaction has yet to commit, for the poll loop; and the offsets
+	// the transaction about to end commits, set by prepare.
+	ccQueued int64
+	ccBusy   atomic.Bool
+	ccMu     sync.Mutex
+	ccCommit map[string]kgo.EpochOffset
 }
 
 func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
@@ -109,6 +118,8 @@ func (p *Processor[V]) engineConfig() *engineConfig[V] {
 		deadLettered:       &p.deadLettered,
 		now:                time.Now,
 		idleAdvance:        p.cfg.idleAdvance,
+
+		holdConcurrentEmits: p.cfg.guarantee == ExactlyOnce,
 	}
 	if p.cfg.batch.runner != nil {
 		cfg.batch = &p.cfg.batch
@@ -239,6 +250,10 @@ func (t *task[V]) loop() error {
 		select {
 		case <-t.stop:
 			return nil
+		case c := <-t.e.concurrentDone():
+			if err := t.onFinished(c); err != nil {
+				return err
+			}
 		case d := <-t.in:
 			err := t.handle(d)
 			t.took(d)
@@ -279,13 +294,17 @@ func (t *task[V]) handle(d delivery) error {
 	var err error
 	switch d.step.kind {
 	case prepare:
-		if t.batched > 0 {
+		if t.writeConcurrent() || t.batched > 0 {
 			err = t.flush()
 		}
 	case committed:
-		err = t.applyPending()
+		if err = t.applyPending(); err == nil {
+			err = t.concurrentEnded(true)
+		}
 	case aborted:
-		err = t.discardPending()
+		if err = t.discardPending(); err == nil {
+			err = t.concurrentEnded(false)
+		}
 	}
 	d.step.done <- err
 	return err
@@ -294,6 +313,9 @@ func (t *task[V]) handle(d delivery) error {
 // take processes records of one topic partition, flushing whenever the
 // batch reaches MaxBatch records.
 func (t *task[V]) take(recs []*kgo.Record) error {
+	if t.e.isConcurrent(recs[0].Topic) {
+		return t.handConcurrent(recs)
+	}
 	maxBatch := t.h.maxBatch
 	for len(recs) > 0 {
 		n := min(maxBatch-t.batched, len(recs))
@@ -408,6 +430,8 @@ func (t *task[V]) discardPending() error {
 
 // close drops or writes the batch in hand and closes the stores.
 func (t *task[V]) close() error {
+	// Records still running are abandoned, uncommitted.
+	t.stopConcurrent()
 	var err error
 	if t.flushOut.Load() && t.batched > 0 {
 		err = t.flush()

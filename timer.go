@@ -93,6 +93,10 @@ func (c *recordCtx) StreamTime() time.Time { return c.io.streamTime() }
 // timer handler (OnTimer), and at must lie between the years 1678 and 2262
 // (Unix nanoseconds); the record fails otherwise.
 func (c *Context[V]) SetTimer(name string, at time.Time) {
+	if c.e == nil {
+		c.misuse(errConcurrentRow)
+		return
+	}
 	if err := c.e.setTimer(c.key, name, eventTimer, at); err != nil {
 		c.misuse(err)
 	}
@@ -102,6 +106,10 @@ func (c *Context[V]) SetTimer(name string, at time.Time) {
 // fire when the wall clock reaches at, replacing any timer of the key by
 // that name, event-time or wall-clock. It is kept like SetTimer's.
 func (c *Context[V]) SetWallTimer(name string, at time.Time) {
+	if c.e == nil {
+		c.misuse(errConcurrentRow)
+		return
+	}
 	if err := c.e.setTimer(c.key, name, wallTimer, at); err != nil {
 		c.misuse(err)
 	}
@@ -110,6 +118,10 @@ func (c *Context[V]) SetWallTimer(name string, at time.Time) {
 // CancelTimer removes the timer called name of the key being processed, if
 // it has one.
 func (c *Context[V]) CancelTimer(name string) {
+	if c.e == nil {
+		c.misuse(errConcurrentRow)
+		return
+	}
 	if err := c.e.cancelTimer(c.key, name); err != nil {
 		c.misuse(err)
 	}

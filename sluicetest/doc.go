@@ -45,6 +45,8 @@
 // batches and commits, BatchWait, consumer group rebalances, restores from a
 // real broker) is simulated, not run: keep the embedded broker for that.
 //
-// A Tester is deterministic and starts no goroutines; it is not safe for
-// concurrent use.
+// A Tester is deterministic and starts no goroutines, except the handlers
+// of a concurrent input (sluice.ConcurrentInput), which run concurrently as
+// on a processor; Send and Commit return once they finished, so what they
+// emitted is in Output. A Tester is not safe for concurrent use.
 package sluicetest

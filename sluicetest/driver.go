@@ -5,7 +5,9 @@ package sluicetest
 // and the delivery guarantee do around the same engines.
 //
 // Invariants:
-//   - One goroutine, the test's, calls the driver; it starts none.
+//   - One goroutine, the test's, calls the driver; it starts none (the
+//     engine runs a concurrent input's handlers in goroutines, and returns
+//     from Process once they finished).
 //   - A partition's engine processes the records of its partition of each
 //     input from its position; its committed positions are where a new
 //     engine (after a crash or a rebalance) starts again.
