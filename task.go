@@ -74,7 +74,7 @@ type task[V any] struct {
 	batch batchState // batch processors only
 
 	// Concurrent inputs (taskconcurrent.go): the bytes queued in the
-	// engine, counted in inBytes; whether the engine holds records a
+	// engine, counted in the input budget; whether the engine holds records a
 	// transaction has yet to commit, for the poll loop; and the offsets
 	// the transaction about to end commits, set by prepare.
 	ccQueued int64
@@ -151,6 +151,10 @@ func (t *task[V]) run() {
 		if errors.Is(err, errStopping) {
 			err = nil
 		}
+		// Records a concurrent input queued and never started give
+		// back their room in the processor's input budget.
+		t.h.input.release(t.ccQueued)
+		t.ccQueued = 0
 	case errors.Is(err, errStoppedOpening):
 		err = nil
 	}

@@ -68,14 +68,11 @@ func (t *task[V]) afterConcurrent(err error) error {
 	if !hold {
 		t.batched += released
 	}
-	if q := t.e.concurrentQueued(); q != t.ccQueued {
-		t.inBytes.Add(q - t.ccQueued)
-		if q < t.ccQueued {
-			select {
-			case t.room <- struct{}{}:
-			default:
-			}
-		}
+	if q := t.e.concurrentQueued(); q > t.ccQueued {
+		t.h.input.held.Add(q - t.ccQueued)
+		t.ccQueued = q
+	} else if q < t.ccQueued {
+		t.h.input.release(t.ccQueued - q)
 		t.ccQueued = q
 	}
 	t.ccBusy.Store(t.e.concurrentBusy())
