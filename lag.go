@@ -100,6 +100,9 @@ func (p *Processor[V]) addStats(s *Stats) {
 	s.Group = p.g.name
 	s.Consumed, s.Produced = m.consumed.Load(), m.produced.Load()
 	s.Failed = m.failed.Load()
+	s.Late = m.late.Load()
+	s.WindowResults, s.WindowUpdates = m.windowFinals.Load(), m.windowUpdates.Load()
+	s.WindowsPurged = m.windowsPurged.Load()
 	m.mu.Lock()
 	s.LastError = copyEvent(m.lastError)
 	m.mu.Unlock()
@@ -110,6 +113,7 @@ func (p *Processor[V]) addPartitionStats(t *task[V], st *PartitionStatus) {
 	m := p.metrics
 	st.Consumed = t.m.consumed.Load()
 	st.TableRows = t.m.tableRows()
+	st.OpenWindows = t.m.openWindows.Load()
 	st.Lag = -1
 	m.mu.Lock()
 	defer m.mu.Unlock()
