@@ -58,6 +58,13 @@ import (
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
 //
+// Processors of groups with windowed aggregations (Aggregate) also export:
+//
+//	sluice_windows_open{group,partition}                  windows not closed yet, as of the partition's last batch
+//	sluice_window_results_total{group,kind}               results handed to handlers: final, update
+//	sluice_window_late_records_total{group}               records whose every window had closed (LateError)
+//	sluice_windows_purged_total{group}                    closed windows deleted once their retention ended
+//
 // Batch processors export these too, and:
 //
 //	sluice_batch_size_records{group}                      records per batch handed to the handler (histogram)
