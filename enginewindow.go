@@ -24,10 +24,10 @@ package sluice
 //     as for timers.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
-//   - What differs between kinds of windows is in the functions of Windows
-//     below (which windows a time falls in, when a window closes and when
-//     it is purged) and in addToWindows' choice of the windows a record
-//     goes into; the rest is the same for every kind.
+//   - What differs between kinds of windows is in windowkind.go (which
+//     windows a time falls in, when a window closes and when it is purged)
+//     and in addToWindows' choice of the windows a record goes into; the
+//     rest is the same for every kind.
 
 import (
 	"encoding/binary"
@@ -37,72 +37,12 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // windowCursorSpace begins the keys of the aggregations' cursor rows.
 const windowCursorSpace = reservedPrefix + "c"
-
-// span is a window in Unix nanoseconds.
-type span struct{ start, end int64 }
-
-func (s span) window() Window { return Window{Start: time.Unix(0, s.start), End: time.Unix(0, s.end)} }
-
-// windowsAt appends to buf the windows of w that a record at t (Unix
-// nanoseconds) belongs to, in order of end, for the kinds whose windows
-// are fixed by time alone: tumbling and hopping.
-func (w Windows) windowsAt(t int64, buf []span) []span {
-	size, adv := int64(w.size), int64(w.advance)
-	if w.kind == tumblingWindows {
-		adv = size
-	}
-	last := floorDiv(t, adv) * adv           // the latest start at or before t
-	first := floorDiv(t-size, adv)*adv + adv // the earliest start after t-size
-	for s := first; s <= last; s += adv {
-		buf = append(buf, span{s, s + size})
-	}
-	return buf
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
-
-// retention is how long after its start a window is kept, in stream time.
-func (w Windows) retentionOf() time.Duration {
-	if w.retention > 0 {
-		return w.retention
-	}
-	return w.size + w.grace
-}
-
-// closesAt is the stream time at which a window that ends at end closes.
-func (w Windows) closesAt(end int64) int64 { return addSat(end, int64(w.grace)) }
-
-// purgedAt is the stream time at which a window that ends at end is
-// purged: its start plus the retention.
-func (w Windows) purgedAt(end int64) int64 {
-	return addSat(end, int64(w.retentionOf()-w.size))
-}
-
-// purgedAtClose reports whether windows are purged as soon as they close.
-func (w Windows) purgedAtClose() bool { return w.retentionOf() == w.size+w.grace }
-
-func addSat(a, b int64) int64 {
-	if b > 0 && a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	if b < 0 && a < math.MinInt64-b {
-		return math.MinInt64
-	}
-	return a + b
-}
 
 // windowState is what an engine of a group with windows keeps of them.
 type windowState struct {
@@ -351,8 +291,7 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) error {
 	if err != nil {
 		return err
 	}
-	// The windows whose end plus grace is at or before stream time.
-	_, hi := windowRange(a.name, addSat(addSat(e.stream, -int64(a.w.grace)), 1))
+	_, hi := windowRange(a.name, a.w.closedBelow(e.stream))
 	due, next, err := e.liveWindows(from, hi, limit)
 	if err != nil {
 		return err
@@ -446,7 +385,7 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 		return err
 	}
 	// Closed windows only: those up to the cursor.
-	_, hi := windowRange(a.name, addSat(addSat(e.stream, -int64(a.w.retentionOf()-a.w.size)), 1))
+	_, hi := windowRange(a.name, a.w.purgedBelow(e.stream))
 	if string(from) < string(hi) {
 		hi = from
 	}
@@ -497,22 +436,3 @@ func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
 		e.win.open--
 	}
 }
-
-// WindowError is the error of a windowed aggregation's handler that failed
-// on a final result: its dead letter's kind is "window", with the result's
-// key and its encoded aggregate as value.
-type WindowError struct {
-	Group       string
-	Partition   int32
-	Aggregation string
-	Key         string
-	Window      Window
-	Err         error
-}
-
-func (e *WindowError) Error() string {
-	return fmt.Sprintf("group %s: partition %d: window %q of key %q [%s, %s): %v", e.Group, e.Partition, e.Aggregation, e.Key,
-		e.Window.Start.UTC().Format(time.RFC3339Nano), e.Window.End.UTC().Format(time.RFC3339Nano), e.Err)
-}
-
-func (e *WindowError) Unwrap() error { return e.Err }

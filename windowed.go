@@ -242,3 +242,22 @@ func decodeAtTime[V, M any](c codec.Codec[M], timeOf func(string, M) time.Time, 
 		return t.UnixNano(), func() error { return h(ctx, msg) }, nil
 	}
 }
+
+// WindowError is the error of a windowed aggregation's handler that failed
+// on a final result: its dead letter's kind is "window", with the result's
+// key and its encoded aggregate as value.
+type WindowError struct {
+	Group       string
+	Partition   int32
+	Aggregation string
+	Key         string
+	Window      Window
+	Err         error
+}
+
+func (e *WindowError) Error() string {
+	return fmt.Sprintf("group %s: partition %d: window %q of key %q [%s, %s): %v", e.Group, e.Partition, e.Aggregation, e.Key,
+		e.Window.Start.UTC().Format(time.RFC3339Nano), e.Window.End.UTC().Format(time.RFC3339Nano), e.Err)
+}
+
+func (e *WindowError) Unwrap() error { return e.Err }
