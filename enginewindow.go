@@ -160,7 +160,6 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
 	}
-	stored := len(keys)
 	for k := range e.win.unapplied {
 		if k < string(lo) || k >= string(limit) {
 			continue
@@ -174,12 +173,11 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 			}
 			continue
 		}
-		if !slices.Contains(keys[:stored], k) {
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
+	// A row can be both in the store and unapplied: set again since.
 	slices.Sort(keys)
-	return keys, next, nil
+	return slices.Compact(keys), next, nil
 }
 
 // addToWindows folds a message at p into the open windows of key of the
