@@ -414,3 +414,21 @@ func TestWindowsWithoutPersistRefuseTheGroupsOwnRows(t *testing.T) {
 		t.Fatalf("SetValue without Persist: %v", err)
 	}
 }
+
+func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Grace(time.Second))
+	tt := newWindowTester(t, g, sluicetest.Partitions(4))
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		sendAt(t, tt, k, 3)
+	}
+	if err := tt.AdvanceStreamTime(t0.Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out)) // within grace
+	if err := tt.AdvanceStreamTime(t0.Add(11 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got := results(t, tt, out)
+	slices.Sort(got)
+	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
+}
