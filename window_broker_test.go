@@ -162,3 +162,28 @@ func seriesSum(fams []*dto.MetricFamily, name string) float64 {
 	}
 	return sum
 }
+
+func TestProcessorClosesTheLastWindowOfAnIdlePartition(t *testing.T) {
+	b := startBroker(t, broker.AllowAutoTopicCreation(), broker.Partitions(1))
+	cl := mustClient(t, kgo.SeedBrokers(b.Addrs()...), kgo.AllowAutoTopicCreation(),
+		kgo.ConsumeTopics("wresults"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	// A record 100ms before the end of its window: the window closes once
+	// the partition has been idle for 200ms and stream time, following the
+	// wall clock from the record's time on, has passed the window's end.
+	at := time.Unix(1_800_000_009, 900_000_000)
+	r := &kgo.Record{Topic: "wclicks", Key: []byte("k"), Value: []byte("click"), Timestamp: at}
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	runProcessor(t, windowCounts(), append(processorOpts(b, 1, t.TempDir()), sluice.IdleAdvance(200*time.Millisecond))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err0(); err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	want := fmt.Sprintf("k %d 1", at.Truncate(10*time.Second).Unix())
+	if got := string(fs.Records()[0].Value); got != want {
+		t.Errorf("result %q, want %q", got, want)
+	}
+}
