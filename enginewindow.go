@@ -183,13 +183,27 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 // addToWindows folds a message at p into the open windows of key of the
 // aggregation index, with fold, which gets the window's encoded aggregate
 // (ok false for a new window) and returns the new one. It fails with a
-// *LateError if every window of p has closed.
+// *LateError if every window of p has closed. Which windows a record goes
+// into is the kind's choice: the place for the kinds whose windows depend
+// on the key's other windows.
 func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
 	aggs := e.cfg.group.windows
 	if e.win == nil || index < 0 || index >= len(aggs) || aggs[index].owner != owner {
 		return fmt.Errorf("group %s does not declare this windowed aggregation (its handle belongs to another group)", e.cfg.group.name)
 	}
 	a := aggs[index]
+	switch a.w.kind {
+	case tumblingWindows, hoppingWindows:
+		return e.addToFixedWindows(a, index, key, p, fold)
+	default:
+		// Aggregate refuses the others.
+		return fmt.Errorf("window %q: %s windows are not supported", a.name, a.w.kind)
+	}
+}
+
+// addToFixedWindows folds into the open windows of key that hold p's
+// time, for the kinds whose windows are fixed by time alone.
+func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
 	ws := e.win
 	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
 	added := 0
