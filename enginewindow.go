@@ -74,15 +74,19 @@ func aggRange(name string) (lo, hi []byte) {
 	return lo, hi
 }
 
-// spanKey is windowRowKey of a span.
+// spanKey is windowRowKey of a span, in one allocation.
 func spanKey(name, key string, s span) string {
-	b := make([]byte, 0, len(windowSpace)+len(name)+17+len(key))
-	b = append(b, windowSpace...)
-	b = append(b, name...)
-	b = append(b, 0)
-	b = binary.BigEndian.AppendUint64(b, uint64(s.end)^(1<<63))
-	b = binary.BigEndian.AppendUint64(b, uint64(s.start)^(1<<63))
-	return string(append(b, key...))
+	var b strings.Builder
+	b.Grow(len(windowSpace) + len(name) + 17 + len(key))
+	b.WriteString(windowSpace)
+	b.WriteString(name)
+	b.WriteByte(0)
+	var t [16]byte
+	binary.BigEndian.PutUint64(t[:8], uint64(s.end)^(1<<63))
+	binary.BigEndian.PutUint64(t[8:], uint64(s.start)^(1<<63))
+	b.Write(t[:])
+	b.WriteString(key)
+	return b.String()
 }
 
 // parseSpanKey is parseWindowRowKey in Unix nanoseconds.

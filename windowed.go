@@ -7,6 +7,7 @@ package sluice
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type Windowed[M, A any] struct {
 	agg   Aggregator[M, A]
 	owner any // the *Group that declared it
 	index int // in the group's windows
+	// byValue: A holds no references, so its encoding cannot share memory
+	// with it and needs no copy.
+	byValue bool
 }
 
 // Name returns the aggregation's name.
@@ -66,7 +70,7 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // start plus the retention (Windows.Retain; default: size plus grace, so
 // at close).
 func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[M, A], h WindowHandler[V, A]) *Windowed[M, A] {
-	a := &Windowed[M, A]{name: name, w: w, agg: agg, owner: g, index: -1}
+	a := &Windowed[M, A]{name: name, w: w, agg: agg, owner: g, index: -1, byValue: valueSafe(reflect.TypeFor[A]())}
 	edge := fmt.Sprintf("window %q", name)
 	var errs []string
 	switch {
@@ -117,20 +121,23 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 			if err != nil {
 				return nil, fmt.Errorf("window %q: decode aggregate: %w", name, err)
 			}
-			return encodeAggregate(name, agg.Codec, agg.Merge(av, bv))
+			return encodeAggregate(name, agg.Codec, agg.Merge(av, bv), a.byValue)
 		}
 	}
 	g.windows = append(g.windows, wa)
 	return a
 }
 
-func encodeAggregate[A any](name string, c codec.Codec[A], v A) ([]byte, error) {
+func encodeAggregate[A any](name string, c codec.Codec[A], v A, byValue bool) ([]byte, error) {
 	raw, err := c.Encode(v)
 	if err != nil {
 		return nil, fmt.Errorf("window %q: encode aggregate: %w", name, err)
 	}
-	// The bytes may share memory with v, which the aggregator keeps.
-	return bytes.Clone(raw), nil
+	if !byValue {
+		// The bytes may share memory with v, which the aggregator keeps.
+		raw = bytes.Clone(raw)
+	}
+	return raw, nil
 }
 
 // Add folds msg into the windows of the key being processed that contain
@@ -172,7 +179,7 @@ func (a *Windowed[M, A]) add(rc *recordCtx, msg M, p Point) error {
 		} else {
 			v = a.agg.Init()
 		}
-		return encodeAggregate(a.name, a.agg.Codec, a.agg.Add(v, msg, p))
+		return encodeAggregate(a.name, a.agg.Codec, a.agg.Add(v, msg, p), a.byValue)
 	}
 	err := rc.io.addToWindows(a, a.index, rc.key, p, fold)
 	if err != nil {
