@@ -95,3 +95,36 @@ func TestHoppingWindowsOfATimeAreEveryWindowThatHoldsIt(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenWindowsCountLeavesOutThoseOfAFailedRecordAndTheClosed(t *testing.T) {
+	g := DefineGroup[string]("w")
+	a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), ignoreResult)
+	Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
+		if err := a.Add(ctx, v); err != nil {
+			return err
+		}
+		if v == "fail" {
+			return errHandler
+		}
+		return nil
+	})
+	e, _, _ := newTestEngine(t, g, OnError(Skip))
+	mustProcess(t, e, at(1, "a", ""), at(2, "b", ""), at(3, "c", "fail"), at(4, "a", ""))
+	commit(t, e)
+	if n := e.m.openWindows.Load(); n != 2 {
+		t.Fatalf("%d open windows, want 2: a's and b's", n)
+	}
+	mustProcess(t, e, at(12, "c", ""))
+	commit(t, e)
+	if n := e.m.openWindows.Load(); n != 1 {
+		t.Fatalf("%d open windows once [0,10) closed, want 1: c's [10,20)", n)
+	}
+	// A new engine on the same store counts them anew.
+	e2 := newEngine(e.cfg, enginePartition{partition: 0, table: e.st, metrics: e.m})
+	if err := e2.loadTimers(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e2.win.open; n != 1 {
+		t.Errorf("a new engine counts %d open windows, want 1", n)
+	}
+}
