@@ -192,7 +192,10 @@ type WindowResult[A any] struct {
 // context of the result's key, as in a timer handler: its row, emits and
 // loopbacks work as in an input handler, and the effects are written and
 // committed with the batch. A returned error or a panic is a failure under
-// the group's error policy, as a timer handler's.
+// the group's error policy, as a timer handler's. For a final result,
+// ctx.Timestamp() is the window's end, ctx.Topic() is empty and
+// ctx.Offset() is -1; an update is handed out during the Add that made it,
+// with that record's context.
 type WindowHandler[V, A any] func(ctx *Context[V], r WindowResult[A]) error
 
 // LateError is the error of a record whose every window had closed when it
