@@ -119,7 +119,7 @@ func (c *Context[V]) CancelTimer(name string) {
 // partition has received no record for d: from then on, until a record
 // comes, stream time is the stream time at the last record plus the wall
 // time elapsed since that record was processed, so that event-time timers
-// (and what is built on them) fire when input stops. A record that comes
+// fire and windows close (Aggregate) when input stops. A record that comes
 // afterwards with an older timestamp is late and does not move stream time
 // back. Default: 0, off: stream time moves only with records.
 func IdleAdvance(d time.Duration) ProcessorOpt {
