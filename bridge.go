@@ -297,6 +297,18 @@ func (be *bridgeEngine[V]) Applied(end int64) error {
 // Tick runs the engine's tick, as a Kafka task's tick does.
 func (be *bridgeEngine[V]) Tick(now time.Time) error { return be.e.tick(now) }
 
+// AdvanceStreamTime moves stream time as a record at t would, without one.
+func (be *bridgeEngine[V]) AdvanceStreamTime(t time.Time) error {
+	e := be.e
+	if e.cfg.batch != nil || e.tm == nil {
+		return nil // stream time is not kept: nothing waits for it
+	}
+	if err := e.loadTimers(); err != nil {
+		return err
+	}
+	return e.advance(t.UnixNano())
+}
+
 // codecHandle is what the handles of a group's edges are to the bridge.
 type codecHandle interface {
 	codecOf() (topic string, codec any)

@@ -451,6 +451,19 @@ func TestConcurrentInputRefusesAGroupThatPersists(t *testing.T) {
 	}
 }
 
+func TestConcurrentInputRefusesAGroupWithWindows(t *testing.T) {
+	g := sluice.DefineGroup[struct{}]("ccwindows")
+	counts := sluice.Aggregate(g, "counts", sluice.Tumbling(time.Minute), sluice.Count[string](),
+		func(*sluice.Context[struct{}], sluice.WindowResult[int64]) error { return nil })
+	sluice.ConcurrentInput(g, "ccwindows-in", codec.String(), func(ctx *sluice.Context[struct{}], v string) error {
+		return counts.Add(ctx, v)
+	}, 4)
+	err := g.Validate()
+	if err == nil || !strings.Contains(err.Error(), "concurrent inputs ccwindows-in: a group with a concurrent input cannot have windowed aggregations") {
+		t.Fatalf("Validate: %v, want the concurrent input refused in a group with windows", err)
+	}
+}
+
 func TestConcurrentInputRefusesBoundsBelowOne(t *testing.T) {
 	handle := func(*sluice.Context[struct{}], string) error { return nil }
 	for _, c := range []struct {

@@ -89,6 +89,12 @@ func (io *ccIO[V]) lookup(topic string) (*tableView, error) {
 
 func (io *ccIO[V]) streamTime() time.Time { return io.c.stream }
 
+// addToWindows fails: windows are table rows, which a group with a
+// concurrent input does not have (Validate).
+func (io *ccIO[V]) addToWindows(any, int, string, Point, func([]byte, bool) ([]byte, error)) error {
+	return errConcurrentRow
+}
+
 // handledFor observes the handler time of one record of topic that began at
 // start, for records that did not run in the task's goroutine.
 func (m *taskMetrics) handledFor(topic string, start time.Time) {

@@ -76,13 +76,14 @@ func Hopping(size, advance time.Duration) Windows {
 // in a common window when their times differ by at most maxDiff. A window
 // is [t-maxDiff, t] for a record at t, or [t, t+maxDiff] once a record
 // after t arrives within maxDiff; every distinct set of records that fits
-// in maxDiff has one window and its result.
+// in maxDiff has one window and its result. Aggregate does not take
+// sliding windows yet.
 func Sliding(maxDiff time.Duration) Windows { return Windows{kind: slidingWindows, size: maxDiff} }
 
 // Sessions returns session windows with inactivity gap gap: the records of a
 // key whose times lie less than gap apart form one session, [first, last].
 // A record that falls within gap of two sessions merges them into one, with
-// the aggregator's Merge.
+// the aggregator's Merge. Aggregate does not take session windows yet.
 func Sessions(gap time.Duration) Windows { return Windows{kind: sessionWindows, size: gap} }
 
 // Grace returns w with grace period d: a window accepts records while the
@@ -191,7 +192,10 @@ type WindowResult[A any] struct {
 // context of the result's key, as in a timer handler: its row, emits and
 // loopbacks work as in an input handler, and the effects are written and
 // committed with the batch. A returned error or a panic is a failure under
-// the group's error policy, as a timer handler's.
+// the group's error policy, as a timer handler's. For a final result,
+// ctx.Timestamp() is the window's end, ctx.Topic() is empty and
+// ctx.Offset() is -1; an update is handed out during the Add that made it,
+// with that record's context.
 type WindowHandler[V, A any] func(ctx *Context[V], r WindowResult[A]) error
 
 // LateError is the error of a record whose every window had closed when it

@@ -76,6 +76,10 @@ type Engine interface {
 	// moves the stream time of an idle partition on, as a Kafka task's
 	// tick does; its effects are a batch's.
 	Tick(now time.Time) error
+	// AdvanceStreamTime moves the partition's stream time to t, if later,
+	// closing the windows and firing the event-time timers it passes, as
+	// a record at t would before its handler; its effects are a batch's.
+	AdvanceStreamTime(t time.Time) error
 }
 
 var (
