@@ -226,10 +226,15 @@ func BenchmarkCountGroup(b *testing.B) {
 	})
 }
 
-// benchmarkCount runs the raw and the sluice side of a count benchmark, each
-// on a broker of its own filled with n records, checks each side's output
-// with verify after its run, and reports the ratio.
+// benchmarkCount is benchmarkSides over the count benchmarks' input.
 func benchmarkCount(b *testing.B, sides func(testing.TB) map[string]countSide, verify func(b *testing.B, br *broker.Broker, name string, n int)) {
+	benchmarkSides(b, fillInput, sides, verify)
+}
+
+// benchmarkSides runs the raw and the sluice side of a benchmark, each on a
+// broker of its own filled with n records by fill, checks each side's
+// output with verify after its run, and reports the ratio.
+func benchmarkSides(b *testing.B, fill func(testing.TB, *broker.Broker, int), sides func(testing.TB) map[string]countSide, verify func(b *testing.B, br *broker.Broker, name string, n int)) {
 	n := benchRecords(b)
 	var r results
 	for _, name := range []string{"raw", "sluice"} {
@@ -242,7 +247,7 @@ func benchmarkCount(b *testing.B, sides func(testing.TB) map[string]countSide, v
 			res := measure(b, n,
 				func(int) {
 					br = startBroker(b)
-					fillInput(b, br, n)
+					fill(b, br, n)
 				},
 				func(ctx context.Context, _ int) (err error) {
 					pprof.Do(ctx, pprof.Labels("side", name), func(ctx context.Context) {
