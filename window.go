@@ -81,9 +81,21 @@ func Hopping(size, advance time.Duration) Windows {
 func Sliding(maxDiff time.Duration) Windows { return Windows{kind: slidingWindows, size: maxDiff} }
 
 // Sessions returns session windows with inactivity gap gap: the records of a
-// key whose times lie less than gap apart form one session, [first, last].
-// A record that falls within gap of two sessions merges them into one, with
-// the aggregator's Merge. Aggregate does not take session windows yet.
+// key whose times lie less than gap apart form one session, [first, last]
+// (records exactly gap apart are in two sessions). A record less than gap
+// from a session extends it; one less than gap from two sessions merges
+// them into one, whose aggregate is the aggregator's Merge of theirs (the
+// earlier first) with the record added. A session closes when stream time
+// reaches its end plus gap plus grace, as a record could extend it until
+// then. A record that joins no open session and whose own session would
+// be closed already (its time plus gap plus grace is at or before stream
+// time) is late. Retention counts from a session's end (default: gap plus
+// grace, purged at close).
+//
+// With EmitUpdates, the handler gets an update of the session a record
+// made, extended or merged; the sessions it replaced get no more results,
+// neither updates nor a final one: the new session's results supersede
+// theirs, and each session that closes gets one final result.
 func Sessions(gap time.Duration) Windows { return Windows{kind: sessionWindows, size: gap} }
 
 // Grace returns w with grace period d: a window accepts records while the
@@ -93,9 +105,9 @@ func Sessions(gap time.Duration) Windows { return Windows{kind: sessionWindows, 
 // closes as soon as stream time reaches its end.
 func (w Windows) Grace(d time.Duration) Windows { w.grace = d; return w }
 
-// Retain returns w with retention d, the time from a window's start after
-// which the window is purged from the store and its changelog, measured in
-// stream time. A view sees closed windows until they are purged. d must be
+// Retain returns w with retention d, the time from a window's start (a
+// session's end) after which the window is purged from the store and its
+// changelog, measured in stream time. A view sees closed windows until they are purged. d must be
 // at least the window's size plus grace (for sessions, gap plus grace).
 // Default: size plus grace, so a window is purged when it closes.
 func (w Windows) Retain(d time.Duration) Windows { w.retention = d; return w }
@@ -143,8 +155,8 @@ func (w Windows) validate() error {
 		return fmt.Errorf("hopping windows: advance must be positive and at most the size %s, not %s", w.size, w.advance)
 	case w.grace < 0:
 		return fmt.Errorf("%s windows: grace must not be negative, not %s", w.kind, w.grace)
-	case w.retention != 0 && w.retention < w.size+w.grace:
-		return fmt.Errorf("%s windows: retention %s is shorter than size plus grace, %s", w.kind, w.retention, w.size+w.grace)
+	case w.retention != 0 && int64(w.retention) < w.minRetention():
+		return fmt.Errorf("%s windows: retention %s is shorter than %s, %s", w.kind, w.retention, w.minRetentionText(), time.Duration(w.minRetention()))
 	}
 	return nil
 }

@@ -51,20 +51,18 @@ func (w Windows) retentionOf() time.Duration {
 	if w.retention > 0 {
 		return w.retention
 	}
-	return w.size + w.grace
+	return time.Duration(w.minRetention())
 }
 
 // closesAt is the stream time at which a window that ends at end closes.
-func (w Windows) closesAt(end int64) int64 { return addSat(end, int64(w.grace)) }
+func (w Windows) closesAt(end int64) int64 { return addSat(end, w.closeDelay()) }
 
 // purgedAt is the stream time at which a window that ends at end is
-// purged: its start plus the retention.
-func (w Windows) purgedAt(end int64) int64 {
-	return addSat(end, int64(w.retentionOf()-w.size))
-}
+// purged: its start plus the retention (a session's end plus it).
+func (w Windows) purgedAt(end int64) int64 { return addSat(end, w.purgeDelay()) }
 
 // purgedAtClose reports whether windows are purged as soon as they close.
-func (w Windows) purgedAtClose() bool { return w.retentionOf() == w.size+w.grace }
+func (w Windows) purgedAtClose() bool { return w.purgeDelay() == w.closeDelay() }
 
 func addSat(a, b int64) int64 {
 	if b > 0 && a > math.MaxInt64-b {
@@ -77,13 +75,13 @@ func addSat(a, b int64) int64 {
 }
 
 // closedBelow is the end below which every window has closed at stream
-// time stream: end plus grace at or before it.
+// time stream: closesAt at or before it.
 func (w Windows) closedBelow(stream int64) int64 {
-	return addSat(addSat(stream, -int64(w.grace)), 1)
+	return addSat(addSat(stream, -w.closeDelay()), 1)
 }
 
 // purgedBelow is the end below which every window is purged at stream
-// time stream: start plus retention at or before it.
+// time stream: purgedAt at or before it.
 func (w Windows) purgedBelow(stream int64) int64 {
-	return addSat(addSat(stream, -int64(w.retentionOf()-w.size)), 1)
+	return addSat(addSat(stream, -w.purgeDelay()), 1)
 }
