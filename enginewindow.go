@@ -201,8 +201,9 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 		return e.addToFixedWindows(a, index, key, p, fold)
 	case sessionWindows:
 		return e.addToSession(a, index, key, p, fold)
+	case slidingWindows:
+		return e.addToSliding(a, index, key, p, fold)
 	default:
-		// Aggregate refuses the others.
 		return fmt.Errorf("window %q: %s windows are not supported", a.name, a.w.kind)
 	}
 }
@@ -425,6 +426,11 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 			return err
 		}
 		e.cfg.metrics.windowsPurged.Add(1)
+		if a.w.kind == slidingWindows {
+			if err := e.slidingPurged(a, k); err != nil {
+				return err
+			}
+		}
 	}
 	clear(e.undo)
 	return nil

@@ -73,11 +73,24 @@ func Hopping(size, advance time.Duration) Windows {
 
 // Sliding returns windows of length maxDiff defined by the records
 // themselves, as Kafka Streams' SlidingWindows: two records of a key fall
-// in a common window when their times differ by at most maxDiff. A window
-// is [t-maxDiff, t] for a record at t, or [t, t+maxDiff] once a record
-// after t arrives within maxDiff; every distinct set of records that fits
-// in maxDiff has one window and its result. Aggregate does not take
-// sliding windows yet.
+// in a common window when their times differ by at most maxDiff. A record
+// at t makes the window [t-maxDiff, t], which holds it and the key's
+// records up to maxDiff before it, and, once a later record of the key
+// lies within maxDiff (and 1ns) of it, the window [t+1ns, t+1ns+maxDiff],
+// which holds the records after it (Kafka Streams: t+1ms, its unit of
+// time). So every distinct set of a key's records that fits in maxDiff
+// has one window and one result. A record is added to every window that
+// holds it; the aggregate of a new window starts from that of an existing
+// window with the same records, so a record costs a read of each window
+// within maxDiff of it, one for each of the key's records there.
+//
+// Both bounds are in the window: it closes when stream time passes its
+// end plus grace (its end plus grace plus 1ns). A record is late when its
+// own window [t-maxDiff, t] has closed, and is then added to no window
+// (Kafka Streams still adds it to the later windows that hold it), so
+// that every window holds all the records of its span. Windows are kept
+// until twice maxDiff plus grace after their start, the least retention
+// allowed: a new window starts from a window that may have closed.
 func Sliding(maxDiff time.Duration) Windows { return Windows{kind: slidingWindows, size: maxDiff} }
 
 // Sessions returns session windows with inactivity gap gap: the records of a
@@ -107,9 +120,11 @@ func (w Windows) Grace(d time.Duration) Windows { w.grace = d; return w }
 
 // Retain returns w with retention d, the time from a window's start (a
 // session's end) after which the window is purged from the store and its
-// changelog, measured in stream time. A view sees closed windows until they are purged. d must be
-// at least the window's size plus grace (for sessions, gap plus grace).
-// Default: size plus grace, so a window is purged when it closes.
+// changelog, measured in stream time. A view sees closed windows until
+// they are purged. d must be at least the window's size plus grace (for
+// sessions, gap plus grace; for sliding windows, twice maxDiff plus
+// grace). Default: that least retention, so a window is purged when it
+// closes (a sliding window, maxDiff after).
 func (w Windows) Retain(d time.Duration) Windows { w.retention = d; return w }
 
 // EmitUpdates returns w set to hand a result to the aggregation's handler
