@@ -1,7 +1,10 @@
 package sluicetest_test
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +187,81 @@ func TestFailedRecordLeavesTheSessionsItWouldHaveMergedAsTheyWere(t *testing.T) 
 	wantResults(t, resultsOf(t, tt, out, "a"), "a 0-0 1", "a 15-15 1")
 	if s := tt.Stats(); s.Skipped != 1 {
 		t.Errorf("skipped %d, want 1", s.Skipped)
+	}
+}
+
+// TestSessionsOfRandomRecordsAreThoseOfAPlainModel checks the final
+// results of random records of a few keys, out of order, late and with
+// crashes between them, against sessions kept in a plain slice.
+func TestSessionsOfRandomRecordsAreThoseOfAPlainModel(t *testing.T) {
+	const gap, grace = 10 * time.Second, 8 * time.Second
+	type session struct {
+		key        string
+		start, end time.Duration
+		n          int
+	}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		g, out := sessionsGroup(sluice.Sessions(gap).Grace(grace))
+		tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
+		var open []session
+		var want []string
+		late := 0
+		stream := time.Duration(-1 << 62)
+		closeDue := func() {
+			slices.SortStableFunc(open, func(x, y session) int { return cmp.Compare(x.end, y.end) })
+			for len(open) > 0 && stream >= open[0].end+gap+grace {
+				s := open[0]
+				want = append(want, fmt.Sprintf("%s %g-%g %d final", s.key, s.start.Seconds(), s.end.Seconds(), s.n))
+				open = open[1:]
+			}
+		}
+		for i := range 60 {
+			key := string(rune('a' + rng.IntN(3)))
+			at := time.Duration(i)*time.Second + time.Duration(rng.IntN(60)-45)*500*time.Millisecond
+			stream = max(stream, at)
+			closeDue()
+			merged := session{key: key, start: at, end: at, n: 1}
+			kept := open[:0:0]
+			for _, s := range open {
+				if s.key == key && at-s.end < gap && s.start-at < gap {
+					merged.start, merged.end, merged.n = min(merged.start, s.start), max(merged.end, s.end), merged.n+s.n
+				} else {
+					kept = append(kept, s)
+				}
+			}
+			if merged.n == 1 && stream >= at+gap+grace {
+				late++
+			} else {
+				open = append(kept, merged)
+			}
+			if err := sluicetest.Send(tt, "in", key, "x", sluicetest.WithTimestamp(t0.Add(at))); err != nil {
+				t.Fatal(err)
+			}
+			if rng.IntN(10) == 0 {
+				tt.Crash()
+			}
+		}
+		stream = time.Hour
+		closeDue()
+		if err := sluicetest.Send(tt, "in", "z", "x", sluicetest.WithTimestamp(t0.Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range results(t, tt, out) {
+			if !strings.HasPrefix(r, "z ") {
+				got = append(got, r)
+			}
+		}
+		// Sessions that close at one stream time close in order of end,
+		// then start and key; the model orders them by end alone.
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d: results\n%s\nwant\n%s", seed, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if s := tt.Stats(); s.Late != int64(late) {
+			t.Fatalf("seed %d: late %d, want %d", seed, s.Late, late)
+		}
 	}
 }
