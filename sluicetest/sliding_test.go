@@ -157,60 +157,67 @@ func TestSlidingWindowsAreRestoredAfterACrashAndARebalance(t *testing.T) {
 }
 
 // TestSlidingWindowsAreEveryDistinctSetOfRecordsWithinMaxDiff checks the
-// final results of random records, out of order and at equal times among
-// them, against the windows Kafka Streams defines, counted from the
-// accepted records themselves.
+// final results of random records of two keys, out of order, at equal
+// times among them and with crashes between them, against the windows
+// Kafka Streams defines, counted from the accepted records themselves.
 func TestSlidingWindowsAreEveryDistinctSetOfRecordsWithinMaxDiff(t *testing.T) {
 	const maxDiff, grace = 10 * time.Second, 7 * time.Second
-	for seed := range int64(20) {
-		rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	type window struct{ start, end time.Duration }
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 0))
 		g, out := slidingGroup(sluice.Sliding(maxDiff).Grace(grace))
 		tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
-		var accepted []time.Duration
+		accepted := map[string][]time.Duration{}
+		late := 0
 		stream := time.Duration(-1 << 62)
-		for range 40 {
+		for range 60 {
+			key := []string{"a", "b"}[rng.IntN(2)]
 			at := time.Duration(rng.IntN(120)) * 500 * time.Millisecond
 			stream = max(stream, at)
 			if at+grace >= stream {
-				accepted = append(accepted, at)
+				accepted[key] = append(accepted[key], at)
+			} else {
+				late++
 			}
-			sendAtMs(t, tt, "a", at.Milliseconds())
+			sendAtMs(t, tt, key, at.Milliseconds())
+			if rng.IntN(8) == 0 {
+				tt.Crash()
+			}
 		}
 		sendAtMs(t, tt, "z", 1000000)
 
-		type window struct{ start, end time.Duration }
-		count := func(w window) int {
-			n := 0
-			for _, r := range accepted {
-				if w.start <= r && r <= w.end {
-					n++
+		for _, key := range []string{"a", "b"} {
+			records := accepted[key]
+			ws := map[window]bool{}
+			for _, r := range records {
+				ws[window{r - maxDiff, r}] = true
+				right := window{r + 1, r + 1 + maxDiff}
+				if slices.ContainsFunc(records, func(s time.Duration) bool { return s > r && s <= right.end }) {
+					ws[right] = true
 				}
 			}
-			return n
-		}
-		ws := map[window]bool{}
-		for _, r := range accepted {
-			ws[window{r - maxDiff, r}] = true
-			if right := (window{r + 1, r + 1 + maxDiff}); slices.ContainsFunc(accepted, func(s time.Duration) bool { return s > r && s <= right.end }) {
-				ws[right] = true
+			var want []string
+			for _, w := range slices.SortedFunc(maps.Keys(ws), func(x, y window) int {
+				if x.end != y.end {
+					return cmp.Compare(x.end, y.end)
+				}
+				return cmp.Compare(x.start, y.start)
+			}) {
+				n := 0
+				for _, r := range records {
+					if w.start <= r && r <= w.end {
+						n++
+					}
+				}
+				want = append(want, fmt.Sprintf("%s [%v,%v] %d final", key, w.start, w.end, n))
+			}
+			if got := resultsOf(t, tt, out, key); !slices.Equal(got, want) {
+				t.Fatalf("seed %d: accepted records of %s %v\nresults\n%s\nwant\n%s", seed, key, records,
+					strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		}
-		var want []string
-		for _, w := range slices.SortedFunc(maps.Keys(ws), func(x, y window) int {
-			if x.end != y.end {
-				return cmp.Compare(x.end, y.end)
-			}
-			return cmp.Compare(x.start, y.start)
-		}) {
-			want = append(want, fmt.Sprintf("a [%v,%v] %d final", w.start, w.end, count(w)))
-		}
-		got := resultsOf(t, tt, out, "a")
-		if !slices.Equal(got, want) {
-			t.Fatalf("seed %d: records %v (accepted %v)\nresults\n%s\nwant\n%s", seed, accepted, accepted,
-				strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-		if s := tt.Stats(); s.Late != int64(40-len(accepted)) {
-			t.Fatalf("seed %d: late %d, want %d", seed, s.Late, 40-len(accepted))
+		if s := tt.Stats(); s.Late != int64(late) {
+			t.Fatalf("seed %d: late %d, want %d", seed, s.Late, late)
 		}
 	}
 }
