@@ -27,11 +27,12 @@ package sluice
 //     distinct times of its records that windows to come may hold, sorted,
 //     and the latest time dropped from it. A time r is dropped once stream
 //     time passes r+D+grace: a record accepted after that is more than D
-//     after r, and no new window holds r. Nor does a window a new one
-//     starts from, except the right window of the latest time dropped,
-//     which the row keeps for that. The row is changelogged, undone and
-//     restored like the windows, and deleted when its last time is
-//     dropped.
+//     after r, and no new window holds r. A window that starts at or
+//     before the latest time dropped may hold dropped times, so it is
+//     never taken as a start; the right window of the latest time dropped
+//     may be the start a new window needs, which is why the row keeps that
+//     time. The row is changelogged, undone and restored like the windows,
+//     and deleted when its last time is dropped.
 
 import (
 	"bytes"
@@ -196,6 +197,9 @@ func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point
 		}
 		if starts == nil {
 			starts = slidingSpans(x.times, x.dropped, d, addSat(t, -addSat(addSat(d, d), 1)), addSat(t, addSat(addSat(d, d), 1)), nil)
+			// A window that starts at or before the latest dropped time
+			// may hold it, whatever the index says it holds.
+			starts = slices.DeleteFunc(starts, func(c span) bool { return c.start <= x.dropped })
 		}
 		from, found, err := e.slidingStart(a, key, x.times, s, starts)
 		if err != nil {

@@ -221,3 +221,21 @@ func TestSlidingWindowsAreEveryDistinctSetOfRecordsWithinMaxDiff(t *testing.T) {
 		}
 	}
 }
+
+func TestSlidingWindowStartsFromTheWindowAfterARecordTimeNoLongerIndexed(t *testing.T) {
+	g, out := slidingGroup(sluice.Sliding(10 * time.Second).Grace(5 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAtMs(t, tt, "a", 0)
+	sendAtMs(t, tt, "a", 8000)
+	sendAtMs(t, tt, "z", 15001) // past 0 + maxDiff + grace: no window to come holds 0
+	// [0.5s,10.5s] holds 8s and 10.5s: it starts from [1ns,10.000000001s],
+	// which holds 8s alone, not from [-2s,8s], which also holds 0.
+	sendAtMs(t, tt, "a", 10500)
+	sendAtMs(t, tt, "z", 100000)
+	wantResults(t, resultsOf(t, tt, out, "a"),
+		"a [-10s,0s] 1 final",
+		"a [-2s,8s] 2 final",
+		"a [1ns,10.000000001s] 1 final",
+		"a [500ms,10.5s] 2 final",
+		"a [8.000000001s,18.000000001s] 1 final")
+}
