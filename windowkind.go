@@ -10,7 +10,16 @@ package sluice
 // The key layout orders a key's windows by end, and the purge and close
 // bounds below are bounds on the end: a kind must be able to say, for a
 // stream time, below which end every window has closed (end plus grace at
-// or before stream time) and below which end every window is purged.
+// or before stream time) and below which end every window is purged. So a
+// window closes and is purged a delay after its end, which the kind, the
+// grace and the retention decide.
+//
+// Tumbling and hopping windows are [start, end): one closes when stream
+// time reaches its end plus grace. Sliding and session windows are
+// [start, end], their bounds record times: a sliding window closes when
+// stream time passes its end plus grace (1ns later), and a session when
+// stream time reaches its end plus gap plus grace, as a record less than
+// gap after it could extend it until then.
 
 import (
 	"math"
@@ -84,4 +93,55 @@ func (w Windows) closedBelow(stream int64) int64 {
 // time stream: purgedAt at or before it.
 func (w Windows) purgedBelow(stream int64) int64 {
 	return addSat(addSat(stream, -w.purgeDelay()), 1)
+}
+
+// minRetention is the shortest retention w allows, and its default: size
+// plus grace for tumbling and hopping windows, gap plus grace for
+// sessions, and twice the maximum difference plus grace for sliding
+// windows, whose closed windows hold the aggregates the windows of a
+// later out-of-order record start from.
+func (w Windows) minRetention() int64 {
+	if w.kind == slidingWindows {
+		return addSat(addSat(int64(w.size), int64(w.size)), int64(w.grace))
+	}
+	return addSat(int64(w.size), int64(w.grace))
+}
+
+// closeDelay is how long after its end a window closes.
+func (w Windows) closeDelay() int64 {
+	switch w.kind {
+	case sessionWindows:
+		return addSat(int64(w.size), int64(w.grace))
+	case slidingWindows:
+		return addSat(int64(w.grace), 1)
+	default:
+		return int64(w.grace)
+	}
+}
+
+// purgeDelay is how long after its end a window is purged: the retention
+// counts from the window's start, or from a session's end, as a session's
+// length depends on its records.
+func (w Windows) purgeDelay() int64 {
+	r := int64(w.retentionOf())
+	switch w.kind {
+	case sessionWindows:
+		return r
+	case slidingWindows:
+		return addSat(r-int64(w.size), 1)
+	default:
+		return r - int64(w.size)
+	}
+}
+
+// minRetentionText says what minRetention is made of, for errors.
+func (w Windows) minRetentionText() string {
+	switch w.kind {
+	case sessionWindows:
+		return "gap plus grace"
+	case slidingWindows:
+		return "twice the maximum difference plus grace"
+	default:
+		return "size plus grace"
+	}
 }
