@@ -213,11 +213,13 @@ func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point
 	var zero V
 	ws := e.win
 	for _, c := range changes {
-		agg := bytes.Clone(c.raw)
+		var agg []byte
 		if c.s.start <= t && t <= c.s.end {
 			if agg, err = fold(c.raw, c.ok); err != nil {
 				return err
 			}
+		} else {
+			agg = bytes.Clone(c.raw) // t's right window: the records after t
 		}
 		k := spanKey(a.name, key, c.s)
 		if err := e.setRaw(k, agg, true, zero, false); err != nil {
