@@ -227,7 +227,10 @@ type WindowHandler[V, A any] func(ctx *Context[V], r WindowResult[A]) error
 
 // LateError is the error of a record whose every window had closed when it
 // arrived: its time plus the aggregation's size and grace was at or before
-// the partition's stream time. Its dead letter's kind is "late".
+// the partition's stream time. A session record is late when it joins no
+// open session and its own would have closed; a sliding window record when
+// its own window, the one that ends at its time, has closed. Its dead
+// letter's kind is "late".
 type LateError struct {
 	Aggregation string
 	Time        time.Time // the record's time
