@@ -77,7 +77,13 @@
 // and a handler receives each window's result. Tumbling windows of size S
 // are [k·S, (k+1)·S), aligned to the epoch (a record at exactly (k+1)·S is
 // in the next one); hopping windows of size S advancing by A are every
-// [k·A, k·A+S) that holds the record. A record's time is its Kafka
+// [k·A, k·A+S) that holds the record. Session windows with gap G are a
+// key's records less than G apart, [first, last], merged with the
+// Aggregator's Merge when a record bridges two; a session closes at its
+// end plus G plus grace. Sliding windows with maximum difference D are
+// Kafka Streams': [t-D, t] for each record at t, and [t+1ns, t+1ns+D] once
+// a later record lies in it, so two records share a window when their
+// times differ by at most D. A record's time is its Kafka
 // timestamp, or what its input's RecordTime extracts. A window accepts
 // records while the partition's stream time is before its end plus grace,
 // and closes when stream time reaches it; its final result is then handed

@@ -199,8 +199,11 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 	switch a.w.kind {
 	case tumblingWindows, hoppingWindows:
 		return e.addToFixedWindows(a, index, key, p, fold)
+	case sessionWindows:
+		return e.addToSession(a, index, key, p, fold)
+	case slidingWindows:
+		return e.addToSliding(a, index, key, p, fold)
 	default:
-		// Aggregate refuses the others.
 		return fmt.Errorf("window %q: %s windows are not supported", a.name, a.w.kind)
 	}
 }
@@ -380,6 +383,11 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 		return err
 	}
 	e.win.open--
+	if a.w.kind == sessionWindows {
+		if err := e.sessionClosed(a, k, s); err != nil {
+			return err
+		}
+	}
 	if at := a.w.purgedAt(s.end); e.stream < at {
 		st.nextPurge = min(st.nextPurge, at)
 		return nil
@@ -418,6 +426,11 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 			return err
 		}
 		e.cfg.metrics.windowsPurged.Add(1)
+		if a.w.kind == slidingWindows {
+			if err := e.slidingPurged(a, k); err != nil {
+				return err
+			}
+		}
 	}
 	clear(e.undo)
 	return nil
@@ -446,9 +459,18 @@ func (e *engine[V]) windowsDiscarded() {
 }
 
 // windowUndone keeps the count of open windows when a failed record's
-// changes to the row of key are undone: u is the row before the record.
+// changes to the row of key are undone: u is the row before the record,
+// which may have made a window (a new one) or deleted one (a session it
+// merged into another).
 func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
-	if e.win != nil && now.exists && (!u.held || !u.row.exists) && strings.HasPrefix(key, windowSpace) {
+	if e.win == nil || !strings.HasPrefix(key, windowSpace) {
+		return
+	}
+	was := u.held && u.row.exists
+	switch {
+	case now.exists && !was:
 		e.win.open--
+	case !now.exists && was:
+		e.win.open++
 	}
 }

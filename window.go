@@ -73,17 +73,42 @@ func Hopping(size, advance time.Duration) Windows {
 
 // Sliding returns windows of length maxDiff defined by the records
 // themselves, as Kafka Streams' SlidingWindows: two records of a key fall
-// in a common window when their times differ by at most maxDiff. A window
-// is [t-maxDiff, t] for a record at t, or [t, t+maxDiff] once a record
-// after t arrives within maxDiff; every distinct set of records that fits
-// in maxDiff has one window and its result. Aggregate does not take
-// sliding windows yet.
+// in a common window when their times differ by at most maxDiff. A record
+// at t makes the window [t-maxDiff, t], which holds it and the key's
+// records up to maxDiff before it, and, once a later record of the key
+// lies within maxDiff (and 1ns) of it, the window [t+1ns, t+1ns+maxDiff],
+// which holds the records after it (Kafka Streams: t+1ms, its unit of
+// time). So every distinct set of a key's records that fits in maxDiff
+// has one window and one result. A record is added to every window that
+// holds it; the aggregate of a new window starts from that of an existing
+// window with the same records, so a record costs a read of each window
+// within maxDiff of it, one for each of the key's records there.
+//
+// Both bounds are in the window: it closes when stream time passes its
+// end plus grace (its end plus grace plus 1ns). A record is late when its
+// own window [t-maxDiff, t] has closed, and is then added to no window
+// (Kafka Streams still adds it to the later windows that hold it), so
+// that every window holds all the records of its span. Windows are kept
+// until twice maxDiff plus grace after their start, the least retention
+// allowed: a new window starts from a window that may have closed.
 func Sliding(maxDiff time.Duration) Windows { return Windows{kind: slidingWindows, size: maxDiff} }
 
 // Sessions returns session windows with inactivity gap gap: the records of a
-// key whose times lie less than gap apart form one session, [first, last].
-// A record that falls within gap of two sessions merges them into one, with
-// the aggregator's Merge. Aggregate does not take session windows yet.
+// key whose times lie less than gap apart form one session, [first, last]
+// (records exactly gap apart are in two sessions). A record less than gap
+// from a session extends it; one less than gap from two sessions merges
+// them into one, whose aggregate is the aggregator's Merge of theirs (the
+// earlier first) with the record added. A session closes when stream time
+// reaches its end plus gap plus grace, as a record could extend it until
+// then. A record that joins no open session and whose own session would
+// be closed already (its time plus gap plus grace is at or before stream
+// time) is late. Retention counts from a session's end (default: gap plus
+// grace, purged at close).
+//
+// With EmitUpdates, the handler gets an update of the session a record
+// made, extended or merged; the sessions it replaced get no more results,
+// neither updates nor a final one: the new session's results supersede
+// theirs, and each session that closes gets one final result.
 func Sessions(gap time.Duration) Windows { return Windows{kind: sessionWindows, size: gap} }
 
 // Grace returns w with grace period d: a window accepts records while the
@@ -93,11 +118,13 @@ func Sessions(gap time.Duration) Windows { return Windows{kind: sessionWindows, 
 // closes as soon as stream time reaches its end.
 func (w Windows) Grace(d time.Duration) Windows { w.grace = d; return w }
 
-// Retain returns w with retention d, the time from a window's start after
-// which the window is purged from the store and its changelog, measured in
-// stream time. A view sees closed windows until they are purged. d must be
-// at least the window's size plus grace (for sessions, gap plus grace).
-// Default: size plus grace, so a window is purged when it closes.
+// Retain returns w with retention d, the time from a window's start (a
+// session's end) after which the window is purged from the store and its
+// changelog, measured in stream time. A view sees closed windows until
+// they are purged. d must be at least the window's size plus grace (for
+// sessions, gap plus grace; for sliding windows, twice maxDiff plus
+// grace). Default: that least retention, so a window is purged when it
+// closes (a sliding window, maxDiff after).
 func (w Windows) Retain(d time.Duration) Windows { w.retention = d; return w }
 
 // EmitUpdates returns w set to hand a result to the aggregation's handler
@@ -143,8 +170,8 @@ func (w Windows) validate() error {
 		return fmt.Errorf("hopping windows: advance must be positive and at most the size %s, not %s", w.size, w.advance)
 	case w.grace < 0:
 		return fmt.Errorf("%s windows: grace must not be negative, not %s", w.kind, w.grace)
-	case w.retention != 0 && w.retention < w.size+w.grace:
-		return fmt.Errorf("%s windows: retention %s is shorter than size plus grace, %s", w.kind, w.retention, w.size+w.grace)
+	case w.retention != 0 && int64(w.retention) < w.minRetention():
+		return fmt.Errorf("%s windows: retention %s is shorter than %s, %s", w.kind, w.retention, w.minRetentionText(), time.Duration(w.minRetention()))
 	}
 	return nil
 }
@@ -200,7 +227,10 @@ type WindowHandler[V, A any] func(ctx *Context[V], r WindowResult[A]) error
 
 // LateError is the error of a record whose every window had closed when it
 // arrived: its time plus the aggregation's size and grace was at or before
-// the partition's stream time. Its dead letter's kind is "late".
+// the partition's stream time. A session record is late when it joins no
+// open session and its own would have closed; a sliding window record when
+// its own window, the one that ends at its time, has closed. Its dead
+// letter's kind is "late".
 type LateError struct {
 	Aggregation string
 	Time        time.Time // the record's time

@@ -58,7 +58,6 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // partition and, exactly once, change only with committed transactions; a
 // group with windows keeps a table (and its changelog topic) even if it
 // does not Persist one. Names are unique in a group and hold no zero byte.
-// Tumbling and hopping windows are supported.
 //
 // A window accepts records while the partition's stream time is before its
 // end plus the grace period, and closes (its final result is handed to h)
@@ -86,8 +85,6 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 	}
 	if err := w.validate(); err != nil {
 		errs = append(errs, err.Error())
-	} else if w.kind == slidingWindows || w.kind == sessionWindows {
-		errs = append(errs, fmt.Sprintf("%s windows are not supported yet: use Tumbling or Hopping", w.kind))
 	}
 	if agg.Init == nil || agg.Add == nil || agg.Codec == nil {
 		errs = append(errs, "the aggregator needs Init, Add and Codec")

@@ -44,7 +44,7 @@ func TestAggregateRefusesWhatCannotWorkWithTheReason(t *testing.T) {
 		`window "no-size": tumbling windows: size must be positive`,
 		`window "no-codec": the aggregator needs Init, Add and Codec`,
 		`window "no-handler": handler is nil`,
-		`window "sessions": session windows are not supported yet`,
+		`window "sessions": session windows need the aggregator's Merge`,
 		`windowed input theirs: window "x" belongs to another group`,
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -10,7 +10,16 @@ package sluice
 // The key layout orders a key's windows by end, and the purge and close
 // bounds below are bounds on the end: a kind must be able to say, for a
 // stream time, below which end every window has closed (end plus grace at
-// or before stream time) and below which end every window is purged.
+// or before stream time) and below which end every window is purged. So a
+// window closes and is purged a delay after its end, which the kind, the
+// grace and the retention decide.
+//
+// Tumbling and hopping windows are [start, end): one closes when stream
+// time reaches its end plus grace. Sliding and session windows are
+// [start, end], their bounds record times: a sliding window closes when
+// stream time passes its end plus grace (1ns later), and a session when
+// stream time reaches its end plus gap plus grace, as a record less than
+// gap after it could extend it until then.
 
 import (
 	"math"
@@ -51,20 +60,18 @@ func (w Windows) retentionOf() time.Duration {
 	if w.retention > 0 {
 		return w.retention
 	}
-	return w.size + w.grace
+	return time.Duration(w.minRetention())
 }
 
 // closesAt is the stream time at which a window that ends at end closes.
-func (w Windows) closesAt(end int64) int64 { return addSat(end, int64(w.grace)) }
+func (w Windows) closesAt(end int64) int64 { return addSat(end, w.closeDelay()) }
 
 // purgedAt is the stream time at which a window that ends at end is
-// purged: its start plus the retention.
-func (w Windows) purgedAt(end int64) int64 {
-	return addSat(end, int64(w.retentionOf()-w.size))
-}
+// purged: its start plus the retention (a session's end plus it).
+func (w Windows) purgedAt(end int64) int64 { return addSat(end, w.purgeDelay()) }
 
 // purgedAtClose reports whether windows are purged as soon as they close.
-func (w Windows) purgedAtClose() bool { return w.retentionOf() == w.size+w.grace }
+func (w Windows) purgedAtClose() bool { return w.purgeDelay() == w.closeDelay() }
 
 func addSat(a, b int64) int64 {
 	if b > 0 && a > math.MaxInt64-b {
@@ -77,13 +84,64 @@ func addSat(a, b int64) int64 {
 }
 
 // closedBelow is the end below which every window has closed at stream
-// time stream: end plus grace at or before it.
+// time stream: closesAt at or before it.
 func (w Windows) closedBelow(stream int64) int64 {
-	return addSat(addSat(stream, -int64(w.grace)), 1)
+	return addSat(addSat(stream, -w.closeDelay()), 1)
 }
 
 // purgedBelow is the end below which every window is purged at stream
-// time stream: start plus retention at or before it.
+// time stream: purgedAt at or before it.
 func (w Windows) purgedBelow(stream int64) int64 {
-	return addSat(addSat(stream, -int64(w.retentionOf()-w.size)), 1)
+	return addSat(addSat(stream, -w.purgeDelay()), 1)
+}
+
+// minRetention is the shortest retention w allows, and its default: size
+// plus grace for tumbling and hopping windows, gap plus grace for
+// sessions, and twice the maximum difference plus grace for sliding
+// windows, whose closed windows hold the aggregates the windows of a
+// later out-of-order record start from.
+func (w Windows) minRetention() int64 {
+	if w.kind == slidingWindows {
+		return addSat(addSat(int64(w.size), int64(w.size)), int64(w.grace))
+	}
+	return addSat(int64(w.size), int64(w.grace))
+}
+
+// closeDelay is how long after its end a window closes.
+func (w Windows) closeDelay() int64 {
+	switch w.kind {
+	case sessionWindows:
+		return addSat(int64(w.size), int64(w.grace))
+	case slidingWindows:
+		return addSat(int64(w.grace), 1)
+	default:
+		return int64(w.grace)
+	}
+}
+
+// purgeDelay is how long after its end a window is purged: the retention
+// counts from the window's start, or from a session's end, as a session's
+// length depends on its records.
+func (w Windows) purgeDelay() int64 {
+	r := int64(w.retentionOf())
+	switch w.kind {
+	case sessionWindows:
+		return r
+	case slidingWindows:
+		return addSat(r-int64(w.size), 1)
+	default:
+		return r - int64(w.size)
+	}
+}
+
+// minRetentionText says what minRetention is made of, for errors.
+func (w Windows) minRetentionText() string {
+	switch w.kind {
+	case sessionWindows:
+		return "gap plus grace"
+	case slidingWindows:
+		return "twice the maximum difference plus grace"
+	default:
+		return "size plus grace"
+	}
 }
