@@ -292,7 +292,7 @@ func (d *Drain) accept(w http.ResponseWriter, r *http.Request) (int, string) {
 			return http.StatusBadRequest, fmt.Sprintf("%s is %d but the body holds %d frames", msgCountHeader, n, len(frames))
 		}
 	}
-	if err := d.write(r.Context(), frames, r.Header.Get(frameIDHeader)); err != nil {
+	if err := d.write(frames, r.Header.Get(frameIDHeader)); err != nil {
 		d.failed(err)
 		return http.StatusServiceUnavailable, "kafka did not acknowledge the body: " + err.Error()
 	}
@@ -318,7 +318,7 @@ func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []by
 
 // write turns the frames into records, emits them and waits until Kafka
 // acknowledged every one, or one failed, or the wait is over.
-func (d *Drain) write(ctx context.Context, frames []Frame, frameID string) error {
+func (d *Drain) write(frames []Frame, frameID string) error {
 	var dl delivery
 	var lines [numLineKinds]int64
 	for _, f := range frames {
@@ -339,7 +339,7 @@ func (d *Drain) write(ctx context.Context, frames []Frame, frameID string) error
 		}
 		lines[kind]++
 	}
-	if err := dl.wait(ctx, d.deliveryWait); err != nil {
+	if err := dl.wait(d.deliveryWait); err != nil {
 		return err
 	}
 	d.stats.lines(lines)
@@ -411,8 +411,10 @@ func (dl *delivery) done(err error) {
 }
 
 // wait returns nil once every record was acknowledged, or the first error,
-// or errDeliveryTimeout after limit, or the error of ctx.
-func (dl *delivery) wait(ctx context.Context, limit time.Duration) error {
+// or errDeliveryTimeout after limit. It does not stop when the client goes
+// away: the outcome still tells /healthz and the counts whether Kafka took
+// the records.
+func (dl *delivery) wait(limit time.Duration) error {
 	all := make(chan struct{})
 	go func() {
 		dl.wg.Wait()
@@ -427,7 +429,5 @@ func (dl *delivery) wait(ctx context.Context, limit time.Duration) error {
 		return dl.err
 	case <-timer.C:
 		return errDeliveryTimeout
-	case <-ctx.Done():
-		return fmt.Errorf("request ended: %w", ctx.Err())
 	}
 }

@@ -24,7 +24,7 @@ import (
 // testPartitions is the partition count of the topics the tests create.
 const testPartitions = 3
 
-func startBroker(t *testing.T, opts ...broker.Opt) *broker.Broker {
+func startBroker(t testing.TB, opts ...broker.Opt) *broker.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -45,7 +45,7 @@ func testLogger() *slog.Logger {
 
 // startDrain serves a drain on loopback until the test ends and returns
 // its base URL.
-func startDrain(t *testing.T, brokers []string, cfg logdrain.DrainConfig) (string, *logdrain.Drain) {
+func startDrain(t testing.TB, brokers []string, cfg logdrain.DrainConfig) (string, *logdrain.Drain) {
 	t.Helper()
 	cfg.Brokers = brokers
 	cfg.Logger = testLogger()
@@ -148,7 +148,7 @@ func msgCount(n int) map[string]string {
 	return map[string]string{"Logplex-Msg-Count": strconv.Itoa(n), "Logplex-Frame-Id": "frame-1"}
 }
 
-func newClient(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {
+func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
@@ -160,7 +160,7 @@ func newClient(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {
 
 // endOffsets returns the sum of the end offsets of topic's partitions: how
 // many records it holds.
-func endOffsets(t *testing.T, brokers []string, topic string) int64 {
+func endOffsets(t testing.TB, brokers []string, topic string) int64 {
 	t.Helper()
 	ends, err := kadm.NewClient(newClient(t, brokers)).ListEndOffsets(context.Background(), topic)
 	if err == nil {
