@@ -196,8 +196,9 @@ func (d *Drain) Close() error {
 //   - POST /logs and POST /process take a Logplex body and answer 204 once
 //     Kafka acknowledged all of it; 401 for missing or wrong credentials,
 //     413 for a body over MaxBodyBytes, 400 for a body with no good frame
-//     or whose frames do not number Logplex-Msg-Count, 503 with Retry-After
-//     when Kafka did not acknowledge it;
+//     or whose frames do not number Logplex-Msg-Count, 408 for a body not
+//     received within ReadTimeout, 503 with Retry-After when Kafka did not
+//     acknowledge it;
 //   - GET /healthz answers 200 {"status":"ok"}, or 503 with the error
 //     while the last delivery to Kafka failed;
 //   - GET /metrics serves the Registry in the Prometheus text format.
@@ -267,6 +268,10 @@ func (d *Drain) accept(w http.ResponseWriter, r *http.Request) (int, string) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", d.cfg.MaxBodyBytes)
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			return http.StatusRequestTimeout, fmt.Sprintf("body not received within %s", d.cfg.ReadTimeout)
 		}
 		return http.StatusBadRequest, "read body: " + err.Error()
 	}

@@ -263,3 +263,31 @@ func TestDrainClosesTheConnectionOfAClientTooSlowToSendItsHeaders(t *testing.T) 
 		return
 	}
 }
+
+func TestDrainAnswers408ToAClientTooSlowToSendItsBody(t *testing.T) {
+	b := startBroker(t)
+	url, d := startDrain(t, b.Addrs(), logdrain.DrainConfig{ReadTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers promise a body of 1000 bytes; 10 come, then nothing.
+	if _, err := io.WriteString(conn, "POST /logs HTTP/1.1\r\nHost: drain\r\nContent-Length: 1000\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
+	}
+	if n := d.Stats().Requests[http.StatusRequestTimeout]; n != 1 {
+		t.Errorf("counted %d 408s, want 1", n)
+	}
+}

@@ -87,7 +87,7 @@ func (d *Drain) Stats() DrainStats {
 // answerCodes are the statuses the drain answers a body with; any other
 // (none is expected) is counted as 500.
 var answerCodes = []int{
-	http.StatusNoContent, http.StatusBadRequest, http.StatusUnauthorized,
+	http.StatusNoContent, http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestTimeout,
 	http.StatusRequestEntityTooLarge, http.StatusInternalServerError, http.StatusServiceUnavailable,
 }
 
