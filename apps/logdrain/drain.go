@@ -386,14 +386,8 @@ type delivery struct {
 }
 
 func (dl *delivery) emit(em *sluice.Emitter[[]byte], key string, rec Record) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		// A Record holds only strings and numbers: this cannot fail, but
-		// if it did the body must not be acknowledged.
-		dl.done(fmt.Errorf("encode record: %w", err))
-		return
-	}
-	dl.emitRaw(em, key, b)
+	// The fields and the MSG they were parsed from, with room for quoting.
+	dl.emitRaw(em, key, rec.AppendJSON(make([]byte, 0, 2*len(rec.Msg)+320)))
 }
 
 func (dl *delivery) emitRaw(em *sluice.Emitter[[]byte], key string, value []byte, hs ...sluice.Header) {
