@@ -11,12 +11,14 @@ package logdrain
 //     batch and, exactly once, in the same transaction: a record counts in
 //     both or in neither, however often the group restarts.
 //   - Windows take a record by its Kafka timestamp, the time the drain
-//     wrote it, not by the log line's timestamp: stream time then only
-//     moves forward with the partition's offsets, so no record is late and
-//     none fails, which under any error policy would undo its sums too. A
-//     drain writes a line within moments of the router logging it, so the
-//     minute of arrival is the minute of the request but for lines sent
-//     late (Logplex retrying a 503).
+//     wrote it, not by the log line's timestamp: those times follow the
+//     partition's offsets but for the skew between drain processes, which
+//     Grace absorbs, so records are not late. A late record fails, and
+//     under any error policy its sums are undone with it; by the log line's
+//     timestamp every line Logplex sends again after a 503 could be late.
+//     A drain writes a line within moments of the router logging it, so
+//     the minute of arrival is the minute of the request but for such
+//     lines.
 
 import (
 	"errors"
