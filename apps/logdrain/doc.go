@@ -1,10 +1,38 @@
 // Package logdrain is a Logplex log drain: Heroku POSTs an application's
 // logs to it in octet-counting framing, one RFC 5424 message per frame, and
-// the drain puts router lines on Kafka for the groups that aggregate
-// per-route metrics and replay the traffic.
+// the drain puts router lines on Kafka for the group that aggregates
+// per-route metrics.
 //
-// This file set holds the parsers of that untrusted input, each of which
-// returns an error naming what is wrong and never panics:
+// `sluice run logdrain` runs it; a program runs it on any Kafka cluster with
+//
+//	err := logdrain.Run(ctx, logdrain.Config{
+//		Brokers: []string{"127.0.0.1:9092"},
+//		Drain:   logdrain.DrainConfig{BasicAuth: "drain:s3cret"},
+//	})
+//
+// which serves three parts:
+//
+//   - the Drain (NewDrain, Handler, Serve): POST /logs and /process answer
+//     204 only once Kafka acknowledged every record of the body, 503 with
+//     Retry-After when it did not, 401, 413 or 400 for bodies it refuses.
+//     Router lines go to RouterTopic as Record JSON keyed by path, other
+//     lines to LogsTopic, and each frame that does not parse alone to
+//     RejectsTopic with its reason, while the good frames of its body go
+//     through;
+//   - the route metrics group (DefineRoutesGroup), exactly once: per path
+//     the sums and counts of service and connect times, a count per
+//     status, and per-minute windows of service times as DDSketches;
+//   - the RoutesView, serving GET /routes and GET /routes/{path} as Route
+//     JSON.
+//
+// A test runs the group alone through sluicetest:
+//
+//	g, err := logdrain.DefineRoutesGroup(logdrain.RoutesConfig{})
+//	…
+//	tt, err := sluicetest.New(g)
+//
+// The parsers of the untrusted input each return an error naming what is
+// wrong and never panic:
 //
 //   - SplitFrames splits a body into frames and marks the spans that are not
 //     frames, resuming at the next plausible frame so that one broken count

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-io/sluice/apps/logdrain"
+	"github.com/sluice-io/sluice/store/pebble"
+)
+
+func newLogdrainCmd(g *globalFlags) *cobra.Command {
+	var (
+		f          appFlags
+		listen     string
+		routesAddr string
+		auth       string
+		token      string
+		maxBody    int64
+		dropLogs   bool
+		delivery   time.Duration
+		stateDir   string
+	)
+	cmd := &cobra.Command{
+		Use:   "logdrain",
+		Short: "Run a Logplex log drain with per-route metrics",
+		Long: `Run the log drain: Heroku POSTs an app's logs to --listen (POST /logs or
+/process, octet-counted RFC 5424 frames). Router lines go to the topic "router"
+as JSON keyed by path, other lines to "logs" (unless --drop-logs), and frames
+that do not parse to "logdrain-rejects" with the reason in their headers. A
+body is answered 204 only once Kafka acknowledged all of it, 503 with
+Retry-After when it did not.
+
+The group "route-metrics" sums service and connect times and counts statuses
+per path, exactly once, with per-minute windows of p50, p95 and p99 service
+time; --routes-addr serves GET /routes (all, the busiest first) and
+GET /routes/{path} with the path escaped as one segment (/routes/%2Ffoo).
+
+Set --auth, --drain-token or both: without either, the drain accepts every
+request.`,
+		Example: `  sluice run logdrain --auth drain:s3cret
+  heroku drains:add https://drain:s3cret@drain.example.com/logs -a myapp
+  curl -s 127.0.0.1:9098/routes/%2F`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if auth != "" {
+				if user, _, ok := strings.Cut(auth, ":"); !ok || user == "" {
+					return fmt.Errorf("--auth %q: want user:password", auth)
+				}
+			}
+			out := cmd.OutOrStdout()
+			brokers, stop, err := f.connect(ctx, logger, out)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			cfg := logdrain.Config{
+				Brokers:    brokers,
+				Listen:     listen,
+				RoutesAddr: routesAddr,
+				Drain: logdrain.DrainConfig{
+					BasicAuth:       auth,
+					DrainToken:      token,
+					MaxBodyBytes:    maxBody,
+					DropLogs:        dropLogs,
+					DeliveryTimeout: delivery,
+				},
+				Logger: logger,
+				Ready: func(drain, routes net.Addr) {
+					fmt.Fprintf(out, "drain    http://%s/logs\n", drain)
+					fmt.Fprintf(out, "routes   http://%s/routes\n", routes)
+					fmt.Fprintf(out, "metrics  http://%s/metrics\n", drain)
+					if auth == "" && token == "" {
+						fmt.Fprintln(out, "warning: neither --auth nor --drain-token is set: the drain accepts every request")
+					}
+					fmt.Fprintln(out, "Press Ctrl-C to stop.")
+				},
+			}
+			if stateDir != "" {
+				cfg.Storage = pebble.Builder(stateDir)
+			}
+			return logdrain.Run(ctx, cfg)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the drain listens on")
+	cmd.Flags().StringVar(&routesAddr, "routes-addr", "127.0.0.1:9098", "address the routes view listens on")
+	cmd.Flags().StringVar(&auth, "auth", "", "require these HTTP basic credentials, user:password")
+	cmd.Flags().StringVar(&token, "drain-token", "", "require this Logplex-Drain-Token")
+	cmd.Flags().Int64Var(&maxBody, "max-body", 1<<20, "largest body accepted, in bytes; larger ones are answered 413")
+	cmd.Flags().BoolVar(&dropLogs, "drop-logs", false, `drop the lines that are not router lines instead of writing them to "logs"`)
+	cmd.Flags().DurationVar(&delivery, "delivery-timeout", 10*time.Second, "how long a request waits for Kafka before it is answered 503")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the route metrics' local store (default: the user's cache directory, sluice/state/<group>)")
+	return cmd
+}
