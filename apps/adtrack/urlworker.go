@@ -5,12 +5,13 @@ package adtrack
 // request whose outcome was not committed before a crash is sent again,
 // with the same X-Request-Id, which networks dedupe on.
 //
-// Records of one partition are handled one at a time; requests are keyed by
-// network, so a slow network holds back the networks that share its
-// partition, and no others.
+// Requests are keyed by network and handled concurrently within a
+// partition (sluice.ConcurrentInput): up to URLWorkerConcurrency at once,
+// at most URLWorkerPerNetwork of them for one network, so a slow or dead
+// network holds only its own requests back. A request's outcome is
+// committed only once every request below it in its partition has one.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
@@ -20,6 +21,13 @@ import (
 
 // URLWorkerGroup is the name of the URL worker group. It keeps no table.
 const URLWorkerGroup = "adtrack-urlworker"
+
+// How many requests the URL worker performs at once in each partition, and
+// at most for one network.
+const (
+	URLWorkerConcurrency = 64
+	URLWorkerPerNetwork  = 8
+)
 
 // URLWorker is the URL worker group's definition and the handles of its
 // outputs.
@@ -45,16 +53,15 @@ const RejectedHeader = "adtrack-error"
 //
 // A request the worker cannot read goes to DeadLetterTopic: the worker
 // decodes requests itself rather than leave it to the error policy,
-// because it runs with the Fail policy. Under Skip or DeadLetter, the
-// request in hand when the processor stops would be skipped or
-// dead-lettered, not sent again.
+// because it runs with the Fail policy, which stops it for a request it
+// could not perform.
 func DefineURLWorker(sender *Sender) *URLWorker {
 	if sender == nil {
 		sender = &Sender{}
 	}
 	g := sluice.DefineGroup[struct{}](URLWorkerGroup)
 	w := &URLWorker{Group: g, sender: sender}
-	sluice.Input(g, RequestsTopic, codec.Bytes(), w.send)
+	sluice.ConcurrentInput(g, RequestsTopic, codec.Bytes(), w.send, URLWorkerConcurrency, sluice.PerKey(URLWorkerPerNetwork))
 	w.Results = sluice.Output(g, ResultsTopic, EventCodec())
 	w.Rejected = sluice.Output(g, DeadLetterTopic, codec.Bytes())
 	return w
@@ -70,10 +77,10 @@ func (w *URLWorker) send(ctx *sluice.Context[struct{}], raw []byte) error {
 		ctx.Logger().Warn("postback request rejected", "err", reason)
 		return w.Rejected.Emit(ctx, ctx.Key(), raw, sluice.Header{Key: RejectedHeader, Value: []byte(reason)})
 	}
-	// The request in hand is finished when the processor stops, as a task
-	// finishes the record in hand: its outcome is then committed, and it
-	// is not sent again. The Sender's attempts and timeouts bound the wait.
-	res, err := w.sender.Send(context.WithoutCancel(ctx.Context()), req)
+	// A request cut short by a stop or a revocation has no outcome: it
+	// stays uncommitted, and the next owner sends it again, with the same
+	// X-Request-Id.
+	res, err := w.sender.Send(ctx.Context(), req)
 	if err != nil {
 		return err
 	}
