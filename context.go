@@ -25,7 +25,8 @@ type Ctx interface {
 	Partition() int32
 	// Offset returns the offset of the record being processed.
 	Offset() int64
-	// Timestamp returns the record's timestamp.
+	// Timestamp returns the record's time: its Kafka timestamp, or the
+	// time its input's RecordTime gives it.
 	Timestamp() time.Time
 	// Headers returns the record's headers.
 	Headers() []Header
@@ -50,6 +51,7 @@ type recordCtx struct {
 	ctx  context.Context
 	rec  *kgo.Record
 	key  string
+	at   time.Time // the record's time: its timestamp, or RecordTime's
 	io   taskIO
 	err  error // misuse of the context, reported after the callback returns
 	logs *slog.Logger
@@ -62,6 +64,7 @@ type taskIO interface {
 	joined(topic string) (store.Store, error)
 	lookup(topic string) (*tableView, error)
 	streamTime() time.Time
+	addToWindows(owner any, index int, key string, p Point, fold func(raw []byte, ok bool) ([]byte, error)) error
 }
 
 // Context is what a handler sees: the record, the row of the record's key
@@ -87,8 +90,9 @@ func (c *recordCtx) Partition() int32 { return c.rec.Partition }
 // Offset returns the offset of the record being processed.
 func (c *recordCtx) Offset() int64 { return c.rec.Offset }
 
-// Timestamp returns the record's timestamp.
-func (c *recordCtx) Timestamp() time.Time { return c.rec.Timestamp }
+// Timestamp returns the record's time: its Kafka timestamp, or the time
+// its input's RecordTime gives it.
+func (c *recordCtx) Timestamp() time.Time { return c.at }
 
 // Headers returns the record's headers.
 func (c *recordCtx) Headers() []Header {

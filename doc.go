@@ -58,6 +58,24 @@
 // stream time of a partition that receives nothing follows the wall clock.
 // Batch groups have no timers.
 //
+// # Windows
+//
+// Aggregate declares a windowed aggregation: the records its handle adds
+// (Windowed.Add, or every record of a WindowedInput) are folded, per key,
+// into the windows of event time their time falls in, with an Aggregator,
+// and a handler receives each window's result. Tumbling windows of size S
+// are [k·S, (k+1)·S), aligned to the epoch (a record at exactly (k+1)·S is
+// in the next one); hopping windows of size S advancing by A are every
+// [k·A, k·A+S) that holds the record. A record's time is its Kafka
+// timestamp, or what its input's RecordTime extracts. A window accepts
+// records while the partition's stream time is before its end plus grace,
+// and closes when stream time reaches it; its final result is then handed
+// to the handler exactly once (with EmitUpdates, also every update). A
+// record whose every window has closed fails with a *LateError under the
+// error policy (dead-letter kind late). Closed windows are purged after
+// their retention, size plus grace by default. Windows are rows of the
+// group's table, restored and moved with their partition like timers.
+//
 // # Guarantees
 //
 // Processing is at least once by default. A task makes the effects of a batch of

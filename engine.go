@@ -111,6 +111,7 @@ type engine[V any] struct {
 	// otherwise): see enginetimer.go.
 	stream  int64
 	tm      *timerState
+	win     *windowState // nil for a group without windows
 	now     func() time.Time
 	baseCtx context.Context
 	// With IdleAdvance: when the last records were processed, on the wall
@@ -140,8 +141,12 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 	if e.baseCtx == nil {
 		e.baseCtx = context.Background()
 	}
-	if cfg.group.onTimer != nil && part.table != nil {
+	// Stream time is kept in the table of a group with timers or windows.
+	if (cfg.group.onTimer != nil || len(cfg.group.windows) > 0) && part.table != nil {
 		e.tm = &timerState{unapplied: make(map[string]struct{})}
+	}
+	if len(cfg.group.windows) > 0 && part.table != nil {
+		e.win = newWindowState(len(cfg.group.windows))
 	}
 	e.ctx.e = e
 	e.ctx.io = e
@@ -171,9 +176,22 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 		defer func() { e.idleFrom, e.idleStream = e.now(), e.stream }()
 	}
 	for i, r := range recs {
-		// Stream time moves before the record, and the timers it
-		// passes fire before it.
-		if ts := r.Timestamp.UnixNano(); ts > e.stream || e.tm != nil && e.stream >= e.tm.nextAt[0] {
+		ts, at := r.Timestamp.UnixNano(), r.Timestamp
+		// An input with RecordTime decodes the record first, for its
+		// time; one that does not decode leaves stream time alone.
+		var handle func() error
+		var derr error
+		if in.decodeAt != nil {
+			c.rec, c.key, c.at = r, string(r.Key), at
+			if ts, handle, derr = in.decodeAt(c, r); derr != nil {
+				ts = e.stream
+			} else {
+				at = time.Unix(0, ts)
+			}
+		}
+		// Stream time moves before the record, and the windows and
+		// timers it passes close and fire before it.
+		if ts > e.stream || e.due() {
 			if err := e.advance(ts); err != nil {
 				clear(e.undo)
 				return i, err
@@ -181,6 +199,7 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 		}
 		c.rec = r
 		c.key = string(r.Key)
+		c.at = at
 		c.err = nil
 		e.recordDirty = len(e.dirty)
 		emitted := len(e.out)
@@ -189,7 +208,10 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 			err = errReservedKey
 		}
 		if err == nil {
-			err = e.call(in, r)
+			err = derr
+		}
+		if err == nil {
+			err = e.call(in, r, handle)
 		}
 		if err == nil {
 			err = c.err
@@ -210,8 +232,9 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 	return len(recs), nil
 }
 
-// call runs the handler, turning a panic into an error.
-func (e *engine[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
+// call runs the handler, turning a panic into an error: handle, the
+// handler's call with the value decodeAt decoded, or else the input's.
+func (e *engine[V]) call(in *inputEdge[V], r *kgo.Record, handle func() error) (err error) {
 	if e.m.timed {
 		defer e.m.handled(time.Now())
 	}
@@ -220,6 +243,9 @@ func (e *engine[V]) call(in *inputEdge[V], r *kgo.Record) (err error) {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
+	if handle != nil {
+		return handle()
+	}
 	return in.decode(&e.ctx, r.Value)
 }
 
@@ -275,6 +301,9 @@ func (e *engine[V]) effects() []*kgo.Record {
 // the same transaction exactly once.
 func (e *engine[V]) endBatch() []*kgo.Record {
 	e.writeStreamTime()
+	if e.win != nil {
+		e.m.openWindows.Store(e.win.open)
+	}
 	if len(e.dirty) == 0 {
 		return nil
 	}
@@ -305,6 +334,7 @@ func (e *engine[V]) applied(changelogEnd int64) error {
 	}
 	e.rowsApplied()
 	e.timersApplied()
+	e.windowsApplied()
 	return nil
 }
 
@@ -316,6 +346,7 @@ func (e *engine[V]) discarded() {
 	e.pending = nil
 	e.rowsDiscarded()
 	e.timersDiscarded()
+	e.windowsDiscarded()
 	clear(e.out)
 	e.out = e.out[:0]
 }

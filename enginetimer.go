@@ -158,6 +158,9 @@ func (e *engine[V]) loadTimers() error {
 		tm.writtenStreamTime = e.stream
 	}
 	tm.nextAt = [2]int64{math.MinInt64, math.MinInt64} // found by the first scan
+	if err := e.loadWindows(); err != nil {
+		return err
+	}
 	tm.loaded = true
 	e.idleFrom, e.idleStream = e.now(), e.stream
 	return nil
@@ -165,7 +168,7 @@ func (e *engine[V]) loadTimers() error {
 
 // setTimer sets the timer name of key.
 func (e *engine[V]) setTimer(key, name string, kind timerKind, at time.Time) error {
-	if e.tm == nil {
+	if e.tm == nil || e.cfg.group.onTimer == nil {
 		return fmt.Errorf("group %s has no timer handler: declare one with OnTimer", e.cfg.group.name)
 	}
 	if at.Before(minTimerTime) || at.After(maxTimerTime) {
@@ -193,7 +196,7 @@ func (e *engine[V]) setTimer(key, name string, kind timerKind, at time.Time) err
 
 // cancelTimer removes the timer name of key, if there is one.
 func (e *engine[V]) cancelTimer(key, name string) error {
-	if e.tm == nil {
+	if e.tm == nil || e.cfg.group.onTimer == nil {
 		return fmt.Errorf("group %s has no timer handler: declare one with OnTimer", e.cfg.group.name)
 	}
 	ik := indexKey(key, name)
@@ -212,11 +215,23 @@ func (e *engine[V]) cancelTimer(key, name string) error {
 	return e.setRaw(ik, nil, false, zero, false)
 }
 
-// advance moves stream time to ts, if later, and fires the event-time
-// timers then due. It returns the error that stops the partition (Fail).
+// due reports whether stream time has reached a window to close or purge
+// or an event-time timer to fire.
+func (e *engine[V]) due() bool {
+	return e.tm != nil && e.stream >= e.tm.nextAt[0] || e.win != nil && e.stream >= e.win.next
+}
+
+// advance moves stream time to ts, if later, closes and purges the windows
+// then due and fires the event-time timers then due, in that order. It
+// returns the error that stops the partition (Fail).
 func (e *engine[V]) advance(ts int64) error {
 	if ts > e.stream {
 		e.stream = ts
+	}
+	if e.win != nil && e.stream >= e.win.next {
+		if err := e.closeWindows(); err != nil {
+			return err
+		}
 	}
 	if e.tm == nil || e.stream < e.tm.nextAt[0] {
 		return nil
@@ -304,7 +319,7 @@ func (e *engine[V]) fire(sk string) error {
 		c.ctx = e.baseCtx
 	}
 	rec := &kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: []byte(name), Timestamp: t.Time}
-	c.rec, c.key, c.err = rec, key, nil
+	c.rec, c.key, c.err, c.at = rec, key, nil, t.Time
 	clear(e.undo)
 	e.recordDirty = len(e.dirty)
 	emitted := len(e.out)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-io/sluice/codec"
 )
 
@@ -35,6 +37,7 @@ type Group[V any] struct {
 	lookups []*tableEdge
 	errs    []error
 	onTimer TimerHandler[V]
+	windows []*windowAgg[V]
 
 	// Whether a decoded row may be kept and handed out as a copy: V holds
 	// no references, found once here rather than per record.
@@ -52,7 +55,10 @@ type inputEdge[V any] struct {
 	topic  string
 	loop   bool
 	decode func(*Context[V], []byte) error // decodes and calls the handler
-	codec  any                             // the codec.Codec[M] of its values, for sluicetest
+	// decodeAt, for an input with RecordTime, decodes the record and
+	// returns its time and the call of the handler with the decoded value.
+	decodeAt func(*Context[V], *kgo.Record) (at int64, handle func() error, err error)
+	codec    any // the codec.Codec[M] of its values, for sluicetest
 }
 
 type outputEdge struct {
@@ -84,8 +90,10 @@ func (g *Group[V]) TableTopic() string { return g.name + "-table" }
 // LoopTopic returns the name of the group's loopback topic.
 func (g *Group[V]) LoopTopic() string { return g.name + "-loop" }
 
-// Persisted reports whether the group keeps a table.
-func (g *Group[V]) Persisted() bool { return g.table != nil }
+// Persisted reports whether the group keeps a table: it persists one
+// (Persist), or it has windowed aggregations (Aggregate), whose windows are
+// rows of a table even when the group has no rows of its own.
+func (g *Group[V]) Persisted() bool { return g.table != nil || len(g.windows) > 0 }
 
 // Validate reports every mistake in the definition, each naming its edge, or
 // nil when the group can run.
@@ -133,7 +141,7 @@ func (g *Group[V]) usesTopic(topic string) (string, bool) {
 			return t.kind, true
 		}
 	}
-	if g.table != nil && topic == g.TableTopic() {
+	if g.Persisted() && topic == g.TableTopic() {
 		return "table", true
 	}
 	return "", false
@@ -166,8 +174,8 @@ func Persist[V any](g *Group[V], c codec.Codec[V]) {
 
 // Input makes the group read topic, decoding each value with c and passing
 // it to h. Records of one partition are handled one at a time in offset
-// order.
-func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M]) {
+// order. opts configure the input (RecordTime).
+func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M], opts ...InputOpt[M]) {
 	edge := "input"
 	if c == nil || h == nil {
 		g.fail("input %s: codec and handler must not be nil", topic)
@@ -176,7 +184,17 @@ func Input[V, M any](g *Group[V], topic string, c codec.Codec[M], h Handler[V, M
 	if !g.checkTopic(edge, topic) {
 		return
 	}
-	g.inputs = append(g.inputs, &inputEdge[V]{topic: topic, decode: decodeAndHandle(c, h), codec: c})
+	var cfg inputConfig[M]
+	for _, o := range opts {
+		if o != nil {
+			o.applyInput(&cfg)
+		}
+	}
+	in := &inputEdge[V]{topic: topic, decode: decodeAndHandle(c, h), codec: c}
+	if cfg.timeOf != nil {
+		in.decodeAt = decodeAtTime(c, cfg.timeOf, h)
+	}
+	g.inputs = append(g.inputs, in)
 }
 
 // Loop makes the group read its own loopback topic, g.LoopTopic(), with h.

@@ -100,6 +100,9 @@ func (p *Processor[V]) addStats(s *Stats) {
 	s.Group = p.g.name
 	s.Consumed, s.Produced = m.consumed.Load(), m.produced.Load()
 	s.Failed = m.failed.Load()
+	s.Late = m.late.Load()
+	s.WindowResults, s.WindowUpdates = m.windowFinals.Load(), m.windowUpdates.Load()
+	s.WindowsPurged = m.windowsPurged.Load()
 	m.mu.Lock()
 	s.LastError = copyEvent(m.lastError)
 	m.mu.Unlock()
@@ -110,6 +113,7 @@ func (p *Processor[V]) addPartitionStats(t *task[V], st *PartitionStatus) {
 	m := p.metrics
 	st.Consumed = t.m.consumed.Load()
 	st.TableRows = t.m.tableRows()
+	st.OpenWindows = t.m.openWindows.Load()
 	st.Lag = -1
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -145,6 +149,13 @@ func (p *Processor[V]) reportState(add func(d *stateDesc, v float64, labels ...s
 	add(descFailed, float64(s.Failed), g, "failed")
 	add(descFailed, float64(s.Skipped), g, "skipped")
 	add(descFailed, float64(s.DeadLettered), g, "dead_lettered")
+	windows := len(p.g.windows) > 0
+	if windows {
+		add(descWindowResults, float64(s.WindowResults), g, "final")
+		add(descWindowResults, float64(s.WindowUpdates), g, "update")
+		add(descLateRecords, float64(s.Late), g)
+		add(descPurgedWindows, float64(s.WindowsPurged), g)
+	}
 	var restoring, running int
 	for _, st := range s.Partitions {
 		part := strconv.Itoa(int(st.Partition))
@@ -159,6 +170,9 @@ func (p *Processor[V]) reportState(add func(d *stateDesc, v float64, labels ...s
 			if st.TableRows >= 0 {
 				add(descTableRows, float64(st.TableRows), g, part)
 			}
+		}
+		if windows && st.State == "running" {
+			add(descOpenWindows, float64(st.OpenWindows), g, part)
 		}
 		for _, in := range st.Inputs {
 			add(descLag, float64(in.Lag), g, in.Topic, part)

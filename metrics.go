@@ -58,6 +58,13 @@ import (
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
 //
+// Processors of groups with windowed aggregations (Aggregate) also export:
+//
+//	sluice_windows_open{group,partition}                  windows not closed yet, as of the partition's last batch
+//	sluice_window_results_total{group,kind}               results handed to handlers: final, update
+//	sluice_window_late_records_total{group}               records whose every window had closed (LateError)
+//	sluice_windows_purged_total{group}                    closed windows deleted once their retention ended
+//
 // Batch processors export these too, and:
 //
 //	sluice_batch_size_records{group}                      records per batch handed to the handler (histogram)
@@ -176,6 +183,9 @@ type processorMetrics struct {
 
 	consumed, produced atomic.Int64
 	failed             atomic.Int64 // records the Fail policy stopped at
+	// Windows: late records, results handed to handlers (final and
+	// updates) and windows purged.
+	late, windowFinals, windowUpdates, windowsPurged atomic.Int64
 
 	// Series resolved once; nil without Metrics.
 	commitDuration, batch         prometheus.Observer
@@ -229,7 +239,20 @@ func (m *processorMetrics) recordFailed(p int32, kind policyKind, err error) {
 	if kind == failPolicy {
 		m.failed.Add(1)
 	}
+	var lerr *LateError
+	if errors.As(err, &lerr) {
+		m.late.Add(1)
+	}
 	m.setError(p, "", err)
+}
+
+// windowResult counts a window result handed to a handler.
+func (m *processorMetrics) windowResult(final bool) {
+	if final {
+		m.windowFinals.Add(1)
+	} else {
+		m.windowUpdates.Add(1)
+	}
 }
 
 // clientOpts are the options of the group's client: hooks that count what
@@ -305,6 +328,9 @@ type taskMetrics struct {
 	proc      *processorMetrics
 	partition int32
 	consumed  atomic.Int64 // records processed; read by Stats
+	// openWindows is the partition's open windows as of the last batch;
+	// read by Stats.
+	openWindows atomic.Int64
 	// rows is the task's store once restored, if it counts its rows; read
 	// by Stats.
 	rows    atomic.Pointer[rowCounter]

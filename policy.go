@@ -42,7 +42,7 @@ var Skip = Policy{kind: skipPolicy}
 // committed. The headers are:
 //
 //	sluice-error            the error message
-//	sluice-error-kind       decode, handler, panic, misplaced (StrictPartitioning) or timer
+//	sluice-error-kind       decode, handler, panic, misplaced (StrictPartitioning), timer, late or window
 //	sluice-group            the group that failed to process the record
 //	sluice-source-topic     the record's topic
 //	sluice-source-partition the record's partition, in decimal
@@ -50,7 +50,11 @@ var Skip = Policy{kind: skipPolicy}
 //	sluice-failed-at        when processing failed, RFC 3339 with nanoseconds
 //
 // The dead letter of a failed timer (kind timer) has the timer's key, its
-// name as value, an empty source topic and source offset -1.
+// name as value, an empty source topic and source offset -1. A record whose
+// every window had closed (kind late, see LateError) is dead-lettered as
+// it came. The dead letter of a window whose final result failed in its
+// handler (kind window, see WindowError) has the window's key, its encoded
+// aggregate as value, an empty source topic and source offset -1.
 func DeadLetter(topic string) Policy { return Policy{kind: deadLetterPolicy, topic: topic} }
 
 // String names the policy.
@@ -88,10 +92,16 @@ func errorKind(err error) string {
 		perr *PanicError
 		merr *MisplacedError
 		terr *TimerError
+		werr *WindowError
+		lerr *LateError
 	)
 	switch {
 	case errors.As(err, &terr):
 		return "timer"
+	case errors.As(err, &werr):
+		return "window"
+	case errors.As(err, &lerr):
+		return "late"
 	case errors.As(err, &merr):
 		return "misplaced"
 	case errors.As(err, &derr):

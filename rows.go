@@ -127,6 +127,10 @@ func valueSafe(t reflect.Type) bool {
 // value returns the row of key, decoded.
 func (e *engine[V]) value(key string) (V, bool, error) {
 	var zero V
+	if e.cfg.group.table == nil {
+		// A group with windows and no Persist has a table of windows only.
+		return zero, false, e.noTable()
+	}
 	r, err := e.load(key)
 	if err != nil || !r.exists {
 		return zero, false, err
@@ -165,7 +169,7 @@ func (e *engine[V]) load(key string) (*row[V], error) {
 
 // setValue sets the row of key to v, or deletes it, encoding v at once.
 func (e *engine[V]) setValue(key string, v V, exists bool) error {
-	if e.st == nil {
+	if e.st == nil || e.cfg.group.table == nil {
 		return e.noTable()
 	}
 	if !exists {
@@ -228,6 +232,9 @@ func (e *engine[V]) undoRecord() {
 	rows := &e.rows
 	for key, u := range e.undo {
 		r, ok := rows.peek(key)
+		if ok {
+			e.windowUndone(key, u, r)
+		}
 		switch {
 		case !ok:
 		case !u.held:

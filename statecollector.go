@@ -58,8 +58,17 @@ var (
 		"Rows of a view, as its stores count them.", []string{"view"}, nil), prometheus.GaugeValue}
 	descViewState = &stateDesc{prometheus.NewDesc("sluice_view_state",
 		"1 for a view's current state (idle, waiting, restoring, running, closed), 0 for the others.", []string{"view", "state"}, nil), prometheus.GaugeValue}
+	descOpenWindows = &stateDesc{prometheus.NewDesc("sluice_windows_open",
+		"Open windows of a group's windowed aggregations in a partition, as of its last batch.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
+	descWindowResults = &stateDesc{prometheus.NewDesc("sluice_window_results_total",
+		"Results of a group's windowed aggregations handed to their handlers, by kind: final or update.", []string{"group", "kind"}, nil), prometheus.CounterValue}
+	descLateRecords = &stateDesc{prometheus.NewDesc("sluice_window_late_records_total",
+		"Records that came when every window they belong to had closed.", []string{"group"}, nil), prometheus.CounterValue}
+	descPurgedWindows = &stateDesc{prometheus.NewDesc("sluice_windows_purged_total",
+		"Closed windows deleted from a group's table once their retention ended.", []string{"group"}, nil), prometheus.CounterValue}
 	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,
-		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState}
+		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState,
+		descOpenWindows, descWindowResults, descLateRecords, descPurgedWindows}
 )
 
 func newStateCollector() *stateCollector {

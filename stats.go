@@ -27,6 +27,16 @@ type Stats struct {
 	// Misplaced is how many input records were not on the partition the
 	// processor's Hasher places their key on (see MisplacedError).
 	Misplaced int64
+	// Late is how many records came when every window they belong to
+	// had closed (see LateError); they are among the failed, skipped or
+	// dead-lettered records, as the error policy decided.
+	Late int64
+	// WindowResults is how many final results of windowed aggregations
+	// were handed to their handlers, WindowUpdates how many updates
+	// (EmitUpdates), and WindowsPurged is how many closed windows were deleted from the
+	// table. Exactly once, results and purges of aborted transactions are
+	// counted too, and done again.
+	WindowResults, WindowUpdates, WindowsPurged int64
 	// Commits and Aborts count transactions, exactly once.
 	Commits, Aborts int64
 	// Redone is how many input records, exactly once, were handed to
@@ -70,6 +80,10 @@ type PartitionStatus struct {
 	Inputs      []InputStatus
 	Lag         int64
 	LagMeasured time.Time
+	// OpenWindows is how many windows of the group's windowed
+	// aggregations are open in the partition (not closed yet), as of the
+	// last batch.
+	OpenWindows int64
 	// TableRows is the number of rows of the partition's table, as its
 	// store counts them while it changes them (see store.RowCounter): the
 	// memory store does, and Pebble with pebble.CountRows, which the

@@ -18,8 +18,11 @@ import (
 // tickInterval is how often wall-clock timers are checked.
 const tickInterval = 100 * time.Millisecond
 
-// ticking reports whether the processor's tasks need ticks.
-func (p *Processor[V]) ticking() bool { return p.g.onTimer != nil }
+// ticking reports whether the processor's tasks need ticks: for timers, and
+// for windows to close on idle partitions (IdleAdvance).
+func (p *Processor[V]) ticking() bool {
+	return p.g.onTimer != nil || len(p.g.windows) > 0 && p.cfg.idleAdvance > 0
+}
 
 // tickPoll bounds a poll so that the poll loop sends the next ticks on
 // time.

@@ -80,8 +80,8 @@ func OnTimer[V any](g *Group[V], h TimerHandler[V]) {
 // older than stream time is late and leaves it alone. With IdleAdvance it
 // also moves with the wall clock while the partition receives nothing.
 //
-// A group with a timer handler (OnTimer) keeps stream time in its table with
-// each batch, so that after a restart or a rebalance it is what the last
+// A group with a timer handler (OnTimer) or windowed aggregations
+// (Aggregate) keeps stream time in its table with each batch, so that after a restart or a rebalance it is what the last
 // committed batch left. For other groups it is kept in memory: a task starts
 // it anew from the first record it processes.
 func (c *recordCtx) StreamTime() time.Time { return c.io.streamTime() }

@@ -16,7 +16,7 @@ func (d *Driver) now() time.Time { return d.clock }
 // engine tick at the new time, as a processor's tasks do every 100 ms: the
 // wall-clock timers due fire (SetWallTimer), and with IdleAdvance the stream
 // time of a partition idle for long enough follows the clock, firing the
-// event-time timers it passes. What the timer handlers do is committed as a
+// event-time timers and closing the windows it passes. What the timer handlers do is committed as a
 // batch, unless ManualCommit is given. Stream time also moves with the
 // timestamps of the records sent (WithTimestamp).
 func (d *Driver) AdvanceClock(step time.Duration) error {

@@ -25,10 +25,13 @@
 // record, to test it alone.
 //
 // Time is the test's: stream time moves with the timestamps of the records
-// sent (WithTimestamp), and event-time timers fire when it passes them, as
-// in a processor; the wall clock starts at DefaultClock (or Clock) and moves
-// only with AdvanceClock, which fires the wall-clock timers due and, with
-// IdleAdvance, lets the stream time of idle partitions follow it.
+// sent (WithTimestamp), or the times their input's RecordTime gives them,
+// and event-time timers fire and windows close when it passes them, as in
+// a processor, so a window's final result is in the output once a record
+// with a later time was sent; the wall clock starts at DefaultClock (or
+// Clock) and moves only with AdvanceClock, which fires the wall-clock
+// timers due and, with IdleAdvance, lets the stream time of idle
+// partitions follow it, closing their windows.
 //
 // A test can also break things: with ManualCommit, records are processed
 // as they are sent and committed by Commit; Abort aborts the open

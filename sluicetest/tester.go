@@ -125,6 +125,9 @@ func New[V any](g *sluice.Group[V], opts ...Option) (*Tester[V], error) {
 // of records processed since the last commit are not in it.
 func (t *Tester[V]) Row(key string) (V, bool, error) {
 	var zero V
+	if t.table == nil {
+		return zero, false, fmt.Errorf("sluicetest: group %s has no table", t.g.Name())
+	}
 	raw, ok, err := t.RawRow(key)
 	if err != nil || !ok {
 		return zero, false, err

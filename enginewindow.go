@@ -1,0 +1,438 @@
+package sluice
+
+// The partition engine's windows: how records are folded into them, and
+// how they close and are purged as stream time moves.
+//
+// Invariants:
+//   - A window of a key is one row of the group's table (windowRowKey), its
+//     aggregate encoded with the aggregator's codec, so it is written to the
+//     changelog with the batch, undone with a failed record, restored and
+//     moved with its partition like every row. Rows sort by aggregation and
+//     then by end, so the windows a stream time closes or purges are a
+//     prefix of the aggregation's range.
+//   - Each aggregation has a cursor row (windowCursorSpace + name) holding
+//     the key of the last window it closed: the windows at or before the
+//     cursor have had their final result, those after it have not. The
+//     cursor moves in the batch that hands out the final result, so each
+//     window gets exactly one, also across a restart, under exactly once.
+//   - A window is open while stream time is before its end plus grace. Add
+//     never writes to a closed window, retained or not: a record whose
+//     windows have all closed fails as late.
+//   - The store holds the windows of the applied batches; window rows made
+//     since are in unapplied, so a scan of the store and of unapplied,
+//     filtered through the rows the engine holds, finds every live window,
+//     as for timers.
+//   - next is never later than the earliest stream time at which a window
+//     closes or is purged, so a record before it costs a compare.
+//   - What differs between kinds of windows is in windowkind.go (which
+//     windows a time falls in, when a window closes and when it is purged)
+//     and in addToWindows' choice of the windows a record goes into; the
+//     rest is the same for every kind.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// windowCursorSpace begins the keys of the aggregations' cursor rows.
+const windowCursorSpace = reservedPrefix + "c"
+
+// windowState is what an engine of a group with windows keeps of them.
+type windowState struct {
+	aggs []aggWindows
+	// Window rows set since the store was last updated.
+	unapplied map[string]struct{}
+	// The earliest stream time at which a window may close or be purged.
+	next   int64
+	loaded bool
+	// Open windows of the partition, counted at load and kept since.
+	open int64
+	buf  []span
+}
+
+// aggWindows is what the engine keeps of one aggregation's windows: the
+// earliest stream times a window of it may close and be purged at.
+type aggWindows struct {
+	nextClose, nextPurge int64
+}
+
+func newWindowState(n int) *windowState {
+	return &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), next: math.MinInt64}
+}
+
+// aggRange is the range of the window rows of aggregation name.
+func aggRange(name string) (lo, hi []byte) {
+	lo = append(append([]byte(windowSpace), name...), 0)
+	hi = append(append([]byte(windowSpace), name...), 1)
+	return lo, hi
+}
+
+// spanKey is windowRowKey of a span.
+func spanKey(name, key string, s span) string {
+	b := make([]byte, 0, len(windowSpace)+len(name)+17+len(key))
+	b = append(b, windowSpace...)
+	b = append(b, name...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.end)^(1<<63))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.start)^(1<<63))
+	return string(append(b, key...))
+}
+
+// parseSpanKey is parseWindowRowKey in Unix nanoseconds.
+func parseSpanKey(k string) (key string, s span, ok bool) {
+	_, rest, found := strings.Cut(strings.TrimPrefix(k, windowSpace), "\x00")
+	if !found || len(rest) < 16 {
+		return "", span{}, false
+	}
+	s.end = int64(binary.BigEndian.Uint64([]byte(rest[:8])) ^ (1 << 63))
+	s.start = int64(binary.BigEndian.Uint64([]byte(rest[8:16])) ^ (1 << 63))
+	return rest[16:], s, true
+}
+
+// loadWindows forgets where the next windows close and counts the open
+// ones, before the first record or tick and after a discarded batch.
+func (e *engine[V]) loadWindows() error {
+	ws := e.win
+	if ws == nil {
+		return nil
+	}
+	ws.open = 0
+	for i, a := range e.cfg.group.windows {
+		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64} // found by the first scan
+		from, limit, err := e.openFrom(a.name)
+		if err != nil {
+			return err
+		}
+		open, _, err := e.liveWindows(from, limit, limit)
+		if err != nil {
+			return err
+		}
+		ws.open += int64(len(open))
+	}
+	ws.next = math.MinInt64
+	ws.loaded = true
+	e.m.openWindows.Store(ws.open)
+	return nil
+}
+
+// openFrom returns the range of aggregation name's windows after its
+// cursor: those not closed yet.
+func (e *engine[V]) openFrom(name string) (from, limit []byte, err error) {
+	lo, limit := aggRange(name)
+	cursor, ok, err := e.getRaw(windowCursorSpace + name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("group %s: partition %d: read window cursor %q: %w", e.cfg.group.name, e.partition, name, err)
+	}
+	if !ok {
+		return lo, limit, nil
+	}
+	return append(append([]byte(nil), cursor...), 0), limit, nil
+}
+
+// liveWindows returns the keys of the live window rows in [lo, hi), in
+// order, and the first one in [hi, limit), "" if there is none.
+func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next string, err error) {
+	if string(lo) >= string(limit) {
+		return nil, "", nil
+	}
+	it, err := e.st.Iter(lo, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
+	}
+	for it.Next() {
+		k := string(it.Key())
+		if r, held := e.rows.peek(k); held && !r.exists {
+			continue // purged, not yet applied
+		}
+		if k >= string(hi) {
+			next = k
+			break
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(it.Err(), it.Close()); err != nil {
+		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
+	}
+	stored := len(keys)
+	for k := range e.win.unapplied {
+		if k < string(lo) || k >= string(limit) {
+			continue
+		}
+		if r, held := e.rows.peek(k); !held || !r.exists {
+			continue // undone or purged
+		}
+		if k >= string(hi) {
+			if next == "" || k < next {
+				next = k
+			}
+			continue
+		}
+		if !slices.Contains(keys[:stored], k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, next, nil
+}
+
+// addToWindows folds a message at p into the open windows of key of the
+// aggregation index, with fold, which gets the window's encoded aggregate
+// (ok false for a new window) and returns the new one. It fails with a
+// *LateError if every window of p has closed.
+func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+	aggs := e.cfg.group.windows
+	if e.win == nil || index < 0 || index >= len(aggs) || aggs[index].owner != owner {
+		return fmt.Errorf("group %s does not declare this windowed aggregation (its handle belongs to another group)", e.cfg.group.name)
+	}
+	a := aggs[index]
+	ws := e.win
+	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
+	added := 0
+	for _, s := range ws.buf {
+		if e.stream >= a.w.closesAt(s.end) {
+			continue // closed, retained or not
+		}
+		if err := e.foldWindow(a, index, key, s, fold); err != nil {
+			return err
+		}
+		added++
+	}
+	if added == 0 {
+		return &LateError{Aggregation: a.name, Time: p.Time, StreamTime: e.streamTime()}
+	}
+	return nil
+}
+
+// foldWindow folds into the window s of key, and hands the update to the
+// handler if the aggregation emits updates.
+func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold func([]byte, bool) ([]byte, error)) error {
+	k := spanKey(a.name, key, s)
+	raw, ok, err := e.getRaw(k)
+	if err != nil {
+		return err
+	}
+	raw, err = fold(raw, ok)
+	if err != nil {
+		return err
+	}
+	var zero V
+	if err := e.setRaw(k, raw, true, zero, false); err != nil {
+		return err
+	}
+	ws := e.win
+	if !ok {
+		ws.unapplied[k] = struct{}{}
+		ws.open++
+		st := &ws.aggs[index]
+		at := a.w.closesAt(s.end)
+		st.nextClose = min(st.nextClose, at)
+		ws.next = min(ws.next, at)
+	}
+	if !a.w.updates {
+		return nil
+	}
+	if err := e.callResult(a, key, s.window(), raw, false); err != nil {
+		return err
+	}
+	e.cfg.metrics.windowResult(false)
+	return nil
+}
+
+// callResult runs the aggregation's handler, turning a panic into an
+// error.
+func (e *engine[V]) callResult(a *windowAgg[V], key string, w Window, raw []byte, final bool) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return a.result(&e.ctx, key, w, raw, final)
+}
+
+// closeWindows closes the windows stream time has reached the close of,
+// and purges those it has reached the purge time of.
+func (e *engine[V]) closeWindows() error {
+	ws := e.win
+	if e.stream == noStreamTime || !ws.loaded {
+		return nil
+	}
+	next := int64(math.MaxInt64)
+	for i, a := range e.cfg.group.windows {
+		st := &ws.aggs[i]
+		if e.stream >= st.nextClose {
+			if err := e.closeDue(a, st); err != nil {
+				ws.next = math.MinInt64 // what failed is tried again
+				return err
+			}
+		}
+		if e.stream >= st.nextPurge {
+			if err := e.purgeDue(a, st); err != nil {
+				ws.next = math.MinInt64
+				return err
+			}
+		}
+		next = min(next, st.nextClose, st.nextPurge)
+	}
+	ws.next = next
+	return nil
+}
+
+// closeDue hands out the final results of aggregation a's windows that
+// stream time closes, in order of end.
+func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) error {
+	from, limit, err := e.openFrom(a.name)
+	if err != nil {
+		return err
+	}
+	_, hi := windowRange(a.name, a.w.closedBelow(e.stream))
+	due, next, err := e.liveWindows(from, hi, limit)
+	if err != nil {
+		return err
+	}
+	st.nextClose = math.MaxInt64
+	if _, s, ok := parseSpanKey(next); ok {
+		st.nextClose = a.w.closesAt(s.end)
+	}
+	for _, k := range due {
+		if err := e.closeWindow(a, st, k); err != nil {
+			st.nextClose = math.MinInt64
+			return err
+		}
+	}
+	return nil
+}
+
+// closeWindow hands the final result of the window row k to the handler,
+// as a record is handled: its effects are undone if it fails, and the
+// error policy applies. Under Fail the window stays open, to close again
+// when the partition restarts; skipped or dead-lettered, it is closed.
+func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error {
+	raw, ok, err := e.getRaw(k)
+	if err != nil || !ok {
+		return err
+	}
+	key, s, _ := parseSpanKey(k)
+	w := s.window()
+	c := &e.ctx
+	if c.ctx == nil {
+		c.ctx = e.baseCtx
+	}
+	rec := &kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
+	c.rec, c.key, c.err, c.at = rec, key, nil, w.End
+	clear(e.undo)
+	e.recordDirty = len(e.dirty)
+	emitted := len(e.out)
+	err = e.callResult(a, key, w, raw, true)
+	if err == nil {
+		err = c.err
+	}
+	if err == nil {
+		e.cfg.metrics.windowResult(true)
+		err = e.windowClosed(a, st, k, s)
+		clear(e.undo)
+		return err
+	}
+	clear(e.out[emitted:])
+	e.out = e.out[:emitted]
+	e.undoRecord()
+	clear(e.undo)
+	werr := &WindowError{Group: e.cfg.group.name, Partition: e.partition, Aggregation: a.name, Key: key, Window: w, Err: err}
+	e.cfg.metrics.recordFailed(e.partition, e.cfg.policy.kind, werr)
+	if e.cfg.policy.kind == failPolicy {
+		return werr
+	}
+	e.recordDirty = len(e.dirty)
+	if cerr := e.windowClosed(a, st, k, s); cerr != nil {
+		return cerr
+	}
+	clear(e.undo)
+	return e.onFailure([]*kgo.Record{rec}, werr)
+}
+
+// windowClosed moves the aggregation's cursor to the window row k, which
+// has closed, and purges it if its retention is over.
+func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s span) error {
+	var zero V
+	if err := e.setRaw(windowCursorSpace+a.name, []byte(k), true, zero, false); err != nil {
+		return err
+	}
+	e.win.open--
+	if at := a.w.purgedAt(s.end); e.stream < at {
+		st.nextPurge = min(st.nextPurge, at)
+		return nil
+	}
+	e.cfg.metrics.windowsPurged.Add(1)
+	return e.setRaw(k, nil, false, zero, false)
+}
+
+// purgeDue deletes aggregation a's closed windows whose retention stream
+// time has passed, with a tombstone each in the changelog.
+func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
+	st.nextPurge = math.MaxInt64
+	if a.w.purgedAtClose() {
+		return nil // purged as they closed
+	}
+	lo, limit := aggRange(a.name)
+	from, _, err := e.openFrom(a.name)
+	if err != nil {
+		return err
+	}
+	// Closed windows only: those up to the cursor.
+	_, hi := windowRange(a.name, a.w.purgedBelow(e.stream))
+	if string(from) < string(hi) {
+		hi = from
+	}
+	due, next, err := e.liveWindows(lo, hi, limit)
+	if err != nil {
+		return err
+	}
+	if _, s, ok := parseSpanKey(next); ok && next < string(from) {
+		st.nextPurge = a.w.purgedAt(s.end)
+	}
+	var zero V
+	for _, k := range due {
+		if err := e.setRaw(k, nil, false, zero, false); err != nil {
+			return err
+		}
+		e.cfg.metrics.windowsPurged.Add(1)
+	}
+	clear(e.undo)
+	return nil
+}
+
+// windowsApplied forgets the window rows the store now holds.
+func (e *engine[V]) windowsApplied() {
+	if e.win == nil {
+		return
+	}
+	for k := range e.win.unapplied {
+		if r, ok := e.rows.peek(k); !ok || !r.dirty {
+			delete(e.win.unapplied, k)
+		}
+	}
+}
+
+// windowsDiscarded goes back to the store's windows.
+func (e *engine[V]) windowsDiscarded() {
+	if e.win == nil {
+		return
+	}
+	clear(e.win.unapplied)
+	e.win.loaded = false
+	e.win.next = math.MinInt64
+}
+
+// windowUndone keeps the count of open windows when a failed record's
+// changes to the row of key are undone: u is the row before the record.
+func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
+	if e.win != nil && now.exists && (!u.held || !u.row.exists) && strings.HasPrefix(key, windowSpace) {
+		e.win.open--
+	}
+}

@@ -1,0 +1,416 @@
+package sluicetest_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/sluicetest"
+)
+
+// counting folds records into a count of int64s.
+var counting = sluice.Aggregator[string, int64]{
+	Init:  func() int64 { return 0 },
+	Add:   func(n int64, _ string, _ sluice.Point) int64 { return n + 1 },
+	Codec: codec.Int64(),
+}
+
+// t0 is the epoch the window tests count seconds from; it is a multiple
+// of every window size they use.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func sec(s float64) sluicetest.RecordOpt {
+	return sluicetest.WithTimestamp(t0.Add(time.Duration(s * float64(time.Second))))
+}
+
+// windowGroup counts the records of "in" per key in windows w and emits
+// each result as "<key> <start>-<end> <count> final|update", in seconds
+// from t0. With keep, the group also persists a table of its own.
+func windowGroup(w sluice.Windows) (*sluice.Group[string], *sluice.OutputTopic[string]) {
+	g := sluice.DefineGroup[string]("windows")
+	out := sluice.Output(g, "results", codec.String())
+	agg := sluice.Aggregate(g, "counts", w, counting, func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+		kind := "update"
+		if r.Final {
+			kind = "final"
+		}
+		return out.Emit(ctx, r.Key, fmt.Sprintf("%s %g-%g %d %s", r.Key,
+			r.Window.Start.Sub(t0).Seconds(), r.Window.End.Sub(t0).Seconds(), r.Value, kind))
+	})
+	sluice.WindowedInput(g, "in", codec.String(), agg)
+	return g, out
+}
+
+func newWindowTester(t *testing.T, g *sluice.Group[string], opts ...sluicetest.Option) *sluicetest.Tester[string] {
+	t.Helper()
+	tt, err := sluicetest.New(g, append([]sluicetest.Option{sluicetest.Partitions(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+func sendAt(t *testing.T, tt *sluicetest.Tester[string], key string, at float64) {
+	t.Helper()
+	if err := sluicetest.Send(tt, "in", key, "x", sec(at)); err != nil {
+		t.Fatalf("send %s at %gs: %v", key, at, err)
+	}
+}
+
+func results(t *testing.T, tt *sluicetest.Tester[string], out *sluice.OutputTopic[string]) []string {
+	t.Helper()
+	ms, err := sluicetest.Output(tt, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, m := range ms {
+		vs = append(vs, m.Value)
+	}
+	return vs
+}
+
+func wantResults(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestTumblingWindowTakesARecordAtExactlyItsEndInTheNextWindow(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 0)
+	sendAt(t, tt, "a", 9.999)
+	wantResults(t, results(t, tt, out)) // stream time 9.999: [0,10) is open
+	sendAt(t, tt, "a", 10)              // in [10,20), and closes [0,10)
+	wantResults(t, results(t, tt, out), "a 0-10 2 final")
+	sendAt(t, tt, "a", 20)
+	wantResults(t, results(t, tt, out), "a 0-10 2 final", "a 10-20 1 final")
+}
+
+func TestHoppingWindowsTakeARecordInEveryWindowThatHoldsIt(t *testing.T) {
+	g, out := windowGroup(sluice.Hopping(10*time.Second, 5*time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 7)  // [0,10) and [5,15)
+	sendAt(t, tt, "a", 10) // [5,15) and [10,20); closes [0,10)
+	sendAt(t, tt, "a", 40) // closes the rest
+	wantResults(t, results(t, tt, out), "a 0-10 1 final", "a 5-15 2 final", "a 10-20 1 final")
+}
+
+func TestWindowAcceptsARecordJustBeforeEndPlusGraceAndRefusesItAtIt(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Grace(5 * time.Second))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.DeadLetter("late-records"))))
+	sendAt(t, tt, "a", 1)
+	sendAt(t, tt, "b", 14.999) // stream time 14.999: [0,10) still open
+	sendAt(t, tt, "a", 9)      // out of order, within grace
+	wantResults(t, results(t, tt, out))
+	sendAt(t, tt, "b", 15) // closes [0,10)
+	wantResults(t, results(t, tt, out), "a 0-10 2 final")
+	sendAt(t, tt, "a", 9.5) // late: [0,10) closed at 15
+	wantResults(t, results(t, tt, out), "a 0-10 2 final")
+	dl := tt.DeadLetters()
+	if len(dl) != 1 || dl[0].Key != "a" {
+		t.Fatalf("dead letters %v, want the late record of a", dl)
+	}
+	if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "late" {
+		t.Errorf("dead-letter kind %q, want late", kind)
+	}
+	if s := tt.Stats(); s.Late != 1 || s.DeadLettered != 1 {
+		t.Errorf("stats: late %d, dead-lettered %d; want 1, 1", s.Late, s.DeadLettered)
+	}
+}
+
+func TestWindowEmitsUpdatesAfterEveryChangeAndOneFinalResult(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).EmitUpdates())
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 1)
+	sendAt(t, tt, "a", 2)
+	sendAt(t, tt, "b", 3)
+	sendAt(t, tt, "a", 12)
+	wantResults(t, results(t, tt, out),
+		"a 0-10 1 update", "a 0-10 2 update", "b 0-10 1 update",
+		"a 0-10 2 final", "b 0-10 1 final", "a 10-20 1 update")
+	if s := tt.Stats(); s.WindowResults != 2 || s.WindowUpdates != 4 {
+		t.Errorf("stats: %d final results, %d updates; want 2, 4", s.WindowResults, s.WindowUpdates)
+	}
+}
+
+// windowRows returns the window rows of the aggregation "counts" that the
+// table's changelog holds, as "<start>-<end>" in seconds from t0 per key.
+func windowRows(t *testing.T, tt *sluicetest.Tester[string], g *sluice.Group[string]) map[string][]string {
+	t.Helper()
+	const prefix = "\x00sluice\x00wcounts\x00"
+	live := make(map[string]bool)
+	var order []string
+	for _, r := range tt.Records(g.TableTopic()) {
+		if !strings.HasPrefix(r.Key, prefix) {
+			continue
+		}
+		if _, seen := live[r.Key]; !seen {
+			order = append(order, r.Key)
+		}
+		live[r.Key] = r.Value != nil
+	}
+	rows := make(map[string][]string)
+	for _, k := range order {
+		if !live[k] {
+			continue
+		}
+		rest := []byte(k[len(prefix):])
+		end := time.Unix(0, int64(binary.BigEndian.Uint64(rest[:8])^(1<<63)))
+		start := time.Unix(0, int64(binary.BigEndian.Uint64(rest[8:16])^(1<<63)))
+		key := string(rest[16:])
+		rows[key] = append(rows[key], fmt.Sprintf("%g-%g", start.Sub(t0).Seconds(), end.Sub(t0).Seconds()))
+	}
+	return rows
+}
+
+func TestClosedWindowIsPurgedWhenItsRetentionEnds(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Retain(30 * time.Second))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
+	sendAt(t, tt, "a", 1)
+	sendAt(t, tt, "a", 15) // closes [0,10), kept until 30
+	wantResults(t, results(t, tt, out), "a 0-10 1 final")
+	if got := fmt.Sprint(windowRows(t, tt, g)); got != "map[a:[0-10 10-20]]" {
+		t.Fatalf("windows after the close: %s", got)
+	}
+	// Closed and retained: not open to records.
+	sendAt(t, tt, "a", 5)
+	if s := tt.Stats(); s.Late != 1 || s.Skipped != 1 {
+		t.Fatalf("a record for a closed window kept: late %d, skipped %d; want 1, 1", s.Late, s.Skipped)
+	}
+	sendAt(t, tt, "b", 29.999)
+	if got := fmt.Sprint(windowRows(t, tt, g)); got != "map[a:[0-10 10-20] b:[20-30]]" {
+		t.Fatalf("windows before the retention ends: %s", got)
+	}
+	sendAt(t, tt, "b", 30) // purges [0,10), closes [10,20) and [20,30)
+	if got := fmt.Sprint(windowRows(t, tt, g)); got != "map[a:[10-20] b:[20-30 30-40]]" {
+		t.Fatalf("windows once the retention of [0,10) ended: %s", got)
+	}
+	if s := tt.Stats(); s.WindowsPurged != 1 {
+		t.Errorf("purged %d windows, want 1", s.WindowsPurged)
+	}
+	wantResults(t, results(t, tt, out), "a 0-10 1 final", "a 10-20 1 final", "b 20-30 1 final")
+}
+
+func TestWindowIsPurgedAtCloseByDefault(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Grace(2 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 1)
+	sendAt(t, tt, "b", 2)
+	sendAt(t, tt, "a", 12)
+	wantResults(t, results(t, tt, out), "a 0-10 1 final", "b 0-10 1 final")
+	if got := fmt.Sprint(windowRows(t, tt, g)); got != "map[a:[10-20]]" {
+		t.Fatalf("windows after the close: %s", got)
+	}
+	if s := tt.Stats(); s.WindowsPurged != 2 || len(s.Partitions) != 0 {
+		t.Errorf("purged %d windows, want 2", s.WindowsPurged)
+	}
+}
+
+func TestIdlePartitionClosesItsLastWindowWithIdleAdvance(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Grace(5 * time.Second))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.IdleAdvance(10*time.Second)))
+	sendAt(t, tt, "a", 3)
+	for _, step := range []time.Duration{5 * time.Second, 6 * time.Second} {
+		if err := tt.AdvanceClock(step); err != nil {
+			t.Fatal(err)
+		}
+		// Idle for 5s, then 11s: stream time 3s, then 14s.
+		wantResults(t, results(t, tt, out))
+	}
+	if err := tt.AdvanceClock(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Stream time 15s, the end of [0,10) plus grace.
+	wantResults(t, results(t, tt, out), "a 0-10 1 final")
+}
+
+func TestWindowsSurviveACrashAndCloseOnceAfterTheRestore(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exactly once %v", eos), func(t *testing.T) {
+			var opts []sluice.ProcessorOpt
+			if eos {
+				opts = append(opts, sluice.Guarantee(sluice.ExactlyOnce))
+			}
+			g, out := windowGroup(sluice.Tumbling(10 * time.Second).Retain(20 * time.Second))
+			tt := newWindowTester(t, g, sluicetest.ProcessorOptions(opts...))
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "a", 2)
+			sendAt(t, tt, "b", 11) // closes [0,10), kept until 20
+			tt.Crash()
+			sendAt(t, tt, "a", 12)
+			sendAt(t, tt, "b", 20) // purges [0,10), closes [10,20)
+			tt.Crash()
+			sendAt(t, tt, "a", 35)
+			wantResults(t, results(t, tt, out), "a 0-10 2 final", "a 10-20 1 final", "b 10-20 1 final", "b 20-30 1 final")
+		})
+	}
+}
+
+func TestAbortedBatchLeavesWindowsAsTheLastCommitHadThem(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+	tt := newWindowTester(t, g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.Guarantee(sluice.ExactlyOnce)))
+	sendAt(t, tt, "a", 1)
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	sendAt(t, tt, "a", 2)
+	sendAt(t, tt, "b", 11) // closes [0,10) with 2, in the open transaction
+	if err := tt.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	// The records are read again: the same windows, closed once.
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	sendAt(t, tt, "b", 25)
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out), "a 0-10 2 final", "b 10-20 1 final")
+}
+
+func TestLateRecordIsSkippedAndCounted(t *testing.T) {
+	g, out := windowGroup(sluice.Hopping(10*time.Second, 5*time.Second))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
+	sendAt(t, tt, "a", 12)
+	sendAt(t, tt, "a", 7) // [0,10) closed at 10, [5,15) open: taken
+	sendAt(t, tt, "a", 4) // [0,10) and [-5,5) closed: late
+	sendAt(t, tt, "a", 30)
+	wantResults(t, results(t, tt, out), "a 5-15 2 final", "a 10-20 1 final")
+	if s := tt.Stats(); s.Late != 1 || s.Skipped != 1 {
+		t.Errorf("stats: late %d, skipped %d; want 1, 1", s.Late, s.Skipped)
+	}
+}
+
+func TestLateRecordStopsThePartitionUnderFail(t *testing.T) {
+	g, _ := windowGroup(sluice.Tumbling(10 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 12)
+	err := sluicetest.Send(tt, "in", "a", "x", sec(3))
+	var late *sluice.LateError
+	if !errors.As(err, &late) || late.Aggregation != "counts" || !late.Time.Equal(t0.Add(3*time.Second)) || !late.StreamTime.Equal(t0.Add(12*time.Second)) {
+		t.Fatalf("late record: %v, want a LateError of counts at 3s, stream time 12s", err)
+	}
+}
+
+// failingFinals is windowGroup whose handler fails on the final result of
+// key "bad" while fail is set.
+func failingFinals(fail *bool) (*sluice.Group[string], *sluice.OutputTopic[string]) {
+	g := sluice.DefineGroup[string]("windows")
+	out := sluice.Output(g, "results", codec.String())
+	agg := sluice.Aggregate(g, "counts", sluice.Tumbling(10*time.Second), counting, func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+		if err := out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value)); err != nil {
+			return err
+		}
+		if r.Key == "bad" && *fail {
+			return errors.New("cannot report")
+		}
+		return nil
+	})
+	sluice.WindowedInput(g, "in", codec.String(), agg)
+	return g, out
+}
+
+func TestFailedFinalResultClosesItsWindowAgainAfterFailAndOnceUnderSkip(t *testing.T) {
+	fail := true
+	g, out := failingFinals(&fail)
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "bad", 1)
+	sendAt(t, tt, "good", 2)
+	err := sluicetest.Send(tt, "in", "x", "x", sec(11))
+	var werr *sluice.WindowError
+	if !errors.As(err, &werr) || werr.Key != "bad" || werr.Aggregation != "counts" {
+		t.Fatalf("closing: %v, want the WindowError of bad", err)
+	}
+	wantResults(t, results(t, tt, out)) // the failed result's emit is dropped
+	fail = false
+	if err := tt.Commit(); err != nil { // the record at 11s is read again
+		t.Fatal(err)
+	}
+	sendAt(t, tt, "x", 25)
+	wantResults(t, results(t, tt, out), "bad 1", "good 1", "x 1")
+
+	fail = true
+	g, out = failingFinals(&fail)
+	tt = newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.DeadLetter("dead"))))
+	sendAt(t, tt, "bad", 1)
+	sendAt(t, tt, "good", 2)
+	sendAt(t, tt, "x", 11)
+	sendAt(t, tt, "x", 25)
+	wantResults(t, results(t, tt, out), "good 1", "x 1")
+	dl := tt.DeadLetters()
+	if len(dl) != 1 || dl[0].Key != "bad" || string(dl[0].Value) != "1" {
+		t.Fatalf("dead letters %v, want bad's window with its count", dl)
+	}
+	if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "window" {
+		t.Errorf("dead-letter kind %q, want window", kind)
+	}
+}
+
+type event struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`
+}
+
+func TestRecordTimeIsTheTimeOfWindowsStreamTimeAndTheContext(t *testing.T) {
+	g := sluice.DefineGroup[string]("events")
+	out := sluice.Output(g, "results", codec.String())
+	agg := sluice.Aggregate(g, "counts", sluice.Tumbling(10*time.Second), sluice.Aggregator[event, int64]{
+		Init:  func() int64 { return 0 },
+		Add:   func(n int64, _ event, _ sluice.Point) int64 { return n + 1 },
+		Codec: codec.Int64(),
+	}, func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+		return out.Emit(ctx, r.Key, fmt.Sprintf("%s %g %d", r.Key, r.Window.Start.Sub(t0).Seconds(), r.Value))
+	})
+	sluice.Input(g, "in", codec.JSON[event](), func(ctx *sluice.Context[string], e event) error {
+		if !ctx.Timestamp().Equal(e.At) {
+			return fmt.Errorf("timestamp %v, want the event's %v", ctx.Timestamp(), e.At)
+		}
+		return agg.Add(ctx, e)
+	}, sluice.RecordTime(func(_ string, e event) time.Time { return e.At }))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
+	// The Kafka timestamps say nothing; the events' times decide.
+	for _, s := range []float64{1, 5, 12, 3, 25} {
+		if err := sluicetest.Send(tt, "in", "a", event{At: t0.Add(time.Duration(s) * time.Second)}, sec(1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tt.SendRaw("in", "a", []byte("not json"), sec(2000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.Send(tt, "in", "a", event{At: t0.Add(26 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	// 3s came after 12s: late. The undecodable record moved nothing.
+	wantResults(t, results(t, tt, out), "a 0 2", "a 10 1")
+	if s := tt.Stats(); s.Late != 1 || s.Skipped != 2 {
+		t.Errorf("stats: late %d, skipped %d; want 1, 2", s.Late, s.Skipped)
+	}
+}
+
+func TestWindowsWithoutPersistRefuseTheGroupsOwnRows(t *testing.T) {
+	g := sluice.DefineGroup[string]("windows")
+	agg := sluice.Aggregate(g, "counts", sluice.Tumbling(10*time.Second), counting, func(*sluice.Context[string], sluice.WindowResult[int64]) error { return nil })
+	sluice.Input(g, "in", codec.String(), func(ctx *sluice.Context[string], v string) error {
+		if v == "set" {
+			ctx.SetValue("x")
+		}
+		return agg.Add(ctx, v)
+	})
+	tt := newWindowTester(t, g)
+	if err := sluicetest.Send(tt, "in", "a", "add", sec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.Send(tt, "in", "a", "set", sec(2)); err == nil || !strings.Contains(err.Error(), "has no table: declare one with Persist") {
+		t.Fatalf("SetValue without Persist: %v", err)
+	}
+}
