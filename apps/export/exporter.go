@@ -346,20 +346,26 @@ func (x *Exporter) send(ctx context.Context, c call) (int, error) {
 		if err == nil && errs != nil {
 			rerr = errs[r]
 		}
+		events := c.events[r]
 		if err != nil || rerr != nil {
 			rejected++
-			back = append(back, c.events[r]...)
 			if err == nil {
 				x.m.errors.WithLabelValues("record").Inc()
 			}
-			continue
+			notTaken := events
+			var le *LinesError
+			if err == nil && errors.As(rerr, &le) {
+				notTaken = linesOf(events, le.Lines)
+			}
+			back = append(back, notTaken...)
+			events = without(events, notTaken)
 		}
-		for _, e := range c.events[r] {
+		for _, e := range events {
 			delete(x.byID, e.id)
 			x.accepted.Add(e.id, struct{}{})
 			x.pending--
 		}
-		x.m.events.Add(float64(len(c.events[r])))
+		x.m.events.Add(float64(len(events)))
 	}
 	for _, e := range back {
 		x.queued += len(e.line)
@@ -383,6 +389,34 @@ func (x *Exporter) send(ctx context.Context, c call) (int, error) {
 		x.cfg.Logger.Warn("export: sink rejected records, retrying", "rejected", rejected, "records", len(c.records), "first", firstError(errs))
 	}
 	return rejected, nil
+}
+
+// linesOf returns the events at the valid indexes lines, which increase.
+func linesOf(events []*entry, lines []int) []*entry {
+	var out []*entry
+	for _, l := range lines {
+		if l >= 0 && l < len(events) {
+			out = append(out, events[l])
+		}
+	}
+	return out
+}
+
+// without returns events less those in drop, a subsequence of events.
+func without(events, drop []*entry) []*entry {
+	if len(drop) == len(events) {
+		return nil
+	}
+	out := make([]*entry, 0, len(events)-len(drop))
+	i := 0
+	for _, e := range events {
+		if i < len(drop) && drop[i] == e {
+			i++
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func firstError(errs []error) error {

@@ -17,9 +17,8 @@ package export
 //
 //	{"rejected": [{"line": 3, "error": "throttled"}, {"line": 17, "error": "disk full"}]}
 //
-// A record with a rejected line is sent again whole, in a later call; the
-// lines of the record the server took then arrive twice, and their event
-// ids say so. Any other status, or a body that is not such an object, fails
+// Only the rejected lines are sent again, in a later call (the record's
+// error is a *LinesError). Any other status, or a body that is not such an object, fails
 // the call: all its records are sent again.
 
 import (
@@ -29,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -116,14 +116,23 @@ func (s *HTTPSink) Put(ctx context.Context, records []Record) ([]error, error) {
 	for i, r := range records {
 		starts[i+1] = starts[i] + r.Events
 	}
-	errs := make([]error, len(records))
+	byRecord := make([]*LinesError, len(records))
 	for _, rl := range ans.Rejected {
 		if rl.Line < 0 || rl.Line >= starts[len(records)] {
 			return nil, fmt.Errorf("http sink: answer rejects line %d of %d", rl.Line, starts[len(records)])
 		}
 		r := recordOfLine(starts, rl.Line)
-		if errs[r] == nil {
-			errs[r] = fmt.Errorf("line %d rejected: %s", rl.Line, rl.Error)
+		if byRecord[r] == nil {
+			byRecord[r] = &LinesError{Err: fmt.Errorf("line %d rejected: %s", rl.Line, rl.Error)}
+		}
+		byRecord[r].Lines = append(byRecord[r].Lines, rl.Line-starts[r])
+	}
+	errs := make([]error, len(records))
+	for r, le := range byRecord {
+		if le != nil {
+			slices.Sort(le.Lines)
+			le.Lines = slices.Compact(le.Lines)
+			errs[r] = le
 		}
 	}
 	return errs, nil

@@ -25,6 +25,8 @@ type Record struct {
 // record counts as accepted and all are sent again. Otherwise it returns,
 // for each record in order, nil if the sink accepted it or the reason it
 // did not (a partial failure), or a nil slice when it accepted them all.
+// A record's error may be a *LinesError, which says the sink took all of
+// the record's lines but those it lists: only those are sent again.
 // A record that is not accepted is sent again, in a later call; so is a
 // record whose call failed, even if the sink did store it, so a sink may
 // receive an event more than once, and the event's id says which are the
@@ -33,6 +35,22 @@ type Record struct {
 type Sink interface {
 	Put(ctx context.Context, records []Record) ([]error, error)
 }
+
+// LinesError is the error of a record whose sink took some of its lines
+// and not others, such as an NDJSON endpoint that answers line by line.
+type LinesError struct {
+	// Lines are the numbers of the lines not taken, from 0 at the record's
+	// first line, in increasing order.
+	Lines []int
+	// Err says why, for the first line not taken.
+	Err error
+}
+
+func (e *LinesError) Error() string {
+	return fmt.Sprintf("%d lines not taken: %v", len(e.Lines), e.Err)
+}
+
+func (e *LinesError) Unwrap() error { return e.Err }
 
 // SinkFunc adapts a function to a Sink.
 type SinkFunc func(ctx context.Context, records []Record) ([]error, error)
