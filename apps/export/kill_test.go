@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -22,6 +23,9 @@ const (
 	killEnvBrokers = "EXPORT_KILL_BROKERS"
 	killEnvSink    = "EXPORT_KILL_SINK"
 	killEnvState   = "EXPORT_KILL_STATE"
+	// killEnvTopic, if set, makes the process write the events to this
+	// topic, exactly once, instead of to the sink.
+	killEnvTopic = "EXPORT_KILL_TOPIC"
 )
 
 // TestExportKillProcess is the export process of
@@ -32,7 +36,7 @@ func TestExportKillProcess(t *testing.T) {
 	if brokers == "" {
 		t.Skip("the export process of TestExportLosesNothingWhenItsProcessIsKilled; runs only when it starts it")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
 	// The test holds stdin and never writes: EOF means it is gone, and the
 	// process must not outlive it.
@@ -40,13 +44,8 @@ func TestExportKillProcess(t *testing.T) {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(3)
 	}()
-	sink, err := NewHTTPSink(os.Getenv(killEnvSink), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{
 		Brokers:     []string{brokers},
-		Sink:        sink,
 		Group:       GroupConfig{Bucket: time.Second, ResendAfter: 300 * time.Millisecond},
 		Exporter:    ExporterConfig{Limits: e2eLimits, BatchWait: 20 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
 		IdleAdvance: 300 * time.Millisecond,
@@ -58,8 +57,17 @@ func TestExportKillProcess(t *testing.T) {
 			// A killed process holds its partitions until its session
 			// times out; keep that short of the test's budget.
 			sluice.SessionTimeout(3 * time.Second),
-			sluice.KafkaOptions(kgo.HeartbeatInterval(300*time.Millisecond), kgo.RebalanceTimeout(5*time.Second)),
+			sluice.KafkaOptions(kgo.HeartbeatInterval(300*time.Millisecond), kgo.RebalanceTimeout(5*time.Second), kgo.TransactionTimeout(5*time.Second)),
 		},
+	}
+	if topic := os.Getenv(killEnvTopic); topic != "" {
+		cfg.Topic, cfg.Guarantee = topic, sluice.ExactlyOnce
+	} else {
+		sink, err := NewHTTPSink(os.Getenv(killEnvSink), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sink = sink
 	}
 	if err := Run(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -73,10 +81,11 @@ type killable struct {
 	done  chan struct{}
 }
 
-func startExportProcess(t *testing.T, brokers, sinkURL, state, log string) *killable {
+func startExportProcess(t *testing.T, brokers, sinkURL, state, log string, env ...string) *killable {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestExportKillProcess$", "-test.count=1", "-test.timeout=0")
 	cmd.Env = append(os.Environ(), killEnvBrokers+"="+brokers, killEnvSink+"="+sinkURL, killEnvState+"="+state)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +106,14 @@ func startExportProcess(t *testing.T, brokers, sinkURL, state, log string) *kill
 	}()
 	t.Cleanup(func() { k.kill() })
 	return k
+}
+
+// stop SIGTERMs the process, which stops gracefully, and waits until it is
+// gone.
+func (k *killable) stop() {
+	_ = k.cmd.Process.Signal(syscall.SIGTERM)
+	<-k.done
+	_ = k.stdin.Close()
 }
 
 // kill SIGKILLs the process and waits until it is gone.
