@@ -29,6 +29,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newWordCountCmd(g))
+	cmd.AddCommand(newExportCmd(g))
 	return cmd
 }
 
