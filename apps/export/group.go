@@ -93,9 +93,18 @@ type GroupConfig struct {
 }
 
 // Pending is a row of the export group's table: the events of its key that
-// the sink has not accepted yet, oldest bucket first.
+// the sink has not accepted yet, oldest bucket first. An event is kept as
+// its bucket's end and value, about 50 bytes, so that a key whose events
+// pile up while the sink is down for a day of 10 s buckets still has a row
+// well within a Kafka record; the event is made again from the row's key.
 type Pending struct {
-	Events []Event `json:"events"`
+	Buckets []PendingBucket `json:"buckets"`
+}
+
+// PendingBucket is a pending event: its bucket's end and its value.
+type PendingBucket struct {
+	End   time.Time `json:"end"`
+	Value int64     `json:"value"`
 }
 
 // group holds what the group's handlers share.
@@ -178,6 +187,7 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 	if err != nil {
 		return err // update let no such key in
 	}
+	x.m.lag.Set(time.Since(r.Window.End).Seconds())
 	ev := newEvent(k, r.Value.Value, r.Window.End)
 	line, err := ev.line()
 	if err != nil {
@@ -201,7 +211,7 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 		return err
 	}
 	p, _ := ctx.Value()
-	p.Events = append(p.Events, ev)
+	p.Buckets = append(p.Buckets, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
 	ctx.SetValue(p)
 	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
 	x.m.out.Inc()
@@ -218,8 +228,13 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 	if !ok {
 		return nil
 	}
-	keep := make([]Event, 0, len(p.Events))
-	for _, ev := range p.Events {
+	k, err := ParseStatsKey(ctx.Key())
+	if err != nil {
+		return err // update let no such key in
+	}
+	keep := make([]PendingBucket, 0, len(p.Buckets))
+	for _, b := range p.Buckets {
+		ev := newEvent(k, b.Value, b.End)
 		switch x.cfg.Exporter.status(ev.ID) {
 		case statusAccepted:
 			continue
@@ -232,14 +247,14 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 				return err
 			}
 		}
-		keep = append(keep, ev)
+		keep = append(keep, b)
 	}
 	if len(keep) == 0 {
 		ctx.Delete()
 		return nil
 	}
-	if len(keep) < len(p.Events) {
-		ctx.SetValue(Pending{Events: keep})
+	if len(keep) < len(p.Buckets) {
+		ctx.SetValue(Pending{Buckets: keep})
 	}
 	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
 	return nil

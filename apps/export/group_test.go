@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/sluicetest"
 )
 
@@ -255,12 +256,12 @@ func TestExportGroupKeepsAnEventInItsPendingRowUntilTheSinkAcceptsIt(t *testing.
 	send(t, tt, keyA, "1", at(1))
 	send(t, tt, keyA, "2", at(12)) // closes [11:45:00, 11:45:10)
 	p, ok, err := tt.Row(keyA)
-	if err != nil || !ok || len(p.Events) != 1 || p.Events[0].Value != 1 {
+	if err != nil || !ok || len(p.Buckets) != 1 || p.Buckets[0].Value != 1 || !p.Buckets[0].End.Equal(utc(2016, 1, 4, 11, 45, 10)) {
 		t.Fatalf("row %+v, %v, %v: want the pending event of value 1", p, ok, err)
 	}
 	// The row is committed: a crash keeps it.
 	tt.Crash()
-	if p, ok, err = tt.Row(keyA); err != nil || !ok || len(p.Events) != 1 {
+	if p, ok, err = tt.Row(keyA); err != nil || !ok || len(p.Buckets) != 1 {
 		t.Fatalf("row after a crash %+v, %v, %v", p, ok, err)
 	}
 	// The timer checks the row: not accepted yet, it stays.
@@ -354,4 +355,21 @@ func TestExportGroupStopsTakingInputAtThePendingLimitAndResumesWhenTheSinkCatche
 	if got := sink.taken(); len(got) != 2 {
 		t.Fatalf("sink took %q, want the two events", got)
 	}
+}
+
+func TestAPendingRowOfADayOfTenSecondBucketsFitsInAKafkaRecord(t *testing.T) {
+	var p Pending
+	end := utc(2016, 1, 4, 0, 0, 10)
+	for range 24 * 60 * 6 {
+		p.Buckets = append(p.Buckets, PendingBucket{End: end, Value: 1 << 40})
+		end = end.Add(10 * time.Second)
+	}
+	raw, err := codec.JSON[Pending]().Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 1<<20 {
+		t.Fatalf("a day of pending buckets is %d bytes, more than Kafka's default 1 MiB record", len(raw))
+	}
+	t.Logf("a day of pending buckets is %d bytes", len(raw))
 }

@@ -49,6 +49,7 @@ type groupMetrics struct {
 	in      prometheus.Counter
 	skipped *prometheus.CounterVec
 	out     prometheus.Counter
+	lag     prometheus.Gauge
 }
 
 func newGroupMetrics(reg prometheus.Registerer) (*groupMetrics, error) {
@@ -62,8 +63,11 @@ func newGroupMetrics(reg prometheus.Registerer) (*groupMetrics, error) {
 		out: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_export_events_total", Help: "Events made from closed buckets: the latest value of a key in a bucket.",
 		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_export_bucket_lag_seconds", Help: "Wall time since the end of the bucket that closed last.",
+		}),
 	}
-	return m, register(reg, m.in, m.skipped, m.out)
+	return m, register(reg, m.in, m.skipped, m.out, m.lag)
 }
 
 func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
