@@ -15,7 +15,8 @@ package export
 //   - An event is in exactly one of queue (waiting), the call in flight, or
 //     accepted, from offer until the group clears its row (settle).
 //   - pending counts the queued events and those in flight: the events that
-//     still need the sink. The group's input waits while it is at the limit.
+//     still need the sink. The group's input waits from when it reaches the
+//     limit until it is a tenth below (resumeAt).
 
 import (
 	"context"
@@ -49,7 +50,8 @@ type ExporterConfig struct {
 	// CallTimeout bounds one call to the sink. Default 30s.
 	CallTimeout time.Duration
 	// PendingLimit is how many events may wait for the sink before the
-	// group stops taking input, until the sink catches up. Default 600,000.
+	// group stops taking input, until the sink catches up to a tenth below
+	// it. Default 600,000.
 	PendingLimit int
 	// Logger receives the exporter's logs: sink errors, pauses and resumes.
 	// Default: discard.
@@ -214,6 +216,13 @@ func (x *Exporter) status(id string) eventStatus {
 	return statusUnknown
 }
 
+// resumeAt is the pending count at or below which paused input resumes: a
+// tenth below the limit, so that a sink that keeps up just barely does not
+// pause and resume the input at every call.
+func (x *Exporter) resumeAt() int {
+	return x.cfg.PendingLimit - 1 - x.cfg.PendingLimit/10
+}
+
 // waitForRoom returns once pending is below the limit, or ctx is done.
 func (x *Exporter) waitForRoom(ctx context.Context) {
 	for {
@@ -372,7 +381,7 @@ func (x *Exporter) send(ctx context.Context, c call) (int, error) {
 	}
 	x.queue = append(back, x.queue...)
 	x.m.pending.Set(float64(x.pending))
-	if x.paused && x.pending < x.cfg.PendingLimit {
+	if x.paused && x.pending <= x.resumeAt() {
 		x.paused = false
 		x.m.paused.Set(0)
 		close(x.room)

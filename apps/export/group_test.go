@@ -373,3 +373,40 @@ func TestAPendingRowOfADayOfTenSecondBucketsFitsInAKafkaRecord(t *testing.T) {
 	}
 	t.Logf("a day of pending buckets is %d bytes", len(raw))
 }
+
+func TestExporterResumesTheInputATenthBelowThePendingLimit(t *testing.T) {
+	allow := make(chan struct{})
+	sink := SinkFunc(func(ctx context.Context, _ []Record) ([]error, error) {
+		select {
+		case <-allow:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	x, err := NewExporter(sink, ExporterConfig{PendingLimit: 10, BatchWait: time.Millisecond,
+		Limits: Limits{MaxRecordsPerCall: 1, MaxEventsPerRecord: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := x.offer(EventID(keyA, utc(2016, 1, 4, 0, 0, i)), testLine(i, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !x.Paused() {
+		t.Fatal("not paused at the limit")
+	}
+	runExporter(t, x)
+	allow <- struct{}{}
+	waitFor(t, 10*time.Second, "one event accepted", func() bool { return x.Pending() == 9 })
+	if !x.Paused() {
+		t.Fatal("resumed one below the limit")
+	}
+	allow <- struct{}{}
+	waitFor(t, 10*time.Second, "two events accepted", func() bool { return x.Pending() == 8 })
+	if x.Paused() {
+		t.Fatal("still paused a tenth below the limit")
+	}
+	close(allow)
+}
