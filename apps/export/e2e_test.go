@@ -206,3 +206,53 @@ func TestExportShipsTheLatestValueOfEveryKeyAndBucketToAFlakyHTTPSinkOnTheBroker
 	t.Logf("%d updates, %d events (dedupe %.1fx), %d calls (%d failed), %d lines rejected, %d events taken twice or more",
 		n, len(u.latest), float64(n)/float64(len(u.latest)), calls, failed, rejected, dups)
 }
+
+func TestExportWritesTheLatestValueOfEveryKeyAndBucketToRotatedFilesOnTheBroker(t *testing.T) {
+	b := startTestBroker(t)
+	cl := newInputClient(t, b)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	u := genUpdates(rand.New(rand.NewPCG(41, 42)), start, time.Second, 8)
+	produceBuckets(t, cl, u)
+	dir := t.TempDir()
+	sink, err := NewFileSink(FileSinkConfig{Dir: dir, MaxFileBytes: 64 << 10, MaxFileAge: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, e2eConfig(b, sink, t.TempDir())) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	var files []string
+	got := map[string]int64{}
+	waitFor(t, 120*time.Second, "every (key, bucket) in a finished file", func() bool {
+		var lines []string
+		files, lines = readLines(t, dir, "*.jsonl")
+		for _, line := range lines {
+			var ev Event
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			got[ev.ID] = ev.Value
+		}
+		for id := range u.latest {
+			if _, ok := got[id]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for id, v := range got {
+		if want, ok := u.latest[id]; !ok || v != want {
+			t.Errorf("%s: value %d, the latest is %d (%v)", id, v, want, ok)
+		}
+	}
+	if len(files) < 3 {
+		t.Errorf("%d finished files, want rotation by size and age: %v", len(files), files)
+	}
+	t.Logf("%d events in %d files", len(got), len(files))
+}

@@ -323,9 +323,11 @@ func TestHTTPSinkRejectsTheRecordsOfTheRejectedLines(t *testing.T) {
 	}
 }
 
-func readLines(t *testing.T, dir string) (files []string, lines []string) {
+// readLines reads the files of dir whose names match pattern, in order of
+// name.
+func readLines(t *testing.T, dir, pattern string) (files []string, lines []string) {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "*"))
+	names, err := filepath.Glob(filepath.Join(dir, pattern))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +374,7 @@ func TestFileSinkRotatesBySizeAndWritesEveryEventOnce(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	files, lines := readLines(t, dir)
+	files, lines := readLines(t, dir, "*")
 	if !slices.Equal(lines, want) {
 		t.Fatalf("files hold %d lines, want the %d events in order", len(lines), n)
 	}
@@ -410,7 +412,7 @@ func TestFileSinkFinishesAFileOnceItIsOld(t *testing.T) {
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, lines := readLines(t, dir)
+	files, lines := readLines(t, dir, "*")
 	if len(files) != 2 || len(lines) != 2 {
 		t.Fatalf("files %v with %d lines, want two files of one line", files, len(lines))
 	}
@@ -433,7 +435,7 @@ func TestFileSinkCutsAFileACrashLeftOpenBackToItsLastWholeLine(t *testing.T) {
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, lines := readLines(t, dir)
+	files, lines := readLines(t, dir, "*")
 	if !slices.Equal(files, []string{"events-20260101T000000.000Z-000001.jsonl"}) || !slices.Equal(lines, []string{`{"id":"a"}`, `{"id":"b"}`}) {
 		t.Fatalf("files %v, lines %q", files, lines)
 	}
