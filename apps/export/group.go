@@ -20,7 +20,8 @@ package export
 // fires, the group asks the Exporter about each of the row's events: an
 // accepted one is cleared, one the Exporter does not know (it restarted,
 // or the partition came from another processor) is handed to it again,
-// and the timer is set again while any remains. With IdleAdvance, stream
+// and the timer is set again while any remains, twice as far each time the
+// events were still waiting in the Exporter (up to 16 times). With IdleAdvance, stream
 // time follows the wall clock when the input stops, so rows are cleared and
 // re-sent then too.
 //
@@ -99,6 +100,19 @@ type GroupConfig struct {
 // well within a Kafka record; the event is made again from the row's key.
 type Pending struct {
 	Buckets []PendingBucket `json:"buckets"`
+	// Rechecks counts the checks in a row that found the events still
+	// waiting in the Exporter: each doubles the time to the next check, up
+	// to 16 times ResendAfter, so that a sink that is down for long does
+	// not make every pending row write its timer every ResendAfter.
+	Rechecks int `json:"rechecks,omitempty"`
+}
+
+// maxRecheckShift caps the doubling of the time between checks.
+const maxRecheckShift = 4
+
+// recheckAfter is the stream time to the next check of a row.
+func (x *group) recheckAfter(rechecks int) time.Duration {
+	return x.cfg.ResendAfter << min(rechecks, maxRecheckShift)
 }
 
 // PendingBucket is a pending event: its bucket's end and its value.
@@ -212,6 +226,7 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 	}
 	p, _ := ctx.Value()
 	p.Buckets = append(p.Buckets, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
+	p.Rechecks = 0
 	ctx.SetValue(p)
 	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
 	x.m.out.Inc()
@@ -233,11 +248,14 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 		return err // update let no such key in
 	}
 	keep := make([]PendingBucket, 0, len(p.Buckets))
+	waiting := false // an event is still in the Exporter
 	for _, b := range p.Buckets {
 		ev := newEvent(k, b.Value, b.End)
 		switch x.cfg.Exporter.status(ev.ID) {
 		case statusAccepted:
 			continue
+		case statusPending:
+			waiting = true
 		case statusUnknown:
 			line, err := ev.line()
 			if err != nil {
@@ -253,9 +271,13 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 		ctx.Delete()
 		return nil
 	}
-	if len(keep) < len(p.Buckets) {
-		ctx.SetValue(Pending{Buckets: keep})
+	rechecks := 0
+	if waiting {
+		rechecks = p.Rechecks + 1
 	}
-	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
+	if len(keep) < len(p.Buckets) || rechecks != p.Rechecks {
+		ctx.SetValue(Pending{Buckets: keep, Rechecks: rechecks})
+	}
+	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.recheckAfter(rechecks)))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -409,4 +410,31 @@ func TestExporterResumesTheInputATenthBelowThePendingLimit(t *testing.T) {
 		t.Fatal("still paused a tenth below the limit")
 	}
 	close(allow)
+}
+
+func TestExportGroupChecksAPendingRowHalfAsOftenEachTimeItsEventsStillWait(t *testing.T) {
+	sink := &gateSink{} // down for the whole test
+	tt, x := newSinkGroup(t, sink, 1000)
+	runExporter(t, x)
+	send(t, tt, keyA, "1", at(1))
+	// Updates of another key move stream time a second at a time from 12,
+	// which closes keyA's bucket, to 50: checks at 13, 15, 19, 27 and 43,
+	// each twice as far from the one before, up to 16 s.
+	for s := 12; s <= 50; s++ {
+		send(t, tt, keyB, strconv.Itoa(s), at(float64(s)))
+	}
+	p, ok, err := tt.Row(keyA)
+	if err != nil || !ok {
+		t.Fatalf("no pending row: %v", err)
+	}
+	if p.Rechecks != 5 || len(p.Buckets) != 1 {
+		t.Fatalf("row %+v, want 5 checks of its one bucket", p)
+	}
+	// The sink comes back: the row is cleared at the next check, at 59.
+	sink.setOpen(true)
+	waitFor(t, 10*time.Second, "the sink to take the events", func() bool { return x.Pending() == 0 })
+	send(t, tt, keyB, "59", at(59))
+	if p, ok, err := tt.Row(keyA); ok || err != nil {
+		t.Fatalf("row %+v (%v) after the sink took its event", p, err)
+	}
 }
