@@ -53,6 +53,13 @@ type ExporterConfig struct {
 	// group stops taking input, until the sink catches up to a tenth below
 	// it. Default 600,000.
 	PendingLimit int
+	// MaxPause is how long the input waits for room, while paused, before
+	// it takes one update anyway: as a partition's handler does the
+	// waiting, this bounds how long a rebalance of the partition waits
+	// for it. A paused partition so takes at most one update per MaxPause,
+	// which moves its stream time, and closes its buckets, next to never.
+	// Default 1s.
+	MaxPause time.Duration
 	// Logger receives the exporter's logs: sink errors, pauses and resumes.
 	// Default: discard.
 	Logger *slog.Logger
@@ -82,6 +89,9 @@ func (c ExporterConfig) withDefaults() ExporterConfig {
 	}
 	if c.PendingLimit <= 0 {
 		c.PendingLimit = DefaultPendingLimit
+	}
+	if c.MaxPause <= 0 {
+		c.MaxPause = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -223,21 +233,21 @@ func (x *Exporter) resumeAt() int {
 	return x.cfg.PendingLimit - 1 - x.cfg.PendingLimit/10
 }
 
-// waitForRoom returns once pending is below the limit, or ctx is done.
+// waitForRoom returns once pending is below the limit, ctx is done, or it
+// has waited MaxPause.
 func (x *Exporter) waitForRoom(ctx context.Context) {
-	for {
-		x.mu.Lock()
-		if !x.paused {
-			x.mu.Unlock()
-			return
-		}
-		room := x.room
-		x.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return
-		}
+	x.mu.Lock()
+	paused, room := x.paused, x.room
+	x.mu.Unlock()
+	if !paused {
+		return
+	}
+	t := time.NewTimer(x.cfg.MaxPause)
+	defer t.Stop()
+	select {
+	case <-room:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

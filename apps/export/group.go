@@ -26,8 +26,9 @@ package export
 // re-sent then too.
 //
 // While the Exporter holds PendingLimit events, the input handler waits
-// for it to catch up before it takes the next update, which holds back
-// the partition's input (the Exporter logs and sets its paused metric).
+// for it to catch up, up to MaxPause, before it takes the next update,
+// which holds back the partition's input (the Exporter logs and sets its
+// paused metric).
 // The bucket that an update closes is handed over before the wait, so the
 // sink always has the events it needs to catch up.
 

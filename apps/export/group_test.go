@@ -319,7 +319,8 @@ func TestExportGroupHandsAPendingRowToANewExporterAfterARestart(t *testing.T) {
 func TestExportGroupStopsTakingInputAtThePendingLimitAndResumesWhenTheSinkCatchesUp(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	sink := &gateSink{}
-	x, err := NewExporter(sink, ExporterConfig{PendingLimit: 2, BatchWait: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Metrics: reg})
+	x, err := NewExporter(sink, ExporterConfig{PendingLimit: 2, BatchWait: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		MaxPause: time.Hour, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,5 +437,36 @@ func TestExportGroupChecksAPendingRowHalfAsOftenEachTimeItsEventsStillWait(t *te
 	send(t, tt, keyB, "59", at(59))
 	if p, ok, err := tt.Row(keyA); ok || err != nil {
 		t.Fatalf("row %+v (%v) after the sink took its event", p, err)
+	}
+}
+
+func TestExportGroupTakesAnUpdateAfterMaxPauseSoThatAPausedPartitionDoesNotHoldUpARebalance(t *testing.T) {
+	sink := &gateSink{} // down for the whole test
+	x, err := NewExporter(sink, ExporterConfig{PendingLimit: 1, MaxPause: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := DefineGroup(GroupConfig{Exporter: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runExporter(t, x)
+	send(t, tt, keyA, "1", at(1))
+	send(t, tt, keyA, "2", at(11)) // closes the bucket: paused
+	if !x.Paused() {
+		t.Fatal("not paused at the limit")
+	}
+	// Each of these waits MaxPause, then is taken: Send returns.
+	send(t, tt, keyA, "3", at(12))
+	send(t, tt, keyA, "4", at(13))
+	if !x.Paused() {
+		t.Fatal("resumed while the sink is down")
+	}
+	if p, ok, _ := tt.Row(keyA); !ok || len(p.Buckets) != 1 {
+		t.Fatalf("row %+v, want the one pending bucket", p)
 	}
 }
