@@ -4,7 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,4 +260,65 @@ func TestExportWritesTheLatestValueOfEveryKeyAndBucketToRotatedFilesOnTheBroker(
 		t.Errorf("%d finished files, want rotation by size and age: %v", len(files), files)
 	}
 	t.Logf("%d events in %d files", len(got), len(files))
+}
+
+func TestExportServesItsPendingEventsAndSinkErrorsAtTheMonitorsMetrics(t *testing.T) {
+	b := startTestBroker(t)
+	cl := newInputClient(t, b)
+	u := genUpdates(rand.New(rand.NewPCG(51, 52)), time.Now().Add(-time.Hour).Truncate(time.Second), time.Second, 3)
+	produceBuckets(t, cl, u)
+	f, srv := newFlakySink(t, e2eLimits, 0.5, 0)
+	sink, err := NewHTTPSink(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e2eConfig(b, sink, t.TempDir())
+	cfg.MonitorAddr = "127.0.0.1:0"
+	addr := make(chan net.Addr, 1)
+	cfg.MonitorReady = func(a net.Addr) { addr <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a.String() + "/metrics"
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	waitFor(t, 60*time.Second, "every event taken", func() bool {
+		taken, _, _, _, _ := f.snapshot()
+		return len(taken) == len(u.latest)
+	})
+	var metrics string
+	waitFor(t, 30*time.Second, "the metrics to say nothing is pending", func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics = string(body)
+		return strings.Contains(metrics, "\nsluice_export_pending_events 0\n")
+	})
+	for _, want := range []string{
+		"\nsluice_export_events_sent_total " + strconv.Itoa(len(u.latest)) + "\n",
+		"\nsluice_export_paused 0\n",
+		`sluice_export_sink_errors_total{kind="call"}`,
+		`sluice_export_updates_skipped_total{period="week"}`,
+		"\nsluice_export_events_total " + strconv.Itoa(len(u.latest)) + "\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/web"
 )
 
 // Config configures Run. Exactly one of Sink and Topic is set.
@@ -50,6 +53,14 @@ type Config struct {
 	// Metrics, if set, registers the processor's, the group's and the
 	// exporter's metrics. Default: none.
 	Metrics prometheus.Registerer
+	// MonitorAddr is where the web monitor of the processor, with the
+	// metrics at /metrics (the exporter's pending events, paused state and
+	// sink errors among them), is served, such as "127.0.0.1:9096".
+	// Default: no monitor.
+	MonitorAddr string
+	// MonitorReady, if set, is called with the monitor's address once it
+	// serves.
+	MonitorReady func(addr net.Addr)
 	// Options are more options of the processor, after Run's own.
 	Options []sluice.ProcessorOpt
 	// Started, if set, is called with the processor and the exporter (nil
@@ -65,6 +76,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var gather prometheus.Gatherer
+	if cfg.MonitorAddr != "" && cfg.Metrics == nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Metrics, gather = reg, reg
+	} else if g, ok := cfg.Metrics.(prometheus.Gatherer); ok {
+		gather = g
 	}
 	if cfg.IdleAdvance == 0 {
 		cfg.IdleAdvance = 2 * time.Second
@@ -111,10 +130,30 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
+	var (
+		monitor   *web.Monitor
+		monitorLn net.Listener
+	)
+	if cfg.MonitorAddr != "" {
+		mopts := []web.Opt{web.Processors(proc)}
+		if gather != nil {
+			mopts = append(mopts, web.Metrics(gather))
+		}
+		monitor = web.New(mopts...)
+		if monitorLn, err = monitor.Listen(cfg.MonitorAddr); err != nil {
+			return fmt.Errorf("export: monitor: %w", err)
+		}
+	}
 	if cfg.Started != nil {
 		cfg.Started(proc, x)
 	}
 	eg, ectx := errgroup.WithContext(ctx)
+	if monitor != nil {
+		eg.Go(func() error { return monitor.Serve(ectx, monitorLn) })
+		if cfg.MonitorReady != nil {
+			cfg.MonitorReady(monitorLn.Addr())
+		}
+	}
 	eg.Go(func() error { return proc.Run(ectx) })
 	if x != nil {
 		eg.Go(func() error { return x.Run(ectx) })

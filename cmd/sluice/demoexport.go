@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/store/pebble"
+	"github.com/sluice-io/sluice/web"
 )
 
 func newDemoExportCmd(g *globalFlags) *cobra.Command {
@@ -31,6 +32,7 @@ func newDemoExportCmd(g *globalFlags) *cobra.Command {
 		failCalls   float64
 		rejectLines float64
 		stateDir    string
+		monitorAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -100,14 +102,33 @@ are not exported.`,
 			if stateDir != "" {
 				cfg.Storage = pebble.Builder(stateDir)
 			}
-			fmt.Fprintf(out, "sink     %s (fails %.0f%% of calls, rejects %.0f%% of lines)\n\n", url, 100*failCalls, 100*rejectLines)
-			fmt.Fprintf(out, "%d API calls a second update their counters in %q; the latest value of each\n", rate, export.DefaultInput)
-			fmt.Fprintf(out, "per %s bucket is posted to the sink, which prints each call below. Try:\n", bucket)
-			fmt.Fprintf(out, "  sluice tail %s --brokers %s\n", export.DefaultInput, b.Addrs()[0])
-			fmt.Fprintln(out, "Press Ctrl-C to stop.")
+			cfg.MonitorAddr = monitorAddr
+			monitorReady := make(chan struct{})
+			if monitorAddr == "" {
+				close(monitorReady)
+			}
+			var metricsURL string
+			cfg.MonitorReady = func(addr net.Addr) {
+				fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
+				metricsURL = "http://" + addr.String() + "/metrics"
+				close(monitorReady)
+			}
+			fmt.Fprintf(out, "sink     %s (fails %.0f%% of calls, rejects %.0f%% of lines)\n", url, 100*failCalls, 100*rejectLines)
 
 			eg, ectx := errgroup.WithContext(ctx)
 			eg.Go(func() error { return export.Run(ectx, cfg) })
+			select {
+			case <-monitorReady:
+			case <-ectx.Done():
+				return eg.Wait()
+			}
+			fmt.Fprintf(out, "\n%d API calls a second update their counters in %q; the latest value of each\n", rate, export.DefaultInput)
+			fmt.Fprintf(out, "per %s bucket is posted to the sink, which prints each call below. Try:\n", bucket)
+			fmt.Fprintf(out, "  sluice tail %s --brokers %s\n", export.DefaultInput, b.Addrs()[0])
+			if metricsURL != "" {
+				fmt.Fprintf(out, "  curl -s %s | grep ^sluice_export\n", metricsURL)
+			}
+			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			eg.Go(func() error { return generateHits(ectx, em, rate, logger.Warn) })
 			eg.Go(func() error {
 				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -129,6 +150,7 @@ are not exported.`,
 	cmd.Flags().IntVar(&rate, "rate", 50, "API calls a second; each updates 7 or 14 counters")
 	cmd.Flags().Float64Var(&failCalls, "fail-calls", 0.1, "share of the sink's calls it fails with 503")
 	cmd.Flags().Float64Var(&rejectLines, "reject-lines", 0.02, "share of the lines the sink rejects")
+	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state/export)")
 	return cmd
 }

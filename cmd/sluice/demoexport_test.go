@@ -14,7 +14,7 @@ func TestDemoExportPrintsTheCallsItsFlakySinkTakes(t *testing.T) {
 	out := &lockedBuffer{ch: make(chan string, 1024)}
 	cmd := newRootCmd()
 	cmd.SetArgs([]string{"demo", "export", "--addr", "127.0.0.1:0", "--in-memory", "--bucket", "1s", "--rate", "100",
-		"--fail-calls", "0.3", "--reject-lines", "0.1", "--state-dir", t.TempDir()})
+		"--fail-calls", "0.3", "--reject-lines", "0.1", "--monitor-addr", "127.0.0.1:0", "--state-dir", t.TempDir()})
 	cmd.SetOut(out)
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()

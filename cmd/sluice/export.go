@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/export"
 	"github.com/sluice-io/sluice/store/pebble"
+	"github.com/sluice-io/sluice/web"
 )
 
 // exportFlags are the flags of `sluice run export`.
@@ -27,6 +29,7 @@ type exportFlags struct {
 	fileMaxAge   time.Duration
 	stateDir     string
 	exactlyOnce  bool
+	monitorAddr  string
 }
 
 func newExportCmd(g *globalFlags) *cobra.Command {
@@ -92,6 +95,10 @@ unparsable key or value, later than the bucket's grace) go to
 			if f.exactlyOnce {
 				cfg.Guarantee = sluice.ExactlyOnce
 			}
+			cfg.MonitorAddr = f.monitorAddr
+			cfg.MonitorReady = func(addr net.Addr) {
+				fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics: sluice_export_pending_events, sluice_export_sink_errors_total, ...)\n", addr)
+			}
 			fmt.Fprintf(out, "exporting %q in buckets of %s (grace %s) to %s. Try:\n", f.input, f.bucket, f.grace, where)
 			fmt.Fprintf(out, "  echo 'stats/{service:1006}/metric:hits/hour:2016010411|42' | sluice produce %s --brokers %s --key-separator '|'\n",
 				f.input, strings.Join(brokers, ","))
@@ -116,6 +123,7 @@ unparsable key or value, later than the bucket's grace) go to
 	fl.DurationVar(&f.fileMaxAge, "file-max-age", time.Minute, "with a file sink: finish a file after this long")
 	fl.StringVar(&f.stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state/<group>)")
 	fl.BoolVar(&f.exactlyOnce, "exactly-once", false, "process exactly once, with Kafka transactions (a kafka: sink is then written exactly once)")
+	fl.StringVar(&f.monitorAddr, "monitor-addr", "", "address the web monitor and /metrics are served on, such as "+web.DefaultAddr+" (default: none)")
 	_ = cmd.MarkFlagRequired("sink")
 	return cmd
 }
