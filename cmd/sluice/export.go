@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/export"
+	"github.com/sluice-io/sluice/internal/progress"
 	"github.com/sluice-io/sluice/store/pebble"
 	"github.com/sluice-io/sluice/web"
 )
@@ -30,6 +32,7 @@ type exportFlags struct {
 	stateDir     string
 	exactlyOnce  bool
 	monitorAddr  string
+	flush        bool
 }
 
 func newExportCmd(g *globalFlags) *cobra.Command {
@@ -52,7 +55,8 @@ shipped as one JSON event, with time_gen the bucket's end and a stable id.
 
 Events the sink has not accepted stay pending in the group's table and are
 sent first after a restart; above --pending-limit the input waits for the
-sink. Week and eternity counters are not exported; updates that fail (an
+sink. --flush sends the events pending now and exits. Week and eternity
+counters are not exported; updates that fail (an
 unparsable key or value, later than the bucket's grace) go to
 "export-dead-letters".`,
 		Example: `  sluice run export --sink file:/tmp/export
@@ -99,6 +103,9 @@ unparsable key or value, later than the bucket's grace) go to
 			cfg.MonitorReady = func(addr net.Addr) {
 				fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics: sluice_export_pending_events, sluice_export_sink_errors_total, ...)\n", addr)
 			}
+			if f.flush {
+				return flushExport(ctx, cmd, cfg, where)
+			}
 			fmt.Fprintf(out, "exporting %q in buckets of %s (grace %s) to %s. Try:\n", f.input, f.bucket, f.grace, where)
 			fmt.Fprintf(out, "  echo 'stats/{service:1006}/metric:hits/hour:2016010411|42' | sluice produce %s --brokers %s --key-separator '|'\n",
 				f.input, strings.Join(brokers, ","))
@@ -124,8 +131,36 @@ unparsable key or value, later than the bucket's grace) go to
 	fl.StringVar(&f.stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state/<group>)")
 	fl.BoolVar(&f.exactlyOnce, "exactly-once", false, "process exactly once, with Kafka transactions (a kafka: sink is then written exactly once)")
 	fl.StringVar(&f.monitorAddr, "monitor-addr", "", "address the web monitor and /metrics are served on, such as "+web.DefaultAddr+" (default: none)")
+	fl.BoolVar(&f.flush, "flush", false, "send the events pending now, with a progress bar on a terminal, and exit")
 	_ = cmd.MarkFlagRequired("sink")
 	return cmd
+}
+
+// flushExport sends the events pending now and says how many.
+func flushExport(ctx context.Context, cmd *cobra.Command, cfg export.Config, where string) error {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	cfg.MonitorAddr = ""
+	var (
+		bar     *progress.Bar
+		flushed int
+	)
+	err := export.Flush(ctx, cfg, func(done, total int) {
+		if bar == nil && total > 0 && progress.IsTerminal(errOut) {
+			bar = progress.New(errOut, int64(total), "events")
+		}
+		if bar != nil {
+			bar.Set(int64(done))
+		}
+		flushed = done
+	})
+	if bar != nil {
+		bar.Done()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "flushed %d pending events to %s\n", flushed, where)
+	return nil
 }
 
 // setSink sets cfg's sink or topic from --sink and says where events go.

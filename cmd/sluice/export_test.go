@@ -98,3 +98,18 @@ func TestRunExportRejectsAnUnknownSink(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRunExportFlushOfAnExportThatNeverRanFlushesNothing(t *testing.T) {
+	var out strings.Builder
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"run", "export", "--addr", "127.0.0.1:0", "--in-memory", "--sink", "file:" + t.TempDir(), "--flush",
+		"--state-dir", t.TempDir()})
+	cmd.SetOut(&out)
+	cmd.SetErr(&strings.Builder{})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "flushed 0 pending events to JSON Lines files in ") {
+		t.Fatalf("output %q", out.String())
+	}
+}
