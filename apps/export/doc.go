@@ -18,7 +18,7 @@
 // Limits (Firehose's PutRecordBatch values by default) and retries with
 // backoff. FileSink writes JSON Lines files and HTTPSink posts NDJSON; a
 // Sink is one method, so others (S3, Firehose) are short to add. Run runs
-// it all:
+// it all, and Flush runs it until what is pending has been sent:
 //
 //	sink, err := export.NewHTTPSink("http://ingest:8080/events", nil)
 //	err = export.Run(ctx, export.Config{Brokers: []string{"127.0.0.1:9092"}, Sink: sink})

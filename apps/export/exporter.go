@@ -100,7 +100,7 @@ func (c ExporterConfig) withDefaults() ExporterConfig {
 }
 
 // Exporter sends the events of an export group to a Sink. Create it with
-// NewExporter, give it to the group (Config.Exporter) and run it with Run
+// NewExporter, give it to the group (GroupConfig.Exporter) and run it with Run
 // alongside the group's processor. It is safe for concurrent use.
 type Exporter struct {
 	sink Sink
