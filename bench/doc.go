@@ -249,5 +249,25 @@
 // TestSteadySidesAnswerEveryRecord runs each side for a second at 2,000
 // records a second and checks that every record of the window was
 // answered and measured.
+//
+// # BenchmarkExport
+//
+// apps/export. An input topic of 10 partitions is filled with n counter
+// updates of 50,000 stats keys, update i of key i%50000 at event time
+// 2016-01-04 11:00 + i·40s/n, so four 10 s buckets and, at 1M updates, five
+// updates per key per bucket. Each side keeps each key's latest value per
+// bucket and makes one event of it:
+//
+//   - raw: a kgo consumer group member like the raw side of
+//     BenchmarkCountGroup, keeping the latest values in a map; once it has
+//     consumed and committed all n, it marshals every event to JSON.
+//   - sluice: export.Run with a sink that accepts every call and counts its
+//     events: tumbling windows in the table (Pebble), a pending row and a
+//     timer per event, calls within Firehose's limits, IdleAdvance(100ms)
+//     so that the last bucket closes once the input is read. Its run ends
+//     when the sink has the events of every key and bucket.
+//   - sluice-topic: export.Run to a Kafka topic: the same windows, the
+//     events written with the batches, no pending rows. Its run ends when
+//     the topic holds every event.
 
 package bench

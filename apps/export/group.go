@@ -1,0 +1,284 @@
+package export
+
+// The export group: counter updates go into tumbling buckets of event time,
+// where only each key's latest value survives (LatestValue); when a bucket
+// closes, each key's value becomes one Event.
+//
+// Where the events go decides how they are kept:
+//   - To a Kafka topic (GroupConfig.Topic): the event is an output of the
+//     batch that closes the bucket, written with it and, under exactly
+//     once, in its transaction. Nothing is pending.
+//   - To a Sink (GroupConfig.Exporter): the event is appended to the
+//     pending row of its key in the group's table, in the same batch, and
+//     handed to the Exporter, which sends it from its own goroutine. The
+//     row is cleared only once the sink accepted the event. So every event
+//     is, at every moment, accepted by the sink or in a pending row that is
+//     durable before the input offsets past its bucket are committed: a
+//     SIGKILL loses nothing.
+//
+// A pending row carries a timer of stream time (ResendAfter). When it
+// fires, the group asks the Exporter about each of the row's events: an
+// accepted one is cleared, one the Exporter does not know (it restarted,
+// or the partition came from another processor) is handed to it again,
+// and the timer is set again while any remains, twice as far each time the
+// events were still waiting in the Exporter (up to 16 times). With IdleAdvance, stream
+// time follows the wall clock when the input stops, so rows are cleared and
+// re-sent then too.
+//
+// While the Exporter holds PendingLimit events, the input handler waits
+// for it to catch up, up to MaxPause, before it takes the next update,
+// which holds back the partition's input (the Exporter logs and sets its
+// paused metric).
+// The bucket that an update closes is handed over before the wait, so the
+// sink always has the events it needs to catch up.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/codec"
+)
+
+// The defaults of GroupConfig.
+const (
+	// DefaultGroup is the default name of the export group.
+	DefaultGroup = "export"
+	// DefaultInput is the default input topic: key = stats key, value =
+	// the counter's new value as decimal text.
+	DefaultInput = "stats-updates"
+	// DefaultBucket is the default bucket size.
+	DefaultBucket = 10 * time.Second
+	// DefaultResendAfter is the default GroupConfig.ResendAfter.
+	DefaultResendAfter = 5 * time.Second
+)
+
+// Aggregation is the name of the group's windowed aggregation, whose open
+// buckets a sluice.WindowView can read from the group's table.
+const Aggregation = "latest"
+
+// resendTimer is the name of the timer of a pending row.
+const resendTimer = "pending"
+
+// GroupConfig configures DefineGroup. Exactly one of Exporter and Topic is
+// set.
+type GroupConfig struct {
+	// Name is the group's name; its table is Name + "-table". Default
+	// "export".
+	Name string
+	// Input is the topic of counter updates. Default "stats-updates".
+	Input string
+	// Bucket is the size of the tumbling buckets of event time (the
+	// records' Kafka timestamps), a whole number of seconds, as time_gen
+	// has seconds. Default 10s.
+	Bucket time.Duration
+	// Grace is how long a bucket stays open after its end for updates that
+	// arrive out of order; an update later than that fails as late under
+	// the processor's error policy. Default 0.
+	Grace time.Duration
+	// Exporter, if set, receives the events, which stay pending in the
+	// group's table until its sink accepts them.
+	Exporter *Exporter
+	// Topic, if set, is the Kafka topic the events are written to, keyed by
+	// event id, with the batch that closes their bucket (in its
+	// transaction under exactly once).
+	Topic string
+	// ResendAfter is the stream time after which a pending row's events are
+	// checked: cleared if accepted, handed to the Exporter again if it does
+	// not know them. Default 5s.
+	ResendAfter time.Duration
+	// Metrics, if set, registers the group's metrics. Default: none.
+	Metrics prometheus.Registerer
+}
+
+// Pending is a row of the export group's table: the events of its key that
+// the sink has not accepted yet, oldest bucket first. An event is kept as
+// its bucket's end and value, about 50 bytes, so that a key whose events
+// pile up while the sink is down for a day of 10 s buckets still has a row
+// well within a Kafka record; the event is made again from the row's key.
+type Pending struct {
+	Buckets []PendingBucket `json:"buckets"`
+	// Rechecks counts the checks in a row that found the events still
+	// waiting in the Exporter: each doubles the time to the next check, up
+	// to 16 times ResendAfter, so that a sink that is down for long does
+	// not make every pending row write its timer every ResendAfter.
+	Rechecks int `json:"rechecks,omitempty"`
+}
+
+// maxRecheckShift caps the doubling of the time between checks.
+const maxRecheckShift = 4
+
+// recheckAfter is the stream time to the next check of a row.
+func (x *group) recheckAfter(rechecks int) time.Duration {
+	return x.cfg.ResendAfter << min(rechecks, maxRecheckShift)
+}
+
+// PendingBucket is a pending event: its bucket's end and its value.
+type PendingBucket struct {
+	End   time.Time `json:"end"`
+	Value int64     `json:"value"`
+}
+
+// group holds what the group's handlers share.
+type group struct {
+	cfg GroupConfig
+	win *sluice.Windowed[int64, sluice.Timestamped[int64]]
+	out *sluice.OutputTopic[Event]
+	m   *groupMetrics
+}
+
+// DefineGroup defines the export group. Run its processor with
+// sluice.IdleAdvance, so that the last bucket closes, and its events are
+// shipped, when updates stop.
+func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
+	if cfg.Name == "" {
+		cfg.Name = DefaultGroup
+	}
+	if cfg.Input == "" {
+		cfg.Input = DefaultInput
+	}
+	if cfg.Bucket == 0 {
+		cfg.Bucket = DefaultBucket
+	}
+	if cfg.ResendAfter <= 0 {
+		cfg.ResendAfter = DefaultResendAfter
+	}
+	switch {
+	case cfg.Bucket < time.Second || cfg.Bucket%time.Second != 0:
+		return nil, fmt.Errorf("export group: bucket %s: want a whole number of seconds", cfg.Bucket)
+	case cfg.Grace < 0:
+		return nil, fmt.Errorf("export group: grace %s: want it not negative", cfg.Grace)
+	case (cfg.Exporter == nil) == (cfg.Topic == ""):
+		return nil, errors.New("export group: want either an exporter or a topic")
+	}
+	m, err := newGroupMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("export group: %w", err)
+	}
+	x := &group{cfg: cfg, m: m}
+	g := sluice.DefineGroup[Pending](cfg.Name)
+	sluice.Persist(g, codec.JSON[Pending]())
+	x.win = sluice.Aggregate(g, Aggregation, sluice.Tumbling(cfg.Bucket).Grace(cfg.Grace), sluice.LatestValue(codec.Int64()), x.closed)
+	sluice.Input(g, cfg.Input, codec.Int64(), x.update)
+	if cfg.Topic != "" {
+		x.out = sluice.Output(g, cfg.Topic, codec.JSON[Event]())
+	} else {
+		sluice.OnTimer(g, x.recheck)
+	}
+	return g, nil
+}
+
+// update takes a counter update into its bucket. An unparsable key fails
+// the record, with the parser's reason, under the error policy; keys of
+// periods that are not exported are counted and dropped.
+func (x *group) update(ctx *sluice.Context[Pending], v int64) error {
+	k, err := ParseStatsKey(ctx.Key())
+	if err != nil {
+		return err
+	}
+	if !k.Exported() {
+		x.m.skipped.WithLabelValues(k.Period.String()).Inc()
+		return nil
+	}
+	if x.cfg.Exporter != nil {
+		x.cfg.Exporter.waitForRoom(ctx.Context())
+	}
+	if err := x.win.Add(ctx, v); err != nil {
+		return err
+	}
+	x.m.in.Inc()
+	return nil
+}
+
+// closed turns a closed bucket's latest value of a key into its event.
+func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluice.Timestamped[int64]]) error {
+	if !r.Final || !r.Value.Set {
+		return nil
+	}
+	k, err := ParseStatsKey(r.Key)
+	if err != nil {
+		return err // update let no such key in
+	}
+	x.m.lag.Set(time.Since(r.Window.End).Seconds())
+	ev := newEvent(k, r.Value.Value, r.Window.End)
+	line, err := ev.line()
+	if err != nil {
+		return err
+	}
+	if x.out != nil {
+		// Kafka would refuse a larger record and the processor retry it
+		// for ever; the error policy takes it instead.
+		if len(line) > DefaultMaxRecordBytes {
+			return fmt.Errorf("event %s: %d bytes, more than a record's %d", ev.ID, len(line), DefaultMaxRecordBytes)
+		}
+		if err := x.out.Emit(ctx, ev.ID, ev); err != nil {
+			return err
+		}
+		x.m.out.Inc()
+		return nil
+	}
+	// Handed over first: an event too large for any record fails here,
+	// before it is made pending, so that it does not stay pending forever.
+	if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
+		return err
+	}
+	p, _ := ctx.Value()
+	p.Buckets = append(p.Buckets, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
+	p.Rechecks = 0
+	ctx.SetValue(p)
+	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
+	x.m.out.Inc()
+	return nil
+}
+
+// recheck clears the accepted events of a pending row and hands the
+// Exporter those it does not know.
+func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
+	if t.Name != resendTimer {
+		return nil
+	}
+	p, ok := ctx.Value()
+	if !ok {
+		return nil
+	}
+	k, err := ParseStatsKey(ctx.Key())
+	if err != nil {
+		return err // update let no such key in
+	}
+	keep := make([]PendingBucket, 0, len(p.Buckets))
+	waiting := false // an event is still in the Exporter
+	for _, b := range p.Buckets {
+		ev := newEvent(k, b.Value, b.End)
+		switch x.cfg.Exporter.status(ev.ID) {
+		case statusAccepted:
+			continue
+		case statusPending:
+			waiting = true
+		case statusUnknown:
+			line, err := ev.line()
+			if err != nil {
+				return err
+			}
+			if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
+				return err
+			}
+		}
+		keep = append(keep, b)
+	}
+	if len(keep) == 0 {
+		ctx.Delete()
+		return nil
+	}
+	rechecks := 0
+	if waiting {
+		rechecks = p.Rechecks + 1
+	}
+	if len(keep) < len(p.Buckets) || rechecks != p.Rechecks {
+		ctx.SetValue(Pending{Buckets: keep, Rechecks: rechecks})
+	}
+	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.recheckAfter(rechecks)))
+	return nil
+}
