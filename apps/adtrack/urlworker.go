@@ -70,6 +70,13 @@ func (w *URLWorker) send(ctx *sluice.Context[struct{}], raw []byte) error {
 		ctx.Logger().Warn("postback request rejected", "err", reason)
 		return w.Rejected.Emit(ctx, ctx.Key(), raw, sluice.Header{Key: RejectedHeader, Value: []byte(reason)})
 	}
+	// Once the processor is stopping, no request is started: the task
+	// goes on through the records it fetched, and a slow network's backlog
+	// would hold up the stop by all of it. The error leaves this record and
+	// the rest uncommitted, for the next run.
+	if err := ctx.Context().Err(); err != nil {
+		return fmt.Errorf("postback %q not sent: %w", req.PostbackID, context.Cause(ctx.Context()))
+	}
 	// The request in hand is finished when the processor stops, as a task
 	// finishes the record in hand: its outcome is then committed, and it
 	// is not sent again. The Sender's attempts and timeouts bound the wait.
