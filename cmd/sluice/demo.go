@@ -93,6 +93,7 @@ counts go on from where they were.`,
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
+	cmd.AddCommand(newDemoAdTrackCmd(g))
 	return cmd
 }
 
