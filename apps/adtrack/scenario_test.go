@@ -501,6 +501,7 @@ func TestRunYieldsExactlyTheScriptedPostbacksAndStats(t *testing.T) {
 			s.waitStats(t, statsURL, false)
 			s.checkGood(t, good.requests(), false)
 			s.checkDead(t, dead.requests(), scenarioSender().Attempts)
+			s.checkResults(t, brokers)
 			if n := len(dead.requests()); n != scenarioSender().Attempts {
 				t.Errorf("dead saw %d requests, want %d, one per attempt", n, scenarioSender().Attempts)
 			}
@@ -509,5 +510,64 @@ func TestRunYieldsExactlyTheScriptedPostbacksAndStats(t *testing.T) {
 				t.Fatalf("run stopped with %v", err)
 			}
 		})
+	}
+}
+
+// checkResults reads ResultsTopic and checks the scenario's results: ok
+// for good's postbacks, failed after every attempt for dead's, with the
+// status in the error.
+func (s *scenario) checkResults(t *testing.T, brokers []string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(ResultsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byID := map[string][]Result{}
+	want := 0
+	for _, path := range []string{"/pbstats/good-mac", "/pbstats/good-pay", "/pbstats/dead-mac"} {
+		want += int(s.stats[path]["count"])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for n := 0; n < want; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d results read: %v", n, want, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			ev, err := ParseEvent(r.Value)
+			if err != nil {
+				t.Fatalf("result %q: %v", r.Value, err)
+			}
+			res, err := ParseResult(ev)
+			if err != nil {
+				t.Fatalf("result %q: %v", r.Value, err)
+			}
+			byID[res.Request.PostbackID] = append(byID[res.Request.PostbackID], res)
+			n++
+		})
+	}
+	for id, rs := range byID {
+		for _, res := range rs {
+			switch id {
+			case "good-mac", "good-pay":
+				if res.Status != StatusOK || res.Code != http.StatusOK || res.Attempts != 1 {
+					t.Errorf("%s: %s %d after %d attempts (%s), want ok 200 at once", id, res.Status, res.Code, res.Attempts, res.Error)
+				}
+			case "dead-mac":
+				if res.Status != StatusFailed || res.Code != http.StatusServiceUnavailable || res.Attempts != scenarioSender().Attempts ||
+					!strings.Contains(res.Error, "status 503") || res.Request.ID != s.dead.header.Get(RequestIDHeader) {
+					t.Errorf("%s: %s %d after %d attempts (%q), request id %s, want failed 503 after %d, request id %s", id, res.Status, res.Code,
+						res.Attempts, res.Error, res.Request.ID, scenarioSender().Attempts, s.dead.header.Get(RequestIDHeader))
+				}
+			default:
+				t.Errorf("a result of postback %q", id)
+			}
+		}
+	}
+	if len(byID["dead-mac"]) != 1 || len(byID["good-mac"]) != 4 || len(byID["good-pay"]) != 1 {
+		t.Errorf("results: %d of good-mac, %d of good-pay, %d of dead-mac, want 4, 1, 1", len(byID["good-mac"]), len(byID["good-pay"]), len(byID["dead-mac"]))
 	}
 }
