@@ -202,6 +202,28 @@
 //     acknowledged, from the sluice_batch_duration_seconds histogram of
 //     Metrics, on for this side) as p99-batch-ms.
 //
+// # BenchmarkAdTrackAttribution
+//
+// The attribution of apps/adtrack. A topic "clicks" of 10 partitions is
+// filled with n/2 clicks (~560 bytes in the tracker format), each with a
+// device id and keyed by its lookup key, then "inapp" with n/2 installs
+// (~150 bytes), install i from click i's device, keyed by its identity:
+//
+//   - raw: a kgo consumer group member of both topics that parses every
+//     record as a tracker event (adtrack.ParseEvent) and commits.
+//   - sluice: a processor of adtrack.DefineAttribution with its table in
+//     Pebble and CommitInterval(100ms). A click is stored in its key's row;
+//     an install is remembered in the row of its identity and sends one
+//     loopback record to its first key, which consumes the click and
+//     writes a conversion (an install handled before its click walks all
+//     four keys and is written as unattributed). Its run ends when every
+//     install has its conversion or unattributed record; the run logs how
+//     many were attributed.
+//
+// The raw side does a small part of the work, so the ratio is the cost of
+// the attribution against reading its input, not a like-for-like
+// comparison.
+//
 // # BenchmarkSteady
 //
 // The count group under steady load instead of a backlog: records arrive

@@ -44,6 +44,12 @@ type Config struct {
 	// StatsReady, if set, is called with the stats' address once they are
 	// served.
 	StatsReady func(addr net.Addr)
+	// Options are added to every group's processor after Run's own, for
+	// the deployment's tuning: sluice.InstanceID, so that a processor
+	// restarted after a crash takes over its partitions at once and fences
+	// the transactions its predecessor left open, or sluice.SessionTimeout.
+	// Default none.
+	Options []sluice.ProcessorOpt
 }
 
 // Groups are the names of the groups Run runs, in the order records flow
@@ -77,7 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if cfg.Storage != nil {
 			o = append(o, sluice.Storage(cfg.Storage(group)))
 		}
-		return o
+		return append(o, cfg.Options...)
 	}
 	deadLetter := sluice.DeadLetter(DeadLetterTopic)
 

@@ -12,6 +12,7 @@ package adtrack
 // committed only once every request below it in its partition has one.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -77,9 +78,12 @@ func (w *URLWorker) send(ctx *sluice.Context[struct{}], raw []byte) error {
 		ctx.Logger().Warn("postback request rejected", "err", reason)
 		return w.Rejected.Emit(ctx, ctx.Key(), raw, sluice.Header{Key: RejectedHeader, Value: []byte(reason)})
 	}
-	// A request cut short by a stop or a revocation has no outcome: it
-	// stays uncommitted, and the next owner sends it again, with the same
-	// X-Request-Id.
+	// Once the processor is stopping, no request is started, and one in
+	// flight is cut short: it has no outcome, stays uncommitted, and the
+	// next owner sends it again, with the same X-Request-Id.
+	if err := ctx.Context().Err(); err != nil {
+		return fmt.Errorf("postback %q not sent: %w", req.PostbackID, context.Cause(ctx.Context()))
+	}
 	res, err := w.sender.Send(ctx.Context(), req)
 	if err != nil {
 		return err

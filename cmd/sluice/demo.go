@@ -33,10 +33,14 @@ sends a click every 100ms for user-0 … user-9 to "user-clicks", the group
 "mini-group" that counts clicks per user in its table, and a view of that
 table served over HTTP, and the web monitor of all three (with their metrics
 at /metrics) on 127.0.0.1:9096. Stop it with Ctrl-C; run it again and the
-counts go on from where they were.`,
+counts go on from where they were.
+
+sluice demo adtrack runs the ad tracking pipeline instead, on generated
+traffic.`,
 		Example: `  sluice demo
   curl localhost:9095/user-3
-  open http://127.0.0.1:9096/`,
+  open http://127.0.0.1:9096/
+  sluice demo adtrack`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -93,7 +97,7 @@ counts go on from where they were.`,
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
-	cmd.AddCommand(newDemoExportCmd(g))
+	cmd.AddCommand(newDemoExportCmd(g), newDemoAdTrackCmd(g))
 	return cmd
 }
 
