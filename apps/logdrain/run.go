@@ -45,6 +45,11 @@ type Config struct {
 	ProcessorOptions []sluice.ProcessorOpt
 	// Logger receives the logs. Default: discard.
 	Logger *slog.Logger
+	// Registry receives the metrics of the drain, the group and the view,
+	// and is what the drain's /metrics serves: a program that runs more
+	// beside them (a replay) adds its metrics to it. Default: a registry of
+	// Run's own, with the Go and process collectors.
+	Registry *prometheus.Registry
 	// Ready, if set, is called with the drain's and the routes view's
 	// addresses once both serve.
 	Ready func(drain, routes net.Addr)
@@ -63,8 +68,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	common := append([]sluice.Opt{sluice.Brokers(cfg.Brokers...), sluice.Logger(cfg.Logger), sluice.Metrics(reg)}, cfg.Options...)
 
 	dcfg := cfg.Drain

@@ -33,7 +33,9 @@ sends a click every 100ms for user-0 … user-9 to "user-clicks", the group
 "mini-group" that counts clicks per user in its table, and a view of that
 table served over HTTP, and the web monitor of all three (with their metrics
 at /metrics) on 127.0.0.1:9096. Stop it with Ctrl-C; run it again and the
-counts go on from where they were.`,
+counts go on from where they were.
+
+"sluice demo logdrain" runs the log drain on generated Heroku traffic instead.`,
 		Example: `  sluice demo
   curl localhost:9095/user-3
   open http://127.0.0.1:9096/`,
@@ -89,6 +91,7 @@ counts go on from where they were.`,
 			})
 		},
 	}
+	cmd.AddCommand(newDemoLogdrainCmd(g))
 	f.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
