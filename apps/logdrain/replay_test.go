@@ -402,3 +402,43 @@ func TestNewReplayerRefusesABadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestReplayFromMovesBackAGroupThatRanBefore(t *testing.T) {
+	b := startBroker(t)
+	createRouterTopic(t, b.Addrs())
+	from := time.Now()
+	produceLines(t, newClient(t, b.Addrs()), line{method: "GET", path: "/x"}, line{method: "GET", path: "/y"})
+
+	first := startTarget(t, nil)
+	r, err := logdrain.NewReplayer(logdrain.ReplayConfig{Brokers: b.Addrs(), Target: first.URL, From: from, Logger: testLogger(),
+		ProcessorOptions: []sluice.ProcessorOpt{sluice.CommitInterval(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor(t, "the first run to replay both lines", func() bool { return r.Stats().Sent() == 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+
+	committed, err := kadm.NewClient(newClient(t, b.Addrs())).FetchOffsets(context.Background(), logdrain.DefaultReplayGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	committed.Each(func(o kadm.OffsetResponse) { n += o.At })
+	if n != 2 {
+		t.Fatalf("the first run committed offsets summing to %d, want past both lines", n)
+	}
+	// The group committed its position; a second run from the same time
+	// replays the lines again rather than resuming after them.
+	again := startTarget(t, nil)
+	r = startReplay(t, b.Addrs(), logdrain.ReplayConfig{Target: again.URL, From: from})
+	waitFor(t, "the second run to replay both lines", func() bool { return r.Stats().Sent() == 2 })
+	if got, want := again.requests(), []string{"GET /x", "GET /y"}; !slices.Equal(got, want) {
+		t.Errorf("second run: target got %q, want %q", got, want)
+	}
+}
