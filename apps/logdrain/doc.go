@@ -23,7 +23,17 @@
 //     the sums and counts of service and connect times, a count per
 //     status, and per-minute windows of service times as DDSketches;
 //   - the RoutesView, serving GET /routes and GET /routes/{path} as Route
-//     JSON.
+//     JSON;
+//   - with Config.RedisURL, a mirror of the route metrics to Redis in the
+//     original key scheme (RedisRoutesKey, RouteDigest), each path written
+//     whole by one Lua script that refuses an older state.
+//
+// The Replayer (NewReplayer, `sluice run replay`) reads RouterTopic and
+// sends each line's method and path again to a target, paced by the lines'
+// times and a speed factor, within a rate limit and a bound on the
+// requests in flight, and counts the answers by status class and latency
+// (ReplayStats). RunDemo (`sluice demo logdrain`) runs everything on
+// generated Logplex traffic.
 //
 // A test runs the group alone through sluicetest:
 //

@@ -43,16 +43,28 @@ type Config struct {
 	// after Run's own (exactly once, dead letters to RoutesDeadLetters,
 	// IdleAdvance of a minute). Default: none.
 	ProcessorOptions []sluice.ProcessorOpt
+	// RedisURL, when set (redis://[user:password@]host:port/db), mirrors
+	// the route metrics to that Redis in the key scheme of RedisRoutesKey
+	// and RouteDigest, every RedisInterval. Default: no mirror.
+	RedisURL string
+	// RedisInterval is how often the mirror writes the paths that changed.
+	// Default 1s.
+	RedisInterval time.Duration
 	// Logger receives the logs. Default: discard.
 	Logger *slog.Logger
+	// Registry receives the metrics of the drain, the group and the view,
+	// and is what the drain's /metrics serves: a program that runs more
+	// beside them (a replay) adds its metrics to it. Default: a registry of
+	// Run's own, with the Go and process collectors.
+	Registry *prometheus.Registry
 	// Ready, if set, is called with the drain's and the routes view's
 	// addresses once both serve.
 	Ready func(drain, routes net.Addr)
 }
 
-// Run runs the drain, the route metrics group, exactly once, and the
-// routes view until ctx is done. The drain's /metrics serves the metrics
-// of all three.
+// Run runs the drain, the route metrics group, exactly once, the routes
+// view, and the Redis mirror when RedisURL is set, until ctx is done. The
+// drain's /metrics serves the metrics of them all.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
@@ -63,8 +75,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	common := append([]sluice.Opt{sluice.Brokers(cfg.Brokers...), sluice.Logger(cfg.Logger), sluice.Metrics(reg)}, cfg.Options...)
 
 	dcfg := cfg.Drain
@@ -106,6 +121,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	var mirror *redisMirror
+	if cfg.RedisURL != "" {
+		if mirror, err = newRedisMirror(cfg.RedisURL, cfg.RedisInterval, cfg.Logger.With("component", "redis-mirror")); err != nil {
+			return err
+		}
+		defer mirror.close()
+		if err := mirror.register(reg); err != nil {
+			return err
+		}
+	}
+
 	drainLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("drain: listen on %s: %w", cfg.Listen, err)
@@ -127,6 +153,9 @@ func Run(ctx context.Context, cfg Config) error {
 	eg.Go(func() error { return drain.Serve(gctx, drainLn) })
 	eg.Go(func() error { return proc.Run(gctx) })
 	eg.Go(func() error { return view.Run(gctx) })
+	if mirror != nil {
+		eg.Go(func() error { return mirror.run(gctx, view) })
+	}
 	eg.Go(func() error {
 		if err := routesSrv.Serve(routesLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("routes view: serve: %w", err)

@@ -36,7 +36,7 @@ at /metrics) on 127.0.0.1:9096. Stop it with Ctrl-C; run it again and the
 counts go on from where they were.
 
 sluice demo adtrack runs the ad tracking pipeline instead, on generated
-traffic.`,
+traffic, and sluice demo logdrain the log drain on generated Heroku traffic.`,
 		Example: `  sluice demo
   curl localhost:9095/user-3
   open http://127.0.0.1:9096/
@@ -97,7 +97,7 @@ traffic.`,
 	cmd.Flags().StringVar(&httpAddr, "http", ":9095", "address the view is served on")
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
-	cmd.AddCommand(newDemoExportCmd(g), newDemoAdTrackCmd(g))
+	cmd.AddCommand(newDemoExportCmd(g), newDemoAdTrackCmd(g), newDemoLogdrainCmd(g))
 	return cmd
 }
 

@@ -23,6 +23,7 @@ func newLogdrainCmd(g *globalFlags) *cobra.Command {
 		dropLogs   bool
 		delivery   time.Duration
 		stateDir   string
+		redisURL   string
 	)
 	cmd := &cobra.Command{
 		Use:   "logdrain",
@@ -38,6 +39,10 @@ The group "route-metrics" sums service and connect times and counts statuses
 per path, exactly once, with per-minute windows of p50, p95 and p99 service
 time; --routes-addr serves GET /routes (all, the busiest first) and
 GET /routes/{path} with the path escaped as one segment (/routes/%2Ffoo).
+--redis-url mirrors them to Redis every second in the key scheme of the drain
+this one replaces: HSET routes <path> <sha256hex(path)>, and the hashes
+<digest>::service and <digest>::connect (sum, count, average) and
+<digest>::statuses.
 
 Set --auth, --drain-token or both: without either, the drain accepts every
 request.`,
@@ -73,7 +78,8 @@ request.`,
 					DropLogs:        dropLogs,
 					DeliveryTimeout: delivery,
 				},
-				Logger: logger,
+				RedisURL: redisURL,
+				Logger:   logger,
 				Ready: func(drain, routes net.Addr) {
 					fmt.Fprintf(out, "drain    http://%s/logs\n", drain)
 					fmt.Fprintf(out, "routes   http://%s/routes\n", routes)
@@ -98,6 +104,7 @@ request.`,
 	cmd.Flags().Int64Var(&maxBody, "max-body", 1<<20, "largest body accepted, in bytes; larger ones are answered 413")
 	cmd.Flags().BoolVar(&dropLogs, "drop-logs", false, `drop the lines that are not router lines instead of writing them to "logs"`)
 	cmd.Flags().DurationVar(&delivery, "delivery-timeout", 10*time.Second, "how long a request waits for Kafka before it is answered 503")
+	cmd.Flags().StringVar(&redisURL, "redis-url", "", "mirror the route metrics to this Redis, redis://[user:password@]host:port/db (default: no mirror)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the route metrics' local store (default: the user's cache directory, sluice/state/<group>)")
 	return cmd
 }

@@ -28,7 +28,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			return fmt.Errorf("name an app to run: %s", strings.Join(appNames(cmd), ", "))
 		},
 	}
-	cmd.AddCommand(newWordCountCmd(g), newAdTrackCmd(g), newLogdrainCmd(g), newExportCmd(g))
+	cmd.AddCommand(newWordCountCmd(g), newAdTrackCmd(g), newLogdrainCmd(g), newExportCmd(g), newReplayCmd(g))
 	return cmd
 }
 
