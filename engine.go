@@ -151,7 +151,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		e.tm = &timerState{unapplied: make(map[string]struct{})}
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
-		e.win = newWindowState(len(cfg.group.windows))
+		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
 	}
 	e.ctx.e = e
 	e.ctx.io = e

@@ -22,6 +22,13 @@ package sluice
 //     since are in unapplied, so a scan of the store and of unapplied,
 //     filtered through the rows the engine holds, finds every live window,
 //     as for timers.
+//   - A window that ends after its aggregation's storeEnd had no row in
+//     the store when the engine last loaded it, so a row of it is in the
+//     store only if the engine made it since: made holds every such row
+//     (and maybe some that are gone), and a row of such a window neither
+//     held nor in made does not exist, with no read of the store. Load
+//     finds storeEnd again from the store after an aborted batch, and
+//     raising it is always safe: made is bounded that way.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
 //   - What differs between kinds of windows is in windowkind.go (which
@@ -49,6 +56,10 @@ type windowState struct {
 	aggs []aggWindows
 	// Window rows set since the store was last updated.
 	unapplied map[string]struct{}
+	// Window rows made since the last load in windows that end after
+	// their aggregation's storeEnd, until they close; at most madeLimit.
+	made      map[string]struct{}
+	madeLimit int
 	// The earliest stream time at which a window may close or be purged.
 	next   int64
 	loaded bool
@@ -61,10 +72,24 @@ type windowState struct {
 // earliest stream times a window of it may close and be purged at.
 type aggWindows struct {
 	nextClose, nextPurge int64
+	// The latest end of a window that may have rows in the store the
+	// engine did not make since it loaded them.
+	storeEnd int64
 }
 
-func newWindowState(n int) *windowState {
-	return &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), next: math.MinInt64}
+// minMade is the least number of rows made holds, whatever the row
+// cache's size.
+const minMade = 4096
+
+// newWindowState makes the window state of an engine with n aggregations
+// and a row cache of cacheRows rows. made holds up to as many rows as the
+// cache, an entry costing less than a cached row, and at least minMade.
+func newWindowState(n, cacheRows int) *windowState {
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), made: make(map[string]struct{}), madeLimit: max(cacheRows, minMade), next: math.MinInt64}
+	for i := range ws.aggs {
+		ws.aggs[i].storeEnd = math.MaxInt64
+	}
+	return ws
 }
 
 // aggRange is the range of the window rows of aggregation name.
@@ -108,8 +133,9 @@ func (e *engine[V]) loadWindows() error {
 		return nil
 	}
 	ws.open = 0
+	clear(ws.made)
 	for i, a := range e.cfg.group.windows {
-		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64} // found by the first scan
+		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64, storeEnd: math.MaxInt64} // found by the first scan
 		from, limit, err := e.openFrom(a.name)
 		if err != nil {
 			return err
@@ -119,6 +145,17 @@ func (e *engine[V]) loadWindows() error {
 			return err
 		}
 		ws.open += int64(len(open))
+		// The rows in the store are the open ones, the latest last, and
+		// the closed ones, which end no later than the cursor's window.
+		end := int64(math.MinInt64)
+		if len(open) > 0 {
+			_, s, _ := parseSpanKey(open[len(open)-1])
+			end = s.end
+		}
+		if _, s, ok := parseSpanKey(string(from)); ok {
+			end = max(end, s.end)
+		}
+		ws.aggs[i].storeEnd = end
 	}
 	ws.next = math.MinInt64
 	ws.loaded = true
@@ -230,11 +267,20 @@ func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p 
 // handler if the aggregation emits updates.
 func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold func([]byte, bool) ([]byte, error)) error {
 	k := spanKey(a.name, key, s)
-	raw, ok, err := e.getRaw(k)
-	if err != nil {
-		return err
+	ws := e.win
+	st := &ws.aggs[index]
+	var raw []byte
+	var ok bool
+	if r, held := e.rows.get(k); held {
+		raw, ok = r.raw, r.exists
+	} else if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
+		// It may be in the store; if not, it is new (see the invariants).
+		var err error
+		if raw, ok, err = e.getRaw(k); err != nil {
+			return err
+		}
 	}
-	raw, err = fold(raw, ok)
+	raw, err := fold(raw, ok)
 	if err != nil {
 		return err
 	}
@@ -242,11 +288,16 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	if err := e.setRaw(k, raw, true, zero, false); err != nil {
 		return err
 	}
-	ws := e.win
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
-		st := &ws.aggs[index]
+		if s.end > st.storeEnd {
+			if len(ws.made) < ws.madeLimit {
+				ws.made[k] = struct{}{}
+			} else {
+				st.storeEnd = s.end
+			}
+		}
 		at := a.w.closesAt(s.end)
 		st.nextClose = min(st.nextClose, at)
 		ws.next = min(ws.next, at)
@@ -380,6 +431,7 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 		return err
 	}
 	e.win.open--
+	delete(e.win.made, k) // no record writes to it again
 	if at := a.w.purgedAt(s.end); e.stream < at {
 		st.nextPurge = min(st.nextPurge, at)
 		return nil
@@ -450,5 +502,6 @@ func (e *engine[V]) windowsDiscarded() {
 func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
 	if e.win != nil && now.exists && (!u.held || !u.row.exists) && strings.HasPrefix(key, windowSpace) {
 		e.win.open--
+		delete(e.win.made, key) // it will not close
 	}
 }

@@ -432,3 +432,49 @@ func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing
 	slices.Sort(got)
 	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
 }
+
+// TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows runs
+// windows of more keys than the row cache holds, so their rows are read
+// back from the store, with 12 keys and with more keys than the engine
+// tracks the new rows of (4096) without reading the store.
+func TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows(t *testing.T) {
+	for _, keys := range []int{12, 4200} {
+		t.Run(fmt.Sprintf("%d keys", keys), func(t *testing.T) {
+			g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+			tt := newWindowTester(t, g, sluicetest.ManualCommit(),
+				sluicetest.ProcessorOptions(sluice.Guarantee(sluice.ExactlyOnce), sluice.CacheRows(3)))
+			commit := func() {
+				t.Helper()
+				if err := tt.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want []string
+			for i := range keys {
+				want = append(want, fmt.Sprintf("k%05d 0-10 3 final", i))
+			}
+			step := 9.0 / float64(3*keys)
+			at := 0.0
+			for round := range 3 {
+				for i := range keys {
+					at += step
+					sendAt(t, tt, fmt.Sprintf("k%05d", i), at)
+					if i%4 == 3 {
+						commit()
+					}
+					// An aborted batch that made and changed windows:
+					// its records are read again.
+					if round == 2 && i == 5 {
+						if err := tt.Abort(); err != nil {
+							t.Fatal(err)
+						}
+						commit()
+					}
+				}
+			}
+			sendAt(t, tt, "z", 11) // closes [0,10)
+			commit()
+			wantResults(t, results(t, tt, out), want...)
+		})
+	}
+}
