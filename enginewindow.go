@@ -269,25 +269,31 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	k := spanKey(a.name, key, s)
 	ws := e.win
 	st := &ws.aggs[index]
-	var raw []byte
-	var ok bool
-	if r, held := e.rows.get(k); held {
-		raw, ok = r.raw, r.exists
-	} else if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
-		// It may be in the store; if not, it is new (see the invariants).
-		var err error
-		if raw, ok, err = e.getRaw(k); err != nil {
-			return err
+	r, held := e.rows.get(k)
+	if !held {
+		if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
+			// It may be in the store; if not, it is new (see the
+			// invariants).
+			var err error
+			if r, err = e.load(k); err != nil {
+				return err
+			}
+			held = true
 		}
 	}
+	var raw []byte
+	ok := held && r.exists
+	if ok {
+		raw = r.raw
+	}
+	// fold runs the aggregator, which cannot reach the rows: r stays
+	// the row of k.
 	raw, err := fold(raw, ok)
 	if err != nil {
 		return err
 	}
 	var zero V
-	if err := e.setRaw(k, raw, true, zero, false); err != nil {
-		return err
-	}
+	e.setRow(k, r, held, raw, true, zero, false)
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
@@ -478,6 +484,11 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 // windowsApplied forgets the window rows the store now holds.
 func (e *engine[V]) windowsApplied() {
 	if e.win == nil {
+		return
+	}
+	if len(e.dirty) == 0 {
+		// No row is dirty: the store holds them all.
+		clear(e.win.unapplied)
 		return
 	}
 	for k := range e.win.unapplied {

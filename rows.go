@@ -197,10 +197,17 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 	if e.st == nil {
 		return e.noTable()
 	}
+	r, held := e.rows.get(key)
+	e.setRow(key, r, held, raw, exists, val, hasVal)
+	return nil
+}
+
+// setRow is setRaw of the row r of key as rows.get returned it: held is
+// whether the engine holds it.
+func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) {
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
-	r, held := e.rows.get(key)
 	e.saveUndo(key, r, held)
 	if !held {
 		r = &row[V]{}
@@ -211,7 +218,6 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 		e.dirty = append(e.dirty, key)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
-	return nil
 }
 
 // saveUndo remembers the row of key as it was before the current record
