@@ -201,6 +201,7 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
 	}
+	stored := len(keys) // in order
 	for k := range e.win.unapplied {
 		if k < string(lo) || k >= string(limit) {
 			continue
@@ -216,9 +217,28 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 		}
 		keys = append(keys, k)
 	}
-	// A row can be both in the store and unapplied: set again since.
-	slices.Sort(keys)
-	return slices.Compact(keys), next, nil
+	if stored == len(keys) {
+		return keys, next, nil
+	}
+	// Merge the few unapplied rows into the stored ones: a row can be
+	// in both, set again since.
+	slices.Sort(keys[stored:])
+	if stored == 0 {
+		return keys, next, nil
+	}
+	merged := make([]string, 0, len(keys))
+	a, b := keys[:stored], keys[stored:]
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			merged, a = append(merged, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			merged, b = append(merged, b[0]), b[1:]
+		default:
+			merged, a, b = append(merged, a[0]), a[1:], b[1:]
+		}
+	}
+	return merged, next, nil
 }
 
 // addToWindows folds a message at p into the open windows of key of the
