@@ -75,6 +75,9 @@ type aggWindows struct {
 	// The latest end of a window that may have rows in the store the
 	// engine did not make since it loaded them.
 	storeEnd int64
+	// The last window closeDue closed, that the cursor row is to move
+	// to when it returns; "" if none.
+	closed string
 }
 
 // minMade is the least number of rows made holds, whatever the row
@@ -378,8 +381,22 @@ func (e *engine[V]) closeWindows() error {
 }
 
 // closeDue hands out the final results of aggregation a's windows that
-// stream time closes, in order of end.
-func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) error {
+// stream time closes, in order of end. It moves the cursor once, when it
+// returns, to the last window it closed: no record runs meanwhile, and a
+// window that fails leaves the cursor where the windows before it put it.
+func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
+	defer func() {
+		if st.closed == "" {
+			return
+		}
+		var zero V
+		cerr := e.setRaw(windowCursorSpace+a.name, []byte(st.closed), true, zero, false)
+		st.closed = ""
+		clear(e.undo)
+		if err == nil {
+			err = cerr
+		}
+	}()
 	from, limit, err := e.openFrom(a.name)
 	if err != nil {
 		return err
@@ -450,12 +467,10 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 }
 
 // windowClosed moves the aggregation's cursor to the window row k, which
-// has closed, and purges it if its retention is over.
+// has closed (closeDue writes it), and purges it if its retention is over.
 func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s span) error {
 	var zero V
-	if err := e.setRaw(windowCursorSpace+a.name, []byte(k), true, zero, false); err != nil {
-		return err
-	}
+	st.closed = k
 	e.win.open--
 	delete(e.win.made, k) // no record writes to it again
 	if at := a.w.purgedAt(s.end); e.stream < at {

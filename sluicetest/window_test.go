@@ -478,3 +478,43 @@ func TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows(t *testin
 		})
 	}
 }
+
+// TestWindowsClosedBeforeAFailedFinalResultAreNotClosedAgain keeps closed
+// windows (Retain), so only the cursor tells that they have had their
+// final result when the failed one closes again.
+func TestWindowsClosedBeforeAFailedFinalResultAreNotClosedAgain(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exactly once %v", eos), func(t *testing.T) {
+			var opts []sluice.ProcessorOpt
+			if eos {
+				opts = append(opts, sluice.Guarantee(sluice.ExactlyOnce))
+			}
+			fail := true
+			g := sluice.DefineGroup[string]("windows")
+			out := sluice.Output(g, "results", codec.String())
+			agg := sluice.Aggregate(g, "counts", sluice.Tumbling(10*time.Second).Retain(30*time.Second), counting,
+				func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+					if r.Key == "bad" && fail {
+						return errors.New("cannot report")
+					}
+					return out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value))
+				})
+			sluice.WindowedInput(g, "in", codec.String(), agg)
+			tt := newWindowTester(t, g, sluicetest.ProcessorOptions(opts...))
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "bad", 2)
+			sendAt(t, tt, "c", 3)
+			err := sluicetest.Send(tt, "in", "x", "x", sec(11))
+			var werr *sluice.WindowError
+			if !errors.As(err, &werr) || werr.Key != "bad" {
+				t.Fatalf("closing: %v, want the WindowError of bad", err)
+			}
+			fail = false
+			if err := tt.Commit(); err != nil { // the record at 11s is read again
+				t.Fatal(err)
+			}
+			sendAt(t, tt, "x", 25)
+			wantResults(t, results(t, tt, out), "a 1", "bad 1", "c 1", "x 1")
+		})
+	}
+}
