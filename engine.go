@@ -97,6 +97,8 @@ type engine[V any] struct {
 
 	rows  rowCache[V]
 	dirty []string // keys changed by the batch in hand, in first-change order
+	// The rows of dirty, in the same order: pinned, so the ones held.
+	dirtyRows []*row[V]
 	// What the record (or batch) being processed changed, to undo it if
 	// it fails; recordDirty is len(dirty) when it began.
 	undo        map[string]undoEntry[V]
@@ -151,7 +153,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		e.tm = &timerState{unapplied: make(map[string]struct{})}
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
-		e.win = newWindowState(len(cfg.group.windows))
+		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
 	}
 	e.ctx.e = e
 	e.ctx.io = e
@@ -332,13 +334,15 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	}
 	recs := make([]*kgo.Record, len(e.dirty))
 	for i, key := range e.dirty {
-		raw := e.markWritten(key)
+		raw := e.markWritten(key, e.dirtyRows[i])
 		k := []byte(key)
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
 		recs[i] = &kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
+	clear(e.dirtyRows)
+	e.dirtyRows = e.dirtyRows[:0]
 	return recs
 }
 

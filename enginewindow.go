@@ -1,7 +1,8 @@
 package sluice
 
 // The partition engine's windows: how records are folded into them, and
-// how they close and are purged as stream time moves.
+// how they close and are purged as stream time moves. Their rows' keys and
+// the scan for the live ones are in windowrows.go.
 //
 // Invariants:
 //   - A window of a key is one row of the group's table (windowRowKey), its
@@ -22,6 +23,13 @@ package sluice
 //     since are in unapplied, so a scan of the store and of unapplied,
 //     filtered through the rows the engine holds, finds every live window,
 //     as for timers.
+//   - A window that ends after its aggregation's storeEnd had no row in
+//     the store when the engine last loaded it, so a row of it is in the
+//     store only if the engine made it since: made holds every such row
+//     (and maybe some that are gone), and a row of such a window neither
+//     held nor in made does not exist, with no read of the store. Load
+//     finds storeEnd again from the store after an aborted batch, and
+//     raising it is always safe: made is bounded that way.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
 //   - What differs between kinds of windows is in windowkind.go (which
@@ -30,12 +38,9 @@ package sluice
 //     rest is the same for every kind.
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
-	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -49,6 +54,10 @@ type windowState struct {
 	aggs []aggWindows
 	// Window rows set since the store was last updated.
 	unapplied map[string]struct{}
+	// Window rows made since the last load in windows that end after
+	// their aggregation's storeEnd, until they close; at most madeLimit.
+	made      map[string]struct{}
+	madeLimit int
 	// The earliest stream time at which a window may close or be purged.
 	next   int64
 	loaded bool
@@ -61,43 +70,27 @@ type windowState struct {
 // earliest stream times a window of it may close and be purged at.
 type aggWindows struct {
 	nextClose, nextPurge int64
+	// The latest end of a window that may have rows in the store the
+	// engine did not make since it loaded them.
+	storeEnd int64
+	// The last window closeDue closed, that the cursor row is to move
+	// to when it returns; "" if none.
+	closed string
 }
 
-func newWindowState(n int) *windowState {
-	return &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), next: math.MinInt64}
-}
+// minMade is the least number of rows made holds, whatever the row
+// cache's size.
+const minMade = 4096
 
-// aggRange is the range of the window rows of aggregation name.
-func aggRange(name string) (lo, hi []byte) {
-	lo = append(append([]byte(windowSpace), name...), 0)
-	hi = append(append([]byte(windowSpace), name...), 1)
-	return lo, hi
-}
-
-// spanKey is windowRowKey of a span, in one allocation.
-func spanKey(name, key string, s span) string {
-	var b strings.Builder
-	b.Grow(len(windowSpace) + len(name) + 17 + len(key))
-	b.WriteString(windowSpace)
-	b.WriteString(name)
-	b.WriteByte(0)
-	var t [16]byte
-	binary.BigEndian.PutUint64(t[:8], uint64(s.end)^(1<<63))
-	binary.BigEndian.PutUint64(t[8:], uint64(s.start)^(1<<63))
-	b.Write(t[:])
-	b.WriteString(key)
-	return b.String()
-}
-
-// parseSpanKey is parseWindowRowKey in Unix nanoseconds.
-func parseSpanKey(k string) (key string, s span, ok bool) {
-	_, rest, found := strings.Cut(strings.TrimPrefix(k, windowSpace), "\x00")
-	if !found || len(rest) < 16 {
-		return "", span{}, false
+// newWindowState makes the window state of an engine with n aggregations
+// and a row cache of cacheRows rows. made holds up to as many rows as the
+// cache, an entry costing less than a cached row, and at least minMade.
+func newWindowState(n, cacheRows int) *windowState {
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), made: make(map[string]struct{}), madeLimit: max(cacheRows, minMade), next: math.MinInt64}
+	for i := range ws.aggs {
+		ws.aggs[i].storeEnd = math.MaxInt64
 	}
-	s.end = int64(binary.BigEndian.Uint64([]byte(rest[:8])) ^ (1 << 63))
-	s.start = int64(binary.BigEndian.Uint64([]byte(rest[8:16])) ^ (1 << 63))
-	return rest[16:], s, true
+	return ws
 }
 
 // loadWindows forgets where the next windows close and counts the open
@@ -108,8 +101,9 @@ func (e *engine[V]) loadWindows() error {
 		return nil
 	}
 	ws.open = 0
+	clear(ws.made)
 	for i, a := range e.cfg.group.windows {
-		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64} // found by the first scan
+		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64, storeEnd: math.MaxInt64} // found by the first scan
 		from, limit, err := e.openFrom(a.name)
 		if err != nil {
 			return err
@@ -119,69 +113,22 @@ func (e *engine[V]) loadWindows() error {
 			return err
 		}
 		ws.open += int64(len(open))
+		// The rows in the store are the open ones, the latest last, and
+		// the closed ones, which end no later than the cursor's window.
+		end := int64(math.MinInt64)
+		if len(open) > 0 {
+			_, s, _ := parseSpanKey(open[len(open)-1])
+			end = s.end
+		}
+		if _, s, ok := parseSpanKey(string(from)); ok {
+			end = max(end, s.end)
+		}
+		ws.aggs[i].storeEnd = end
 	}
 	ws.next = math.MinInt64
 	ws.loaded = true
 	e.m.openWindows.Store(ws.open)
 	return nil
-}
-
-// openFrom returns the range of aggregation name's windows after its
-// cursor: those not closed yet.
-func (e *engine[V]) openFrom(name string) (from, limit []byte, err error) {
-	lo, limit := aggRange(name)
-	cursor, ok, err := e.getRaw(windowCursorSpace + name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("group %s: partition %d: read window cursor %q: %w", e.cfg.group.name, e.partition, name, err)
-	}
-	if !ok {
-		return lo, limit, nil
-	}
-	return append(append([]byte(nil), cursor...), 0), limit, nil
-}
-
-// liveWindows returns the keys of the live window rows in [lo, hi), in
-// order, and the first one in [hi, limit), "" if there is none.
-func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next string, err error) {
-	if string(lo) >= string(limit) {
-		return nil, "", nil
-	}
-	it, err := e.st.Iter(lo, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
-	}
-	for it.Next() {
-		k := string(it.Key())
-		if r, held := e.rows.peek(k); held && !r.exists {
-			continue // purged, not yet applied
-		}
-		if k >= string(hi) {
-			next = k
-			break
-		}
-		keys = append(keys, k)
-	}
-	if err := errors.Join(it.Err(), it.Close()); err != nil {
-		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
-	}
-	for k := range e.win.unapplied {
-		if k < string(lo) || k >= string(limit) {
-			continue
-		}
-		if r, held := e.rows.peek(k); !held || !r.exists {
-			continue // undone or purged
-		}
-		if k >= string(hi) {
-			if next == "" || k < next {
-				next = k
-			}
-			continue
-		}
-		keys = append(keys, k)
-	}
-	// A row can be both in the store and unapplied: set again since.
-	slices.Sort(keys)
-	return slices.Compact(keys), next, nil
 }
 
 // addToWindows folds a message at p into the open windows of key of the
@@ -233,23 +180,43 @@ func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p 
 // handler if the aggregation emits updates.
 func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold func([]byte, bool) ([]byte, error)) error {
 	k := spanKey(a.name, key, s)
-	raw, ok, err := e.getRaw(k)
-	if err != nil {
-		return err
+	ws := e.win
+	st := &ws.aggs[index]
+	r, held := e.rows.get(k)
+	if !held {
+		if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
+			// It may be in the store; if not, it is new (see the
+			// invariants).
+			var err error
+			if r, err = e.load(k); err != nil {
+				return err
+			}
+			held = true
+		}
 	}
-	raw, err = fold(raw, ok)
+	var raw []byte
+	ok := held && r.exists
+	if ok {
+		raw = r.raw
+	}
+	// fold runs the aggregator, which cannot reach the rows: r stays
+	// the row of k.
+	raw, err := fold(raw, ok)
 	if err != nil {
 		return err
 	}
 	var zero V
-	if err := e.setRaw(k, raw, true, zero, false); err != nil {
-		return err
-	}
-	ws := e.win
+	e.setRow(k, r, held, raw, true, zero, false)
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
-		st := &ws.aggs[index]
+		if s.end > st.storeEnd {
+			if len(ws.made) < ws.madeLimit {
+				ws.made[k] = struct{}{}
+			} else {
+				st.storeEnd = s.end
+			}
+		}
 		at := a.w.closesAt(s.end)
 		st.nextClose = min(st.nextClose, at)
 		ws.next = min(ws.next, at)
@@ -304,8 +271,22 @@ func (e *engine[V]) closeWindows() error {
 }
 
 // closeDue hands out the final results of aggregation a's windows that
-// stream time closes, in order of end.
-func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) error {
+// stream time closes, in order of end. It moves the cursor once, when it
+// returns, to the last window it closed: no record runs meanwhile, and a
+// window that fails leaves the cursor where the windows before it put it.
+func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
+	defer func() {
+		if st.closed == "" {
+			return
+		}
+		var zero V
+		cerr := e.setRaw(windowCursorSpace+a.name, []byte(st.closed), true, zero, false)
+		st.closed = ""
+		clear(e.undo)
+		if err == nil {
+			err = cerr
+		}
+	}()
 	from, limit, err := e.openFrom(a.name)
 	if err != nil {
 		return err
@@ -376,13 +357,12 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 }
 
 // windowClosed moves the aggregation's cursor to the window row k, which
-// has closed, and purges it if its retention is over.
+// has closed (closeDue writes it), and purges it if its retention is over.
 func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s span) error {
 	var zero V
-	if err := e.setRaw(windowCursorSpace+a.name, []byte(k), true, zero, false); err != nil {
-		return err
-	}
+	st.closed = k
 	e.win.open--
+	delete(e.win.made, k) // no record writes to it again
 	if a.w.kind == sessionWindows {
 		if err := e.sessionClosed(a, k, s); err != nil {
 			return err
@@ -441,6 +421,11 @@ func (e *engine[V]) windowsApplied() {
 	if e.win == nil {
 		return
 	}
+	if len(e.dirty) == 0 {
+		// No row is dirty: the store holds them all.
+		clear(e.win.unapplied)
+		return
+	}
 	for k := range e.win.unapplied {
 		if r, ok := e.rows.peek(k); !ok || !r.dirty {
 			delete(e.win.unapplied, k)
@@ -470,6 +455,7 @@ func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
 	switch {
 	case now.exists && !was:
 		e.win.open--
+		delete(e.win.made, key) // it will not close
 	case !now.exists && was:
 		e.win.open++
 	}

@@ -265,7 +265,9 @@ func StartAt(s StartOffset) ProcessorOpt {
 // CacheRows sets how many unchanged table rows a task keeps in memory, in
 // front of its store, evicting the least recently used beyond n. Rows that a
 // batch changed are kept, however many, until the store holds them (exactly
-// once, until their transaction commits). Default: 10000.
+// once, until their transaction commits). A task of a group with windows
+// also keeps the keys of up to n (at least 4096) rows of open windows it
+// made, so that it does not read the store for a new one. Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
 }

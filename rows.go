@@ -56,8 +56,10 @@ type rowCache[V any] struct {
 	lru     *simplelru.LRU[string, *row[V]]
 	evicted map[string]*row[V] // pinned rows the LRU let go of
 	// pendingKeys are the keys of the rows written to the changelog since
-	// the store was last updated, in the order they were written.
+	// the store was last updated, in the order they were written, and
+	// pendingRows those rows: pinned, so the ones held.
 	pendingKeys []string
+	pendingRows []*row[V]
 	// byValue is whether a decoded V may be kept and handed out as a copy.
 	byValue bool
 }
@@ -197,10 +199,17 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 	if e.st == nil {
 		return e.noTable()
 	}
+	r, held := e.rows.get(key)
+	e.setRow(key, r, held, raw, exists, val, hasVal)
+	return nil
+}
+
+// setRow is setRaw of the row r of key as rows.get returned it: held is
+// whether the engine holds it.
+func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) {
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
-	r, held := e.rows.get(key)
 	e.saveUndo(key, r, held)
 	if !held {
 		r = &row[V]{}
@@ -209,9 +218,9 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 	if !r.dirty {
 		r.dirty = true
 		e.dirty = append(e.dirty, key)
+		e.dirtyRows = append(e.dirtyRows, r)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
-	return nil
 }
 
 // saveUndo remembers the row of key as it was before the current record
@@ -250,14 +259,16 @@ func (e *engine[V]) undoRecord() {
 	// Keys first made dirty by this record were appended after
 	// recordDirty.
 	e.dirty = e.dirty[:e.recordDirty]
+	clear(e.dirtyRows[e.recordDirty:])
+	e.dirtyRows = e.dirtyRows[:e.recordDirty]
 }
 
-// markWritten marks the row of key as written to the changelog, and returns
-// its encoded value.
-func (e *engine[V]) markWritten(key string) []byte {
-	r, _ := e.rows.peek(key)
+// markWritten marks the row r of key as written to the changelog, and
+// returns its encoded value.
+func (e *engine[V]) markWritten(key string, r *row[V]) []byte {
 	r.dirty, r.pending = false, true
 	e.rows.pendingKeys = append(e.rows.pendingKeys, key)
+	e.rows.pendingRows = append(e.rows.pendingRows, r)
 	return r.raw
 }
 
@@ -265,9 +276,9 @@ func (e *engine[V]) markWritten(key string) []byte {
 // had evicted.
 func (e *engine[V]) rowsApplied() {
 	rows := &e.rows
-	for _, key := range rows.pendingKeys {
-		r, ok := rows.peek(key)
-		if !ok || !r.pending {
+	for i, key := range rows.pendingKeys {
+		r := rows.pendingRows[i]
+		if !r.pending {
 			continue // written more than once
 		}
 		r.pending = false
@@ -277,6 +288,8 @@ func (e *engine[V]) rowsApplied() {
 	}
 	clear(rows.pendingKeys)
 	rows.pendingKeys = rows.pendingKeys[:0]
+	clear(rows.pendingRows)
+	rows.pendingRows = rows.pendingRows[:0]
 }
 
 // rowsDiscarded forgets the rows written to the changelog in a transaction
@@ -293,5 +306,9 @@ func (e *engine[V]) rowsDiscarded() {
 	clear(rows.evicted) // after the removals, which move pinned rows there
 	clear(rows.pendingKeys)
 	rows.pendingKeys = rows.pendingKeys[:0]
+	clear(rows.pendingRows)
+	rows.pendingRows = rows.pendingRows[:0]
 	e.dirty = e.dirty[:0]
+	clear(e.dirtyRows)
+	e.dirtyRows = e.dirtyRows[:0]
 }

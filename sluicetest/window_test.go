@@ -432,3 +432,89 @@ func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing
 	slices.Sort(got)
 	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
 }
+
+// TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows runs
+// windows of more keys than the row cache holds, so their rows are read
+// back from the store, with 12 keys and with more keys than the engine
+// tracks the new rows of (4096) without reading the store.
+func TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows(t *testing.T) {
+	for _, keys := range []int{12, 4200} {
+		t.Run(fmt.Sprintf("%d keys", keys), func(t *testing.T) {
+			g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+			tt := newWindowTester(t, g, sluicetest.ManualCommit(),
+				sluicetest.ProcessorOptions(sluice.Guarantee(sluice.ExactlyOnce), sluice.CacheRows(3)))
+			commit := func() {
+				t.Helper()
+				if err := tt.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want []string
+			for i := range keys {
+				want = append(want, fmt.Sprintf("k%05d 0-10 3 final", i))
+			}
+			step := 9.0 / float64(3*keys)
+			at := 0.0
+			for round := range 3 {
+				for i := range keys {
+					at += step
+					sendAt(t, tt, fmt.Sprintf("k%05d", i), at)
+					if i%4 == 3 {
+						commit()
+					}
+					// An aborted batch that made and changed windows:
+					// its records are read again.
+					if round == 2 && i == 5 {
+						if err := tt.Abort(); err != nil {
+							t.Fatal(err)
+						}
+						commit()
+					}
+				}
+			}
+			sendAt(t, tt, "z", 11) // closes [0,10)
+			commit()
+			wantResults(t, results(t, tt, out), want...)
+		})
+	}
+}
+
+// TestWindowsClosedBeforeAFailedFinalResultAreNotClosedAgain keeps closed
+// windows (Retain), so only the cursor tells that they have had their
+// final result when the failed one closes again.
+func TestWindowsClosedBeforeAFailedFinalResultAreNotClosedAgain(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exactly once %v", eos), func(t *testing.T) {
+			var opts []sluice.ProcessorOpt
+			if eos {
+				opts = append(opts, sluice.Guarantee(sluice.ExactlyOnce))
+			}
+			fail := true
+			g := sluice.DefineGroup[string]("windows")
+			out := sluice.Output(g, "results", codec.String())
+			agg := sluice.Aggregate(g, "counts", sluice.Tumbling(10*time.Second).Retain(30*time.Second), counting,
+				func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+					if r.Key == "bad" && fail {
+						return errors.New("cannot report")
+					}
+					return out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value))
+				})
+			sluice.WindowedInput(g, "in", codec.String(), agg)
+			tt := newWindowTester(t, g, sluicetest.ProcessorOptions(opts...))
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "bad", 2)
+			sendAt(t, tt, "c", 3)
+			err := sluicetest.Send(tt, "in", "x", "x", sec(11))
+			var werr *sluice.WindowError
+			if !errors.As(err, &werr) || werr.Key != "bad" {
+				t.Fatalf("closing: %v, want the WindowError of bad", err)
+			}
+			fail = false
+			if err := tt.Commit(); err != nil { // the record at 11s is read again
+				t.Fatal(err)
+			}
+			sendAt(t, tt, "x", 25)
+			wantResults(t, results(t, tt, out), "a 1", "bad 1", "c 1", "x 1")
+		})
+	}
+}

@@ -1,0 +1,124 @@
+package sluice
+
+// Where an engine finds its window rows: their keys, an aggregation's
+// cursor, and the scan for the live ones (the invariants are those of
+// enginewindow.go).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// aggRange is the range of the window rows of aggregation name.
+func aggRange(name string) (lo, hi []byte) {
+	lo = append(append([]byte(windowSpace), name...), 0)
+	hi = append(append([]byte(windowSpace), name...), 1)
+	return lo, hi
+}
+
+// spanKey is windowRowKey of a span, in one allocation.
+func spanKey(name, key string, s span) string {
+	var b strings.Builder
+	b.Grow(len(windowSpace) + len(name) + 17 + len(key))
+	b.WriteString(windowSpace)
+	b.WriteString(name)
+	b.WriteByte(0)
+	var t [16]byte
+	binary.BigEndian.PutUint64(t[:8], uint64(s.end)^(1<<63))
+	binary.BigEndian.PutUint64(t[8:], uint64(s.start)^(1<<63))
+	b.Write(t[:])
+	b.WriteString(key)
+	return b.String()
+}
+
+// parseSpanKey is parseWindowRowKey in Unix nanoseconds.
+func parseSpanKey(k string) (key string, s span, ok bool) {
+	_, rest, found := strings.Cut(strings.TrimPrefix(k, windowSpace), "\x00")
+	if !found || len(rest) < 16 {
+		return "", span{}, false
+	}
+	s.end = int64(binary.BigEndian.Uint64([]byte(rest[:8])) ^ (1 << 63))
+	s.start = int64(binary.BigEndian.Uint64([]byte(rest[8:16])) ^ (1 << 63))
+	return rest[16:], s, true
+}
+
+// openFrom returns the range of aggregation name's windows after its
+// cursor: those not closed yet.
+func (e *engine[V]) openFrom(name string) (from, limit []byte, err error) {
+	lo, limit := aggRange(name)
+	cursor, ok, err := e.getRaw(windowCursorSpace + name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("group %s: partition %d: read window cursor %q: %w", e.cfg.group.name, e.partition, name, err)
+	}
+	if !ok {
+		return lo, limit, nil
+	}
+	return append(append([]byte(nil), cursor...), 0), limit, nil
+}
+
+// liveWindows returns the keys of the live window rows in [lo, hi), in
+// order, and the first one in [hi, limit), "" if there is none.
+func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next string, err error) {
+	if string(lo) >= string(limit) {
+		return nil, "", nil
+	}
+	it, err := e.st.Iter(lo, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
+	}
+	for it.Next() {
+		k := string(it.Key())
+		if r, held := e.rows.peek(k); held && !r.exists {
+			continue // purged, not yet applied
+		}
+		if k >= string(hi) {
+			next = k
+			break
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(it.Err(), it.Close()); err != nil {
+		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
+	}
+	stored := len(keys) // in order
+	for k := range e.win.unapplied {
+		if k < string(lo) || k >= string(limit) {
+			continue
+		}
+		if r, held := e.rows.peek(k); !held || !r.exists {
+			continue // undone or purged
+		}
+		if k >= string(hi) {
+			if next == "" || k < next {
+				next = k
+			}
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if stored == len(keys) {
+		return keys, next, nil
+	}
+	// Merge the few unapplied rows into the stored ones: a row can be
+	// in both, set again since.
+	slices.Sort(keys[stored:])
+	if stored == 0 {
+		return keys, next, nil
+	}
+	merged := make([]string, 0, len(keys))
+	a, b := keys[:stored], keys[stored:]
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			merged, a = append(merged, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			merged, b = append(merged, b[0]), b[1:]
+		default:
+			merged, a, b = append(merged, a[0]), a[1:], b[1:]
+		}
+	}
+	return merged, next, nil
+}
