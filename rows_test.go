@@ -334,137 +334,120 @@ func (h *bufferHooks) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 	}
 }
 
-// A task whose handler is slow holds no more input than MaxBufferedBytes:
-// the poll loop waits for it instead of fetching more.
-func TestMaxBufferedBytesBoundsTheInputATaskHolds(t *testing.T) {
+// slowInput is a processor whose handler blocks every record until release
+// is closed, over records of size bytes spread over the partitions, each
+// fetched alone, with its input bounded by limit.
+type slowInput struct {
+	p       *sluice.Processor[int64]
+	r       *running
+	hooks   *bufferHooks
+	release chan struct{}
+	// Records that reached the handler, and their bytes.
+	handled, handledBytes atomic.Int64
+}
+
+const (
+	slowRecordSize = 100 << 10
+	slowFetchBytes = 200 << 10 // one record a fetch
+)
+
+func runSlowInput(t *testing.T, name string, parts int32, records, limit int) *slowInput {
+	t.Helper()
 	b := startBroker(t)
-	const (
-		parts      = 1
-		records    = 30
-		size       = 100 << 10
-		limit      = 256 << 10
-		fetchBytes = 200 << 10 // one record a fetch
-	)
-	em, err := sluice.NewEmitter("buffered-in", codec.Bytes(), emitterOpts(b, parts)...)
+	em, err := sluice.NewEmitter(name+"-in", codec.Bytes(), emitterOpts(b, parts)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer em.Close()
 	for i := range records {
-		v := make([]byte, size)
+		v := make([]byte, slowRecordSize)
 		_, _ = rand.Read(v)
-		if err := em.EmitToPartition(context.Background(), 0, fmt.Sprintf("k%d", i), v); err != nil {
+		if err := em.EmitToPartition(context.Background(), int32(i)%parts, fmt.Sprintf("k%d", i), v); err != nil {
 			t.Fatal(err)
 		}
 	}
-
-	release := make(chan struct{})
-	var handled, handledBytes atomic.Int64
-	g := sluice.DefineGroup[int64]("buffered")
-	sluice.Input(g, "buffered-in", codec.Bytes(), func(ctx *sluice.Context[int64], v []byte) error {
-		handledBytes.Add(int64(len(ctx.Key()) + len(v)))
-		handled.Add(1)
-		<-release
+	s := &slowInput{hooks: &bufferHooks{topic: name + "-in"}, release: make(chan struct{})}
+	g := sluice.DefineGroup[int64](name)
+	sluice.Input(g, name+"-in", codec.Bytes(), func(ctx *sluice.Context[int64], v []byte) error {
+		s.handledBytes.Add(int64(len(ctx.Key()) + len(v)))
+		s.handled.Add(1)
+		<-s.release
 		return nil
 	})
-	hooks := &bufferHooks{topic: "buffered-in"}
-	p, err := sluice.NewProcessor(g, append(processorOpts(b, parts, t.TempDir()),
+	s.p, err = sluice.NewProcessor(g, append(processorOpts(b, parts, t.TempDir()),
 		sluice.MaxBufferedBytes(limit),
-		sluice.KafkaOptions(kgo.WithHooks(hooks), kgo.FetchMaxPartitionBytes(fetchBytes)))...)
+		sluice.KafkaOptions(kgo.WithHooks(s.hooks), kgo.FetchMaxPartitionBytes(slowFetchBytes)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runInBackground(t, p.Run)
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	s.r = runInBackground(t, s.p.Run)
+	t.Cleanup(s.unblock)
+	return s
+}
+
+func (s *slowInput) unblock() {
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
+}
+
+// waitBlocked waits until n records reached the handler and the poll loop
+// waits for room, and returns the bytes fetched and not yet handled.
+func (s *slowInput) waitBlocked(t *testing.T, n int64) int64 {
+	t.Helper()
 	waitFor(t, 30*time.Second, func() error {
-		if handled.Load() == 0 || !deliverBlocked() {
-			return errors.New("the poll loop does not wait for the task yet")
+		if s.handled.Load() < n || !deliverBlocked() {
+			return errors.New("the poll loop does not wait for the tasks yet")
 		}
 		return nil
 	})
+	held := s.hooks.polled.Load() - s.handledBytes.Load()
+	t.Logf("%d KiB fetched and not yet handled", held>>10)
+	return held
+}
+
+// finish lets the handler go and waits for every record to be consumed.
+func (s *slowInput) finish(t *testing.T, records int) {
+	t.Helper()
+	s.unblock()
+	runUntil(t, s.p, func(st sluice.Stats) bool { return st.Consumed == int64(records) })
+	s.r.stop(t)
+}
+
+// A task whose handler is slow holds no more input than MaxBufferedBytes:
+// the poll loop waits for it instead of fetching more.
+func TestMaxBufferedBytesBoundsTheInputATaskHolds(t *testing.T) {
+	const (
+		records = 30
+		limit   = 256 << 10
+	)
+	s := runSlowInput(t, "buffered", 1, records, limit)
 	// Besides what the task holds, the poll loop holds the fetch it waits
 	// to hand over.
-	held := hooks.polled.Load() - handledBytes.Load()
-	t.Logf("%d KiB fetched and not yet handled", held>>10)
-	if held > limit+fetchBytes+size {
-		t.Fatalf("%d KiB fetched and not yet handled, want at most %d KiB", held>>10, (limit+fetchBytes+size)>>10)
+	if held, most := s.waitBlocked(t, 1), int64(limit+slowFetchBytes+slowRecordSize); held > most {
+		t.Fatalf("%d KiB fetched and not yet handled, want at most %d KiB", held>>10, most>>10)
 	}
-	close(release)
-	runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == records })
-	r.stop(t)
+	s.finish(t, records)
 }
 
 // The bound holds for the processor, not for each task: tasks of four
 // partitions, all slow, hold no more than MaxBufferedBytes together, so the
 // input a processor holds does not grow with the partitions it owns.
 func TestMaxBufferedBytesBoundsTheInputOfAllTasksTogether(t *testing.T) {
-	b := startBroker(t)
 	const (
-		parts      = 4
-		records    = 40 * parts
-		size       = 100 << 10
-		limit      = 1 << 20
-		fetchBytes = 200 << 10 // one record a fetch
+		parts   = 4
+		records = 40 * parts
+		limit   = 1 << 20
 	)
-	em, err := sluice.NewEmitter("buffered-all-in", codec.Bytes(), emitterOpts(b, parts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	for i := range records {
-		v := make([]byte, size)
-		_, _ = rand.Read(v)
-		if err := em.EmitToPartition(context.Background(), int32(i%parts), fmt.Sprintf("k%d", i), v); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	release := make(chan struct{})
-	var handled, handledBytes atomic.Int64
-	g := sluice.DefineGroup[int64]("buffered-all")
-	sluice.Input(g, "buffered-all-in", codec.Bytes(), func(ctx *sluice.Context[int64], v []byte) error {
-		handledBytes.Add(int64(len(ctx.Key()) + len(v)))
-		handled.Add(1)
-		<-release
-		return nil
-	})
-	hooks := &bufferHooks{topic: "buffered-all-in"}
-	p, err := sluice.NewProcessor(g, append(processorOpts(b, parts, t.TempDir()),
-		sluice.MaxBufferedBytes(limit),
-		sluice.KafkaOptions(kgo.WithHooks(hooks), kgo.FetchMaxPartitionBytes(fetchBytes)))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := runInBackground(t, p.Run)
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-	waitFor(t, 30*time.Second, func() error {
-		if handled.Load() < parts || !deliverBlocked() {
-			return errors.New("the poll loop does not wait for the tasks yet")
-		}
-		return nil
-	})
+	s := runSlowInput(t, "buffered-all", parts, records, limit)
 	// Besides what the tasks hold, the poll loop holds the fetches of one
 	// poll it has yet to hand over, one per partition at most.
-	held := hooks.polled.Load() - handledBytes.Load()
-	t.Logf("%d KiB fetched and not yet handled", held>>10)
-	if most := int64(limit + parts*fetchBytes); held > most {
+	if held, most := s.waitBlocked(t, parts), int64(limit+parts*slowFetchBytes); held > most {
 		t.Fatalf("%d KiB fetched and not yet handled by %d tasks, want at most %d KiB", held>>10, parts, most>>10)
 	}
-	close(release)
-	runUntil(t, p, func(s sluice.Stats) bool { return s.Consumed == records })
-	r.stop(t)
+	s.finish(t, records)
 }
 
 // With room for one fetch at a time, tasks still take part in every
