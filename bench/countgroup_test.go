@@ -193,17 +193,26 @@ func countSides(tb testing.TB) map[string]countSide {
 		"raw": func(ctx context.Context, br *broker.Broker, n int) (func(), error) {
 			return rawCount(ctx, br.Addrs(), n)
 		},
-		"sluice": func(ctx context.Context, br *broker.Broker, n int) (func(), error) {
-			stop, err := sluiceCount(ctx, br.Addrs(), tb.TempDir(), n)
-			if err != nil {
-				return nil, err
+		"sluice": sluiceSide(tb, func(ctx context.Context, addrs []string, stateDir string, n int) (func() error, error) {
+			return sluiceCount(ctx, addrs, stateDir, n)
+		}),
+	}
+}
+
+// sluiceSide is the side that start runs on the side's broker with a state
+// dir of its own: start returns once the n records are durably processed,
+// with the function that stops what it started.
+func sluiceSide(tb testing.TB, start func(ctx context.Context, addrs []string, stateDir string, n int) (stop func() error, err error)) countSide {
+	return func(ctx context.Context, br *broker.Broker, n int) (func(), error) {
+		stop, err := start(ctx, br.Addrs(), tb.TempDir(), n)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			if err := stop(); err != nil {
+				tb.Errorf("sluice: stop: %v", err)
 			}
-			return func() {
-				if err := stop(); err != nil {
-					tb.Errorf("sluice: stop: %v", err)
-				}
-			}, nil
-		},
+		}, nil
 	}
 }
 

@@ -157,17 +157,7 @@ func BenchmarkWindowedCount(b *testing.B) {
 			"raw": func(ctx context.Context, br *broker.Broker, n int) (func(), error) {
 				return rawWindowedCount(ctx, br.Addrs(), n)
 			},
-			"sluice": func(ctx context.Context, br *broker.Broker, n int) (func(), error) {
-				stop, err := sluiceWindowedCount(ctx, br.Addrs(), tb.TempDir(), n)
-				if err != nil {
-					return nil, err
-				}
-				return func() {
-					if err := stop(); err != nil {
-						tb.Errorf("sluice: stop: %v", err)
-					}
-				}, nil
-			},
+			"sluice": sluiceSide(tb, sluiceWindowedCount),
 		}
 	}
 	benchmarkSides(b, fillWindowInput, sides, func(b *testing.B, br *broker.Broker, name string, n int) {
