@@ -104,34 +104,7 @@ func TestOpenWindowsSurviveARestartAndMoveWithARebalanceExactlyOnce(t *testing.T
 		produceAt(sec)
 	}
 
-	var want, got []string
-	for k := range keys {
-		for _, w := range []string{"0 2", "10 3", "20 1", "30 1"} {
-			want = append(want, fmt.Sprintf("k%d %s", k, w))
-		}
-	}
-	// Each partition's results are in order, so once every key's last
-	// window is in, so is every result before it, duplicates included.
-	last := make(map[string]bool)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	for len(last) < keys {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("results so far %q", got)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			got = append(got, string(r.Value))
-			if strings.HasSuffix(string(r.Value), " 30 1") {
-				last[string(r.Key)] = true
-			}
-		})
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("results\n%s\nwant those of a run without a restart or a rebalance\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	expectWindowResults(t, cl, keys, 90*time.Second, "a run without a restart or a rebalance")
 
 	// Every key has its window [100,110) open.
 	waitFor(t, 30*time.Second, func() error {
@@ -185,5 +158,41 @@ func TestProcessorClosesTheLastWindowOfAnIdlePartition(t *testing.T) {
 	want := fmt.Sprintf("k %d 1", at.Truncate(10*time.Second).Unix())
 	if got := string(fs.Records()[0].Value); got != want {
 		t.Errorf("result %q, want %q", got, want)
+	}
+}
+
+// expectWindowResults reads cl's results of the window tests' scenario
+// until every one of the keys has its last window's, and fails the test
+// unless they are those of a run without interruption, what: each key's
+// counts of [0,10), [10,20), [20,30) and [30,40), once each.
+func expectWindowResults(t *testing.T, cl *kgo.Client, keys int, timeout time.Duration, what string) {
+	t.Helper()
+	var want, got []string
+	for k := range keys {
+		for _, w := range []string{"0 2", "10 3", "20 1", "30 1"} {
+			want = append(want, fmt.Sprintf("k%d %s", k, w))
+		}
+	}
+	// Each partition's results are in order, so once every key's last
+	// window is in, so is every result before it, duplicates included.
+	last := make(map[string]bool)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for len(last) < keys {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("results so far %q", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got = append(got, string(r.Value))
+			if strings.HasSuffix(string(r.Value), " 30 1") {
+				last[string(r.Key)] = true
+			}
+		})
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("results\n%s\nwant those of %s\n%s", strings.Join(got, "\n"), what, strings.Join(want, "\n"))
 	}
 }

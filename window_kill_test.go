@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,32 +154,5 @@ func TestWindowsAfterASIGKILLExactlyOnceAreThoseOfARunWithoutIt(t *testing.T) {
 		produceAt(sec)
 	}
 
-	var want, got []string
-	for k := range keys {
-		for _, w := range []string{"0 2", "10 3", "20 1", "30 1"} {
-			want = append(want, fmt.Sprintf("k%d %s", k, w))
-		}
-	}
-	// Each partition's results are in order, so once every key's last
-	// window is in, so is every result before it, duplicates included.
-	last := make(map[string]bool)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	for len(last) < keys {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("results so far %q", got)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			got = append(got, string(r.Value))
-			if strings.HasSuffix(string(r.Value), " 30 1") {
-				last[string(r.Key)] = true
-			}
-		})
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("results\n%s\nwant those of a run without the kill\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	expectWindowResults(t, cl, keys, 120*time.Second, "a run without the kill")
 }
