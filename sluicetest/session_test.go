@@ -134,14 +134,7 @@ func TestSessionRecordIsLateWhenItJoinsNoOpenSessionAndItsOwnWouldBeClosed(t *te
 	wantResults(t, resultsOf(t, tt, out, "a"), "a 0-0 1 final")
 	sendAt(t, tt, "a", 15) // alone, it would close at 30: late
 	sendAt(t, tt, "a", 16) // closes at 31: a new session
-	if dl := tt.DeadLetters(); len(dl) != 1 || dl[0].Key != "a" {
-		t.Fatalf("dead letters %v, want the late record of a", dl)
-	} else if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "late" {
-		t.Errorf("dead-letter kind %q, want late", kind)
-	}
-	if s := tt.Stats(); s.Late != 1 {
-		t.Errorf("late records %d, want 1", s.Late)
-	}
+	wantOneLateRecord(t, tt, "a")
 	sendAt(t, tt, "z", 31)
 	wantResults(t, resultsOf(t, tt, out, "a"), "a 0-0 1 final", "a 16-16 1 final")
 }

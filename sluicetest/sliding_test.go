@@ -121,14 +121,7 @@ func TestSlidingWindowClosesWhenStreamTimePassesItsEndPlusGraceAndALaterRecordIs
 	sendAtMs(t, tt, "z", 20000)
 	sendAtMs(t, tt, "a", 14999) // its window [4.999s,14.999s] closed at 19.999s: late
 	sendAtMs(t, tt, "a", 15000) // its window is open until stream time passes 20s
-	if dl := tt.DeadLetters(); len(dl) != 1 || dl[0].Key != "a" {
-		t.Fatalf("dead letters %v, want the late record of a", dl)
-	} else if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "late" {
-		t.Errorf("dead-letter kind %q, want late", kind)
-	}
-	if s := tt.Stats(); s.Late != 1 {
-		t.Errorf("late records %d, want 1", s.Late)
-	}
+	wantOneLateRecord(t, tt, "a")
 	sendAtMs(t, tt, "z", 20001)
 	wantResults(t, resultsOf(t, tt, out, "a"), "a [-10s,0s] 1 final", "a [5s,15s] 1 final")
 }

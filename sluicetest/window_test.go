@@ -76,6 +76,22 @@ func results(t *testing.T, tt *sluicetest.Tester[string], out *sluice.OutputTopi
 	return vs
 }
 
+// wantOneLateRecord fails the test unless key's record is the one dead
+// letter, of kind late, and the one late record Stats counts.
+func wantOneLateRecord(t *testing.T, tt *sluicetest.Tester[string], key string) {
+	t.Helper()
+	dl := tt.DeadLetters()
+	if len(dl) != 1 || dl[0].Key != key {
+		t.Fatalf("dead letters %v, want the late record of %s", dl, key)
+	}
+	if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "late" {
+		t.Errorf("dead-letter kind %q, want late", kind)
+	}
+	if s := tt.Stats(); s.Late != 1 {
+		t.Errorf("late records %d, want 1", s.Late)
+	}
+}
+
 func wantResults(t *testing.T, got []string, want ...string) {
 	t.Helper()
 	if !slices.Equal(got, want) {
@@ -115,13 +131,7 @@ func TestWindowAcceptsARecordJustBeforeEndPlusGraceAndRefusesItAtIt(t *testing.T
 	wantResults(t, results(t, tt, out), "a 0-10 2 final")
 	sendAt(t, tt, "a", 9.5) // late: [0,10) closed at 15
 	wantResults(t, results(t, tt, out), "a 0-10 2 final")
-	dl := tt.DeadLetters()
-	if len(dl) != 1 || dl[0].Key != "a" {
-		t.Fatalf("dead letters %v, want the late record of a", dl)
-	}
-	if kind, _ := dl[0].Header(sluice.HeaderErrorKind); kind != "late" {
-		t.Errorf("dead-letter kind %q, want late", kind)
-	}
+	wantOneLateRecord(t, tt, "a")
 	if s := tt.Stats(); s.Late != 1 || s.DeadLettered != 1 {
 		t.Errorf("stats: late %d, dead-lettered %d; want 1, 1", s.Late, s.DeadLettered)
 	}
