@@ -2,6 +2,7 @@ package logdrain_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/logdrain"
 )
 
@@ -289,5 +291,46 @@ func TestDrainAnswers408ToAClientTooSlowToSendItsBody(t *testing.T) {
 	}
 	if n := d.Stats().Requests[http.StatusRequestTimeout]; n != 1 {
 		t.Errorf("counted %d 408s, want 1", n)
+	}
+}
+
+// TestDrainShutsDownCleanlyPastAConnectionThatNeverSentARequest: an HTTP
+// client may dial a spare connection it never uses. Go's server waits for
+// such a connection for five seconds on shutdown; the drain closes it and
+// reports no error, since no request was in hand.
+func TestDrainShutsDownCleanlyPastAConnectionThatNeverSentARequest(t *testing.T) {
+	b := startBroker(t)
+	d, err := logdrain.NewDrain(logdrain.DrainConfig{
+		Brokers: b.Addrs(), Logger: testLogger(), DeliveryTimeout: time.Second,
+		Options: []sluice.Opt{sluice.TopicDefaults(testPartitions, 1)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+	if a := post(t, url, request{body: body(routerMsg("/a", 1, 10, 200, "r1")), headers: msgCount(1)}); a.status != http.StatusNoContent {
+		t.Fatalf("status %d %q", a.status, a.body)
+	}
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return")
 	}
 }
