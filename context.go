@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -193,8 +194,32 @@ type LoopTopic[M any] struct {
 // handler runs in the task that owns key's row, possibly another one: the
 // loopback topic is written with the processor's Hasher, so its records are
 // always on their key's partition.
+//
+// The record keeps the time of the record being handled (ctx.Timestamp()):
+// it carries it in the header HeaderTime, and the loop handler reads it with
+// that time, not the time it was produced. So stream time, windows and
+// timers are not moved to the present by loopbacks while old records are
+// processed (a backfill, a restore of a backlog).
 func (l *LoopTopic[M]) Loopback(ctx Ctx, key string, msg M) error {
-	return emitEncoded(ctx, l.owner, l.topic, l.codec, key, msg, nil)
+	at := ctx.record().at
+	return emitEncoded(ctx, l.owner, l.topic, l.codec, key, msg, []Header{{Key: HeaderTime, Value: strconv.AppendInt(nil, at.UnixNano(), 10)}})
+}
+
+// HeaderTime is the header in which a loopback record carries its time, in
+// decimal nanoseconds since the Unix epoch: the time of the record whose
+// handler sent it. The loop handler's ctx.Timestamp() returns it.
+const HeaderTime = "sluice-time"
+
+// loopTime returns the time a loopback record carries in HeaderTime, and
+// whether it carries one.
+func loopTime(r *kgo.Record) (int64, bool) {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == HeaderTime {
+			ns, err := strconv.ParseInt(string(r.Headers[i].Value), 10, 64)
+			return ns, err == nil
+		}
+	}
+	return 0, false
 }
 
 func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key string, v T, headers []Header) error {

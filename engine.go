@@ -185,6 +185,11 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 	}
 	for i, r := range recs {
 		ts, at := r.Timestamp.UnixNano(), r.Timestamp
+		if in.loop {
+			if lt, ok := loopTime(r); ok {
+				ts, at = lt, time.Unix(0, lt)
+			}
+		}
 		// An input with RecordTime decodes the record first, for its
 		// time; one that does not decode leaves stream time alone.
 		var handle func() error
