@@ -6,10 +6,11 @@ package sluice_test
 //
 //	go test -race -count=1 -run Chaos -v .
 //
-// The chaos test proves the delivery guarantees of README.md with real
-// operating-system processes: processors are SIGKILLed and replaced, added
-// and stopped gracefully, and the broker is restarted once on the same
-// address and data dir, all while records are being sent and processed. At
+// The chaos test proves the delivery guarantees of
+// docs/reference/guarantees.md with real operating-system processes:
+// processors are SIGKILLed and replaced, added and stopped gracefully, and
+// the broker is restarted once on the same address and data dir, all while
+// records are being sent and processed. At
 // the end the group's table must hold exactly the count of every key
 // (exactly once) or at least it (at least once).
 //

@@ -120,9 +120,14 @@
 // Package sluicetest runs a group in a test without Kafka, through the same
 // engine a Processor runs; package broker runs a Kafka-protocol broker in
 // the process, for development and tests; package web serves a monitor of
-// a process's groups, views and emitters. The examples (of DefineGroup,
-// Join, Lookup, Loop, DeadLetter, Guarantee, NewView, NewEmitter, OnTimer and
-// BatchProcessor) run as shown. In the repository, docs/getting-started.md
-// goes from an empty module to a tested group on the embedded broker, and
-// docs/concepts.md explains partitions, tables, time and the guarantees.
+// a process's groups, views and emitters. The examples run as shown: a
+// group (DefineGroup, Join, Lookup, Loop), its error policy (DeadLetter),
+// exactly once (Guarantee), a view (NewView), an emitter (NewEmitter), a
+// batch processor (BatchProcessor, BatchInput), timers (OnTimer), windows
+// (Aggregate, Sessions, Sliding, Quantiles) and concurrent processing
+// (ConcurrentInput). In the repository, docs/getting-started.md goes from an
+// empty module to a tested group on the embedded broker, docs/concepts.md
+// explains partitions, tables, time and the guarantees, docs/reference/ holds
+// the reference pages (every option with its default among them), and
+// docs/operations.md is about running a group on a Kafka cluster.
 package sluice
