@@ -93,14 +93,15 @@
     return chart;
   }
 
-  // barChart draws bars of values, the highest at full height, with the
-  // line of a second series (scaled to its own peak) across them when
-  // given; titles, when given, are the bars' tooltips. The chart stretches
-  // to its box, so labels belong in the page, beside it.
+  // barChart draws bars of values, the highest at full height, with a
+  // second series (scaled to its own peak) as a red step line across them
+  // when given, a null in it leaving its slot out; titles, when given, are
+  // the bars' tooltips. The chart stretches to its box, so labels belong
+  // in the page, beside it.
   function barChart(values, opts) {
     const w = (opts && opts.width) || 300, h = (opts && opts.height) || 70;
     const titles = (opts && opts.titles) || [];
-    const line = (opts && opts.line) || null;
+    const line = (opts && opts.line) || [];
     const chart = frame(w, h);
     const peak = Math.max(1, ...values);
     const slot = values.length ? w / values.length : w;
@@ -111,11 +112,14 @@
         width: (slot * 0.8).toFixed(1), height: bh.toFixed(1),
       }, titles[i] ? svg("title", {}, titles[i]) : null));
     });
-    if (line && line.length) {
-      const lpeak = Math.max(1, ...line);
-      const points = line.map((v, i) => ((i + 0.5) * slot).toFixed(1) + "," + (h - 2 - (v / lpeak) * (h - 6)).toFixed(1));
-      chart.append(svg("polyline", { points: points.join(" "), class: "second" }));
-    }
+    const lpeak = Math.max(1, ...line.filter(v => v !== null));
+    const points = [];
+    line.forEach((v, i) => {
+      if (v === null || v === undefined) return;
+      const y = (h - 2 - (v / lpeak) * (h - 6)).toFixed(1);
+      points.push((i * slot + slot * 0.1).toFixed(1) + "," + y, ((i + 0.9) * slot).toFixed(1) + "," + y);
+    });
+    if (points.length) chart.append(svg("polyline", { points: points.join(" "), class: "second" }));
     return chart;
   }
 
