@@ -75,17 +75,12 @@ type frame struct {
 
 var frameTemplate = template.Must(template.ParseFS(assets, "assets/page.html"))
 
-// addPages registers the pages' routes, or notes why a page cannot be.
+// addPages registers the pages' routes, or notes why a page cannot be
+// served; the header links only to the pages that can.
 func (m *Monitor) addPages() {
 	seen := map[string]bool{}
-	for _, p := range m.pages {
-		if p.Title == "" {
-			p.Title = p.Name
-		}
-		m.links = append(m.links, pageLink{Name: p.Name, Title: p.Title, Path: "/pages/" + p.Name + "/"})
-	}
+	bodies := make([][]byte, len(m.pages))
 	for i, p := range m.pages {
-		link := m.links[i]
 		body, err := checkPage(p, seen)
 		if err != nil {
 			err = fmt.Errorf("monitor: page %q: %w", p.Name, err)
@@ -99,6 +94,21 @@ func (m *Monitor) addPages() {
 			continue
 		}
 		seen[p.Name] = true
+		bodies[i] = body
+		title := p.Title
+		if title == "" {
+			title = p.Name
+		}
+		m.links = append(m.links, pageLink{Name: p.Name, Title: title, Path: "/pages/" + p.Name + "/"})
+	}
+	links := m.links
+	for i, p := range m.pages {
+		if bodies[i] == nil {
+			continue
+		}
+		link, body := links[0], bodies[i]
+		links = links[1:]
+		m.mux.Handle("/pages/"+p.Name, http.RedirectHandler(link.Path, http.StatusMovedPermanently))
 		m.mux.HandleFunc("/pages/"+p.Name+"/{$}", func(w http.ResponseWriter, _ *http.Request) {
 			m.serveFrame(w, frame{Page: link, Body: template.HTML(body), Pages: m.links})
 		})

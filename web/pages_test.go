@@ -81,6 +81,9 @@ func TestMonitorServesAnAddedPageInItsFrameWithItsAssetsAndAPI(t *testing.T) {
 			t.Errorf("page lacks %s:\n%s", want, page)
 		}
 	}
+	if a := get(t, "GET", base+"/pages/tides"); a.status != http.StatusOK || !strings.Contains(string(a.body), "tides-body") {
+		t.Errorf("page without its slash: %d, want the page after a redirect", a.status)
+	}
 	if a := get(t, "GET", base+"/pages/tides/static/tides.js"); a.status != http.StatusOK || !strings.Contains(string(a.body), "sluice.every") {
 		t.Errorf("page script: %d %s", a.status, a.body)
 	}
@@ -157,5 +160,9 @@ func TestMonitorRefusesToListenWithAPageItCannotServe(t *testing.T) {
 	m := web.New(web.Pages(web.Page{Name: "a"}))
 	if a := do(t, m, "GET", "/pages/a/"); a.status != http.StatusInternalServerError || !strings.Contains(a.errorMessage(), "no assets") {
 		t.Errorf("a page without assets: %d %s", a.status, a.body)
+	}
+	m = web.New(web.Pages(web.Page{Name: "a"}, web.Page{Name: "b", Assets: body}))
+	if a := do(t, m, "GET", "/pages/b/"); a.status != http.StatusOK || strings.Contains(string(a.body), `href="/pages/a/"`) {
+		t.Errorf("a page beside one that cannot be served: %d %s, want it served without a link to the other", a.status, a.body)
 	}
 }
