@@ -14,6 +14,7 @@ type state struct {
 	Groups   []groupState `json:"groups"`
 	Views    []viewState  `json:"views"`
 	Emitters []emitState  `json:"emitters"`
+	Pages    []pageLink   `json:"pages"`
 }
 
 type groupState struct {
@@ -83,7 +84,10 @@ func errorOf(e *sluice.ErrorEvent) *errorState {
 
 func (m *Monitor) serveState(w http.ResponseWriter, _ *http.Request) {
 	m.sample()
-	s := state{Time: time.Now(), Metrics: m.gatherer != nil, Groups: []groupState{}, Views: []viewState{}, Emitters: []emitState{}}
+	s := state{Time: time.Now(), Metrics: m.gatherer != nil, Groups: []groupState{}, Views: []viewState{}, Emitters: []emitState{}, Pages: m.links}
+	if s.Pages == nil {
+		s.Pages = []pageLink{}
+	}
 	for i, p := range m.procs {
 		st := p.Stats()
 		g := groupState{

@@ -106,6 +106,9 @@ func AllowRemote() Opt {
 //	GET /api/views/{view}/rows?from=&to=&limit=
 //	                                        a view's rows with keys in [from, to), at most limit (default 20, at most 1000)
 //	GET /metrics                            the metrics, with Metrics
+//	GET /pages/{page}/                      a page added with Pages, in the monitor's frame
+//	GET /pages/{page}/static/{file}         the files of its Assets
+//	GET /api/pages/{page}/...               its API
 //
 // Errors are JSON objects {"error": "..."} with a 4xx or 5xx status.
 type Monitor struct {
@@ -115,6 +118,9 @@ type Monitor struct {
 	gatherer    prometheus.Gatherer
 	token       string
 	allowRemote bool
+	pages       []Page
+	links       []pageLink // the pages, as the header links to them
+	setupErrs   []error    // why pages could not be added, for Listen
 	mux         *http.ServeMux
 
 	mu      sync.Mutex
@@ -142,6 +148,7 @@ func New(opts ...Opt) *Monitor {
 	m.mux.HandleFunc("/api/state", m.serveState)
 	m.mux.HandleFunc("/api/views/{view}/keys/{key...}", m.serveKey)
 	m.mux.HandleFunc("/api/views/{view}/rows", m.serveRows)
+	m.addPages()
 	if m.gatherer != nil {
 		m.mux.Handle("/metrics", promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{}))
 	}
@@ -179,8 +186,9 @@ func (m *Monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the token. The page accepts it as a
-// query parameter and sets it as a cookie for the requests it makes.
+// authorized reports whether r carries the token. The page and the pages
+// added with Pages accept it as a query parameter and set it as a cookie
+// for the requests they make.
 func (m *Monitor) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && m.tokenIs(bearer) {
 		return true
@@ -188,7 +196,7 @@ func (m *Monitor) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if c, err := r.Cookie(tokenCookie); err == nil && m.tokenIs(c.Value) {
 		return true
 	}
-	if r.URL.Path == "/" && m.tokenIs(r.URL.Query().Get("token")) {
+	if (r.URL.Path == "/" || m.isFramePath(r.URL.Path)) && m.tokenIs(r.URL.Query().Get("token")) {
 		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: m.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		return true
 	}
@@ -200,8 +208,12 @@ func (m *Monitor) tokenIs(s string) bool {
 }
 
 // Listen listens on addr (DefaultAddr if empty). It refuses an address that
-// is not loopback unless a Token is set or AllowRemote is given.
+// is not loopback unless a Token is set or AllowRemote is given, and fails
+// when a page given with Pages cannot be served.
 func (m *Monitor) Listen(addr string) (net.Listener, error) {
+	if err := errors.Join(m.setupErrs...); err != nil {
+		return nil, err
+	}
 	if addr == "" {
 		addr = DefaultAddr
 	}

@@ -23,6 +23,13 @@
 //	sink, err := export.NewHTTPSink("http://ingest:8080/events", nil)
 //	err = export.Run(ctx, export.Config{Brokers: []string{"127.0.0.1:9092"}, Sink: sink})
 //
+// With Config.MonitorAddr, Run serves the web monitor with the Export page
+// (MonitorPage): the pending events against the pending limit, with a
+// chart, whether the input is paused, the updates in, deduped and events
+// out, and the sink's health (Exporter.Health): events accepted, calls,
+// errors by kind, the last success and the last error. Its JSON is at
+// /api/pages/export/status.
+//
 // What it guarantees: every event is at every moment accepted by the sink
 // or in a pending row of the group's table, committed before the input past
 // its bucket, so a crash loses none; an event may reach a file or HTTP sink

@@ -55,8 +55,8 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// MonitorAddr is where the web monitor of the processor, with the
 	// metrics at /metrics (the exporter's pending events, paused state and
-	// sink errors among them), is served, such as "127.0.0.1:9096".
-	// Default: no monitor.
+	// sink errors among them) and the Export page (MonitorPage), is served,
+	// such as "127.0.0.1:9096". Default: no monitor.
 	MonitorAddr string
 	// MonitorReady, if set, is called with the monitor's address once it
 	// serves.
@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ecfg.Logger = cfg.Logger.With("component", "exporter")
 		ecfg.Metrics = cfg.Metrics
 		var err error
-		if x, err = NewExporter(cfg.Sink, ecfg); err != nil {
+		if x, err = NewExporter(watchSink(cfg.Sink), ecfg); err != nil {
 			return err
 		}
 		gcfg.Exporter = x
@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 		monitorLn net.Listener
 	)
 	if cfg.MonitorAddr != "" {
-		mopts := []web.Opt{web.Processors(proc)}
+		mopts := []web.Opt{web.Processors(proc), web.Pages(MonitorPage(x, gather))}
 		if gather != nil {
 			mopts = append(mopts, web.Metrics(gather))
 		}

@@ -30,6 +30,9 @@ type DemoConfig struct {
 	// addresses, as in Config. Defaults "127.0.0.1:8080" and
 	// "127.0.0.1:9098".
 	Listen, RoutesAddr string
+	// MonitorAddr is the web monitor's address, as in Config. Default: no
+	// monitor.
+	MonitorAddr string
 	// TargetAddr is the address of the stand-in app the traffic is
 	// replayed against. Default "127.0.0.1:9100".
 	TargetAddr string
@@ -58,6 +61,9 @@ type DemoAddrs struct {
 	Routes net.Addr
 	// Target is the stand-in app the replay sends its requests to.
 	Target net.Addr
+	// Monitor serves the web monitor with its Routes page, or is nil
+	// without DemoConfig.MonitorAddr.
+	Monitor net.Addr
 }
 
 // RunDemo runs until ctx is done: the drain, the route metrics group and
@@ -99,12 +105,15 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 	}
 
 	eg, gctx := errgroup.WithContext(ctx)
-	ready := make(chan [2]net.Addr, 1)
+	ready := make(chan [3]net.Addr, 1)
 	eg.Go(func() error {
+		var monitor net.Addr
 		return Run(gctx, Config{
 			Brokers: cfg.Brokers, Listen: cfg.Listen, RoutesAddr: cfg.RoutesAddr, Storage: cfg.Storage,
 			Options: cfg.Options, Logger: cfg.Logger, Registry: reg,
-			Ready: func(drain, routes net.Addr) { ready <- [2]net.Addr{drain, routes} },
+			MonitorAddr:  cfg.MonitorAddr,
+			MonitorReady: func(addr net.Addr) { monitor = addr },
+			Ready:        func(drain, routes net.Addr) { ready <- [3]net.Addr{drain, routes, monitor} },
 		})
 	})
 	eg.Go(func() error {
@@ -120,7 +129,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 		return target.Shutdown(sctx)
 	})
 	eg.Go(func() error {
-		var addrs [2]net.Addr
+		var addrs [3]net.Addr
 		select {
 		case addrs = <-ready:
 		case <-gctx.Done():
@@ -130,7 +139,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 		// replay starts on a topic that exists.
 		eg.Go(func() error { return replay.Run(gctx) })
 		if cfg.Ready != nil {
-			cfg.Ready(DemoAddrs{Drain: addrs[0], Routes: addrs[1], Target: targetLn.Addr()})
+			cfg.Ready(DemoAddrs{Drain: addrs[0], Routes: addrs[1], Target: targetLn.Addr(), Monitor: addrs[2]})
 		}
 		log := cfg.Logger.With("component", "generator")
 		newDemoGenerator(uint64(time.Now().UnixNano())).generate(gctx, "http://"+addrs[0].String()+"/logs", cfg.Interval, func(status int, err error) {

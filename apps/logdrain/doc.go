@@ -10,7 +10,7 @@
 //		Drain:   logdrain.DrainConfig{BasicAuth: "drain:s3cret"},
 //	})
 //
-// which serves three parts:
+// which serves these parts:
 //
 //   - the Drain (NewDrain, Handler, Serve): POST /logs and /process answer
 //     204 only once Kafka acknowledged every record of the body, 503 with
@@ -24,6 +24,12 @@
 //     status, and per-minute windows of service times as DDSketches;
 //   - the RoutesView, serving GET /routes and GET /routes/{path} as Route
 //     JSON;
+//   - with Config.MonitorAddr, the web monitor of the group, with the Routes
+//     page (RoutesView.MonitorPage): the busiest routes with their requests
+//     by status class, the slowest by average service time with the
+//     percentiles of their last minute, and a chart of a route's requests
+//     per minute and p95, drawn from the view's own GET /routes and
+//     GET /routes/{path};
 //   - with Config.RedisURL, a mirror of the route metrics to Redis in the
 //     original key scheme (RedisRoutesKey, RouteDigest), each path written
 //     whole by one Lua script that refuses an older state.

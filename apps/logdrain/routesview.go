@@ -195,7 +195,9 @@ func minuteOf(w sluice.Window, sk *sluice.QuantileSketch) (Minute, error) {
 //   - GET /routes serves every path's Route in a JSON array, the busiest
 //     first;
 //   - GET /routes/{path} serves one Route, the path URL-escaped as one
-//     segment (/routes/%2Ffoo for /foo), or 404 with a JSON error.
+//     segment (/routes/%2Ffoo for /foo), or 404 with a JSON error;
+//   - any other GET is answered with a JSON error: 400 under /routes/ (no
+//     path, or a path not escaped as one segment), 404 elsewhere.
 //
 // Both answer 503 while the view is not restored yet.
 func (v *RoutesView) Handler() http.Handler {
@@ -219,6 +221,12 @@ func (v *RoutesView) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, route)
+	})
+	mux.HandleFunc("GET /routes/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s: give one path, URL-escaped as one segment: /routes/%%2Ffoo for /foo", r.URL.EscapedPath()))
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such address %s: the routes view serves GET /routes and GET /routes/{path}", r.URL.EscapedPath()))
 	})
 	return mux
 }

@@ -1,7 +1,7 @@
 package logdrain
 
-// Run: the drain, the route metrics group and the routes view in one
-// process, as `sluice run logdrain` runs them.
+// Run: the drain, the route metrics group, the routes view and the web
+// monitor in one process, as `sluice run logdrain` runs them.
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/web"
 )
 
 // Config configures Run.
@@ -60,6 +61,13 @@ type Config struct {
 	// Ready, if set, is called with the drain's and the routes view's
 	// addresses once both serve.
 	Ready func(drain, routes net.Addr)
+	// MonitorAddr is where the web monitor is served, such as
+	// "127.0.0.1:9096": the route metrics group, the routes view's table,
+	// the metrics, and the Routes page (MonitorPage). Default: no monitor.
+	MonitorAddr string
+	// MonitorReady, if set, is called with the monitor's address once it
+	// serves, before Ready.
+	MonitorReady func(addr net.Addr)
 }
 
 // Run runs the drain, the route metrics group, exactly once, the routes
@@ -141,6 +149,17 @@ func Run(ctx context.Context, cfg Config) error {
 		drainLn.Close()
 		return fmt.Errorf("routes view: listen on %s: %w", cfg.RoutesAddr, err)
 	}
+	var (
+		monitor   *web.Monitor
+		monitorLn net.Listener
+	)
+	if cfg.MonitorAddr != "" {
+		if monitor, monitorLn, err = listenMonitor(cfg.MonitorAddr, proc, view, reg); err != nil {
+			drainLn.Close()
+			routesLn.Close()
+			return err
+		}
+	}
 	routesSrv := &http.Server{
 		Handler:           view.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -168,6 +187,12 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		return routesSrv.Shutdown(sctx)
 	})
+	if monitor != nil {
+		eg.Go(func() error { return monitor.Serve(gctx, monitorLn) })
+		if cfg.MonitorReady != nil {
+			cfg.MonitorReady(monitorLn.Addr())
+		}
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(drainLn.Addr(), routesLn.Addr())
 	}

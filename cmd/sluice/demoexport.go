@@ -109,7 +109,7 @@ are not exported.`,
 			}
 			var metricsURL string
 			cfg.MonitorReady = func(addr net.Addr) {
-				fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics)\n", addr)
+				fmt.Fprintf(out, "monitor  http://%s/pages/%s/ (pending events and sink health; metrics at /metrics)\n", addr, export.ExportPage)
 				metricsURL = "http://" + addr.String() + "/metrics"
 				close(monitorReady)
 			}

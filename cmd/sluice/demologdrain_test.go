@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ func TestDemoLogdrainServesRouteCountsAndReplaysTheTraffic(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lockedBuffer{ch: make(chan string, 64)}
 	cmd := newRootCmd()
-	cmd.SetArgs([]string{"demo", "logdrain", "--in-memory", "--addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--routes-addr", "127.0.0.1:0",
+	cmd.SetArgs([]string{"demo", "logdrain", "--in-memory", "--addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--routes-addr", "127.0.0.1:0", "--monitor-addr", "127.0.0.1:0",
 		"--target-addr", "127.0.0.1:0", "--interval", "20ms", "--state-dir", t.TempDir(), "--log-level", "error"})
 	cmd.SetOut(out)
 	cmd.SetErr(out)
@@ -36,8 +37,8 @@ func TestDemoLogdrainServesRouteCountsAndReplaysTheTraffic(t *testing.T) {
 	}()
 
 	urls := map[string]string{}
-	addr := regexp.MustCompile(`^(drain|routes|target|metrics)\s+(http://\S+)`)
-	for len(urls) < 4 {
+	addr := regexp.MustCompile(`^(drain|routes|target|metrics|monitor)\s+(http://\S+)`)
+	for len(urls) < 5 {
 		select {
 		case line := <-out.ch:
 			if m := addr.FindStringSubmatch(line); m != nil {
@@ -46,7 +47,7 @@ func TestDemoLogdrainServesRouteCountsAndReplaysTheTraffic(t *testing.T) {
 		case err := <-done:
 			t.Fatalf("demo exited: %v", err)
 		case <-time.After(30 * time.Second):
-			t.Fatalf("demo printed %v, want the drain, routes, target and metrics addresses", urls)
+			t.Fatalf("demo printed %v, want the drain, routes, target, metrics and monitor addresses", urls)
 		}
 	}
 	go func() {
@@ -78,6 +79,10 @@ func TestDemoLogdrainServesRouteCountsAndReplaysTheTraffic(t *testing.T) {
 		_, metrics := get(urls["metrics"])
 		replayed := regexp.MustCompile(`(?m)^logdrain_replay_requests_total\{class="2xx"\} (\d+)`).FindSubmatch(metrics)
 		rejected := regexp.MustCompile(`(?m)^logdrain_rejected_frames_total\{kind="\w+"\} [1-9]`).Find(metrics)
+		code, page := get(urls["monitor"])
+		if code != http.StatusOK || !strings.Contains(string(page), `src="static/routes.js"`) {
+			t.Fatalf("monitor page %s: %d %.300s", urls["monitor"], code, page)
+		}
 		if counted >= 3 && replayed != nil && string(replayed[1]) != "0" && rejected != nil {
 			n, _ := strconv.Atoi(string(replayed[1]))
 			t.Logf("%d routes counted, %d requests replayed", counted, n)

@@ -101,7 +101,7 @@ unparsable key or value, later than the bucket's grace) go to
 			}
 			cfg.MonitorAddr = f.monitorAddr
 			cfg.MonitorReady = func(addr net.Addr) {
-				fmt.Fprintf(out, "monitor  http://%s/ (metrics at /metrics: sluice_export_pending_events, sluice_export_sink_errors_total, ...)\n", addr)
+				fmt.Fprintf(out, "monitor  http://%s/pages/%s/ (pending events and sink health; metrics at /metrics: sluice_export_pending_events, ...)\n", addr, export.ExportPage)
 			}
 			if f.flush {
 				return flushExport(ctx, cmd, cfg, where)

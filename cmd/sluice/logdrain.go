@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-io/sluice/apps/logdrain"
 	"github.com/sluice-io/sluice/store/pebble"
+	"github.com/sluice-io/sluice/web"
 )
 
 func newLogdrainCmd(g *globalFlags) *cobra.Command {
@@ -24,6 +25,7 @@ func newLogdrainCmd(g *globalFlags) *cobra.Command {
 		delivery   time.Duration
 		stateDir   string
 		redisURL   string
+		monitor    string
 	)
 	cmd := &cobra.Command{
 		Use:   "logdrain",
@@ -43,6 +45,9 @@ GET /routes/{path} with the path escaped as one segment (/routes/%2Ffoo).
 this one replaces: HSET routes <path> <sha256hex(path)>, and the hashes
 <digest>::service and <digest>::connect (sum, count, average) and
 <digest>::statuses.
+
+--monitor-addr serves the web monitor: the group, /metrics, and a Routes page
+with the busiest and the slowest routes and a chart of a route's minutes.
 
 Set --auth, --drain-token or both: without either, the drain accepts every
 request.`,
@@ -78,8 +83,12 @@ request.`,
 					DropLogs:        dropLogs,
 					DeliveryTimeout: delivery,
 				},
-				RedisURL: redisURL,
-				Logger:   logger,
+				RedisURL:    redisURL,
+				Logger:      logger,
+				MonitorAddr: monitor,
+				MonitorReady: func(addr net.Addr) {
+					fmt.Fprintf(out, "monitor  http://%s/pages/%s/\n", addr, logdrain.RoutesPage)
+				},
 				Ready: func(drain, routes net.Addr) {
 					fmt.Fprintf(out, "drain    http://%s/logs\n", drain)
 					fmt.Fprintf(out, "routes   http://%s/routes\n", routes)
@@ -105,6 +114,7 @@ request.`,
 	cmd.Flags().BoolVar(&dropLogs, "drop-logs", false, `drop the lines that are not router lines instead of writing them to "logs"`)
 	cmd.Flags().DurationVar(&delivery, "delivery-timeout", 10*time.Second, "how long a request waits for Kafka before it is answered 503")
 	cmd.Flags().StringVar(&redisURL, "redis-url", "", "mirror the route metrics to this Redis, redis://[user:password@]host:port/db (default: no mirror)")
+	cmd.Flags().StringVar(&monitor, "monitor-addr", web.DefaultAddr, "address the web monitor is served on (loopback only); empty for none")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the route metrics' local store (default: the user's cache directory, sluice/state/<group>)")
 	return cmd
 }

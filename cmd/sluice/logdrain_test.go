@@ -20,7 +20,7 @@ func TestRunLogdrainTakesAuthenticatedBodiesAndServesTheirRouteMetrics(t *testin
 	out := &lockedBuffer{ch: make(chan string, 16)}
 	cmd := newRootCmd()
 	cmd.SetArgs([]string{"run", "logdrain", "--addr", "127.0.0.1:0", "--in-memory", "--listen", "127.0.0.1:0",
-		"--routes-addr", "127.0.0.1:0", "--auth", "drain:s3cret", "--state-dir", t.TempDir()})
+		"--routes-addr", "127.0.0.1:0", "--monitor-addr", "127.0.0.1:0", "--auth", "drain:s3cret", "--state-dir", t.TempDir()})
 	cmd.SetOut(out)
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()

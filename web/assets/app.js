@@ -136,6 +136,16 @@ function renderViews(views) {
   }
 }
 
+// renderPages links the pages the application added, when there are any.
+function renderPages(pages) {
+  const nav = document.getElementById("pages");
+  const want = pages.map(p => p.path + " " + p.title).join("\n");
+  if (nav.dataset.pages === want) return;
+  nav.dataset.pages = want;
+  nav.replaceChildren(...(pages.length ? [el("a", { href: "/", class: "current" }, "overview")] : []),
+    ...pages.map(p => el("a", { href: p.path }, p.title)));
+}
+
 function renderEmitters(emitters) {
   document.getElementById("emitters").replaceChildren(...emitters.map(e =>
     el("tr", {},
@@ -154,6 +164,7 @@ async function refresh() {
     renderGroups(body.groups, at);
     renderViews(body.views);
     renderEmitters(body.emitters);
+    renderPages(body.pages || []);
     document.getElementById("metrics-link").hidden = !body.metrics;
     status.textContent = "updated " + new Date(body.time).toLocaleTimeString();
     status.classList.remove("down");
