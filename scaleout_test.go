@@ -12,9 +12,10 @@ package sluice_test
 // its counts 1, 2, …, n, each once, and its row is n.
 //
 // For each move of a partition it reports the time from the revocation (the
-// old owner's "partitions released") to the new owner's first processed
-// record of the partition, taken from the processes' logs: each worker logs
-// the first record it processes in a partition after each assignment of it.
+// old owner's "partitions released", or the SIGKILL of the old owner) to the
+// new owner's first processed record of the partition, taken from the
+// processes' logs: each worker logs the first record it processes in a
+// partition after each assignment of it.
 //
 // The short form (a table of 1,000 rows, 500 records a second) runs with the
 // other tests. The long form builds a 1,000,000-row table first; run it
@@ -63,11 +64,17 @@ type scaleConfig struct {
 	name string
 	// opts are added to the options of every worker of the run.
 	opts []sluice.ProcessorOpt
+	// kill makes the group go from three members back to one by
+	// SIGKILLing two, not stopping them: their partitions move once the
+	// session timeout has passed, and their open transactions are
+	// aborted when the transaction timeout has.
+	kill bool
 }
 
 // scaleConfigs are the configurations TestScaleOut runs, in turn.
 var scaleConfigs = []scaleConfig{
 	{name: "no-standbys"},
+	{name: "no-standbys-kill", kill: true},
 }
 
 // What TestScaleOut tells a worker process; scaleEnvWorker, the worker's
@@ -278,10 +285,17 @@ func runScaleOut(t *testing.T, cfg scaleConfig, form scaleForm) {
 	bw, cw := s.start("b"), s.start("c")
 	s.waitFirstRecords(form.settle, upAt, "the group scaled to three", map[string]int{"a": 1, "b": 1, "c": 1})
 	up := time.Since(upAt)
+	// The three process a few seconds of records, so that the rows of
+	// the partitions moved back have changed since they left.
+	s.waitCommitted(ctx, adm, form.settle, "the three workers process records", s.committedNow(ctx, adm)+int64(2*form.rate))
 
 	downAt := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range []*scaleWorker{bw, cw} {
+		if cfg.kill {
+			s.kill(w)
+			continue
+		}
 		wg.Go(func() { s.stop(w, time.Minute) })
 	}
 	s.waitFirstRecords(form.settle, downAt, "the group scaled back to one", map[string]int{"a": scalePartitions})
@@ -381,12 +395,14 @@ func (p *scaleProducer) flush(ctx context.Context) error {
 }
 
 // flow produces rate records a second until ctx is done, then flushes.
+// The records are produced without ctx, which would fail those buffered
+// when it is done.
 func (p *scaleProducer) flow(ctx context.Context, rate int) error {
 	began := time.Now()
 	sent := 0
 	for ctx.Err() == nil {
 		for due := int(float64(rate) * time.Since(began).Seconds()); sent < due; sent++ {
-			p.produce(ctx, p.rng.IntN(p.rows))
+			p.produce(context.WithoutCancel(ctx), p.rng.IntN(p.rows))
 		}
 		select {
 		case <-ctx.Done():
@@ -423,6 +439,7 @@ type scaleWorker struct {
 	done          chan struct{}
 	err           error
 	stopRequested bool
+	killedAt      time.Time // zero unless the test SIGKILLed it
 }
 
 // start starts a worker process with a fresh state dir.
@@ -494,6 +511,15 @@ func (s *scaleCluster) stop(w *scaleWorker, timeout time.Duration) {
 	}
 }
 
+// kill SIGKILLs w and waits until it is gone.
+func (s *scaleCluster) kill(w *scaleWorker) {
+	s.mu.Lock()
+	w.stopRequested, w.killedAt = true, time.Now()
+	s.mu.Unlock()
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+}
+
 func (s *scaleCluster) killAll() {
 	s.mu.Lock()
 	ws := slices.Clone(s.workers)
@@ -530,6 +556,18 @@ func logHas(path, s string) bool {
 func (s *scaleCluster) waitDrained(ctx context.Context, adm *kadm.Client, timeout time.Duration, what string) {
 	s.t.Helper()
 	s.waitCommitted(ctx, adm, timeout, what, -1)
+}
+
+// committedNow returns how many input records the group has committed.
+func (s *scaleCluster) committedNow(ctx context.Context, adm *kadm.Client) int64 {
+	s.t.Helper()
+	offs, err := adm.FetchOffsets(ctx, scaleGroup)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) { n += max(o.At, 0) })
+	return n
 }
 
 // waitCommitted waits until the group has committed at least n input
@@ -601,6 +639,12 @@ func (s *scaleCluster) events() []scaleEvent {
 			}
 		}
 		_ = f.Close()
+		s.mu.Lock()
+		if !w.killedAt.IsZero() {
+			// A killed worker releases its partitions when it dies.
+			evs = append(evs, scaleEvent{Time: w.killedAt, Msg: "killed", worker: w.name})
+		}
+		s.mu.Unlock()
 	}
 	slices.SortStableFunc(evs, func(a, b scaleEvent) int { return a.Time.Compare(b.Time) })
 	return evs
@@ -628,6 +672,12 @@ func owners(evs []scaleEvent) map[int32]*partitionState {
 		case "partitions released":
 			for _, p := range e.Partitions {
 				if st[p].owner == e.worker {
+					st[p] = &partitionState{}
+				}
+			}
+		case "killed":
+			for p, ps := range st {
+				if ps.owner == e.worker {
 					st[p] = &partitionState{}
 				}
 			}
@@ -677,7 +727,7 @@ type scaleMove struct {
 	revoked       time.Time
 	took          time.Duration // from the revocation to the new owner's first record
 	assignedAfter time.Duration // from the revocation to the new owner's assignment
-	restored      int64         // changelog records the new owner restored
+	restored      int64         // changelog records the new owner restored; -1 if not logged
 }
 
 // moves returns every move of a partition the logs show that finished with
@@ -691,32 +741,54 @@ func (s *scaleCluster) moves() []scaleMove {
 		restored int64
 	}
 	open := make(map[int32]*pending)
-	var moves []scaleMove
+	owner := make(map[int32]string)
+	last := make(map[int32]*scaleMove) // the partition's last move, finished
+	var moves []*scaleMove
 	for _, e := range s.events() {
 		switch e.Msg {
 		case "partitions released":
 			for _, p := range e.Partitions {
-				open[p] = &pending{from: e.worker, revoked: e.Time}
+				open[p] = &pending{from: e.worker, revoked: e.Time, restored: -1}
+				if owner[p] == e.worker {
+					delete(owner, p)
+				}
+			}
+		case "killed":
+			for p, w := range owner {
+				if w == e.worker && open[p] == nil {
+					open[p] = &pending{from: e.worker, revoked: e.Time, restored: -1}
+				}
 			}
 		case "partitions assigned":
 			for _, p := range e.Partitions {
+				owner[p] = e.worker
 				if m := open[p]; m != nil && m.to == "" && m.from != e.worker {
 					m.to, m.assigned = e.worker, e.Time
 				}
 			}
 		case "partition running":
+			// Logged within a poll of Stats of the partition's
+			// restore ending: before its first record or after.
 			if m := open[e.Partition]; m != nil && m.to == e.worker {
+				m.restored = e.Restored
+			} else if m := last[e.Partition]; m != nil && m.to == e.worker && m.restored < 0 {
 				m.restored = e.Restored
 			}
 		case "first record":
 			if m := open[e.Partition]; m != nil && m.to == e.worker {
-				moves = append(moves, scaleMove{partition: e.Partition, from: m.from, to: m.to, revoked: m.revoked,
-					took: e.Time.Sub(m.revoked), assignedAfter: m.assigned.Sub(m.revoked), restored: m.restored})
+				mv := &scaleMove{partition: e.Partition, from: m.from, to: m.to, revoked: m.revoked,
+					took: e.Time.Sub(m.revoked), assignedAfter: m.assigned.Sub(m.revoked), restored: m.restored}
+				moves = append(moves, mv)
+				last[e.Partition] = mv
 				delete(open, e.Partition)
 			}
 		}
 	}
-	return moves
+	out := make([]scaleMove, len(moves))
+	for i, m := range moves {
+		out[i] = *m
+	}
+	return out
 }
 
 // summarizeMoves gives the number, median and largest revocation-to-first-
