@@ -6,7 +6,7 @@ package sluice_test
 // operating-system processes over one embedded broker, and takes it from one
 // member to three and back to one while records flow: the table is built by
 // the first member, two more start and take partitions from it, then stop
-// gracefully and give them back. At the end the read-committed output (one
+// gracefully (or are SIGKILLed) and give them back. At the end the read-committed output (one
 // record per input record, the key's new count) and the table (read by a
 // view) must both hold exactly what was produced: every key's outputs are
 // its counts 1, 2, …, n, each once, and its row is n.
@@ -18,13 +18,16 @@ package sluice_test
 // partition after each assignment of it.
 //
 // The short form (a table of 1,000 rows, 500 records a second) runs with the
-// other tests. The long form builds a 1,000,000-row table first; run it
-// without the race detector:
+// other tests, in about 25 s with -race, most of it the killing
+// configuration's wait for the session and transaction timeouts. The long
+// form builds a 1,000,000-row table first; run it without the race
+// detector:
 //
 //	go test -count=1 -run TestScaleOut -scaleout.long -v -timeout 30m .
 //
-// scaleConfigs lists the processor options each run adds to every worker;
-// a configuration with standby replicas is one more entry there.
+// scaleConfigs lists the configurations, each the processor options it adds
+// to every worker and whether it scales in by stopping or killing: a
+// configuration with standby replicas is one more entry there.
 
 import (
 	"bufio"
