@@ -343,8 +343,8 @@ func runScaleOut(t *testing.T, cfg scaleConfig, form scaleForm) {
 	t.Log(figures)
 	fmt.Println(figures)
 	for _, m := range moves {
-		t.Logf("partition %d: %s → %s, revocation to first record %v (assigned after %v, restored %d records)",
-			m.partition, m.from, m.to, m.took.Round(time.Millisecond), m.assignedAfter.Round(time.Millisecond), m.restored)
+		t.Logf("partition %d: %s → %s, revocation to first record %v (assigned after %v, restored %d records in %v)",
+			m.partition, m.from, m.to, m.took.Round(time.Millisecond), m.assignedAfter.Round(time.Millisecond), m.restored, m.restoreTook)
 	}
 }
 
@@ -614,6 +614,7 @@ type scaleEvent struct {
 	Partition  int32     `json:"partition"`
 	Revoked    bool      `json:"revoked"`
 	Restored   int64     `json:"restored"`
+	Took       int64     `json:"took"` // of a restore, in nanoseconds
 	worker     string
 }
 
@@ -636,7 +637,7 @@ func (s *scaleCluster) events() []scaleEvent {
 				continue // a line being written
 			}
 			switch e.Msg {
-			case "partitions assigned", "partitions released", "first record", "partition running":
+			case "partitions assigned", "partitions released", "first record", "partition running", "restored":
 				e.worker = w.name
 				evs = append(evs, e)
 			}
@@ -731,6 +732,7 @@ type scaleMove struct {
 	took          time.Duration // from the revocation to the new owner's first record
 	assignedAfter time.Duration // from the revocation to the new owner's assignment
 	restored      int64         // changelog records the new owner restored; -1 if not logged
+	restoreTook   time.Duration // how long the restore took, as the new owner logged it; 0 if none
 }
 
 // moves returns every move of a partition the logs show that finished with
@@ -742,6 +744,7 @@ func (s *scaleCluster) moves() []scaleMove {
 		assigned time.Time
 		to       string
 		restored int64
+		took     time.Duration
 	}
 	open := make(map[int32]*pending)
 	owner := make(map[int32]string)
@@ -777,10 +780,14 @@ func (s *scaleCluster) moves() []scaleMove {
 			} else if m := last[e.Partition]; m != nil && m.to == e.worker && m.restored < 0 {
 				m.restored = e.Restored
 			}
+		case "restored":
+			if m := open[e.Partition]; m != nil && m.to == e.worker {
+				m.took = time.Duration(e.Took)
+			}
 		case "first record":
 			if m := open[e.Partition]; m != nil && m.to == e.worker {
 				mv := &scaleMove{partition: e.Partition, from: m.from, to: m.to, revoked: m.revoked,
-					took: e.Time.Sub(m.revoked), assignedAfter: m.assigned.Sub(m.revoked), restored: m.restored}
+					took: e.Time.Sub(m.revoked), assignedAfter: m.assigned.Sub(m.revoked), restored: m.restored, restoreTook: m.took}
 				moves = append(moves, mv)
 				last[e.Partition] = mv
 				delete(open, e.Partition)
