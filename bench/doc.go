@@ -262,11 +262,19 @@
 // exactly once), and, for sluice, its ratios to raw at the same rate.
 // A Markdown table of all of it is printed at the end. Broker, producer and
 // reader share this process, and the broker serves requests one at a time,
-// so at the overload rate the broker may be what saturates first. Run it
-// with
+// so at the overload rate the broker may be what saturates first.
+//
+// The rate "half" stands for half the raw side's maximum throughput on the
+// machine at hand. After the fixed rates, the raw side's output at the
+// highest of them is taken if it did not keep up there (the producer could
+// not offer the rate, or outputs fell behind); else the raw side alone is
+// offered 300000 records a second, then twice as many as long as it keeps
+// up (up to 2.4M). Half that output is offered to every side, as the
+// sub-benchmark rate=half; the table shows the rate it came to. Run it with
 //
 //	go test -run XXX -bench Steady -benchtime 1x -timeout 30m ./bench/
 //	go test -run XXX -bench 'Steady/rate=50000' -benchtime 1x ./bench/ -steady-duration 3s
+//	go test -run XXX -bench Steady -benchtime 1x ./bench/ -steady-rates half
 //
 // TestSteadySidesAnswerEveryRecord runs each side for a second at 2,000
 // records a second and checks that every record of the window was

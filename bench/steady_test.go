@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,13 +31,23 @@ const (
 	// steadyReadyTimeout bounds the wait for a side to process its first
 	// records.
 	steadyReadyTimeout = time.Minute
+	// steadyHalf is the rate that stands for half the raw side's maximum
+	// throughput: half of what it put out at a rate it did not keep up
+	// with (see halfRate).
+	steadyHalf = "half"
+	// steadyOverloadRate is the first rate the raw side is offered to find
+	// its maximum throughput, when no rate given is higher; steadyMaxRate
+	// is the last.
+	steadyOverloadRate = 300000
+	steadyMaxRate      = 2400000
 )
 
 var (
 	steadyDurationFlag = flag.Duration("steady-duration", 0,
 		"how long BenchmarkSteady measures each side at each rate (default $SLUICE_BENCH_STEADY_DURATION, else 10s)")
 	steadyRatesFlag = flag.String("steady-rates", "",
-		"comma-separated rates BenchmarkSteady offers, in records a second (default $SLUICE_BENCH_STEADY_RATES, else "+defaultSteadyRates+")")
+		"comma-separated rates BenchmarkSteady offers, in records a second, or "+steadyHalf+
+			" for half the raw side's output at saturation (default $SLUICE_BENCH_STEADY_RATES, else "+defaultSteadyRates+")")
 )
 
 // steadyDuration returns how long BenchmarkSteady measures each run.
@@ -55,7 +66,8 @@ func steadyDuration(b *testing.B) time.Duration {
 	return defaultSteadyDuration
 }
 
-// steadyRates returns the rates BenchmarkSteady offers.
+// steadyRates returns the rates BenchmarkSteady offers; 0 stands for
+// steadyHalf.
 func steadyRates(b *testing.B) []int {
 	b.Helper()
 	s := *steadyRatesFlag
@@ -67,13 +79,47 @@ func steadyRates(b *testing.B) []int {
 	}
 	var rates []int
 	for _, f := range strings.Split(s, ",") {
-		r, err := strconv.Atoi(strings.TrimSpace(f))
+		f = strings.TrimSpace(f)
+		if f == steadyHalf {
+			rates = append(rates, 0)
+			continue
+		}
+		r, err := strconv.Atoi(f)
 		if err != nil || r <= 0 {
-			b.Fatalf("steady rates %q: want positive integers separated by commas", s)
+			b.Fatalf("steady rates %q: want positive integers or %s separated by commas", s, steadyHalf)
 		}
 		rates = append(rates, r)
 	}
 	return rates
+}
+
+// halfRate returns half the output rate of the raw side at its saturation:
+// at the highest of rates if it did not keep up with it there, else at
+// steadyOverloadRate or twice the highest rate it kept up with, as often as
+// it keeps up, up to steadyMaxRate. Those runs are of the raw side alone,
+// and their rates are returned with it, for the table.
+func halfRate(b *testing.B, rates []int, results map[int]map[string]steadyResult, run func(rate int, sides []steadySide)) (half int, extra []int) {
+	b.Helper()
+	rate := slices.Max(rates)
+	for {
+		raw, ok := results[rate]["raw"]
+		if !ok && rate > 0 {
+			run(rate, steadySides[:1])
+			if raw, ok = results[rate]["raw"]; !ok {
+				b.Fatalf("the raw side did not run at %d rec/s, which %s needs: let -bench match rate=%d/raw too", rate, steadyHalf, rate)
+			}
+			extra = append(extra, rate)
+		}
+		// Saturated: the producer could not offer the rate (the broker
+		// took no more), or the raw side did not answer it all.
+		if ok && (raw.in < 0.95*float64(rate) || raw.out < 0.95*raw.in || raw.late > 0) {
+			return int(raw.out / 2), extra
+		}
+		if rate >= steadyMaxRate {
+			b.Fatalf("the raw side kept up with %d rec/s (%.0f out): its maximum is higher than %s can tell", rate, raw.out, steadyHalf)
+		}
+		rate = min(max(steadyOverloadRate, 2*rate), steadyMaxRate)
+	}
 }
 
 // steadyConfig is one run of BenchmarkSteady.
@@ -252,10 +298,13 @@ func BenchmarkSteady(b *testing.B) {
 	cfg := steadyConfig{warmup: steadyWarmup, duration: steadyDuration(b), drain: steadyDrain}
 	rates := steadyRates(b)
 	results := make(map[int]map[string]steadyResult)
-	for _, rate := range rates {
-		results[rate] = make(map[string]steadyResult)
-		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
-			for _, side := range steadySides {
+	// run offers rate to sides, as the sub-benchmark name.
+	run := func(name string, rate int, sides []steadySide) {
+		if results[rate] == nil {
+			results[rate] = make(map[string]steadyResult)
+		}
+		b.Run(name, func(b *testing.B) {
+			for _, side := range sides {
 				b.Run(side.name, func(b *testing.B) {
 					var res steadyResult
 					for range b.N {
@@ -272,7 +321,26 @@ func BenchmarkSteady(b *testing.B) {
 			}
 		})
 	}
-	printSteadyTable(rates, results)
+	// The fixed rates run first, so that the highest of them can tell
+	// the raw side's maximum throughput.
+	var fixed []int
+	for _, rate := range rates {
+		if rate > 0 {
+			fixed = append(fixed, rate)
+			run(fmt.Sprintf("rate=%d", rate), rate, steadySides)
+		}
+	}
+	shown := fixed
+	if len(fixed) < len(rates) {
+		half, extra := halfRate(b, append([]int{0}, fixed...), results, func(rate int, sides []steadySide) {
+			run(fmt.Sprintf("rate=%d", rate), rate, sides)
+		})
+		// Named for what it stands for, so that runs on machines of other
+		// speeds compare; the table shows the rate it came to.
+		run("rate="+steadyHalf, half, steadySides)
+		shown = append(append(fixed, extra...), half)
+	}
+	printSteadyTable(shown, results)
 }
 
 // reportSteady reports res as metrics of b and, if compare, its ratios to
