@@ -250,14 +250,16 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 	}
 	keep := make([]PendingBucket, 0, len(p.Buckets))
 	waiting := false // an event is still in the Exporter
+	key := k.String()
 	for _, b := range p.Buckets {
-		ev := newEvent(k, b.Value, b.End)
-		switch x.cfg.Exporter.status(ev.ID) {
+		// The whole event is made only to hand it over again.
+		switch x.cfg.Exporter.status(EventID(key, b.End)) {
 		case statusAccepted:
 			continue
 		case statusPending:
 			waiting = true
 		case statusUnknown:
+			ev := newEvent(k, b.Value, b.End)
 			line, err := ev.line()
 			if err != nil {
 				return err
