@@ -150,7 +150,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 	}
 	// Stream time is kept in the table of a group with timers or windows.
 	if (cfg.group.onTimer != nil || len(cfg.group.windows) > 0) && part.table != nil {
-		e.tm = &timerState{unapplied: make(map[string]struct{})}
+		e.tm = &timerState{unapplied: make(map[string]struct{}), indexLimit: timerIndexPerRow * cfg.cacheRows}
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
@@ -360,12 +360,12 @@ func (e *engine[V]) applied(changelogEnd int64) error {
 		if err := e.st.Apply(e.pending, changelogEnd); err != nil {
 			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
 		}
-		clear(e.pending)
-		e.pending = e.pending[:0]
 		e.m.applied()
 	}
+	e.timersApplied(e.pending)
+	clear(e.pending)
+	e.pending = e.pending[:0]
 	e.rowsApplied()
-	e.timersApplied()
 	e.windowsApplied()
 	return nil
 }

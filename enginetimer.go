@@ -19,6 +19,8 @@ package sluice
 //     deletions not yet applied), finds every live timer.
 //   - nextAt is never later than the earliest live timer of its kind, so a
 //     record or a tick before it has nothing to fire and costs a compare.
+//   - Where a key's timer is, is found in memory while the partition has
+//     no more timers than the engine indexes (enginetimerindex.go).
 
 import (
 	"bytes"
@@ -80,6 +82,12 @@ type timerState struct {
 	// The stream time of the last batch written, to write it only when
 	// it changed.
 	writtenStreamTime int64
+	// The store's timer index entries, by index key, nil when there are
+	// more than indexLimit; and, by kind, a time no live schedule entry
+	// of the store is earlier than (enginetimerindex.go).
+	index      map[string]timerAt
+	indexLimit int
+	low        [2]int64
 }
 
 func kindIndex(k timerKind) int {
@@ -158,6 +166,9 @@ func (e *engine[V]) loadTimers() error {
 		tm.writtenStreamTime = e.stream
 	}
 	tm.nextAt = [2]int64{math.MinInt64, math.MinInt64} // found by the first scan
+	if err := e.loadTimerIndex(); err != nil {
+		return err
+	}
 	if err := e.loadWindows(); err != nil {
 		return err
 	}
@@ -200,16 +211,12 @@ func (e *engine[V]) cancelTimer(key, name string) error {
 		return fmt.Errorf("group %s has no timer handler: declare one with OnTimer", e.cfg.group.name)
 	}
 	ik := indexKey(key, name)
-	raw, ok, err := e.getRaw(ik)
+	t, ok, err := e.timerOf(ik)
 	if err != nil || !ok {
 		return err
 	}
-	if len(raw) != 9 {
-		return fmt.Errorf("malformed timer index entry %q", ik)
-	}
-	at := int64(binary.BigEndian.Uint64(raw[1:]) ^ (1 << 63))
 	var zero V
-	if err := e.setRaw(scheduleKey(timerKind(raw[0]), at, key, name), nil, false, zero, false); err != nil {
+	if err := e.setRaw(scheduleKey(t.kind, t.at, key, name), nil, false, zero, false); err != nil {
 		return err
 	}
 	return e.setRaw(ik, nil, false, zero, false)
@@ -262,17 +269,30 @@ func (e *engine[V]) dueTimers(kind timerKind, now int64) (due []string, next int
 	next = math.MaxInt64
 	lo, hi := timerRange(kind)
 	end := string(lo) + string(sortableTime(now+1)) // the first key not due
-	it, err := e.st.Iter(lo, hi)
+	// The scan starts at the earliest live entry the store may hold, past
+	// the deleted entries of the timers fired before.
+	i := kindIndex(kind)
+	from := lo
+	if low := e.tm.low[i]; low != math.MinInt64 {
+		from = append(slices.Clip(lo), sortableTime(low)...)
+	}
+	it, err := e.st.Iter(from, hi)
 	if err != nil {
 		return nil, 0, fmt.Errorf("group %s: partition %d: scan timers: %w", e.cfg.group.name, e.partition, err)
 	}
+	first := int64(math.MaxInt64) // the time of the first live entry
 	for it.Next() {
 		k := string(it.Key())
 		if r, held := e.rows.peek(k); held && !r.exists {
 			continue // fired or cancelled, not yet applied
 		}
+		at, ok := scheduleTime(it.Key())
+		if !ok {
+			return nil, 0, errors.Join(fmt.Errorf("malformed timer entry %q", k), it.Close())
+		}
+		first = min(first, at)
 		if k >= end {
-			_, next, _, _, _ = parseSchedule(k)
+			next = at
 			break
 		}
 		due = append(due, k)
@@ -280,34 +300,43 @@ func (e *engine[V]) dueTimers(kind timerKind, now int64) (due []string, next int
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
 		return nil, 0, fmt.Errorf("group %s: partition %d: scan timers: %w", e.cfg.group.name, e.partition, err)
 	}
-	stored := len(due)
+	// Entries before first are deleted, or fired or cancelled by the batch
+	// in hand: they stay so unless the batch is discarded, which loads the
+	// timers anew.
+	e.tm.low[i] = first
 	for k := range e.tm.unapplied {
 		if !strings.HasPrefix(k, string(lo)) {
 			continue
 		}
-		if r, held := e.rows.peek(k); !held || !r.exists {
-			continue // undone, fired or cancelled
+		r, held := e.rows.peek(k)
+		if !held {
+			delete(e.tm.unapplied, k) // set by a record that failed
+			continue
+		}
+		if !r.exists {
+			continue // fired or cancelled
 		}
 		if k >= end {
-			if _, at, _, _, _ := parseSchedule(k); at < next {
+			if at, ok := scheduleTime([]byte(k)); ok && at < next {
 				next = at
 			}
 			continue
 		}
-		if !slices.Contains(due[:stored], k) {
-			due = append(due, k)
-		}
+		due = append(due, k)
 	}
 	slices.Sort(due)
-	return due, next, nil
+	// An entry set again for the same time is in the store and unapplied.
+	return slices.Compact(due), next, nil
 }
 
 // fire runs the timer handler for the schedule entry sk, if the timer is
 // still set, as a record is run: its effects are undone if it fails, and
 // the error policy applies.
 func (e *engine[V]) fire(sk string) error {
-	if r, err := e.load(sk); err != nil || !r.exists {
-		return err // cancelled by a timer fired before it
+	// An entry dueTimers found that the engine does not hold is the
+	// store's, unchanged.
+	if r, held := e.rows.peek(sk); held && !r.exists {
+		return nil // cancelled by a timer fired before it
 	}
 	kind, at, key, name, err := parseSchedule(sk)
 	if err != nil {
@@ -411,18 +440,6 @@ func (e *engine[V]) writeStreamTime() {
 		tm.writtenStreamTime = e.stream
 	}
 	clear(e.undo)
-}
-
-// timersApplied forgets the schedule entries the store now holds.
-func (e *engine[V]) timersApplied() {
-	if e.tm == nil {
-		return
-	}
-	for k := range e.tm.unapplied {
-		if r, ok := e.rows.peek(k); !ok || !r.dirty {
-			delete(e.tm.unapplied, k)
-		}
-	}
 }
 
 // timersDiscarded goes back to the store's timers and stream time.

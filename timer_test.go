@@ -249,3 +249,39 @@ func TestIdleAdvanceFiresEventTimersWhenInputStops(t *testing.T) {
 		})
 	}
 }
+
+// A timer set before a stop and set again on a processor that restored the
+// partition into a new state dir is replaced: it fires once, at its new time.
+func TestTimerSetAgainAfterARestoreElsewhereFiresOnceAtItsNewTime(t *testing.T) {
+	for _, gu := range guarantees {
+		t.Run(gu.name, func(t *testing.T) {
+			b := startBroker(t)
+			const in, out = "again-in", "again-out"
+			g := defineTimed("again", in, out, "p")
+			opts := func() []sluice.ProcessorOpt {
+				return append(processorOpts(b, 1, t.TempDir()), sluice.Guarantee(gu.g))
+			}
+			first := runProcessor(t, g, opts()...)
+			produceAt(t, b, in, 1000, "k", "set 1010")
+			v := startView(t, g.TableTopic(), codec.String(), viewOpts(b, 1)...)
+			waitRows(t, v, "armed", "k")
+			first.stop(t)
+
+			runProcessor(t, g, opts()...)
+			produceAt(t, b, in, 1001, "k", "set 1030")
+			produceAt(t, b, in, 1020, "p", "probe")
+			// The probe runs after the timers due by its time fired.
+			waitFor(t, 30*time.Second, func() error {
+				if got := readTopic(t, b.Addrs(), out, true); !slices.Contains(got, "p saw 1020") {
+					return fmt.Errorf("output %q, want p saw 1020", got)
+				}
+				return nil
+			})
+			if got := readTopic(t, b.Addrs(), out, true); !slices.Equal(got, []string{"p saw 1020"}) {
+				t.Fatalf("output %q, want only the probe: the timer was set again for 1030", got)
+			}
+			produceAt(t, b, in, 1040, "p", "")
+			waitFired(t, b, out, "k")
+		})
+	}
+}

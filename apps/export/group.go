@@ -16,14 +16,19 @@ package export
 //     durable before the input offsets past its bucket are committed: a
 //     SIGKILL loses nothing.
 //
-// A pending row carries a timer of stream time (ResendAfter). When it
-// fires, the group asks the Exporter about each of the row's events: an
-// accepted one is cleared, one the Exporter does not know (it restarted,
-// or the partition came from another processor) is handed to it again,
-// and the timer is set again while any remains, twice as far each time the
-// events were still waiting in the Exporter (up to 16 times). With IdleAdvance, stream
-// time follows the wall clock when the input stops, so rows are cleared and
-// re-sent then too.
+// The close of the key's next bucket, which writes the row anyway, asks the
+// Exporter about each of the row's earlier events: an accepted one is
+// cleared, one the Exporter does not know (it restarted, or the partition
+// came from another processor) is handed to it again. A pending row also
+// carries a timer of stream time (ResendAfter, by default twice the
+// bucket), for the keys whose updates stop: set when the row has none
+// ahead, not at every close, so that a key updated in every bucket writes
+// its row once per event and its timer once per two buckets, not an event's
+// row and timer twice each. When it fires, the group asks the same of each
+// event, and the timer is set again while any remains, twice as far each
+// time the events were still waiting in the Exporter (up to 16 times). With
+// IdleAdvance, stream time follows the wall clock when the input stops, so
+// rows are cleared and re-sent then too.
 //
 // While the Exporter holds PendingLimit events, the input handler waits
 // for it to catch up, up to MaxPause, before it takes the next update,
@@ -52,8 +57,6 @@ const (
 	DefaultInput = "stats-updates"
 	// DefaultBucket is the default bucket size.
 	DefaultBucket = 10 * time.Second
-	// DefaultResendAfter is the default GroupConfig.ResendAfter.
-	DefaultResendAfter = 5 * time.Second
 )
 
 // Aggregation is the name of the group's windowed aggregation, whose open
@@ -87,8 +90,11 @@ type GroupConfig struct {
 	// transaction under exactly once).
 	Topic string
 	// ResendAfter is the stream time after which a pending row's events are
-	// checked: cleared if accepted, handed to the Exporter again if it does
-	// not know them. Default 5s.
+	// checked, unless the key's next bucket closes first: cleared if
+	// accepted, handed to the Exporter again if it does not know them.
+	// Longer than Bucket, the close of a key's next bucket clears its
+	// accepted events, and the timer serves only the keys whose updates
+	// stopped. Default: twice Bucket.
 	ResendAfter time.Duration
 	// Metrics, if set, registers the group's metrics. Default: none.
 	Metrics prometheus.Registerer
@@ -106,6 +112,10 @@ type Pending struct {
 	// to 16 times ResendAfter, so that a sink that is down for long does
 	// not make every pending row write its timer every ResendAfter.
 	Rechecks int `json:"rechecks,omitempty"`
+	// Armed is the stream time the row's timer is set for. The close of
+	// the key's next bucket before then leaves the timer as it is and
+	// clears the events the sink has accepted meanwhile.
+	Armed time.Time `json:"armed,omitzero"`
 }
 
 // maxRecheckShift caps the doubling of the time between checks.
@@ -144,7 +154,7 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 		cfg.Bucket = DefaultBucket
 	}
 	if cfg.ResendAfter <= 0 {
-		cfg.ResendAfter = DefaultResendAfter
+		cfg.ResendAfter = 2 * cfg.Bucket
 	}
 	switch {
 	case cfg.Bucket < time.Second || cfg.Bucket%time.Second != 0:
@@ -226,12 +236,48 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 		return err
 	}
 	p, _ := ctx.Value()
-	p.Buckets = append(p.Buckets, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
+	keep, _, err := x.settle(k, p.Buckets)
+	if err != nil {
+		return err
+	}
+	p.Buckets = append(keep, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
 	p.Rechecks = 0
+	// A timer still ahead checks the new event with the others.
+	if now := ctx.StreamTime(); !p.Armed.After(now) {
+		p.Armed = now.Add(x.cfg.ResendAfter).UTC()
+		ctx.SetTimer(resendTimer, p.Armed)
+	}
 	ctx.SetValue(p)
-	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.cfg.ResendAfter))
 	x.m.out.Inc()
 	return nil
+}
+
+// settle returns the events of buckets the sink has not accepted, handing
+// the Exporter again those it does not know, and whether any is still
+// waiting in the Exporter.
+func (x *group) settle(k StatsKey, buckets []PendingBucket) (keep []PendingBucket, waiting bool, err error) {
+	keep = make([]PendingBucket, 0, len(buckets)+1)
+	key := k.String()
+	for _, b := range buckets {
+		// The whole event is made only to hand it over again.
+		switch x.cfg.Exporter.status(EventID(key, b.End)) {
+		case statusAccepted:
+			continue
+		case statusPending:
+			waiting = true
+		case statusUnknown:
+			ev := newEvent(k, b.Value, b.End)
+			line, err := ev.line()
+			if err != nil {
+				return nil, false, err
+			}
+			if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
+				return nil, false, err
+			}
+		}
+		keep = append(keep, b)
+	}
+	return keep, waiting, nil
 }
 
 // recheck clears the accepted events of a pending row and hands the
@@ -248,25 +294,9 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 	if err != nil {
 		return err // update let no such key in
 	}
-	keep := make([]PendingBucket, 0, len(p.Buckets))
-	waiting := false // an event is still in the Exporter
-	for _, b := range p.Buckets {
-		ev := newEvent(k, b.Value, b.End)
-		switch x.cfg.Exporter.status(ev.ID) {
-		case statusAccepted:
-			continue
-		case statusPending:
-			waiting = true
-		case statusUnknown:
-			line, err := ev.line()
-			if err != nil {
-				return err
-			}
-			if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
-				return err
-			}
-		}
-		keep = append(keep, b)
+	keep, waiting, err := x.settle(k, p.Buckets)
+	if err != nil {
+		return err
 	}
 	if len(keep) == 0 {
 		ctx.Delete()
@@ -276,9 +306,8 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 	if waiting {
 		rechecks = p.Rechecks + 1
 	}
-	if len(keep) < len(p.Buckets) || rechecks != p.Rechecks {
-		ctx.SetValue(Pending{Buckets: keep, Rechecks: rechecks})
-	}
-	ctx.SetTimer(resendTimer, ctx.StreamTime().Add(x.recheckAfter(rechecks)))
+	armed := ctx.StreamTime().Add(x.recheckAfter(rechecks)).UTC()
+	ctx.SetValue(Pending{Buckets: keep, Rechecks: rechecks, Armed: armed})
+	ctx.SetTimer(resendTimer, armed)
 	return nil
 }

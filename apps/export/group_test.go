@@ -470,3 +470,35 @@ func TestExportGroupTakesAnUpdateAfterMaxPauseSoThatAPausedPartitionDoesNotHoldU
 		t.Fatalf("row %+v, want the one pending bucket", p)
 	}
 }
+
+func TestExportGroupClearsAnAcceptedEventAtTheKeysNextBucketAndItsTimerClearsTheLast(t *testing.T) {
+	sink := &gateSink{open: true}
+	x, err := NewExporter(sink, ExporterConfig{BatchWait: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runExporter(t, x)
+	g, err := DefineGroup(GroupConfig{Exporter: x}) // ResendAfter: twice the bucket, 20 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, tt, keyA, "1", at(1))
+	send(t, tt, keyA, "2", at(12)) // closes [11:45:00, 11:45:10)
+	waitFor(t, 10*time.Second, "the sink to accept the first event", func() bool { return len(sink.taken()) == 1 })
+	send(t, tt, keyB, "1", at(22)) // closes keyA's [11:45:10, 11:45:20)
+	p, ok, err := tt.Row(keyA)
+	if err != nil || !ok || len(p.Buckets) != 1 || p.Buckets[0].Value != 2 {
+		t.Fatalf("row %+v, %v, %v: want only the event of value 2, the accepted one cleared by the close", p, ok, err)
+	}
+	waitFor(t, 10*time.Second, "the sink to accept the second event", func() bool { return len(sink.taken()) == 2 })
+	// No more closes of keyA: its timer, set at the first close for 20 s
+	// later, clears the row.
+	send(t, tt, keyB, "2", at(33))
+	if p, ok, err := tt.Row(keyA); ok || err != nil {
+		t.Fatalf("row %+v (%v) after the sink took both events", p, err)
+	}
+}
