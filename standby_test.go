@@ -1,0 +1,209 @@
+package sluice_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/codec"
+)
+
+// standbyProcessor runs a processor of g with Standbys(1) in its own state
+// directory, as on a machine of its own.
+func standbyProcessor(t *testing.T, g *sluice.Group[counter], opts []sluice.ProcessorOpt) (*sluice.Processor[counter], *running) {
+	t.Helper()
+	p, err := sluice.NewProcessor(g, append(slices.Clone(opts), sluice.Standbys(1))...)
+	if err != nil {
+		t.Fatalf("new processor: %v", err)
+	}
+	return p, runInBackground(t, p.Run)
+}
+
+// owned returns the partitions p runs.
+func owned(p *sluice.Processor[counter]) []int32 {
+	var ps []int32
+	for _, st := range p.Stats().Partitions {
+		if st.State == "running" {
+			ps = append(ps, st.Partition)
+		}
+	}
+	return ps
+}
+
+// caughtUp reports nil once p keeps a warm copy, caught up with its
+// changelog, of exactly the partitions in want.
+func caughtUp(p *sluice.Processor[counter], want []int32) error {
+	st := p.Stats()
+	var got []int32
+	for _, s := range st.Standbys {
+		if s.State != "following" || s.Behind != 0 {
+			return fmt.Errorf("standby %+v has not caught up", s)
+		}
+		got = append(got, s.Partition)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("standbys of %v, want %v", got, want)
+	}
+	return nil
+}
+
+// splitEvenly waits until a and b run half of parts partitions each and
+// each keeps a caught-up copy of the other's.
+func splitEvenly(t *testing.T, a, b *sluice.Processor[counter], parts int) {
+	t.Helper()
+	waitFor(t, 60*time.Second, func() error {
+		oa, ob := owned(a), owned(b)
+		if len(oa) != parts/2 || len(ob) != parts/2 {
+			return fmt.Errorf("a runs %v and b runs %v, want %d each", oa, ob, parts/2)
+		}
+		if err := caughtUp(a, ob); err != nil {
+			return fmt.Errorf("a: %w", err)
+		}
+		if err := caughtUp(b, oa); err != nil {
+			return fmt.Errorf("b: %w", err)
+		}
+		return nil
+	})
+}
+
+func TestStandbyTakeoverRestoresOnlyTheTailAndKeepsCountsExact(t *testing.T) {
+	testStandbyTakeover(t)
+}
+
+func TestStandbyTakeoverRestoresOnlyTheTailExactlyOnce(t *testing.T) {
+	testStandbyTakeover(t, sluice.Guarantee(sluice.ExactlyOnce))
+}
+
+// testStandbyTakeover runs two processors with Standbys(1), stops one, and
+// checks that the other takes its partitions over from its warm copies.
+func testStandbyTakeover(t *testing.T, extra ...sluice.ProcessorOpt) {
+	br := startBroker(t)
+	const parts = 4
+	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	want := make(map[string]int64)
+	var calls atomic.Int64
+	g := countingGroup("standby", "events", &calls)
+	pa, _ := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), extra...))
+	pb, rb := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), extra...))
+	v := startView(t, "standby-table", codec.JSON[counter](), viewOpts(br, parts)...)
+
+	// A table of 4000 rows, each written once.
+	const rows = 4000
+	emitN(t, em, rows, rows, want)
+	expectCounts(t, v, want, 60*time.Second)
+	splitEvenly(t, pa, pb, parts)
+	moving := owned(pb)
+
+	// A tail that a keeps up with while b still runs.
+	const tail = 200
+	emitN(t, em, tail, 50, want)
+	expectCounts(t, v, want, 30*time.Second)
+	rb.stop(t)
+
+	// a takes b's partitions over from its copies.
+	waitFor(t, 30*time.Second, func() error {
+		if got := owned(pa); len(got) != parts {
+			return fmt.Errorf("a runs %v, want all %d partitions", got, parts)
+		}
+		return nil
+	})
+	var restored, end int64
+	for _, ps := range pa.Stats().Partitions {
+		if slices.Contains(moving, ps.Partition) {
+			restored += ps.Restored
+			end += ps.RestoreEnd
+		}
+	}
+	t.Logf("taking over %v restored %d changelog records; their changelogs end at offsets summing to %d", moving, restored, end)
+	if end < rows/2 {
+		t.Fatalf("the partitions taken over end at changelog offsets summing to %d, want at least the %d rows b wrote", end, rows/2)
+	}
+	if restored > tail {
+		t.Fatalf("taking over %v restored %d changelog records of %d; with warm copies only the tail of at most %d is read",
+			moving, restored, end, tail)
+	}
+	if st := pa.Stats(); len(st.Standbys) != 0 {
+		t.Fatalf("a alone keeps standbys %+v; a copy on the owner is none", st.Standbys)
+	}
+
+	// Counting goes on from the rows the copies held.
+	emitN(t, em, 1000, 100, want)
+	expectCounts(t, v, want, 30*time.Second)
+	// Exactly once, a record of an aborted transaction is handled again;
+	// the counts above are what must be exact.
+	if got, sent := calls.Load(), int64(rows+tail+1000); len(extra) == 0 && got != sent {
+		t.Fatalf("handled %d records, want each of the %d once", got, sent)
+	}
+}
+
+func TestRestartedStandbyResumesFromItsCheckpoint(t *testing.T) {
+	br := startBroker(t)
+	const parts = 4
+	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	want := make(map[string]int64)
+	var calls atomic.Int64
+	g := countingGroup("restandby", "events", &calls)
+	optsB := processorOpts(br, parts, t.TempDir())
+	pa, _ := standbyProcessor(t, g, processorOpts(br, parts, t.TempDir()))
+	pb, rb := standbyProcessor(t, g, optsB)
+	v := startView(t, "restandby-table", codec.JSON[counter](), viewOpts(br, parts)...)
+
+	const rows = 4000
+	emitN(t, em, rows, rows, want)
+	expectCounts(t, v, want, 60*time.Second)
+	splitEvenly(t, pa, pb, parts)
+	rb.stop(t)
+
+	// While b is away, a writes a few hundred more changelog records.
+	const away = 300
+	emitN(t, em, away, away, want)
+	expectCounts(t, v, want, 30*time.Second)
+
+	// b comes back with the same state directory: whether it owns a
+	// partition or keeps a copy of it, it reads only what it missed.
+	pb, _ = standbyProcessor(t, g, optsB)
+	splitEvenly(t, pa, pb, parts)
+	st := pb.Stats()
+	var restored int64
+	for _, ps := range st.Partitions {
+		restored += ps.Restored
+	}
+	for _, s := range st.Standbys {
+		restored += s.Restored
+	}
+	if restored > away {
+		t.Fatalf("b restored %d changelog records after a restart (partitions %+v, standbys %+v); from its checkpoints at most the %d it missed",
+			restored, st.Partitions, st.Standbys, away)
+	}
+	emitN(t, em, 500, 100, want)
+	expectCounts(t, v, want, 30*time.Second)
+	if got, sent := calls.Load(), int64(rows+away+500); got != sent {
+		t.Fatalf("handled %d records, want each of the %d once", got, sent)
+	}
+}
+
+func TestStandbysOfAGroupWithoutATableIsAnError(t *testing.T) {
+	g := sluice.DefineGroup[counter]("stateless")
+	sluice.Input(g, "events", codec.String(), func(*sluice.Context[counter], string) error { return nil })
+	for _, n := range []int{1, -1} {
+		_, err := sluice.NewProcessor(g, sluice.Standbys(n))
+		if err == nil || !strings.Contains(err.Error(), "Standbys") {
+			t.Fatalf("Standbys(%d): got %v, want an error naming Standbys", n, err)
+		}
+	}
+	if _, err := sluice.NewProcessor(g, sluice.Standbys(0)); err != nil {
+		t.Fatalf("Standbys(0) is the default and needs no table: %v", err)
+	}
+}
