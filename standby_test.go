@@ -1,15 +1,22 @@
 package sluice_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/web"
 )
 
 // standbyProcessor runs a processor of g with Standbys(1) in its own state
@@ -91,7 +98,8 @@ func testStandbyTakeover(t *testing.T, extra ...sluice.ProcessorOpt) {
 	want := make(map[string]int64)
 	var calls atomic.Int64
 	g := countingGroup("standby", "events", &calls)
-	pa, _ := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), extra...))
+	reg := prometheus.NewRegistry()
+	pa, _ := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), append(extra, sluice.Metrics(reg))...))
 	pb, rb := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), extra...))
 	v := startView(t, "standby-table", codec.JSON[counter](), viewOpts(br, parts)...)
 
@@ -101,6 +109,7 @@ func testStandbyTakeover(t *testing.T, extra ...sluice.ProcessorOpt) {
 	expectCounts(t, v, want, 60*time.Second)
 	splitEvenly(t, pa, pb, parts)
 	moving := owned(pb)
+	checkStandbysShown(t, pa, reg, moving)
 
 	// A tail that a keeps up with while b still runs.
 	const tail = 200
@@ -141,6 +150,58 @@ func testStandbyTakeover(t *testing.T, extra ...sluice.ProcessorOpt) {
 	// the counts above are what must be exact.
 	if got, sent := calls.Load(), int64(rows+tail+1000); len(extra) == 0 && got != sent {
 		t.Fatalf("handled %d records, want each of the %d once", got, sent)
+	}
+}
+
+// checkStandbysShown checks that p's metrics and the monitor show its
+// caught-up copies of partitions ps.
+func checkStandbysShown(t *testing.T, p *sluice.Processor[counter], reg *prometheus.Registry, ps []int32) {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := make(map[string]*dto.MetricFamily)
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	if got, _ := sumOf(byName, "sluice_standby_partitions", map[string]string{"state": "following"}); got != float64(len(ps)) {
+		t.Errorf("sluice_standby_partitions{state=following} = %v, want %d", got, len(ps))
+	}
+	if behind, series := sumOf(byName, "sluice_standby_behind_records", nil); behind != 0 || series != len(ps) {
+		t.Errorf("sluice_standby_behind_records sums to %v over %d series, want 0 over %d", behind, series, len(ps))
+	}
+
+	srv := httptest.NewServer(web.New(web.Processors(p)))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Groups []struct {
+			Standbys []struct {
+				Partition int32
+				State     string
+				Behind    int64
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("monitor state: %v", err)
+	}
+	var shown []int32
+	for _, g := range st.Groups {
+		for _, s := range g.Standbys {
+			if s.State != "following" || s.Behind != 0 {
+				t.Errorf("monitor shows standby %+v, want following and 0 behind", s)
+			}
+			shown = append(shown, s.Partition)
+		}
+	}
+	if !slices.Equal(shown, ps) {
+		t.Errorf("monitor shows standbys of %v, want %v", shown, ps)
 	}
 }
 
