@@ -268,3 +268,80 @@ func TestStandbysOfAGroupWithoutATableIsAnError(t *testing.T) {
 		t.Fatalf("Standbys(0) is the default and needs no table: %v", err)
 	}
 }
+
+func TestThreeProcessorsTakeOverALeavingOnesPartitionsFromTheirCopies(t *testing.T) {
+	br := startBroker(t)
+	const parts = 6
+	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	want := make(map[string]int64)
+	var calls atomic.Int64
+	g := countingGroup("three", "events", &calls)
+	var procs []*sluice.Processor[counter]
+	var runs []*running
+	for range 3 {
+		p, r := standbyProcessor(t, g, processorOpts(br, parts, t.TempDir()))
+		procs, runs = append(procs, p), append(runs, r)
+	}
+	v := startView(t, "three-table", codec.JSON[counter](), viewOpts(br, parts)...)
+	const rows = 6000
+	emitN(t, em, rows, rows, want)
+	expectCounts(t, v, want, 60*time.Second)
+
+	// Each runs 2 partitions and keeps caught-up copies of 2 others.
+	waitFor(t, 60*time.Second, func() error {
+		copies := make(map[int32]int)
+		for i, p := range procs {
+			mine := owned(p)
+			if len(mine) != parts/3 {
+				return fmt.Errorf("processor %d runs %v, want %d partitions", i, mine, parts/3)
+			}
+			for _, s := range p.Stats().Standbys {
+				// Every partition holds rows by now.
+				if s.State != "following" || s.Behind != 0 || s.Offset == 0 || slices.Contains(mine, s.Partition) {
+					return fmt.Errorf("processor %d: standby %+v of its %v", i, s, mine)
+				}
+				copies[s.Partition]++
+			}
+		}
+		for p := range int32(parts) {
+			if copies[p] != 1 {
+				return fmt.Errorf("partition %d has %d copies, want 1", p, copies[p])
+			}
+		}
+		return nil
+	})
+	leaving := owned(procs[2])
+	for i, p := range procs {
+		t.Logf("processor %d runs %v, standbys %+v", i, owned(p), p.Stats().Standbys)
+	}
+	runs[2].stop(t)
+
+	waitFor(t, 30*time.Second, func() error {
+		if a, b := owned(procs[0]), owned(procs[1]); len(a)+len(b) != parts {
+			return fmt.Errorf("the two left run %v and %v, want all %d partitions", a, b, parts)
+		}
+		return nil
+	})
+	var restored, end int64
+	for _, p := range procs[:2] {
+		for _, ps := range p.Stats().Partitions {
+			if slices.Contains(leaving, ps.Partition) {
+				restored += ps.Restored
+				end += ps.RestoreEnd
+			}
+		}
+	}
+	t.Logf("taking over %v restored %d changelog records; their changelogs end at offsets summing to %d", leaving, restored, end)
+	if end < rows/6 || restored != 0 {
+		t.Fatalf("taking over %v restored %d changelog records of %d; each new owner had a caught-up copy", leaving, restored, end)
+	}
+	emitN(t, em, 600, 60, want)
+	expectCounts(t, v, want, 30*time.Second)
+	if got, sent := calls.Load(), int64(rows+600); got != sent {
+		t.Fatalf("handled %d records, want each of the %d once", got, sent)
+	}
+}

@@ -8,10 +8,14 @@ package kafka
 //     asks for (0: it hosts none) and the partitions it holds warm now, its
 //     standbys that have caught up with their changelog.
 //   - The leader keeps max(asked) standbys of each partition, on members
-//     that asked for some, never on the partition's owner after this round:
-//     first on members that hold it warm (its standbys, or its owner when the
-//     partition moves away), then on the members after the owner in the
-//     member list, so that standbys spread as evenly as owners do.
+//     that asked for some, never on the partition's owner after this round.
+//     It spreads them: no member holds more than its share while another
+//     has room, and the copies of one owner's partitions go to as many
+//     members as they can, so that when the owner goes each of the others
+//     takes some over warm. Within that it keeps a copy where it is warm
+//     (a standby, or the owner a partition moves away from), and otherwise
+//     takes the members after the owner in the member list, starting one
+//     further for each of the owner's partitions.
 //   - A partition without an owner (its owner left) goes to a member that
 //     holds it warm, if one has room under its fair share.
 //   - A member's assignment carries its standbys. Members that know nothing
@@ -131,28 +135,64 @@ func placeStandbys(members []memberStandbys, target, owners []int) [][]int32 {
 	if want == 0 {
 		return out
 	}
+	// share is the most copies a member holds while another has room.
+	hosts := 0
+	for _, m := range members {
+		if m.wanted > 0 {
+			hosts++
+		}
+	}
+	share := (len(target)*min(want, max(hosts-1, 1)) + hosts - 1) / max(hosts, 1)
+	load := make([]int, len(members))
+	ofOwner := make([]map[int]int, len(members)) // copies of each owner's partitions
+	for m := range ofOwner {
+		ofOwner[m] = make(map[int]int)
+	}
+	// rank[p] is p's place among the partitions of its owner.
+	rank := make([]int, len(target))
+	owns := make(map[int]int)
+	for p, o := range target {
+		rank[p] = owns[o]
+		owns[o]++
+	}
 	for p := range target {
-		var cands []int
-		for m := range members {
-			if members[m].wanted > 0 && m != target[p] {
-				cands = append(cands, m)
+		// The members after the owner around the ring, starting one
+		// further for each partition of the owner, so that the copies of
+		// one owner's partitions spread over the other members: when the
+		// owner goes, each takes over some of them warm.
+		from := max(target[p], 0)
+		var ring []int
+		for i := 1; i < len(members); i++ {
+			if m := (from + i) % len(members); members[m].wanted > 0 && m != target[p] {
+				ring = append(ring, m)
 			}
 		}
-		// Members count around a ring from the owner, so that with owners
-		// spread evenly the standbys are too: each member keeps the
-		// standbys of the members before it.
-		from := max(target[p], 0)
-		distance := func(m int) int { return (m - from + len(members)) % len(members) }
+		if len(ring) == 0 {
+			continue
+		}
+		k := rank[p] % len(ring)
+		cands := slices.Concat(ring[k:], ring[:k])
+		// A member under its share of copies first: a member that gave
+		// partitions away keeps them all warm, and would otherwise keep
+		// every copy. Then the member with the fewest copies of this
+		// owner's partitions, so that when the owner goes each of the
+		// others takes some over warm; a copy restores in the background,
+		// a takeover does not. Then warm, then around the ring.
 		warm := func(m int) bool { return members[m].warm[int32(p)] || owners[p] == m }
-		sort.SliceStable(cands, func(i, j int) bool {
-			a, b := cands[i], cands[j]
-			if wa, wb := warm(a), warm(b); wa != wb {
-				return wa
+		less := func(a, b int) bool {
+			if oa, ob := load[a] >= share, load[b] >= share; oa != ob {
+				return ob
 			}
-			return distance(a) < distance(b)
-		})
+			if ca, cb := ofOwner[a][target[p]], ofOwner[b][target[p]]; ca != cb {
+				return ca < cb
+			}
+			return warm(a) && !warm(b)
+		}
+		sort.SliceStable(cands, func(i, j int) bool { return less(cands[i], cands[j]) })
 		for _, m := range cands[:min(want, len(cands))] {
 			out[m] = append(out[m], int32(p))
+			load[m]++
+			ofOwner[m][target[p]]++
 		}
 	}
 	for _, ps := range out {

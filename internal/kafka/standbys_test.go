@@ -115,19 +115,42 @@ func TestBalancerGivesAPartitionOfALeftMemberToTheMemberThatHoldsItWarm(t *testi
 }
 
 func TestBalancerKeepsStandbysWhereTheyAreWarm(t *testing.T) {
-	topics := groupTopics(4)
+	topics := groupTopics(6)
 	members := []member{
-		{id: "a", owned: []int32{0}, generation: 2},
-		{id: "b", owned: []int32{1}, generation: 2},
-		{id: "c", owned: []int32{2, 3}, generation: 2},
+		{id: "a", owned: []int32{0, 1}, generation: 2},
+		{id: "b", owned: []int32{2, 3}, generation: 2},
+		{id: "c", owned: []int32{4, 5}, generation: 2},
 	}
-	sides := []*standbyMember{{wanted: 1, warm: []int32{2, 3}}, {wanted: 1, warm: []int32{0}}, {wanted: 1, warm: []int32{1}}}
+	// Spread, but not as a first placement would spread them.
+	warm := map[string][]int32{"a": {2, 5}, "b": {0, 4}, "c": {1, 3}}
+	sides := []*standbyMember{{wanted: 1, warm: warm["a"]}, {wanted: 1, warm: warm["b"]}, {wanted: 1, warm: warm["c"]}}
 	_, standbys := standbyRound(t, topics, members, sides)
-	want := map[string][]int32{"a": {2, 3}, "b": {0}, "c": {1}}
-	for id, ps := range want {
+	for id, ps := range warm {
 		if !slices.Equal(standbys[id], ps) {
-			t.Fatalf("standbys %v, want %v: each where it is warm", standbys, want)
+			t.Fatalf("standbys %v, want %v: each where it is warm", standbys, warm)
 		}
+	}
+}
+
+func TestBalancerMovesACopyToSpreadTheCopiesOfOneOwner(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{
+		{id: "a", owned: []int32{0, 1}, generation: 2},
+		{id: "b", owned: []int32{2, 3}, generation: 2},
+		{id: "c", owned: []int32{4, 5}, generation: 2},
+	}
+	// a gave 2-5 away and holds them all warm.
+	sides := []*standbyMember{{wanted: 1, warm: span(2, 6)}, {wanted: 1}, {wanted: 1}}
+	_, standbys := standbyRound(t, topics, members, sides)
+	for _, owner := range [][]int32{{2, 3}, {4, 5}} {
+		for id, ps := range standbys {
+			if slices.Contains(ps, owner[0]) && slices.Contains(ps, owner[1]) {
+				t.Fatalf("%s holds the copies of both %v (standbys %v); the owner's going would leave one cold", id, owner, standbys)
+			}
+		}
+	}
+	if len(standbys["a"]) != 2 {
+		t.Fatalf("a keeps copies of %v, want 2 of those it holds warm (standbys %v)", standbys["a"], standbys)
 	}
 }
 
@@ -167,6 +190,40 @@ func TestBalancerPlacesNoStandbysOnMembersThatAskForNone(t *testing.T) {
 		}
 		if n != 1 {
 			t.Fatalf("partition %d has %d standbys, want 1 (standbys %v, owned %v)", p, n, standbys, owned)
+		}
+	}
+}
+
+func TestBalancerSpreadsTheCopiesOfOneOwnersPartitionsOverTheOtherMembers(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{{id: "a", generation: -1}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}, {wanted: 1}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	for owner, ps := range owned {
+		holders := make(map[string]bool)
+		for _, p := range ps {
+			for id, sb := range standbys {
+				if slices.Contains(sb, p) {
+					holders[id] = true
+				}
+			}
+		}
+		if len(holders) != 2 {
+			t.Fatalf("the copies of %s's partitions %v are on %v, want both other members (standbys %v)", owner, ps, holders, standbys)
+		}
+	}
+
+	// c leaves; a and b hold their copies warm and take c's partitions
+	// over, each the one it has a copy of.
+	left := owned["c"]
+	next := []member{{id: "a", owned: owned["a"], generation: 2}, {id: "b", owned: owned["b"], generation: 2}}
+	nextSides := []*standbyMember{{wanted: 1, warm: standbys["a"]}, {wanted: 1, warm: standbys["b"]}}
+	after, _ := standbyRound(t, topics, next, nextSides)
+	for _, p := range left {
+		for id, ps := range after {
+			if slices.Contains(ps, p) && !slices.Contains(standbys[id], p) {
+				t.Fatalf("c's partition %d went to %s, which had no copy of it (standbys %v, now %v)", p, id, standbys, after)
+			}
 		}
 	}
 }
