@@ -1,10 +1,16 @@
 package sluice_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +22,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/pebble"
 	"github.com/sluice-io/sluice/web"
 )
 
@@ -344,4 +351,152 @@ func TestThreeProcessorsTakeOverALeavingOnesPartitionsFromTheirCopies(t *testing
 	if got, sent := calls.Load(), int64(rows+600); got != sent {
 		t.Fatalf("handled %d records, want each of the %d once", got, sent)
 	}
+}
+
+// Environment of TestStandbyChild.
+const (
+	standbyChildBrokersEnv = "SLUICE_TEST_STANDBY_CHILD_BROKERS"
+	standbyChildDirEnv     = "SLUICE_TEST_STANDBY_CHILD_DIR"
+	standbyChildCaughtUp   = "standbys caught up"
+	standbyChildParts      = 4
+	standbyChildInstance   = "standby-b"
+)
+
+// TestStandbyChild is the child process of
+// TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts: a processor
+// with Standbys(1) and a static member id, that says so on its standard
+// output once it keeps caught-up copies of half the partitions, and goes on
+// until killed. Run otherwise, it skips.
+func TestStandbyChild(t *testing.T) {
+	addrs := os.Getenv(standbyChildBrokersEnv)
+	if addrs == "" {
+		t.Skip("the child process of TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts")
+	}
+	var calls atomic.Int64
+	p, err := sluice.NewProcessor(countingGroup("killed", "events", &calls),
+		sluice.Brokers(strings.Split(addrs, ",")...), sluice.TopicDefaults(standbyChildParts, 1),
+		sluice.Storage(pebble.Builder(os.Getenv(standbyChildDirEnv))), sluice.CommitInterval(200*time.Millisecond),
+		sluice.Standbys(1), sluice.InstanceID(standbyChildInstance), sluice.Guarantee(sluice.ExactlyOnce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for {
+		var caught int
+		for _, s := range p.Stats().Standbys {
+			if s.State == "following" && s.Behind == 0 && s.Offset > 0 {
+				caught++
+			}
+		}
+		if caught == standbyChildParts/2 {
+			fmt.Println(standbyChildCaughtUp)
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("processor stopped before its copies caught up: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	<-done
+	t.Fatal("not killed")
+}
+
+// A processor killed with SIGKILL while it keeps warm copies leaves stores
+// that reopen at their checkpoints; restarted, it takes the partitions of
+// the stopping owner over from them, and the counts stay exact. Exactly
+// once, since the killed processor owns partitions too.
+func TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	br := startBroker(t)
+	const parts = standbyChildParts
+	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	want := make(map[string]int64)
+	var calls atomic.Int64
+	g := countingGroup("killed", "events", &calls)
+	eos := sluice.Guarantee(sluice.ExactlyOnce)
+	pa, ra := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), eos))
+	v := startView(t, "killed-table", codec.JSON[counter](), viewOpts(br, parts)...)
+	const rows = 4000
+	emitN(t, em, rows, rows, want)
+	expectCounts(t, v, want, 60*time.Second)
+
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestStandbyChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), standbyChildBrokersEnv+"="+strings.Join(br.Addrs(), ","), standbyChildDirEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	caught := make(chan error, 1)
+	go func() {
+		var said []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == standbyChildCaughtUp {
+				caught <- nil
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+			said = append(said, sc.Text())
+		}
+		caught <- fmt.Errorf("child ended before its copies caught up (%v); it said:\n%s", sc.Err(), strings.Join(said, "\n"))
+	}()
+	select {
+	case err = <-caught:
+	case <-time.After(2 * time.Minute):
+		err = errors.New("the child's copies did not catch up in time")
+	}
+	// More rows while the copies follow, then the kill.
+	if err == nil {
+		emitN(t, em, 500, 500, want)
+		expectCounts(t, v, want, 30*time.Second)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same member id takes the killed member's place at once.
+	pb, _ := standbyProcessor(t, g, append(processorOpts(br, parts, dir), sluice.InstanceID(standbyChildInstance), eos))
+	splitEvenly(t, pa, pb, parts)
+	var resumed int64
+	for _, s := range pb.Stats().Standbys {
+		resumed += s.Restored
+	}
+	moving := owned(pa)
+	ra.stop(t)
+	waitFor(t, 30*time.Second, func() error {
+		if got := owned(pb); len(got) != parts {
+			return fmt.Errorf("b runs %v, want all %d partitions", got, parts)
+		}
+		return nil
+	})
+	var restored int64
+	for _, ps := range pb.Stats().Partitions {
+		if slices.Contains(moving, ps.Partition) {
+			restored += ps.Restored
+		}
+	}
+	t.Logf("after the SIGKILL the copies restored %d changelog records, and taking over %v from them %d", resumed, moving, restored)
+	emitN(t, em, 1000, 100, want)
+	expectCounts(t, v, want, 30*time.Second)
 }
