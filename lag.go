@@ -180,4 +180,17 @@ func (p *Processor[V]) reportState(add func(d *stateDesc, v float64, labels ...s
 	}
 	add(descPartitions, float64(restoring), g, "restoring")
 	add(descPartitions, float64(running), g, "running")
+	if p.standbys != nil {
+		var restoring, following int
+		for _, st := range s.Standbys {
+			if st.State == "following" {
+				following++
+			} else {
+				restoring++
+			}
+			add(descStandbyBehind, float64(st.Behind), g, strconv.Itoa(int(st.Partition)))
+		}
+		add(descStandbys, float64(restoring), g, "restoring")
+		add(descStandbys, float64(following), g, "following")
+	}
 }

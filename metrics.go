@@ -58,6 +58,11 @@ import (
 //	sluice_restored_records{group,partition}              changelog records read by the last restore
 //	sluice_restore_remaining_records{group,partition}     changelog records still to restore
 //
+// Processors with Standbys also export:
+//
+//	sluice_standby_partitions{group,state}                warm copies of partitions not owned: restoring, following
+//	sluice_standby_behind_records{group,partition}        changelog records a copy has yet to read, up to the last high watermark
+//
 // Processors of groups with windowed aggregations (Aggregate) also export:
 //
 //	sluice_windows_open{group,partition}                  windows not closed yet, as of the partition's last batch

@@ -43,6 +43,9 @@ type processorConfig struct {
 	instanceID      string
 	batch           batchConfig
 
+	// Warm copies of each partition's table on other processors; see
+	// Standbys.
+	standbys int
 	// strictPartitioning makes misplaced input records failed records.
 	strictPartitioning bool
 	// The input a task may hold before processing it, in bytes.
@@ -72,6 +75,7 @@ type Processor[V any] struct {
 	rebalances            atomic.Int64
 	started               atomic.Bool
 	placement             placement
+	standbys              *standbySet // nil without Standbys
 }
 
 // NewProcessor checks the group definition and the options and returns a
@@ -135,6 +139,12 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.deliveryTimeout != 0 && cfg.deliveryTimeout < time.Second {
 		return nil, fmt.Errorf("group %s: DeliveryTimeout must be at least 1s, got %v", g.name, cfg.deliveryTimeout)
 	}
+	if cfg.standbys < 0 {
+		return nil, fmt.Errorf("group %s: Standbys must not be negative, got %d", g.name, cfg.standbys)
+	}
+	if cfg.standbys > 0 && !g.Persisted() {
+		return nil, fmt.Errorf("group %s: Standbys keeps copies of the group's table, and the group has none (see Persist)", g.name)
+	}
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
@@ -158,6 +168,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	p.failed = make(chan struct{})
 	for _, in := range g.inputs {
 		p.inputs[in.topic] = in
+	}
+	if cfg.standbys > 0 {
+		p.standbys = newStandbySet(cfg.standbys, g.TableTopic(), cfg.storage, p.logger)
 	}
 	var err error
 	if p.metrics, err = newProcessorMetrics(g.name, &cfg.client); err != nil {

@@ -73,6 +73,7 @@ type readerPartition struct {
 
 	// Guarded by the reader's mu.
 	offset   int64 // next offset to read
+	hwm      int64 // high watermark of the last fetch, or end before one
 	isReady  bool
 	restored int64 // records applied while restoring
 	applying bool  // run is writing to st
@@ -136,7 +137,7 @@ func (r *tableReader) add(ctx context.Context, stores map[int32]store.Store) (ma
 			}
 			from = -1
 		}
-		rp := &readerPartition{st: st, end: end, offset: max(from, 0), ready: make(chan struct{}), started: time.Now()}
+		rp := &readerPartition{st: st, end: end, hwm: end, offset: max(from, 0), ready: make(chan struct{}), started: time.Now()}
 		if bl, ok := st.(store.BulkLoader); ok && from < 0 && end >= bulkLoadMin {
 			if rp.loader, err = bl.BulkLoad(); err != nil {
 				return nil, fmt.Errorf("table %s/%d: %w", r.topic, p, err)
@@ -215,6 +216,19 @@ func (r *tableReader) progress(p int32) (offset, end, restored int64, ok bool) {
 	return rp.offset, rp.end, rp.restored, true
 }
 
+// following returns how far partition p follows its changelog: the next
+// offset to read, the high watermark of its last fetch, how many records
+// it restored, and whether it caught up with the end offset it was added at.
+func (r *tableReader) following(p int32) (offset, hwm, restored int64, ready, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rp, ok := r.parts[p]
+	if !ok {
+		return 0, 0, 0, false, false
+	}
+	return rp.offset, max(rp.hwm, rp.offset), rp.restored, rp.isReady, true
+}
+
 // applyChunk bounds the records of one Apply: larger batches make Pebble sort
 // them as a whole, which costs more than several smaller ones.
 const applyChunk = 4096
@@ -259,7 +273,11 @@ func (r *tableReader) run(ctx context.Context) error {
 		r.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			rp, ok := r.parts[fp.Partition]
-			if !ok || rp.removed || len(fp.Records) == 0 {
+			if !ok || rp.removed {
+				return
+			}
+			rp.hwm = max(rp.hwm, fp.HighWatermark)
+			if len(fp.Records) == 0 {
 				return
 			}
 			rp.applying = true

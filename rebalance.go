@@ -11,6 +11,8 @@ import (
 
 func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
+	// Once the tasks are set, and p.mu is released.
+	defer p.followStandbys()
 	p.strategy.assigned()
 	p.rebalances.Add(1)
 	p.logger.Info("partitions assigned", "partitions", numbers)
@@ -48,6 +50,24 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	p.tasks = tasks
 	for _, t := range started {
 		go t.run()
+	}
+}
+
+// followStandbys starts and stops the processor's warm copies to match its
+// last assignment.
+func (p *Processor[V]) followStandbys() {
+	if p.standbys == nil {
+		return
+	}
+	p.mu.Lock()
+	closing := p.closing
+	owned := make(map[int32]bool, len(p.tasks))
+	for n := range p.tasks {
+		owned[n] = true
+	}
+	p.mu.Unlock()
+	if !closing {
+		p.standbys.follow(owned)
 	}
 }
 

@@ -130,6 +130,18 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		defer p.restore.close()
 		background("restore "+p.g.TableTopic(), p.restore.run)
 	}
+	var standby kafka.Standby // a nil interface asks for no standbys
+	if p.standbys != nil {
+		p.standbys.begin(runCtx, p.restore)
+		standby = p.standbys
+		// After the tasks have stopped (see below), before the reader
+		// closes.
+		defer func() {
+			if err := p.standbys.close(); err != nil {
+				p.logger.Warn("closing standbys", "err", err)
+			}
+		}()
+	}
 	p.joins = make(map[string]*tableReader)
 	for _, j := range p.g.joins {
 		r, err := newTableReader(&p.cfg.client, p.logger.With("join", j.topic), j.topic)
@@ -162,7 +174,7 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 	opts := p.cfg.client.kgoOpts(
 		kgo.ConsumerGroup(p.g.name),
 		kgo.ConsumeTopics(p.g.inputTopics()...),
-		kgo.Balancers(kafka.CopartitionBalancer()),
+		kgo.Balancers(kafka.CopartitionBalancer(standby)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -66,9 +66,13 @@ var (
 		"Records that came when every window they belong to had closed.", []string{"group"}, nil), prometheus.CounterValue}
 	descPurgedWindows = &stateDesc{prometheus.NewDesc("sluice_windows_purged_total",
 		"Closed windows deleted from a group's table once their retention ended.", []string{"group"}, nil), prometheus.CounterValue}
+	descStandbys = &stateDesc{prometheus.NewDesc("sluice_standby_partitions",
+		"Warm copies a group's processors keep of partitions they do not own (Standbys), by state: restoring or following.", []string{"group", "state"}, nil), prometheus.GaugeValue}
+	descStandbyBehind = &stateDesc{prometheus.NewDesc("sluice_standby_behind_records",
+		"Changelog records a warm copy of a table partition has yet to read, up to the high watermark of its last fetch.", []string{"group", "partition"}, nil), prometheus.GaugeValue}
 	stateDescs = []*stateDesc{descLag, descPartitions, descTableRows, descRestored, descRestoreRemaining,
 		descRebalances, descTransactions, descFailed, descBehind, descViewRows, descViewState,
-		descOpenWindows, descWindowResults, descLateRecords, descPurgedWindows}
+		descOpenWindows, descWindowResults, descLateRecords, descPurgedWindows, descStandbys, descStandbyBehind}
 )
 
 func newStateCollector() *stateCollector {

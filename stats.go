@@ -51,6 +51,9 @@ type Stats struct {
 	// Partitions is the state of each partition the processor owns, in
 	// partition order.
 	Partitions []PartitionStatus
+	// Standbys are the warm copies the processor keeps of partitions it
+	// does not own (see Standbys), in partition order.
+	Standbys []StandbyStatus
 }
 
 // PartitionStatus is the state of one partition a processor owns.
@@ -126,6 +129,7 @@ func (p *Processor[V]) Stats() Stats {
 		s.Partitions = append(s.Partitions, st)
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
+	s.Standbys = p.standbys.stats()
 	p.addStats(&s)
 	return s
 }

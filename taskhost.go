@@ -50,7 +50,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		maxBatch:    p.cfg.maxBatch,
 		input:       newInputBudget(p.cfg.maxBufferedBytes),
 		batch:       &p.cfg.batch,
-		storage:     p.cfg.storage,
+		storage:     p.standbys.storage(p.cfg.storage),
 		logger:      p.logger,
 		metrics:     p.metrics,
 		restore:     p.restore,

@@ -30,6 +30,17 @@ type groupState struct {
 	LastError    *errorState      `json:"lastError"`
 	Rate         []ratePoint      `json:"rate"`
 	Partitions   []partitionState `json:"partitions"`
+	Standbys     []standbyState   `json:"standbys"`
+}
+
+// standbyState is a warm copy of a partition the processor does not own.
+type standbyState struct {
+	Partition     int32  `json:"partition"`
+	State         string `json:"state"`
+	Offset        int64  `json:"offset"`
+	HighWatermark int64  `json:"highWatermark"`
+	Behind        int64  `json:"behind"`
+	Restored      int64  `json:"restored"`
 }
 
 type ratePoint struct {
@@ -95,6 +106,10 @@ func (m *Monitor) serveState(w http.ResponseWriter, _ *http.Request) {
 			Failed: st.Failed, Skipped: st.Skipped, DeadLettered: st.DeadLettered,
 			Rebalances: st.Rebalances, Commits: st.Commits, Aborts: st.Aborts,
 			LastError: errorOf(st.LastError), Rate: m.rates(i), Partitions: []partitionState{},
+			Standbys: []standbyState{},
+		}
+		for _, sb := range st.Standbys {
+			g.Standbys = append(g.Standbys, standbyState(sb))
 		}
 		if g.Rate == nil {
 			g.Rate = []ratePoint{}

@@ -1,6 +1,9 @@
 package kafka
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,18 +20,24 @@ import (
 // nobody, so its owner revokes it and commits, and is assigned in the
 // rebalance that follows). Member metadata and assignments use the standard
 // consumer protocol encoding, so admin tools can describe the group.
-func CopartitionBalancer() kgo.GroupBalancer { return copartitioned{} }
+//
+// With a Standby, the member takes part in standby placement (see
+// standbys.go): it tells the leader what it asks for and holds warm, and
+// learns its standbys from its assignment. Without one (nil), it asks for
+// none and hosts none.
+func CopartitionBalancer(s Standby) kgo.GroupBalancer { return copartitioned{s} }
 
 // CopartitionProtocol is the protocol name CopartitionBalancer joins with.
 const CopartitionProtocol = "sluice-copartitioned"
 
-type copartitioned struct{}
+type copartitioned struct{ standby Standby }
 
 func (copartitioned) ProtocolName() string { return CopartitionProtocol }
 func (copartitioned) IsCooperative() bool  { return true }
 
-func (copartitioned) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+func (c copartitioned) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
+	meta.UserData = encodeJoinUserData(c.standby)
 	meta.Version = 3
 	meta.Topics = interests
 	meta.Generation = generation
@@ -44,8 +53,23 @@ func (copartitioned) JoinGroupMetadata(interests []string, current map[string][]
 	return meta.AppendTo(nil)
 }
 
-func (copartitioned) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+func (c copartitioned) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(assignment); err != nil {
+		return nil, fmt.Errorf("sync assignment parse failed: %w", err)
+	}
+	standbys, err := decodeAssignmentUserData(a.UserData)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string][]int32, len(a.Topics))
+	for _, topic := range a.Topics {
+		m[topic.Topic] = topic.Partitions
+	}
+	if c.standby != nil {
+		c.standby.Assigned(standbys)
+	}
+	return m, nil
 }
 
 func (c copartitioned) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
@@ -57,17 +81,26 @@ func (c copartitioned) MemberBalancer(members []kmsg.JoinGroupResponseMember) (k
 func (copartitioned) Balance(b *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	members := b.Members()
 	metas := make([]*kmsg.ConsumerMemberMetadata, len(members))
+	standbys := make([]memberStandbys, len(members))
 	for i := range members {
 		_, metas[i] = b.MemberAt(i)
+		standbys[i] = decodeJoinUserData(metas[i].UserData)
 	}
 	var n int32
 	for _, count := range topics {
 		n = max(n, count)
 	}
 	owners := currentOwners(metas, n)
-	assigned := assignNumbers(len(members), n, owners)
+	assigned := assignNumbers(len(members), n, owners, func(m int, p int32) bool { return standbys[m].warm[p] })
 
-	plan := b.NewPlan()
+	plan := make(syncPlan, len(members))
+	for i := range members {
+		plan[i].member = members[i].MemberID
+		plan[i].topics = make(map[string][]int32)
+	}
+	for m, ps := range placeStandbys(standbys, assigned, owners) {
+		plan[m].standbys = ps
+	}
 	for p, m := range assigned {
 		if m < 0 || (owners[p] >= 0 && owners[p] != m) {
 			// Unassigned, or moving: its owner revokes it first.
@@ -75,11 +108,39 @@ func (copartitioned) Balance(b *kgo.ConsumerBalancer, topics map[string]int32) k
 		}
 		for _, topic := range metas[m].Topics {
 			if count, ok := topics[topic]; ok && int32(p) < count {
-				plan.AddPartition(&members[m], topic, int32(p))
+				plan[m].topics[topic] = append(plan[m].topics[topic], int32(p))
 			}
 		}
 	}
 	return plan
+}
+
+// syncPlan is the balancer's plan: each member's partitions, by topic, and
+// its standbys, carried in the assignment's user data.
+type syncPlan []struct {
+	member   string
+	topics   map[string][]int32
+	standbys []int32
+}
+
+func (plan syncPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	out := make([]kmsg.SyncGroupRequestGroupAssignment, 0, len(plan))
+	for _, m := range plan {
+		var a kmsg.ConsumerMemberAssignment
+		for _, topic := range slices.Sorted(maps.Keys(m.topics)) {
+			t := kmsg.NewConsumerMemberAssignmentTopic()
+			t.Topic = topic
+			t.Partitions = slices.Sorted(slices.Values(m.topics[topic]))
+			a.Topics = append(a.Topics, t)
+		}
+		a.UserData = encodeAssignmentUserData(m.standbys)
+		s := kmsg.NewSyncGroupRequestGroupAssignment()
+		s.MemberID = m.member
+		s.MemberAssignment = a.AppendTo(nil)
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MemberID < out[j].MemberID })
+	return out
 }
 
 // currentOwners returns, per partition number, the member that owns it now,
@@ -110,8 +171,9 @@ func currentOwners(metas []*kmsg.ConsumerMemberMetadata, n int32) []int {
 
 // assignNumbers spreads n partition numbers over members so that counts
 // differ by at most one, keeping each member's current partitions where the
-// spread allows. It returns the member of each number.
-func assignNumbers(members int, n int32, owners []int) []int {
+// spread allows, and giving a partition that needs an owner to a member
+// that holds it warm where one has room. It returns the member of each number.
+func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32) bool) []int {
 	assigned := make([]int, n)
 	for p := range assigned {
 		assigned[p] = -1
@@ -147,6 +209,20 @@ func assignNumbers(members int, n int32, owners []int) []int {
 			if count[m] < quota[m] {
 				assigned[p] = m
 				count[m]++
+			}
+		}
+	}
+	// A partition whose owner left, or that must move, restores only its
+	// tail on a member that holds it warm.
+	for p := range assigned {
+		if assigned[p] >= 0 {
+			continue
+		}
+		for w := range members {
+			if count[w] < quota[w] && warm(w, int32(p)) {
+				assigned[p] = w
+				count[w]++
+				break
 			}
 		}
 	}

@@ -38,7 +38,7 @@ func balanceRound(t *testing.T, topics map[string]int32, members ...member) map[
 		names = append(names, topic)
 	}
 	sort.Strings(names)
-	b := CopartitionBalancer()
+	b := CopartitionBalancer(nil)
 	join := make([]kmsg.JoinGroupResponseMember, len(members))
 	for i, m := range members {
 		var current map[string][]int32

@@ -112,6 +112,9 @@ function renderGroups(groups, at) {
       svg,
       el("div", { class: "chart-label" }, "records/s, last " + Math.round(span) + " s (peak " + fmt(peak) + ")"),
       g.lastError ? el("p", { class: "error" }, "last error: " + errorText(g.lastError)) : null,
+      g.standbys.length ? el("p", { class: "standbys" }, "standbys: ", ...g.standbys.map(s =>
+        el("span", { class: "standby state-" + s.state, "data-standby": s.partition },
+          s.partition + " " + s.state + ", " + fmt(s.behind) + " behind "))) : null,
       el("table", { class: "grid partitions" },
         el("thead", {}, el("tr", {},
           ...["partition", "state", "consumed", "records/s", "committed", "high watermark", "lag", "measured", "table rows", "restore", "last error"]

@@ -1,0 +1,229 @@
+package kafka
+
+import (
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// standbyMember is a member's side of standby placement in these tests: what
+// it asks for and holds warm, and the standbys its last assignment gave it.
+type standbyMember struct {
+	wanted int
+	warm   []int32
+	given  []int32
+}
+
+func (s *standbyMember) Wanted() int               { return s.wanted }
+func (s *standbyMember) Warm() []int32             { return s.warm }
+func (s *standbyMember) Assigned(standbys []int32) { s.given = standbys }
+
+// standbyRound runs one rebalance as balanceRound does, each member with a
+// balancer of its own, and returns each member's partition numbers and
+// standbys.
+func standbyRound(t *testing.T, topics map[string]int32, members []member, sides []*standbyMember) (owned, standbys map[string][]int32) {
+	t.Helper()
+	names := make([]string, 0, len(topics))
+	for topic := range topics {
+		names = append(names, topic)
+	}
+	sort.Strings(names)
+	join := make([]kmsg.JoinGroupResponseMember, len(members))
+	balancers := make(map[string]kgo.GroupBalancer)
+	for i, m := range members {
+		b := CopartitionBalancer(sides[i])
+		balancers[m.id] = b
+		var current map[string][]int32
+		if len(m.owned) > 0 {
+			current = make(map[string][]int32)
+			for _, topic := range names {
+				current[topic] = slices.Clone(m.owned)
+			}
+		}
+		join[i] = kmsg.JoinGroupResponseMember{MemberID: m.id, ProtocolMetadata: b.JoinGroupMetadata(names, current, m.generation)}
+	}
+	// Any member may lead: the first one does here.
+	mb, _, err := balancers[members[0].id].MemberBalancer(join)
+	if err != nil {
+		t.Fatalf("member balancer: %v", err)
+	}
+	into, err := mb.(kgo.GroupMemberBalancerOrError).BalanceOrError(topics)
+	if err != nil {
+		t.Fatalf("balance: %v", err)
+	}
+	plan := make(map[string]map[string][]int32)
+	standbys = make(map[string][]int32)
+	for _, a := range into.IntoSyncAssignment() {
+		parsed, err := balancers[a.MemberID].ParseSyncAssignment(a.MemberAssignment)
+		if err != nil {
+			t.Fatalf("parse assignment of %s: %v", a.MemberID, err)
+		}
+		plan[a.MemberID] = parsed
+	}
+	for i, m := range members {
+		standbys[m.id] = sides[i].given
+	}
+	return assignedNumbers(t, topics, plan), standbys
+}
+
+func TestBalancerPlacesEachPartitionsStandbysOnOtherMembersEvenly(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{{id: "a", generation: -1}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}, {wanted: 1}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	holders := make(map[int32][]string)
+	for id, ps := range standbys {
+		if len(ps) != 2 {
+			t.Fatalf("member %s has standbys %v, want 2 of the 6 partitions", id, ps)
+		}
+		for _, p := range ps {
+			if slices.Contains(owned[id], p) {
+				t.Fatalf("member %s is a standby of %d, which it owns", id, p)
+			}
+			holders[p] = append(holders[p], id)
+		}
+	}
+	for p := range int32(6) {
+		if len(holders[p]) != 1 {
+			t.Fatalf("partition %d has standbys %v, want 1", p, holders[p])
+		}
+	}
+}
+
+func TestBalancerPlacesNoMoreStandbysThanThereAreOtherMembers(t *testing.T) {
+	topics := groupTopics(4)
+	members := []member{{id: "a", generation: -1}, {id: "b", generation: -1}}
+	sides := []*standbyMember{{wanted: 3}, {wanted: 3}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	if !slices.Equal(standbys["a"], owned["b"]) || !slices.Equal(standbys["b"], owned["a"]) {
+		t.Fatalf("with two members each must be the standby of what the other owns: owned %v, standbys %v", owned, standbys)
+	}
+}
+
+func TestBalancerGivesAPartitionOfALeftMemberToTheMemberThatHoldsItWarm(t *testing.T) {
+	topics := groupTopics(6)
+	// c owned 4 and 5 and left; b holds 4 warm, a holds 5 warm.
+	members := []member{{id: "a", owned: []int32{0, 1}, generation: 3}, {id: "b", owned: []int32{2, 3}, generation: 3}}
+	sides := []*standbyMember{{wanted: 1, warm: []int32{2, 5}}, {wanted: 1, warm: []int32{0, 4}}}
+	owned, _ := standbyRound(t, topics, members, sides)
+	if !slices.Equal(owned["a"], []int32{0, 1, 5}) || !slices.Equal(owned["b"], []int32{2, 3, 4}) {
+		t.Fatalf("owned %v, want a 0 1 5 and b 2 3 4: each the partition it holds warm", owned)
+	}
+}
+
+func TestBalancerKeepsStandbysWhereTheyAreWarm(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{
+		{id: "a", owned: []int32{0, 1}, generation: 2},
+		{id: "b", owned: []int32{2, 3}, generation: 2},
+		{id: "c", owned: []int32{4, 5}, generation: 2},
+	}
+	// Spread, but not as a first placement would spread them.
+	warm := map[string][]int32{"a": {2, 5}, "b": {0, 4}, "c": {1, 3}}
+	sides := []*standbyMember{{wanted: 1, warm: warm["a"]}, {wanted: 1, warm: warm["b"]}, {wanted: 1, warm: warm["c"]}}
+	_, standbys := standbyRound(t, topics, members, sides)
+	for id, ps := range warm {
+		if !slices.Equal(standbys[id], ps) {
+			t.Fatalf("standbys %v, want %v: each where it is warm", standbys, warm)
+		}
+	}
+}
+
+func TestBalancerMovesACopyToSpreadTheCopiesOfOneOwner(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{
+		{id: "a", owned: []int32{0, 1}, generation: 2},
+		{id: "b", owned: []int32{2, 3}, generation: 2},
+		{id: "c", owned: []int32{4, 5}, generation: 2},
+	}
+	// a gave 2-5 away and holds them all warm.
+	sides := []*standbyMember{{wanted: 1, warm: span(2, 6)}, {wanted: 1}, {wanted: 1}}
+	_, standbys := standbyRound(t, topics, members, sides)
+	for _, owner := range [][]int32{{2, 3}, {4, 5}} {
+		for id, ps := range standbys {
+			if slices.Contains(ps, owner[0]) && slices.Contains(ps, owner[1]) {
+				t.Fatalf("%s holds the copies of both %v (standbys %v); the owner's going would leave one cold", id, owner, standbys)
+			}
+		}
+	}
+	if len(standbys["a"]) != 2 {
+		t.Fatalf("a keeps copies of %v, want 2 of those it holds warm (standbys %v)", standbys["a"], standbys)
+	}
+}
+
+func TestBalancerKeepsAMovingPartitionWarmOnTheMemberItLeaves(t *testing.T) {
+	topics := groupTopics(4)
+	members := []member{{id: "a", owned: span(0, 4), generation: 3}, {id: "b", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	var moving []int32
+	for _, p := range span(0, 4) {
+		if !slices.Contains(owned["a"], p) {
+			moving = append(moving, p)
+		}
+	}
+	if len(moving) != 2 || !slices.Equal(standbys["a"], moving) {
+		t.Fatalf("a keeps %v and is the standby of %v; want it the standby of the 2 it gives up", owned["a"], standbys["a"])
+	}
+}
+
+func TestBalancerPlacesNoStandbysOnMembersThatAskForNone(t *testing.T) {
+	topics := groupTopics(4)
+	members := []member{{id: "a", generation: -1}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 0}, {wanted: 1}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	if len(standbys["b"]) != 0 {
+		t.Fatalf("b asked for no standbys and was given %v", standbys["b"])
+	}
+	for p := range int32(4) {
+		n := 0
+		for _, id := range []string{"a", "c"} {
+			if slices.Contains(standbys[id], p) {
+				n++
+				if slices.Contains(owned[id], p) {
+					t.Fatalf("%s is the standby of %d, which it owns", id, p)
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("partition %d has %d standbys, want 1 (standbys %v, owned %v)", p, n, standbys, owned)
+		}
+	}
+}
+
+func TestBalancerSpreadsTheCopiesOfOneOwnersPartitionsOverTheOtherMembers(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{{id: "a", generation: -1}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}, {wanted: 1}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	for owner, ps := range owned {
+		holders := make(map[string]bool)
+		for _, p := range ps {
+			for id, sb := range standbys {
+				if slices.Contains(sb, p) {
+					holders[id] = true
+				}
+			}
+		}
+		if len(holders) != 2 {
+			t.Fatalf("the copies of %s's partitions %v are on %v, want both other members (standbys %v)", owner, ps, holders, standbys)
+		}
+	}
+
+	// c leaves; a and b hold their copies warm and take c's partitions
+	// over, each the one it has a copy of.
+	left := owned["c"]
+	next := []member{{id: "a", owned: owned["a"], generation: 2}, {id: "b", owned: owned["b"], generation: 2}}
+	nextSides := []*standbyMember{{wanted: 1, warm: standbys["a"]}, {wanted: 1, warm: standbys["b"]}}
+	after, _ := standbyRound(t, topics, next, nextSides)
+	for _, p := range left {
+		for id, ps := range after {
+			if slices.Contains(ps, p) && !slices.Contains(standbys[id], p) {
+				t.Fatalf("c's partition %d went to %s, which had no copy of it (standbys %v, now %v)", p, id, standbys, after)
+			}
+		}
+	}
+}
