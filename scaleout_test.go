@@ -26,8 +26,8 @@ package sluice_test
 //	go test -count=1 -run TestScaleOut -scaleout.long -v -timeout 30m .
 //
 // scaleConfigs lists the configurations, each the processor options it adds
-// to every worker and whether it scales in by stopping or killing: a
-// configuration with standby replicas is one more entry there.
+// to every worker and whether it scales in by stopping or killing: without
+// and with a standby replica of every partition (Standbys(1)).
 
 import (
 	"bufio"
@@ -78,6 +78,8 @@ type scaleConfig struct {
 var scaleConfigs = []scaleConfig{
 	{name: "no-standbys"},
 	{name: "no-standbys-kill", kill: true},
+	{name: "standbys", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}},
+	{name: "standbys-kill", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}, kill: true},
 }
 
 // What TestScaleOut tells a worker process; scaleEnvWorker, the worker's
