@@ -154,6 +154,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
+		*e.rows.released = e.windowRowReleased
 	}
 	e.ctx.e = e
 	e.ctx.io = e

@@ -25,11 +25,13 @@ package sluice
 //     as for timers.
 //   - A window that ends after its aggregation's storeEnd had no row in
 //     the store when the engine last loaded it, so a row of it is in the
-//     store only if the engine made it since: made holds every such row
-//     (and maybe some that are gone), and a row of such a window neither
-//     held nor in made does not exist, with no read of the store. Load
-//     finds storeEnd again from the store after an aborted batch, and
-//     raising it is always safe: made is bounded that way.
+//     store only if the engine made it since, and the engine holds that
+//     row until the row cache lets it go, clean: released holds every such
+//     row the cache let go of (and maybe some deleted since), and a row of
+//     such a window neither held nor in released does not exist, with no
+//     read of the store. Load finds storeEnd again from the store after an
+//     aborted batch, and raising it is always safe: released is bounded
+//     that way.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
 //   - What differs between kinds of windows is in windowkind.go (which
@@ -54,10 +56,11 @@ type windowState struct {
 	aggs []aggWindows
 	// Window rows set since the store was last updated.
 	unapplied map[string]struct{}
-	// Window rows made since the last load in windows that end after
-	// their aggregation's storeEnd, until they close; at most madeLimit.
-	made      map[string]struct{}
-	madeLimit int
+	// Rows of open windows that end after their aggregation's storeEnd
+	// that the row cache let go of since the last load; at most
+	// releasedLimit.
+	released      map[string]struct{}
+	releasedLimit int
 	// The earliest stream time at which a window may close or be purged.
 	next   int64
 	loaded bool
@@ -78,15 +81,16 @@ type aggWindows struct {
 	closed string
 }
 
-// minMade is the least number of rows made holds, whatever the row
-// cache's size.
-const minMade = 4096
+// minReleased is the least number of rows released holds, whatever the
+// row cache's size.
+const minReleased = 4096
 
 // newWindowState makes the window state of an engine with n aggregations
-// and a row cache of cacheRows rows. made holds up to as many rows as the
-// cache, an entry costing less than a cached row, and at least minMade.
+// and a row cache of cacheRows rows. released holds up to as many rows as
+// the cache, an entry costing less than a cached row, and at least
+// minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), made: make(map[string]struct{}), madeLimit: max(cacheRows, minMade), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}
@@ -101,7 +105,7 @@ func (e *engine[V]) loadWindows() error {
 		return nil
 	}
 	ws.open = 0
-	clear(ws.made)
+	clear(ws.released)
 	for i, a := range e.cfg.group.windows {
 		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64, storeEnd: math.MaxInt64} // found by the first scan
 		from, limit, err := e.openFrom(a.name)
@@ -184,7 +188,7 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	st := &ws.aggs[index]
 	r, held := e.rows.get(k)
 	if !held {
-		if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
+		if _, released := ws.released[k]; released || !ws.loaded || s.end <= st.storeEnd {
 			// It may be in the store; if not, it is new (see the
 			// invariants).
 			var err error
@@ -210,13 +214,6 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
-		if s.end > st.storeEnd {
-			if len(ws.made) < ws.madeLimit {
-				ws.made[k] = struct{}{}
-			} else {
-				st.storeEnd = s.end
-			}
-		}
 		at := a.w.closesAt(s.end)
 		st.nextClose = min(st.nextClose, at)
 		ws.next = min(ws.next, at)
@@ -314,7 +311,7 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 // error policy applies. Under Fail the window stays open, to close again
 // when the partition restarts; skipped or dead-lettered, it is closed.
 func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error {
-	raw, ok, err := e.getRaw(k)
+	raw, ok, err := e.closingRaw(k)
 	if err != nil || !ok {
 		return err
 	}
@@ -326,7 +323,7 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	}
 	rec := &kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
 	c.rec, c.key, c.err, c.at = rec, key, nil, w.End
-	clear(e.undo)
+	clearUndo(e.undo)
 	e.recordDirty = len(e.dirty)
 	emitted := len(e.out)
 	err = e.callResult(a, key, w, raw, true)
@@ -336,7 +333,7 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	if err == nil {
 		e.cfg.metrics.windowResult(true)
 		err = e.windowClosed(a, st, k, s)
-		clear(e.undo)
+		clearUndo(e.undo)
 		return err
 	}
 	clear(e.out[emitted:])
@@ -359,10 +356,11 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 // windowClosed moves the aggregation's cursor to the window row k, which
 // has closed (closeDue writes it), and purges it if its retention is over.
 func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s span) error {
-	var zero V
 	st.closed = k
 	e.win.open--
-	delete(e.win.made, k) // no record writes to it again
+	if len(e.win.released) > 0 {
+		delete(e.win.released, k) // no record writes to it again
+	}
 	if a.w.kind == sessionWindows {
 		if err := e.sessionClosed(a, k, s); err != nil {
 			return err
@@ -373,7 +371,34 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 		return nil
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
-	return e.setRaw(k, nil, false, zero, false)
+	e.deleteWindowRow(k)
+	return nil
+}
+
+// closingRaw returns the encoded aggregate of the window row k, which is
+// closing. A row the engine holds stays where it is in the row cache: it
+// is about to be deleted, and made the most recently used it would push
+// out the rows of the open windows.
+func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
+	if r, held := e.rows.peek(k); held {
+		return r.raw, r.exists, nil
+	}
+	return e.getRaw(k)
+}
+
+// deleteWindowRow deletes the window row k, which has closed, leaving it
+// where it is in the row cache (see closingRaw).
+func (e *engine[V]) deleteWindowRow(k string) {
+	var zero V
+	r, held := e.rows.peek(k)
+	e.setRow(k, r, held, nil, false, zero, false)
+}
+
+// clearUndo clears the undo log u, which is most often empty.
+func clearUndo[V any](u map[string]undoEntry[V]) {
+	if len(u) > 0 {
+		clear(u)
+	}
 }
 
 // purgeDue deletes aggregation a's closed windows whose retention stream
@@ -400,11 +425,8 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	if _, s, ok := parseSpanKey(next); ok && next < string(from) {
 		st.nextPurge = a.w.purgedAt(s.end)
 	}
-	var zero V
 	for _, k := range due {
-		if err := e.setRaw(k, nil, false, zero, false); err != nil {
-			return err
-		}
+		e.deleteWindowRow(k)
 		e.cfg.metrics.windowsPurged.Add(1)
 		if a.w.kind == slidingWindows {
 			if err := e.slidingPurged(a, k); err != nil {
@@ -433,6 +455,38 @@ func (e *engine[V]) windowsApplied() {
 	}
 }
 
+// windowRowReleased keeps in released the row r of key, which the row
+// cache let go of, if it is the row of a window that a record may write
+// to and no read of the store would find otherwise (see the invariants).
+func (e *engine[V]) windowRowReleased(key string, r *row[V]) {
+	ws := e.win
+	if !r.exists || !ws.loaded || !strings.HasPrefix(key, windowSpace) {
+		return
+	}
+	name, _, w, ok := parseWindowRowKey(key)
+	if !ok {
+		return
+	}
+	for i, a := range e.cfg.group.windows {
+		if a.name != name {
+			continue
+		}
+		st := &ws.aggs[i]
+		end := w.End.UnixNano()
+		switch {
+		case a.w.kind != tumblingWindows && a.w.kind != hoppingWindows:
+			// Only their folds skip the store.
+		case end <= st.storeEnd || e.stream >= a.w.closesAt(end):
+			// Read from the store if need be, or closed.
+		case len(ws.released) < ws.releasedLimit:
+			ws.released[key] = struct{}{}
+		default:
+			st.storeEnd = end
+		}
+		return
+	}
+}
+
 // windowsDiscarded goes back to the store's windows.
 func (e *engine[V]) windowsDiscarded() {
 	if e.win == nil {
@@ -455,7 +509,6 @@ func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
 	switch {
 	case now.exists && !was:
 		e.win.open--
-		delete(e.win.made, key) // it will not close
 	case !now.exists && was:
 		e.win.open++
 	}

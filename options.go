@@ -267,7 +267,8 @@ func StartAt(s StartOffset) ProcessorOpt {
 // batch changed are kept, however many, until the store holds them (exactly
 // once, until their transaction commits). A task of a group with windows
 // also keeps the keys of up to n (at least 4096) rows of open windows it
-// made, so that it does not read the store for a new one. Default: 10000.
+// made and evicted, so that it does not read the store for a new one.
+// Default: 10000.
 func CacheRows(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.cacheRows = n })
 }

@@ -62,20 +62,39 @@ type rowCache[V any] struct {
 	pendingRows []*row[V]
 	// byValue is whether a decoded V may be kept and handed out as a copy.
 	byValue bool
+	// released, if set, is told of each row that leaves memory clean,
+	// the store's.
+	released *func(key string, r *row[V])
 }
 
 func newRowCache[V any](size int, byValue bool) rowCache[V] {
 	evicted := make(map[string]*row[V])
+	released := new(func(string, *row[V]))
 	lru, err := simplelru.NewLRU(size, func(key string, r *row[V]) {
-		if r.pinned() {
+		switch {
+		case r.pinned():
 			evicted[key] = r
+		case *released != nil:
+			(*released)(key, r)
 		}
 	})
 	if err != nil {
 		// NewProcessor accepts only positive sizes.
 		panic(fmt.Sprintf("row cache of %d rows: %v", size, err))
 	}
-	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue}
+	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue, released: released}
+}
+
+// unevict forgets the row r of key, clean again, if the LRU had let go of
+// it.
+func (c *rowCache[V]) unevict(key string, r *row[V]) {
+	if _, ok := c.evicted[key]; !ok {
+		return
+	}
+	delete(c.evicted, key)
+	if *c.released != nil {
+		(*c.released)(key, r)
+	}
 }
 
 // get returns the row of key if the engine holds it, making it the most
@@ -252,7 +271,7 @@ func (e *engine[V]) undoRecord() {
 			*r = u.row
 			if !r.pinned() {
 				// Clean again: the store has it.
-				delete(rows.evicted, key)
+				rows.unevict(key, r)
 			}
 		}
 	}
@@ -283,7 +302,7 @@ func (e *engine[V]) rowsApplied() {
 		}
 		r.pending = false
 		if !r.dirty {
-			delete(rows.evicted, key)
+			rows.unevict(key, r)
 		}
 	}
 	clear(rows.pendingKeys)
