@@ -112,7 +112,7 @@ func (e *engine[V]) loadWindows() error {
 		if err != nil {
 			return err
 		}
-		open, _, err := e.liveWindows(from, limit, limit)
+		open, _, err := e.liveWindows(from, limit, limit, false)
 		if err != nil {
 			return err
 		}
@@ -289,7 +289,7 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 		return err
 	}
 	_, hi := windowRange(a.name, a.w.closedBelow(e.stream))
-	due, next, err := e.liveWindows(from, hi, limit)
+	due, next, err := e.liveWindows(from, hi, limit, true)
 	if err != nil {
 		return err
 	}
@@ -418,7 +418,7 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	if string(from) < string(hi) {
 		hi = from
 	}
-	due, next, err := e.liveWindows(lo, hi, limit)
+	due, next, err := e.liveWindows(lo, hi, limit, false)
 	if err != nil {
 		return err
 	}
