@@ -67,6 +67,9 @@ type windowState struct {
 	// Open windows of the partition, counted at load and kept since.
 	open int64
 	buf  []span
+	// rec is the record a final result is handed out with, one for
+	// every window: a handler sees its fields, not the record.
+	rec kgo.Record
 }
 
 // aggWindows is what the engine keeps of one aggregation's windows: the
@@ -321,7 +324,9 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	if c.ctx == nil {
 		c.ctx = e.baseCtx
 	}
-	rec := &kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
+	// The key is the record's own: emits share it.
+	rec := &e.win.rec
+	*rec = kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
 	c.rec, c.key, c.err, c.at = rec, key, nil, w.End
 	clearUndo(e.undo)
 	e.recordDirty = len(e.dirty)
@@ -350,7 +355,8 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 		return cerr
 	}
 	clear(e.undo)
-	return e.onFailure([]*kgo.Record{rec}, werr)
+	failed := *rec // the next window reuses rec
+	return e.onFailure([]*kgo.Record{&failed}, werr)
 }
 
 // windowClosed moves the aggregation's cursor to the window row k, which
