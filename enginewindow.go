@@ -2,7 +2,8 @@ package sluice
 
 // The partition engine's windows: how records are folded into them, and
 // how they close and are purged as stream time moves. Their rows' keys and
-// the scan for the live ones are in windowrows.go.
+// the scan for the live ones are in windowrows.go, what the engine keeps
+// of them besides the row cache in windowcache.go.
 //
 // Invariants:
 //   - A window of a key is one row of the group's table (windowRowKey), its
@@ -32,6 +33,12 @@ package sluice
 //     read of the store. Load finds storeEnd again from the store after an
 //     aborted batch, and raising it is always safe: released is bounded
 //     that way.
+//   - An aggregate kept decoded (decoded) is its row's while the row
+//     holds the bytes it was encoded to, which are never modified: a
+//     record that failed, a read of the store or any other change gives
+//     the row other bytes. A fold takes it out before it may change it.
+//     So undoing a record needs no copy of a decoded aggregate, and an
+//     aggregate is decoded once for the records a batch folds into it.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
 //   - What differs between kinds of windows is in windowkind.go (which
@@ -43,7 +50,6 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -70,6 +76,10 @@ type windowState struct {
 	// rec is the record a final result is handed out with, one for
 	// every window: a handler sees its fields, not the record.
 	rec kgo.Record
+	// The aggregates of window rows the batch folded into, decoded, by
+	// row key, for the aggregations whose aggregates are worth keeping;
+	// at most maxDecoded.
+	decoded map[string]decodedAggregate
 }
 
 // aggWindows is what the engine keeps of one aggregation's windows: the
@@ -93,7 +103,7 @@ const minReleased = 4096
 // the cache, an entry costing less than a cached row, and at least
 // minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}
@@ -144,7 +154,7 @@ func (e *engine[V]) loadWindows() error {
 // *LateError if every window of p has closed. Which windows a record goes
 // into is the kind's choice: the place for the kinds whose windows depend
 // on the key's other windows.
-func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold windowFold) error {
 	aggs := e.cfg.group.windows
 	if e.win == nil || index < 0 || index >= len(aggs) || aggs[index].owner != owner {
 		return fmt.Errorf("group %s does not declare this windowed aggregation (its handle belongs to another group)", e.cfg.group.name)
@@ -164,7 +174,7 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 
 // addToFixedWindows folds into the open windows of key that hold p's
 // time, for the kinds whose windows are fixed by time alone.
-func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	ws := e.win
 	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
 	added := 0
@@ -185,7 +195,7 @@ func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p 
 
 // foldWindow folds into the window s of key, and hands the update to the
 // handler if the aggregation emits updates.
-func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold windowFold) error {
 	k := spanKey(a.name, key, s)
 	ws := e.win
 	st := &ws.aggs[index]
@@ -202,18 +212,23 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 		}
 	}
 	var raw []byte
+	var kept any
 	ok := held && r.exists
 	if ok {
 		raw = r.raw
+		kept = ws.takeDecoded(k, raw)
 	}
 	// fold runs the aggregator, which cannot reach the rows: r stays
 	// the row of k.
-	raw, err := fold(raw, ok)
+	raw, v, err := fold(raw, ok, kept)
 	if err != nil {
 		return err
 	}
 	var zero V
 	e.setRow(k, r, held, raw, true, zero, false)
+	if v != nil && len(ws.decoded) < maxDecoded {
+		ws.decoded[k] = decodedAggregate{raw: raw, v: v}
+	}
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
@@ -367,6 +382,9 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	if len(e.win.released) > 0 {
 		delete(e.win.released, k) // no record writes to it again
 	}
+	if len(e.win.decoded) > 0 {
+		delete(e.win.decoded, k)
+	}
 	if a.w.kind == sessionWindows {
 		if err := e.sessionClosed(a, k, s); err != nil {
 			return err
@@ -379,32 +397,6 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	e.cfg.metrics.windowsPurged.Add(1)
 	e.deleteWindowRow(k)
 	return nil
-}
-
-// closingRaw returns the encoded aggregate of the window row k, which is
-// closing. A row the engine holds stays where it is in the row cache: it
-// is about to be deleted, and made the most recently used it would push
-// out the rows of the open windows.
-func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
-	if r, held := e.rows.peek(k); held {
-		return r.raw, r.exists, nil
-	}
-	return e.getRaw(k)
-}
-
-// deleteWindowRow deletes the window row k, which has closed, leaving it
-// where it is in the row cache (see closingRaw).
-func (e *engine[V]) deleteWindowRow(k string) {
-	var zero V
-	r, held := e.rows.peek(k)
-	e.setRow(k, r, held, nil, false, zero, false)
-}
-
-// clearUndo clears the undo log u, which is most often empty.
-func clearUndo[V any](u map[string]undoEntry[V]) {
-	if len(u) > 0 {
-		clear(u)
-	}
 }
 
 // purgeDue deletes aggregation a's closed windows whose retention stream
@@ -442,80 +434,4 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	}
 	clear(e.undo)
 	return nil
-}
-
-// windowsApplied forgets the window rows the store now holds.
-func (e *engine[V]) windowsApplied() {
-	if e.win == nil {
-		return
-	}
-	if len(e.dirty) == 0 {
-		// No row is dirty: the store holds them all.
-		clear(e.win.unapplied)
-		return
-	}
-	for k := range e.win.unapplied {
-		if r, ok := e.rows.peek(k); !ok || !r.dirty {
-			delete(e.win.unapplied, k)
-		}
-	}
-}
-
-// windowRowReleased keeps in released the row r of key, which the row
-// cache let go of, if it is the row of a window that a record may write
-// to and no read of the store would find otherwise (see the invariants).
-func (e *engine[V]) windowRowReleased(key string, r *row[V]) {
-	ws := e.win
-	if !r.exists || !ws.loaded || !strings.HasPrefix(key, windowSpace) {
-		return
-	}
-	name, _, w, ok := parseWindowRowKey(key)
-	if !ok {
-		return
-	}
-	for i, a := range e.cfg.group.windows {
-		if a.name != name {
-			continue
-		}
-		st := &ws.aggs[i]
-		end := w.End.UnixNano()
-		switch {
-		case a.w.kind != tumblingWindows && a.w.kind != hoppingWindows:
-			// Only their folds skip the store.
-		case end <= st.storeEnd || e.stream >= a.w.closesAt(end):
-			// Read from the store if need be, or closed.
-		case len(ws.released) < ws.releasedLimit:
-			ws.released[key] = struct{}{}
-		default:
-			st.storeEnd = end
-		}
-		return
-	}
-}
-
-// windowsDiscarded goes back to the store's windows.
-func (e *engine[V]) windowsDiscarded() {
-	if e.win == nil {
-		return
-	}
-	clear(e.win.unapplied)
-	e.win.loaded = false
-	e.win.next = math.MinInt64
-}
-
-// windowUndone keeps the count of open windows when a failed record's
-// changes to the row of key are undone: u is the row before the record,
-// which may have made a window (a new one) or deleted one (a session it
-// merged into another).
-func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
-	if e.win == nil || !strings.HasPrefix(key, windowSpace) {
-		return
-	}
-	was := u.held && u.row.exists
-	switch {
-	case now.exists && !was:
-		e.win.open--
-	case !now.exists && was:
-		e.win.open++
-	}
 }
