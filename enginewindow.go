@@ -225,7 +225,9 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 		return err
 	}
 	var zero V
-	e.setRow(k, r, held, raw, true, zero, false)
+	if nr := e.setRow(k, r, held, raw, true, zero, false); !held {
+		nr.absent = true // see the invariants
+	}
 	if v != nil && len(ws.decoded) < maxDecoded {
 		ws.decoded[k] = decodedAggregate{raw: raw, v: v}
 	}

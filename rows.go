@@ -40,6 +40,10 @@ type row[V any] struct {
 	exists  bool
 	dirty   bool // changed by the batch in hand
 	pending bool // written to the changelog, not yet to the store
+	// absent: the row did not exist when the batch in hand first changed
+	// it, neither in the store nor in a pending changelog record, so if
+	// the batch deletes it there is nothing to write.
+	absent bool
 }
 
 func (r *row[V]) pinned() bool { return r.dirty || r.pending }
@@ -224,8 +228,9 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 }
 
 // setRow is setRaw of the row r of key as rows.get returned it: held is
-// whether the engine holds it.
-func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) {
+// whether the engine holds it. It returns the row, made if not held; a
+// caller that knows a row it did not hold does not exist marks it absent.
+func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) *row[V] {
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
@@ -235,11 +240,26 @@ func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists 
 		e.rows.lru.Add(key, r)
 	}
 	if !r.dirty {
+		// A clean row the engine holds is the store's.
+		r.absent = held && !r.exists && !r.pending
 		r.dirty = true
 		e.dirty = append(e.dirty, key)
 		e.dirtyRows = append(e.dirtyRows, r)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
+	return r
+}
+
+// unwritten reports whether the dirty row r of key needs no changelog
+// record: the batch deleted a row that did not exist before it. The row
+// is then clean, as the store has it.
+func (e *engine[V]) unwritten(key string, r *row[V]) bool {
+	if r.exists || !r.absent {
+		return false
+	}
+	r.dirty = false
+	e.rows.unevict(key, r)
+	return true
 }
 
 // saveUndo remembers the row of key as it was before the current record
