@@ -65,9 +65,10 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // there, or at a tick with IdleAdvance. A record whose every window has
 // closed is late: it fails with a *LateError under the group's error
 // policy (dead-letter kind "late"). A closed window is purged from the
-// store, with a tombstone in the changelog, once stream time reaches its
-// start plus the retention (Windows.Retain; default: size plus grace, so
-// at close).
+// store, with a tombstone in the changelog (none if the batch that made
+// it purges it: it writes nothing), once stream time reaches its start
+// plus the retention (Windows.Retain; default: size plus grace, so at
+// close).
 func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[M, A], h WindowHandler[V, A]) *Windowed[M, A] {
 	a := &Windowed[M, A]{name: name, w: w, agg: agg, owner: g, index: -1, byValue: valueSafe(reflect.TypeFor[A]())}
 	edge := fmt.Sprintf("window %q", name)
