@@ -231,10 +231,15 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 // whether the engine holds it. It returns the row, made if not held; a
 // caller that knows a row it did not hold does not exist marks it absent.
 func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) *row[V] {
+	e.saveUndo(key, r, held)
+	return e.writeRow(key, r, held, raw, exists, val, hasVal)
+}
+
+// writeRow is setRow with no undo entry, for a change no failure undoes.
+func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) *row[V] {
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
-	e.saveUndo(key, r, held)
 	if !held {
 		r = &row[V]{}
 		e.rows.lru.Add(key, r)

@@ -52,11 +52,13 @@ func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
 }
 
 // deleteWindowRow deletes the window row k, which has closed, leaving it
-// where it is in the row cache (see closingRaw).
+// where it is in the row cache (see closingRaw). Nothing undoes a purge:
+// a final result's handler has succeeded, or its failure was undone,
+// before its window is purged.
 func (e *engine[V]) deleteWindowRow(k string) {
 	var zero V
 	r, held := e.rows.peek(k)
-	e.setRow(k, r, held, nil, false, zero, false)
+	e.writeRow(k, r, held, nil, false, zero, false)
 }
 
 // clearUndo clears the undo log u, which is most often empty.
