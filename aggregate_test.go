@@ -380,9 +380,11 @@ func ExampleQuantiles() {
 
 // BenchmarkQuantilesAdd measures the DDSketch aggregator per record: "add"
 // folds a record into a window's sketch; "add+codec" also decodes the
-// window's row before and encodes it after, as the engine does with a
-// window row that a batch of one record changed, the worst case (a batch
-// of n records of one window pays the codec once for n adds).
+// window's row before and encodes it after, as the engine does for the
+// first record of a batch that folds into a window; "add+encode" decodes
+// the row once for 100 records and encodes it after each, as the engine
+// does for a batch of 100 records of one window, whose sketch it keeps
+// decoded between them.
 func BenchmarkQuantilesAdd(b *testing.B) {
 	agg := quantilesOf(b, 0.01)
 	values := sample(rand.New(rand.NewPCG(5, 6)), 1<<16)
@@ -414,5 +416,26 @@ func BenchmarkQuantilesAdd(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(len(row)), "bytes/row")
+	})
+	b.Run("add+encode", func(b *testing.B) {
+		// The same row, decoded once for 100 records of a batch.
+		row, err := agg.Codec.Encode(fold(agg, values[:1000]...))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var s *sluice.QuantileSketch
+		p := sluice.Point{}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%100 == 0 {
+				if s, err = agg.Codec.Decode(row); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s = agg.Add(s, values[i&(len(values)-1)], p)
+			if _, err := agg.Codec.Encode(s); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

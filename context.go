@@ -65,7 +65,7 @@ type taskIO interface {
 	joined(topic string) (store.Store, error)
 	lookup(topic string) (*tableView, error)
 	streamTime() time.Time
-	addToWindows(owner any, index int, key string, p Point, fold func(raw []byte, ok bool) ([]byte, error)) error
+	addToWindows(owner any, index int, key string, p Point, fold windowFold) error
 }
 
 // Context is what a handler sees: the record, the row of the record's key

@@ -154,6 +154,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
+		*e.rows.released = e.windowRowReleased
 	}
 	e.ctx.e = e
 	e.ctx.io = e
@@ -325,8 +326,9 @@ func (e *engine[V]) effects() []*kgo.Record {
 }
 
 // endBatch ends the batch in hand: it returns the changelog records of the
-// rows the batch changed, one per key with its latest value, and keeps the
-// changes pending until applied or discarded. Call effects first: the
+// rows the batch changed, one per key with its latest value (none for a
+// row it made and deleted), and keeps the changes pending until applied or
+// discarded. Call effects first: the
 // changelog records must be written after the effects that led to them, in
 // the same transaction exactly once.
 func (e *engine[V]) endBatch() []*kgo.Record {
@@ -337,12 +339,15 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	if len(e.dirty) == 0 {
 		return nil
 	}
-	recs := make([]*kgo.Record, len(e.dirty))
+	recs := make([]*kgo.Record, 0, len(e.dirty))
 	for i, key := range e.dirty {
+		if e.unwritten(key, e.dirtyRows[i]) {
+			continue
+		}
 		raw := e.markWritten(key, e.dirtyRows[i])
 		k := []byte(key)
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
-		recs[i] = &kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
+		recs = append(recs, &kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw})
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]

@@ -91,7 +91,7 @@ func (io *ccIO[V]) streamTime() time.Time { return io.c.stream }
 
 // addToWindows fails: windows are table rows, which a group with a
 // concurrent input does not have (Validate).
-func (io *ccIO[V]) addToWindows(any, int, string, Point, func([]byte, bool) ([]byte, error)) error {
+func (io *ccIO[V]) addToWindows(any, int, string, Point, windowFold) error {
 	return errConcurrentRow
 }
 

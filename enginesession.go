@@ -85,7 +85,7 @@ func (e *engine[V]) setKeySessions(a *windowAgg[V], key string, ss []span) error
 // deleted and the new one written in the same batch. The record is late
 // when it joins no open session and a session of it alone would be
 // closed already.
-func (e *engine[V]) addToSession(a *windowAgg[V], index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToSession(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	open, err := e.keySessions(a, key)
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (e *engine[V]) addToSession(a *windowAgg[V], index int, key string, p Point
 			return err
 		}
 	}
-	if agg, err = fold(agg, len(joined) > 0); err != nil {
+	if agg, _, err = fold(agg, len(joined) > 0, nil); err != nil {
 		return err
 	}
 	var zero V

@@ -147,7 +147,7 @@ type slidingChange struct {
 // lies within maxDiff, and the right window of the record before it), each
 // starting from the aggregate of an existing window that holds the same
 // records. The record is late when its left window has closed.
-func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	t, d := p.Time.UnixNano(), int64(a.w.size)
 	if e.stream >= a.w.closesAt(t) {
 		return &LateError{Aggregation: a.name, Time: p.Time, StreamTime: e.streamTime()}
@@ -215,7 +215,7 @@ func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point
 	for _, c := range changes {
 		var agg []byte
 		if c.s.start <= t && t <= c.s.end {
-			if agg, err = fold(c.raw, c.ok); err != nil {
+			if agg, _, err = fold(c.raw, c.ok, nil); err != nil {
 				return err
 			}
 		} else {

@@ -2,7 +2,8 @@ package sluice
 
 // The partition engine's windows: how records are folded into them, and
 // how they close and are purged as stream time moves. Their rows' keys and
-// the scan for the live ones are in windowrows.go.
+// the scan for the live ones are in windowrows.go, what the engine keeps
+// of them besides the row cache in windowcache.go.
 //
 // Invariants:
 //   - A window of a key is one row of the group's table (windowRowKey), its
@@ -25,11 +26,19 @@ package sluice
 //     as for timers.
 //   - A window that ends after its aggregation's storeEnd had no row in
 //     the store when the engine last loaded it, so a row of it is in the
-//     store only if the engine made it since: made holds every such row
-//     (and maybe some that are gone), and a row of such a window neither
-//     held nor in made does not exist, with no read of the store. Load
-//     finds storeEnd again from the store after an aborted batch, and
-//     raising it is always safe: made is bounded that way.
+//     store only if the engine made it since, and the engine holds that
+//     row until the row cache lets it go, clean: released holds every such
+//     row the cache let go of (and maybe some deleted since), and a row of
+//     such a window neither held nor in released does not exist, with no
+//     read of the store. Load finds storeEnd again from the store after an
+//     aborted batch, and raising it is always safe: released is bounded
+//     that way.
+//   - An aggregate kept decoded (decoded) is its row's while the row
+//     holds the bytes it was encoded to, which are never modified: a
+//     record that failed, a read of the store or any other change gives
+//     the row other bytes. A fold takes it out before it may change it.
+//     So undoing a record needs no copy of a decoded aggregate, and an
+//     aggregate is decoded once for the records a batch folds into it.
 //   - next is never later than the earliest stream time at which a window
 //     closes or is purged, so a record before it costs a compare.
 //   - What differs between kinds of windows is in windowkind.go (which
@@ -41,7 +50,6 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -54,16 +62,24 @@ type windowState struct {
 	aggs []aggWindows
 	// Window rows set since the store was last updated.
 	unapplied map[string]struct{}
-	// Window rows made since the last load in windows that end after
-	// their aggregation's storeEnd, until they close; at most madeLimit.
-	made      map[string]struct{}
-	madeLimit int
+	// Rows of open windows that end after their aggregation's storeEnd
+	// that the row cache let go of since the last load; at most
+	// releasedLimit.
+	released      map[string]struct{}
+	releasedLimit int
 	// The earliest stream time at which a window may close or be purged.
 	next   int64
 	loaded bool
 	// Open windows of the partition, counted at load and kept since.
 	open int64
 	buf  []span
+	// rec is the record a final result is handed out with, one for
+	// every window: a handler sees its fields, not the record.
+	rec kgo.Record
+	// The aggregates of window rows the batch folded into, decoded, by
+	// row key, for the aggregations whose aggregates are worth keeping;
+	// at most maxDecoded.
+	decoded map[string]decodedAggregate
 }
 
 // aggWindows is what the engine keeps of one aggregation's windows: the
@@ -78,15 +94,16 @@ type aggWindows struct {
 	closed string
 }
 
-// minMade is the least number of rows made holds, whatever the row
-// cache's size.
-const minMade = 4096
+// minReleased is the least number of rows released holds, whatever the
+// row cache's size.
+const minReleased = 4096
 
 // newWindowState makes the window state of an engine with n aggregations
-// and a row cache of cacheRows rows. made holds up to as many rows as the
-// cache, an entry costing less than a cached row, and at least minMade.
+// and a row cache of cacheRows rows. released holds up to as many rows as
+// the cache, an entry costing less than a cached row, and at least
+// minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), made: make(map[string]struct{}), madeLimit: max(cacheRows, minMade), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}
@@ -101,14 +118,14 @@ func (e *engine[V]) loadWindows() error {
 		return nil
 	}
 	ws.open = 0
-	clear(ws.made)
+	clear(ws.released)
 	for i, a := range e.cfg.group.windows {
 		ws.aggs[i] = aggWindows{nextClose: math.MinInt64, nextPurge: math.MinInt64, storeEnd: math.MaxInt64} // found by the first scan
 		from, limit, err := e.openFrom(a.name)
 		if err != nil {
 			return err
 		}
-		open, _, err := e.liveWindows(from, limit, limit)
+		open, _, err := e.liveWindows(from, limit, limit, false)
 		if err != nil {
 			return err
 		}
@@ -137,7 +154,7 @@ func (e *engine[V]) loadWindows() error {
 // *LateError if every window of p has closed. Which windows a record goes
 // into is the kind's choice: the place for the kinds whose windows depend
 // on the key's other windows.
-func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold windowFold) error {
 	aggs := e.cfg.group.windows
 	if e.win == nil || index < 0 || index >= len(aggs) || aggs[index].owner != owner {
 		return fmt.Errorf("group %s does not declare this windowed aggregation (its handle belongs to another group)", e.cfg.group.name)
@@ -157,7 +174,7 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 
 // addToFixedWindows folds into the open windows of key that hold p's
 // time, for the kinds whose windows are fixed by time alone.
-func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	ws := e.win
 	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
 	added := 0
@@ -178,13 +195,13 @@ func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p 
 
 // foldWindow folds into the window s of key, and hands the update to the
 // handler if the aggregation emits updates.
-func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold func([]byte, bool) ([]byte, error)) error {
+func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold windowFold) error {
 	k := spanKey(a.name, key, s)
 	ws := e.win
 	st := &ws.aggs[index]
 	r, held := e.rows.get(k)
 	if !held {
-		if _, made := ws.made[k]; made || !ws.loaded || s.end <= st.storeEnd {
+		if _, released := ws.released[k]; released || !ws.loaded || s.end <= st.storeEnd {
 			// It may be in the store; if not, it is new (see the
 			// invariants).
 			var err error
@@ -195,28 +212,28 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 		}
 	}
 	var raw []byte
+	var kept any
 	ok := held && r.exists
 	if ok {
 		raw = r.raw
+		kept = ws.takeDecoded(k, raw)
 	}
 	// fold runs the aggregator, which cannot reach the rows: r stays
 	// the row of k.
-	raw, err := fold(raw, ok)
+	raw, v, err := fold(raw, ok, kept)
 	if err != nil {
 		return err
 	}
 	var zero V
-	e.setRow(k, r, held, raw, true, zero, false)
+	if nr := e.setRow(k, r, held, raw, true, zero, false); !held {
+		nr.absent = true // see the invariants
+	}
+	if v != nil && len(ws.decoded) < maxDecoded {
+		ws.decoded[k] = decodedAggregate{raw: raw, v: v}
+	}
 	if !ok {
 		ws.unapplied[k] = struct{}{}
 		ws.open++
-		if s.end > st.storeEnd {
-			if len(ws.made) < ws.madeLimit {
-				ws.made[k] = struct{}{}
-			} else {
-				st.storeEnd = s.end
-			}
-		}
 		at := a.w.closesAt(s.end)
 		st.nextClose = min(st.nextClose, at)
 		ws.next = min(ws.next, at)
@@ -292,7 +309,7 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 		return err
 	}
 	_, hi := windowRange(a.name, a.w.closedBelow(e.stream))
-	due, next, err := e.liveWindows(from, hi, limit)
+	due, next, err := e.liveWindows(from, hi, limit, true)
 	if err != nil {
 		return err
 	}
@@ -314,7 +331,7 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 // error policy applies. Under Fail the window stays open, to close again
 // when the partition restarts; skipped or dead-lettered, it is closed.
 func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error {
-	raw, ok, err := e.getRaw(k)
+	raw, ok, err := e.closingRaw(k)
 	if err != nil || !ok {
 		return err
 	}
@@ -324,9 +341,11 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	if c.ctx == nil {
 		c.ctx = e.baseCtx
 	}
-	rec := &kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
+	// The key is the record's own: emits share it.
+	rec := &e.win.rec
+	*rec = kgo.Record{Partition: e.partition, Offset: -1, Key: []byte(key), Value: raw, Timestamp: w.End}
 	c.rec, c.key, c.err, c.at = rec, key, nil, w.End
-	clear(e.undo)
+	clearUndo(e.undo)
 	e.recordDirty = len(e.dirty)
 	emitted := len(e.out)
 	err = e.callResult(a, key, w, raw, true)
@@ -336,7 +355,7 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	if err == nil {
 		e.cfg.metrics.windowResult(true)
 		err = e.windowClosed(a, st, k, s)
-		clear(e.undo)
+		clearUndo(e.undo)
 		return err
 	}
 	clear(e.out[emitted:])
@@ -353,16 +372,21 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 		return cerr
 	}
 	clear(e.undo)
-	return e.onFailure([]*kgo.Record{rec}, werr)
+	failed := *rec // the next window reuses rec
+	return e.onFailure([]*kgo.Record{&failed}, werr)
 }
 
 // windowClosed moves the aggregation's cursor to the window row k, which
 // has closed (closeDue writes it), and purges it if its retention is over.
 func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s span) error {
-	var zero V
 	st.closed = k
 	e.win.open--
-	delete(e.win.made, k) // no record writes to it again
+	if len(e.win.released) > 0 {
+		delete(e.win.released, k) // no record writes to it again
+	}
+	if len(e.win.decoded) > 0 {
+		delete(e.win.decoded, k)
+	}
 	if a.w.kind == sessionWindows {
 		if err := e.sessionClosed(a, k, s); err != nil {
 			return err
@@ -373,7 +397,8 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 		return nil
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
-	return e.setRaw(k, nil, false, zero, false)
+	e.deleteWindowRow(k)
+	return nil
 }
 
 // purgeDue deletes aggregation a's closed windows whose retention stream
@@ -393,18 +418,15 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	if string(from) < string(hi) {
 		hi = from
 	}
-	due, next, err := e.liveWindows(lo, hi, limit)
+	due, next, err := e.liveWindows(lo, hi, limit, false)
 	if err != nil {
 		return err
 	}
 	if _, s, ok := parseSpanKey(next); ok && next < string(from) {
 		st.nextPurge = a.w.purgedAt(s.end)
 	}
-	var zero V
 	for _, k := range due {
-		if err := e.setRaw(k, nil, false, zero, false); err != nil {
-			return err
-		}
+		e.deleteWindowRow(k)
 		e.cfg.metrics.windowsPurged.Add(1)
 		if a.w.kind == slidingWindows {
 			if err := e.slidingPurged(a, k); err != nil {
@@ -414,49 +436,4 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	}
 	clear(e.undo)
 	return nil
-}
-
-// windowsApplied forgets the window rows the store now holds.
-func (e *engine[V]) windowsApplied() {
-	if e.win == nil {
-		return
-	}
-	if len(e.dirty) == 0 {
-		// No row is dirty: the store holds them all.
-		clear(e.win.unapplied)
-		return
-	}
-	for k := range e.win.unapplied {
-		if r, ok := e.rows.peek(k); !ok || !r.dirty {
-			delete(e.win.unapplied, k)
-		}
-	}
-}
-
-// windowsDiscarded goes back to the store's windows.
-func (e *engine[V]) windowsDiscarded() {
-	if e.win == nil {
-		return
-	}
-	clear(e.win.unapplied)
-	e.win.loaded = false
-	e.win.next = math.MinInt64
-}
-
-// windowUndone keeps the count of open windows when a failed record's
-// changes to the row of key are undone: u is the row before the record,
-// which may have made a window (a new one) or deleted one (a session it
-// merged into another).
-func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
-	if e.win == nil || !strings.HasPrefix(key, windowSpace) {
-		return
-	}
-	was := u.held && u.row.exists
-	switch {
-	case now.exists && !was:
-		e.win.open--
-		delete(e.win.made, key) // it will not close
-	case !now.exists && was:
-		e.win.open++
-	}
 }

@@ -40,6 +40,10 @@ type row[V any] struct {
 	exists  bool
 	dirty   bool // changed by the batch in hand
 	pending bool // written to the changelog, not yet to the store
+	// absent: the row did not exist when the batch in hand first changed
+	// it, neither in the store nor in a pending changelog record, so if
+	// the batch deletes it there is nothing to write.
+	absent bool
 }
 
 func (r *row[V]) pinned() bool { return r.dirty || r.pending }
@@ -62,20 +66,39 @@ type rowCache[V any] struct {
 	pendingRows []*row[V]
 	// byValue is whether a decoded V may be kept and handed out as a copy.
 	byValue bool
+	// released, if set, is told of each row that leaves memory clean,
+	// the store's.
+	released *func(key string, r *row[V])
 }
 
 func newRowCache[V any](size int, byValue bool) rowCache[V] {
 	evicted := make(map[string]*row[V])
+	released := new(func(string, *row[V]))
 	lru, err := simplelru.NewLRU(size, func(key string, r *row[V]) {
-		if r.pinned() {
+		switch {
+		case r.pinned():
 			evicted[key] = r
+		case *released != nil:
+			(*released)(key, r)
 		}
 	})
 	if err != nil {
 		// NewProcessor accepts only positive sizes.
 		panic(fmt.Sprintf("row cache of %d rows: %v", size, err))
 	}
-	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue}
+	return rowCache[V]{lru: lru, evicted: evicted, byValue: byValue, released: released}
+}
+
+// unevict forgets the row r of key, clean again, if the LRU had let go of
+// it.
+func (c *rowCache[V]) unevict(key string, r *row[V]) {
+	if _, ok := c.evicted[key]; !ok {
+		return
+	}
+	delete(c.evicted, key)
+	if *c.released != nil {
+		(*c.released)(key, r)
+	}
 }
 
 // get returns the row of key if the engine holds it, making it the most
@@ -205,22 +228,43 @@ func (e *engine[V]) setRaw(key string, raw []byte, exists bool, val V, hasVal bo
 }
 
 // setRow is setRaw of the row r of key as rows.get returned it: held is
-// whether the engine holds it.
-func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) {
+// whether the engine holds it. It returns the row, made if not held; a
+// caller that knows a row it did not hold does not exist marks it absent.
+func (e *engine[V]) setRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) *row[V] {
+	e.saveUndo(key, r, held)
+	return e.writeRow(key, r, held, raw, exists, val, hasVal)
+}
+
+// writeRow is setRow with no undo entry, for a change no failure undoes.
+func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exists bool, val V, hasVal bool) *row[V] {
 	if exists && raw == nil {
 		raw = []byte{} // nil is a tombstone
 	}
-	e.saveUndo(key, r, held)
 	if !held {
 		r = &row[V]{}
 		e.rows.lru.Add(key, r)
 	}
 	if !r.dirty {
+		// A clean row the engine holds is the store's.
+		r.absent = held && !r.exists && !r.pending
 		r.dirty = true
 		e.dirty = append(e.dirty, key)
 		e.dirtyRows = append(e.dirtyRows, r)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
+	return r
+}
+
+// unwritten reports whether the dirty row r of key needs no changelog
+// record: the batch deleted a row that did not exist before it. The row
+// is then clean, as the store has it.
+func (e *engine[V]) unwritten(key string, r *row[V]) bool {
+	if r.exists || !r.absent {
+		return false
+	}
+	r.dirty = false
+	e.rows.unevict(key, r)
+	return true
 }
 
 // saveUndo remembers the row of key as it was before the current record
@@ -252,7 +296,7 @@ func (e *engine[V]) undoRecord() {
 			*r = u.row
 			if !r.pinned() {
 				// Clean again: the store has it.
-				delete(rows.evicted, key)
+				rows.unevict(key, r)
 			}
 		}
 	}
@@ -283,7 +327,7 @@ func (e *engine[V]) rowsApplied() {
 		}
 		r.pending = false
 		if !r.dirty {
-			delete(rows.evicted, key)
+			rows.unevict(key, r)
 		}
 	}
 	clear(rows.pendingKeys)

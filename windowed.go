@@ -65,9 +65,10 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // there, or at a tick with IdleAdvance. A record whose every window has
 // closed is late: it fails with a *LateError under the group's error
 // policy (dead-letter kind "late"). A closed window is purged from the
-// store, with a tombstone in the changelog, once stream time reaches its
-// start plus the retention (Windows.Retain; default: size plus grace, so
-// at close).
+// store, with a tombstone in the changelog (none if the batch that made
+// it purges it: it writes nothing), once stream time reaches its start
+// plus the retention (Windows.Retain; default: size plus grace, so at
+// close).
 func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[M, A], h WindowHandler[V, A]) *Windowed[M, A] {
 	a := &Windowed[M, A]{name: name, w: w, agg: agg, owner: g, index: -1, byValue: valueSafe(reflect.TypeFor[A]())}
 	edge := fmt.Sprintf("window %q", name)
@@ -125,6 +126,13 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 	return a
 }
 
+// windowFold folds a record into the aggregate of a window: raw is the
+// window's encoded aggregate (ok false for a new window) and kept, if not
+// nil, raw decoded, the fold's to change. It returns the new encoded
+// aggregate and, for an aggregate that holds references, the new one
+// decoded, which the bytes share nothing with, for the next fold.
+type windowFold func(raw []byte, ok bool, kept any) ([]byte, any, error)
+
 func encodeAggregate[A any](name string, c codec.Codec[A], v A, byValue bool) ([]byte, error) {
 	raw, err := c.Encode(v)
 	if err != nil {
@@ -166,17 +174,26 @@ func (a *Windowed[M, A]) add(rc *recordCtx, msg M, p Point) error {
 		rc.misuse(err)
 		return err
 	}
-	fold := func(raw []byte, ok bool) ([]byte, error) {
+	fold := func(raw []byte, ok bool, kept any) ([]byte, any, error) {
 		var v A
-		if ok {
+		switch kv, isA := kept.(A); {
+		case isA:
+			v = kv
+		case ok:
 			var err error
 			if v, err = a.agg.Codec.Decode(raw); err != nil {
-				return nil, fmt.Errorf("window %q: decode aggregate: %w", a.name, err)
+				return nil, nil, fmt.Errorf("window %q: decode aggregate: %w", a.name, err)
 			}
-		} else {
+		default:
 			v = a.agg.Init()
 		}
-		return encodeAggregate(a.name, a.agg.Codec, a.agg.Add(v, msg, p), a.byValue)
+		v = a.agg.Add(v, msg, p)
+		raw, err := encodeAggregate(a.name, a.agg.Codec, v, a.byValue)
+		if err != nil || a.byValue {
+			// An aggregate of values decodes for less than keeping it.
+			return raw, nil, err
+		}
+		return raw, v, nil
 	}
 	err := rc.io.addToWindows(a, a.index, rc.key, p, fold)
 	if err != nil {

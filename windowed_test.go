@@ -1,6 +1,9 @@
 package sluice
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +130,61 @@ func TestOpenWindowsCountLeavesOutThoseOfAFailedRecordAndTheClosed(t *testing.T)
 	if n := e2.win.open; n != 1 {
 		t.Errorf("a new engine counts %d open windows, want 1", n)
 	}
+}
+
+// TestAWindowMadeAndClosedInOneBatchWritesNothingToTheChangelog closes,
+// in one batch, windows of earlier batches and a window the batch made:
+// only the former get a tombstone, and a new engine on the store neither
+// hands out the closed windows' results again nor finds their rows.
+func TestAWindowMadeAndClosedInOneBatchWritesNothingToTheChangelog(t *testing.T) {
+	g := DefineGroup[string]("w")
+	out := Output(g, "out", codec.String())
+	a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), func(ctx *Context[string], r WindowResult[int64]) error {
+		return out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value))
+	})
+	WindowedInput(g, "in", codec.String(), a)
+	e, st, _ := newTestEngine(t, g)
+	mustProcess(t, e, at(1, "a", ""), at(2, "b", ""))
+	commit(t, e)
+	wantEmits(t, mustProcess(t, e, at(3, "c", ""), at(4, "a", ""), at(12, "d", "")), "a 2", "b 1", "c 1")
+	recs := e.endBatch()
+	if err := e.applied(2); err != nil {
+		t.Fatal(err)
+	}
+	var tombstones, values []string
+	for _, r := range recs {
+		_, key, w, ok := parseWindowRowKey(string(r.Key))
+		if !ok {
+			continue
+		}
+		row := fmt.Sprintf("%s %d", key, w.End.Unix())
+		if r.Value == nil {
+			tombstones = append(tombstones, row)
+		} else {
+			values = append(values, row)
+		}
+	}
+	slices.Sort(tombstones)
+	if got := fmt.Sprint(tombstones, values); got != "[a 10 b 10] [d 20]" {
+		t.Errorf("the batch wrote the window rows %s (tombstones, values), want [a 10 b 10] [d 20]", got)
+	}
+	lo, hi := aggRange("counts")
+	it, err := st.Iter(lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for it.Next() {
+		_, key, w, _ := parseWindowRowKey(string(it.Key()))
+		stored = append(stored, fmt.Sprintf("%s %d", key, w.End.Unix()))
+	}
+	if err := errors.Join(it.Err(), it.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(stored); got != "[d 20]" {
+		t.Errorf("the store holds the window rows %s, want [d 20]", got)
+	}
+	// A new engine on the same store closes [10,20) alone.
+	e2 := newEngine(e.cfg, enginePartition{partition: 0, table: e.st, metrics: e.m})
+	wantEmits(t, mustProcess(t, e2, at(25, "e", "")), "d 1")
 }

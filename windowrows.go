@@ -60,10 +60,23 @@ func (e *engine[V]) openFrom(name string) (from, limit []byte, err error) {
 }
 
 // liveWindows returns the keys of the live window rows in [lo, hi), in
-// order, and the first one in [hi, limit), "" if there is none.
-func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next string, err error) {
+// order, and the first one in [hi, limit), "" if there is none. With all,
+// the keys in [lo, hi) are of every row the store or unapplied holds
+// there, also those the engine has deleted or undone since, for a caller
+// that reads each row anyway and skips them.
+func (e *engine[V]) liveWindows(lo, hi, limit []byte, all bool) (keys []string, next string, err error) {
 	if string(lo) >= string(limit) {
 		return nil, "", nil
+	}
+	// A row of the store is live unless the engine deleted it since; a
+	// row of unapplied only if the engine holds it, not undone.
+	live := func(k string) bool {
+		r, held := e.rows.peek(k)
+		return !held || r.exists
+	}
+	made := func(k string) bool {
+		r, held := e.rows.peek(k)
+		return held && r.exists
 	}
 	it, err := e.st.Iter(lo, limit)
 	if err != nil {
@@ -71,14 +84,16 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 	}
 	for it.Next() {
 		k := string(it.Key())
-		if r, held := e.rows.peek(k); held && !r.exists {
-			continue // purged, not yet applied
-		}
 		if k >= string(hi) {
+			if !live(k) {
+				continue // purged, not yet applied
+			}
 			next = k
 			break
 		}
-		keys = append(keys, k)
+		if all || live(k) {
+			keys = append(keys, k)
+		}
 	}
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
@@ -88,16 +103,15 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte) (keys []string, next strin
 		if k < string(lo) || k >= string(limit) {
 			continue
 		}
-		if r, held := e.rows.peek(k); !held || !r.exists {
-			continue // undone or purged
-		}
 		if k >= string(hi) {
-			if next == "" || k < next {
+			if (next == "" || k < next) && made(k) {
 				next = k
 			}
 			continue
 		}
-		keys = append(keys, k)
+		if all || made(k) {
+			keys = append(keys, k)
+		}
 	}
 	if stored == len(keys) {
 		return keys, next, nil

@@ -167,7 +167,7 @@ func BenchmarkWindowedCount(b *testing.B) {
 			return
 		}
 		got := countRecords(b, br, sluiceWindowOutput)
-		b.Logf("sluice: %d window counts", got)
+		b.Logf("sluice: %d window counts, %d changelog records", got, countRecords(b, br, windowGroup().TableTopic()))
 		if got != rawResults || got == 0 {
 			b.Errorf("sluice emitted %d window counts, the raw side %d", got, rawResults)
 		}

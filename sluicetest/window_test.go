@@ -528,3 +528,107 @@ func TestWindowsClosedBeforeAFailedFinalResultAreNotClosedAgain(t *testing.T) {
 		})
 	}
 }
+
+// tallyCodec encodes a tally of strings as JSON, counting its decodes; it
+// refuses to encode a tally that holds "unencodable".
+type tallyCodec struct{ decodes *int }
+
+func (c tallyCodec) Encode(v map[string]int) ([]byte, error) {
+	if v["unencodable"] > 0 {
+		return nil, errors.New("tally holds unencodable")
+	}
+	return codec.JSON[map[string]int]().Encode(v)
+}
+
+func (c tallyCodec) Decode(b []byte) (map[string]int, error) {
+	*c.decodes++
+	return codec.JSON[map[string]int]().Decode(b)
+}
+
+// tallyGroup tallies the values of "in" per key in tumbling windows of
+// 10 s, its aggregator changing the tally in place; a record of value
+// "bad" fails after it is added. Each result is "<key> <tally as JSON>".
+func tallyGroup(decodes *int) (*sluice.Group[string], *sluice.OutputTopic[string]) {
+	g := sluice.DefineGroup[string]("windows")
+	out := sluice.Output(g, "results", codec.String())
+	tally := sluice.Aggregator[string, map[string]int]{
+		Init: func() map[string]int { return map[string]int{} },
+		Add: func(m map[string]int, v string, _ sluice.Point) map[string]int {
+			m[v]++
+			return m
+		},
+		Codec: tallyCodec{decodes: decodes},
+	}
+	agg := sluice.Aggregate(g, "tally", sluice.Tumbling(10*time.Second), tally, func(ctx *sluice.Context[string], r sluice.WindowResult[map[string]int]) error {
+		b, err := codec.JSON[map[string]int]().Encode(r.Value)
+		if err != nil {
+			return err
+		}
+		return out.Emit(ctx, r.Key, r.Key+" "+string(b))
+	})
+	sluice.Input(g, "in", codec.String(), func(ctx *sluice.Context[string], v string) error {
+		if err := agg.Add(ctx, v); err != nil {
+			return err
+		}
+		if v == "bad" {
+			return errors.New("bad record")
+		}
+		return nil
+	})
+	return g, out
+}
+
+func TestAWindowsAggregateIsDecodedOnceForTheRecordsOfABatch(t *testing.T) {
+	var decodes int
+	g, out := tallyGroup(&decodes)
+	tt := newWindowTester(t, g, sluicetest.ManualCommit())
+	for i, v := range []string{"x", "y", "x", "z"} {
+		if err := sluicetest.Send(tt, "in", "a", v, sec(float64(1+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if decodes != 0 {
+		t.Errorf("four records folded into one window of a batch decoded its aggregate %d times, want 0", decodes)
+	}
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A new batch reads the row as the store has it.
+	if err := sluicetest.Send(tt, "in", "a", "y", sec(6)); err != nil {
+		t.Fatal(err)
+	}
+	if decodes != 1 {
+		t.Errorf("the window's first record of a batch decoded its aggregate %d times, want 1", decodes)
+	}
+	if err := sluicetest.Send(tt, "in", "b", "x", sec(11)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out), `a {"x":2,"y":2,"z":1}`)
+}
+
+// TestAFailedRecordLeavesNoTraceInAWindowsAggregateKeptDecoded fails a
+// record after its Add changed the tally in place, and another whose
+// tally does not encode, among records of one batch.
+func TestAFailedRecordLeavesNoTraceInAWindowsAggregateKeptDecoded(t *testing.T) {
+	var decodes int
+	g, out := tallyGroup(&decodes)
+	tt := newWindowTester(t, g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.OnError(sluice.Skip)))
+	for i, v := range []string{"x", "bad", "y", "unencodable", "y", "bad"} {
+		if err := sluicetest.Send(tt, "in", "a", v, sec(float64(1+i))); err != nil {
+			t.Fatalf("record %s: %v", v, err) // skipped if it fails
+		}
+	}
+	if err := sluicetest.Send(tt, "in", "b", "x", sec(11)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out), `a {"x":1,"y":2}`)
+	if s := tt.Stats(); s.Skipped != 3 {
+		t.Errorf("skipped %d records, want 3", s.Skipped)
+	}
+}
