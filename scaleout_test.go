@@ -80,6 +80,10 @@ var scaleConfigs = []scaleConfig{
 	{name: "no-standbys-kill", kill: true},
 	{name: "standbys", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}},
 	{name: "standbys-kill", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}, kill: true},
+	// The transaction timeout no longer than the session timeout: a killed
+	// member's open transactions are aborted by the time its partitions
+	// move, and the new owners' restores need not wait for them.
+	{name: "standbys-kill-txn6s", opts: []sluice.ProcessorOpt{sluice.Standbys(1), sluice.KafkaOptions(kgo.TransactionTimeout(6 * time.Second))}, kill: true},
 }
 
 // What TestScaleOut tells a worker process; scaleEnvWorker, the worker's
