@@ -306,8 +306,10 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 }
 
 // MaxBufferedBytes bounds the input a processor's tasks hold before
-// processing it, all together: the bytes of the keys, values and headers of
-// records fetched and not yet processed. While its tasks hold that much,
+// processing it, all together: the memory of the records fetched and not yet
+// processed, their keys, values and headers and the client's structures for
+// each record (about 180 bytes, which for small records is most of it).
+// While its tasks hold that much,
 // the processor fetches nothing more until they catch up, so a slow handler
 // makes the processor wait rather than fill its memory, and the input held
 // does not grow with the partitions the processor owns. A single fetch

@@ -8,6 +8,7 @@ package sluice
 import (
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -135,14 +136,26 @@ func (t *task[V]) drop() {
 	}
 }
 
-// recordBytes is what a fetched record counts against MaxBufferedBytes.
+// recordBytes is what a fetched record counts against MaxBufferedBytes: the
+// memory it takes, its bytes and the client's structures for it. A record
+// of the count group's size (a short key, 100 bytes of value) takes more
+// memory in its structures than in its bytes: counting the bytes alone
+// would let the tasks hold more than twice the budget.
 func recordBytes(r *kgo.Record) int64 {
-	n := len(r.Key) + len(r.Value)
+	n := recordOverhead + len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
+		n += headerOverhead + len(h.Key) + len(h.Value)
 	}
 	return int64(n)
 }
+
+// recordOverhead is the memory a fetched record takes besides its bytes:
+// the client's Record and the pointer to it in its partition's records.
+// headerOverhead is that of each of its headers.
+const (
+	recordOverhead = int(unsafe.Sizeof(kgo.Record{}) + unsafe.Sizeof(&kgo.Record{}))
+	headerOverhead = int(unsafe.Sizeof(kgo.RecordHeader{}))
+)
 
 // step runs one step of ending a transaction in the task, after the records
 // delivered before it. A task that stopped has nothing to add: its work is
