@@ -162,3 +162,36 @@ func TestEmittedRecordsAreLetGoOfOnceAcknowledged(t *testing.T) {
 	})
 	r.stop(t)
 }
+
+// A processor's client fetches at most half of MaxBufferedBytes from a
+// broker at once, unless KafkaOptions says otherwise.
+func TestMaxBufferedBytesBoundsWhatTheClientFetchesAtOnce(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts []sluice.ProcessorOpt
+		want int32
+	}{
+		{name: "default", want: 16 << 20},
+		{name: "budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(8 << 20)}, want: 4 << 20},
+		{name: "small-budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(1)}, want: 1 << 20},
+		{name: "kafka-options", opts: []sluice.ProcessorOpt{sluice.KafkaOptions(kgo.FetchMaxBytes(3 << 20))}, want: 3 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			hook := &newClients{}
+			group := "fetchmax-" + c.name
+			runProcessor(t, defineCounter(group, group+"-in"), append(processorOpts(b, 1, t.TempDir()),
+				append(c.opts, sluice.KafkaOptions(kgo.WithHooks(hook)))...)...)
+			var cl *kgo.Client
+			waitFor(t, 30*time.Second, func() error {
+				if cl = hook.ofGroup(group); cl == nil {
+					return errors.New("no client of the group yet")
+				}
+				return nil
+			})
+			if got := cl.OptValue(kgo.FetchMaxBytes); got != c.want {
+				t.Errorf("FetchMaxBytes is %v, want %d", got, c.want)
+			}
+		})
+	}
+}

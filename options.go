@@ -103,7 +103,8 @@ func Brokers(addrs ...string) Opt {
 // KafkaOptions adds franz-go client options to every Kafka client sluice
 // creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
 // client IDs and tuning. On a processor's client they override sluice's
-// defaults: kgo.FetchMaxWait (100ms), kgo.ProducerLinger (0),
+// defaults: kgo.FetchMaxWait (100ms), kgo.FetchMaxBytes (see
+// MaxBufferedBytes), kgo.ProducerLinger (0),
 // kgo.RecordDeliveryTimeout (see DeliveryTimeout), kgo.TransactionTimeout
 // (10s), kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); fetch
 // sizes, compression, batching, retries, timeouts and hooks are the user's
@@ -314,7 +315,11 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 // makes the processor wait rather than fill its memory, and the input held
 // does not grow with the partitions the processor owns. A single fetch
 // larger than n is still handed on when the tasks hold nothing, so that
-// records of any size are processed. Default: 32 MiB per processor.
+// records of any size are processed. It also bounds what the processor's
+// client fetches from a broker at once (kgo.FetchMaxBytes, unless
+// KafkaOptions sets it): half of n, at least 1 MiB and at most 50 MiB, so
+// that the fetch the client holds ready while the tasks are busy does not
+// grow with the partitions either. Default: 32 MiB per processor.
 func MaxBufferedBytes(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
 }

@@ -174,3 +174,13 @@ func (t *task[V]) step(kind txnStepKind) error {
 		return nil
 	}
 }
+
+// fetchMaxBytes is the most a processor's client fetches from a broker at
+// once (kgo.FetchMaxBytes), given its MaxBufferedBytes: half of it, between
+// 1 MiB (what a partition gives a fetch by default) and kgo's default of 50
+// MiB. The client keeps a fetch ready for the next poll while the tasks
+// work through their budget; that fetch, decompressed, would otherwise grow
+// with the partitions a broker serves the processor.
+func fetchMaxBytes(maxBuffered int) int32 {
+	return int32(min(max(maxBuffered/2, 1<<20), 50<<20))
+}
