@@ -164,17 +164,18 @@ func TestEmittedRecordsAreLetGoOfOnceAcknowledged(t *testing.T) {
 }
 
 // A processor's client fetches at most half of MaxBufferedBytes from a
-// broker at once, unless KafkaOptions says otherwise.
-func TestMaxBufferedBytesBoundsWhatTheClientFetchesAtOnce(t *testing.T) {
+// broker at once, and holds at most MaxBufferedBytes of records produced
+// and not yet acknowledged, unless KafkaOptions say otherwise.
+func TestMaxBufferedBytesBoundsWhatTheClientFetchesAndProducesAtOnce(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		opts []sluice.ProcessorOpt
-		want int32
+		name                string
+		opts                []sluice.ProcessorOpt
+		fetch, produceBytes any
 	}{
-		{name: "default", want: 16 << 20},
-		{name: "budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(8 << 20)}, want: 4 << 20},
-		{name: "small-budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(1)}, want: 1 << 20},
-		{name: "kafka-options", opts: []sluice.ProcessorOpt{sluice.KafkaOptions(kgo.FetchMaxBytes(3 << 20))}, want: 3 << 20},
+		{name: "default", fetch: int32(16 << 20), produceBytes: int64(32 << 20)},
+		{name: "budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(8 << 20)}, fetch: int32(4 << 20), produceBytes: int64(8 << 20)},
+		{name: "small-budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(1)}, fetch: int32(1 << 20), produceBytes: int64(1 << 20)},
+		{name: "kafka-options", opts: []sluice.ProcessorOpt{sluice.KafkaOptions(kgo.FetchMaxBytes(3<<20), kgo.MaxBufferedBytes(5<<20))}, fetch: int32(3 << 20), produceBytes: int64(5 << 20)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := startBroker(t)
@@ -189,8 +190,11 @@ func TestMaxBufferedBytesBoundsWhatTheClientFetchesAtOnce(t *testing.T) {
 				}
 				return nil
 			})
-			if got := cl.OptValue(kgo.FetchMaxBytes); got != c.want {
-				t.Errorf("FetchMaxBytes is %v, want %d", got, c.want)
+			if got := cl.OptValue(kgo.FetchMaxBytes); got != c.fetch {
+				t.Errorf("FetchMaxBytes is %v, want %v", got, c.fetch)
+			}
+			if got := cl.OptValue(kgo.MaxBufferedBytes); got != c.produceBytes {
+				t.Errorf("MaxBufferedBytes is %v, want %v", got, c.produceBytes)
 			}
 		})
 	}

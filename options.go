@@ -113,8 +113,8 @@ func Brokers(addrs ...string) Opt {
 // creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
 // client IDs and tuning. They override sluice's defaults: on every client
 // kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); on a
-// processor's client kgo.FetchMaxWait (100ms), kgo.FetchMaxBytes (see
-// MaxBufferedBytes), kgo.ProducerLinger (0), kgo.RecordDeliveryTimeout (see
+// processor's client kgo.FetchMaxWait (100ms), kgo.FetchMaxBytes and
+// kgo.MaxBufferedBytes (see MaxBufferedBytes), kgo.ProducerLinger (0), kgo.RecordDeliveryTimeout (see
 // DeliveryTimeout) and kgo.TransactionTimeout (10s); on the table reader of
 // a view, and of a processor's restores, joins and lookups,
 // kgo.FetchMaxWait (100ms). Fetch sizes, compression, batching, linger,
@@ -323,20 +323,26 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }
 
-// MaxBufferedBytes bounds the input a processor's tasks hold before
-// processing it, all together: the memory of the records fetched and not yet
-// processed, their keys, values and headers and the client's structures for
-// each record (about 180 bytes, which for small records is most of it).
-// While its tasks hold that much,
-// the processor fetches nothing more until they catch up, so a slow handler
-// makes the processor wait rather than fill its memory, and the input held
-// does not grow with the partitions the processor owns. A single fetch
-// larger than n is still handed on when the tasks hold nothing, so that
-// records of any size are processed. It also bounds what the processor's
-// client fetches from a broker at once (kgo.FetchMaxBytes, unless
-// KafkaOptions sets it): half of n, at least 1 MiB and at most 50 MiB, so
-// that the fetch the client holds ready while the tasks are busy does not
-// grow with the partitions either. Default: 32 MiB per processor.
+// MaxBufferedBytes bounds the memory a processor holds of the records it
+// reads and writes, however many partitions it owns:
+//
+//   - the input its tasks hold before processing it, all together: the
+//     records fetched and not yet processed, counted as the memory they
+//     take, their keys, values and headers and the client's structures for
+//     each (about 180 bytes, which for small records is most of it). While
+//     the tasks hold n, the processor fetches nothing more until they catch
+//     up, so a slow handler makes it wait rather than fill its memory. A
+//     single fetch larger than n is still handed on when the tasks hold
+//     nothing, so that records of any size are processed;
+//   - what its client fetches from a broker at once, which it holds ready
+//     while the tasks are busy: half of n, at least 1 MiB and at most 50
+//     MiB (kgo.FetchMaxBytes, unless KafkaOptions sets it);
+//   - the bytes of the records it produced and Kafka has not yet
+//     acknowledged: n, at least 1 MiB (kgo.MaxBufferedBytes, unless
+//     KafkaOptions sets it); a handler that emits more waits for
+//     acknowledgements.
+//
+// Default: 32 MiB per processor.
 func MaxBufferedBytes(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
 }

@@ -184,3 +184,14 @@ func (t *task[V]) step(kind txnStepKind) error {
 func fetchMaxBytes(maxBuffered int) int32 {
 	return int32(min(max(maxBuffered/2, 1<<20), 50<<20))
 }
+
+// produceMaxBufferedBytes is how many bytes of records a processor's client
+// holds produced and not yet acknowledged (kgo.MaxBufferedBytes), given its
+// MaxBufferedBytes: as many, and at least 1 MiB, so that no record the
+// client would send (kgo.ProducerBatchMaxBytes is about 1 MB by default)
+// is failed for being larger than that. kgo bounds the records buffered
+// (50,000) but not their bytes: without it, a handler that emits large
+// records would hold up to 50,000 of them.
+func produceMaxBufferedBytes(maxBuffered int) int {
+	return max(maxBuffered, 1<<20)
+}
