@@ -163,8 +163,8 @@ func TestEmittedRecordsAreLetGoOfOnceAcknowledged(t *testing.T) {
 	r.stop(t)
 }
 
-// A processor's client fetches at most half of MaxBufferedBytes from a
-// broker at once, and holds at most MaxBufferedBytes of records produced
+// A processor's client fetches at most a quarter of MaxBufferedBytes from
+// a broker at once, and holds at most MaxBufferedBytes of records produced
 // and not yet acknowledged, unless KafkaOptions say otherwise.
 func TestMaxBufferedBytesBoundsWhatTheClientFetchesAndProducesAtOnce(t *testing.T) {
 	for _, c := range []struct {
@@ -172,8 +172,8 @@ func TestMaxBufferedBytesBoundsWhatTheClientFetchesAndProducesAtOnce(t *testing.
 		opts                []sluice.ProcessorOpt
 		fetch, produceBytes any
 	}{
-		{name: "default", fetch: int32(16 << 20), produceBytes: int64(32 << 20)},
-		{name: "budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(8 << 20)}, fetch: int32(4 << 20), produceBytes: int64(8 << 20)},
+		{name: "default", fetch: int32(8 << 20), produceBytes: int64(32 << 20)},
+		{name: "budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(8 << 20)}, fetch: int32(2 << 20), produceBytes: int64(8 << 20)},
 		{name: "small-budget", opts: []sluice.ProcessorOpt{sluice.MaxBufferedBytes(1)}, fetch: int32(1 << 20), produceBytes: int64(1 << 20)},
 		{name: "kafka-options", opts: []sluice.ProcessorOpt{sluice.KafkaOptions(kgo.FetchMaxBytes(3<<20), kgo.MaxBufferedBytes(5<<20))}, fetch: int32(3 << 20), produceBytes: int64(5 << 20)},
 	} {

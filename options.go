@@ -334,9 +334,9 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 //     up, so a slow handler makes it wait rather than fill its memory. A
 //     single fetch larger than n is still handed on when the tasks hold
 //     nothing, so that records of any size are processed;
-//   - what its client fetches from a broker at once, which it holds ready
-//     while the tasks are busy: half of n, at least 1 MiB and at most 50
-//     MiB (kgo.FetchMaxBytes, unless KafkaOptions sets it);
+//   - what its client fetches from each broker at once, which it holds
+//     ready while the tasks are busy: a quarter of n, at least 1 MiB and at
+//     most 50 MiB (kgo.FetchMaxBytes, unless KafkaOptions sets it);
 //   - the bytes of the records it produced and Kafka has not yet
 //     acknowledged: n, at least 1 MiB (kgo.MaxBufferedBytes, unless
 //     KafkaOptions sets it); a handler that emits more waits for

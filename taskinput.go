@@ -176,13 +176,14 @@ func (t *task[V]) step(kind txnStepKind) error {
 }
 
 // fetchMaxBytes is the most a processor's client fetches from a broker at
-// once (kgo.FetchMaxBytes), given its MaxBufferedBytes: half of it, between
-// 1 MiB (what a partition gives a fetch by default) and kgo's default of 50
-// MiB. The client keeps a fetch ready for the next poll while the tasks
-// work through their budget; that fetch, decompressed, would otherwise grow
-// with the partitions a broker serves the processor.
+// once (kgo.FetchMaxBytes), given its MaxBufferedBytes: a quarter of it,
+// between 1 MiB (what a partition gives a fetch by default) and kgo's
+// default of 50 MiB. The client keeps a fetch from every broker ready for
+// the next poll while the tasks work through their budget, and reads the
+// next; with kgo's default, what a broker serving many of the processor's
+// partitions sends, decompressed, outgrew the budget.
 func fetchMaxBytes(maxBuffered int) int32 {
-	return int32(min(max(maxBuffered/2, 1<<20), 50<<20))
+	return int32(min(max(maxBuffered/4, 1<<20), 50<<20))
 }
 
 // produceMaxBufferedBytes is how many bytes of records a processor's client

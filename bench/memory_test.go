@@ -39,7 +39,7 @@ const (
 	memRecordsEnv    = "SLUICE_BENCH_MEM_RECORDS"
 	memPartitionsEnv = "SLUICE_BENCH_MEM_PARTITIONS"
 	memStateEnv      = "SLUICE_BENCH_MEM_STATE"
-	// MemHeapProfileEnv, when set in the environment of the benchmark,
+	// memHeapProfileEnv, when set in the environment of the benchmark,
 	// names a file the sluice child writes a heap profile to each time its
 	// resident memory reaches a new high, 5% above the last one written:
 	// what the Go heap holds at the peak. The raw child writes it to the
