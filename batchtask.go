@@ -192,9 +192,7 @@ func (t *task[V]) handleBatch(recs []*kgo.Record) error {
 			return fmt.Errorf("group %s: partition %d: flush state: %w", t.h.group, t.partition, err)
 		}
 	}
-	for _, r := range t.e.effects() {
-		t.produce(r)
-	}
+	t.produceEffects()
 	clear(c.sent)
 	c.sent = c.sent[:0]
 	clear(c.kept)

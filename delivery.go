@@ -55,6 +55,19 @@ func (t *task[V]) produce(r *kgo.Record) {
 	t.cl.Produce(t.h.writeCtx, r, t.promise)
 }
 
+// produceEffects produces the records the engine's processed records asked
+// to write, and lets go of them: the engine reuses its slice of them, which
+// would otherwise keep them alive after Kafka acknowledged them, until
+// records of a later call overwrote them, and with them the fetched input
+// batches their keys share bytes with (see emitEncoded).
+func (t *task[V]) produceEffects() {
+	effects := t.e.effects()
+	for _, r := range effects {
+		t.produce(r)
+	}
+	clear(effects)
+}
+
 // onProduced is the promise of every record the task produces.
 func (t *task[V]) onProduced(r *kgo.Record, err error) {
 	if err != nil {

@@ -55,7 +55,8 @@ func DeliveryThreshold(n int) EmitterOpt {
 // DeliveryInterval sets how long the Kafka client lingers: records of a
 // partition wait up to d for more to send with them, unless a batch fills
 // up, MaxBufferedRecords are waiting, or Flush or Close is called. It is
-// franz-go's ProducerLinger, and overrides one given with KafkaOptions.
+// franz-go's ProducerLinger: an emitter given both it and kgo.ProducerLinger
+// in KafkaOptions makes NewEmitter fail.
 // Default: 0, the client's own linger (10ms in franz-go v1.22).
 func DeliveryInterval(d time.Duration) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.interval = d })
@@ -108,6 +109,13 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	}
 	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
+	}
+	owned := emitterOwned
+	if cfg.interval > 0 {
+		owned = append(slices.Clip(owned), emitterLinger)
+	}
+	if err := checkKafkaOptions("emitter "+topic, cfg.client.kafkaOpts, owned); err != nil {
+		return nil, err
 	}
 	outcomes, err := newEmitterCounts(topic, &cfg.client)
 	if err != nil {

@@ -1,10 +1,12 @@
 package sluice
 
-// Which franz-go options a user may give a processor through KafkaOptions.
-// A processor's client gets sluice's defaults first, then the user's
-// options, then the options sluice owns, so that a user's tuning overrides a
-// default and nothing overrides what the guarantees rest on. Giving an
-// owned option is an error rather than an option silently ignored.
+// Which franz-go options a user may give through KafkaOptions. Every
+// client sluice makes, a processor's, a view's or lookup's table reader, an
+// emitter's, gets sluice's defaults first, then the user's options, then
+// the options sluice owns for that kind of client, so that a user's tuning
+// overrides a default and nothing overrides what the object rests on.
+// Giving an owned option is an error rather than an option silently
+// ignored.
 
 import (
 	"fmt"
@@ -54,7 +56,41 @@ var processorOwned = []ownedOption{
 	{"kgo.AutoCommitMarks", kgo.AutoCommitMarks, nil, "a processor commits only offsets whose effects are durable"},
 	{"kgo.AutoCommitCallback", kgo.AutoCommitCallback, nil, "a processor reports its commits in Stats and Metrics"},
 	{"kgo.ManualFlushing", kgo.ManualFlushing, nil, "a processor waits for its records to be acknowledged"},
+	{"kgo.KeepControlRecords", kgo.KeepControlRecords, nil, "a processor's inputs and tables are read without the transactions' markers"},
 }
+
+// readerOwned are the options a table reader owns: the client of a view,
+// and of a processor's restores, joins and lookups, which get the
+// processor's KafkaOptions (processorOwned holds these too). The reader
+// chooses the partitions and offsets it reads, and how a table written
+// exactly once is read rests on the isolation level and the control
+// records.
+var readerOwned = []ownedOption{
+	{"kgo.ConsumerGroup", kgo.ConsumerGroup, kgo.ConsumerGroup("sluice-probe-alt"), "a table is read by partition, outside any group"},
+	{"kgo.ConsumeTopics", kgo.ConsumeTopics, nil, "a table reader reads its table's partitions"},
+	{"kgo.ConsumePartitions", kgo.ConsumePartitions, nil, "a table reader reads its table's partitions"},
+	{"kgo.ConsumeRegex", kgo.ConsumeRegex, nil, "a table reader reads its table's partitions"},
+	{"kgo.ConsumeResetOffset", kgo.ConsumeResetOffset, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-1)), "a table is read from its start"},
+	{"kgo.FetchIsolationLevel", kgo.FetchIsolationLevel, kgo.FetchIsolationLevel(kgo.ReadCommitted()), "a table is read committed, without the records of aborted transactions"},
+	{"kgo.KeepControlRecords", kgo.KeepControlRecords, nil, "a table reader tracks its progress through the transactions' markers"},
+}
+
+// emitterOwned are the options an emitter owns. It writes outside
+// transactions, hands every record to the client at once and consumes
+// nothing.
+var emitterOwned = []ownedOption{
+	{"kgo.RecordPartitioner", kgo.RecordPartitioner, kgo.RecordPartitioner(probePartitioner{alt: true}), "use sluice.Partitioning, which views, lookups and processors share"},
+	{"kgo.TransactionalID", kgo.TransactionalID, nil, "an emitter writes outside transactions"},
+	{"kgo.ManualFlushing", kgo.ManualFlushing, nil, "an emitter's records are sent without waiting for Flush"},
+	{"kgo.ConsumerGroup", kgo.ConsumerGroup, kgo.ConsumerGroup("sluice-probe-alt"), "an emitter consumes nothing"},
+	{"kgo.ConsumeTopics", kgo.ConsumeTopics, nil, "an emitter consumes nothing"},
+	{"kgo.ConsumePartitions", kgo.ConsumePartitions, nil, "an emitter consumes nothing"},
+	{"kgo.ConsumeRegex", kgo.ConsumeRegex, nil, "an emitter consumes nothing"},
+}
+
+// emitterLinger is owned by an emitter given DeliveryInterval, which sets
+// the linger itself.
+var emitterLinger = ownedOption{"kgo.ProducerLinger", kgo.ProducerLinger, kgo.ProducerLinger(12345 * time.Millisecond), "DeliveryInterval sets it; give one of the two"}
 
 const partitionCallbacks = "a processor's rebalance callbacks start and stop its tasks"
 
@@ -73,7 +109,8 @@ const probeAddr = "127.0.0.1:1"
 
 // checkKafkaOptions returns an error naming the first of owned that opts
 // set, with why a user may not set it, or an error if opts are not a valid
-// client configuration. The options' values tell what opts set: those of a
+// client configuration; object names the object opts were given to ("group
+// g", "view t"). The options' values tell what opts set: those of a
 // client made of opts after kgo's defaults, compared with a client made of
 // the defaults alone, and, since a user may set an option to its default
 // (kgo.ReadUncommitted), those of a client made of opts after the owned
@@ -81,8 +118,10 @@ const probeAddr = "127.0.0.1:1"
 //
 // The clients are of a group, so that group options are valid, and a group
 // client wraps the partition callbacks in its own: whether opts set them
-// shows only in that a client of no group refuses them.
-func checkKafkaOptions(group string, opts []kgo.Opt, owned []ownedOption) error {
+// shows only in that a client of no group refuses them: an object whose
+// owned options do not name them has a client of no group, and gets the
+// client's own error.
+func checkKafkaOptions(object string, opts []kgo.Opt, owned []ownedOption) error {
 	if len(opts) == 0 {
 		return nil
 	}
@@ -97,13 +136,13 @@ func checkKafkaOptions(group string, opts []kgo.Opt, owned []ownedOption) error 
 	for i, copts := range [][]kgo.Opt{def, slices.Concat(def, opts), alt, slices.Concat(alt, opts)} {
 		cl, err := kgo.NewClient(copts...)
 		if err != nil {
-			return fmt.Errorf("group %s: KafkaOptions: %w", group, err)
+			return fmt.Errorf("%s: KafkaOptions: %w", object, err)
 		}
 		defer cl.Close()
 		clients[i] = cl
 	}
 	refuse := func(name, why string) error {
-		return fmt.Errorf("group %s: KafkaOptions: %s is set by sluice and may not be given: %s", group, name, why)
+		return fmt.Errorf("%s: KafkaOptions: %s is set by sluice and may not be given: %s", object, name, why)
 	}
 	for _, o := range owned {
 		if o.fn == nil {
@@ -119,6 +158,9 @@ func checkKafkaOptions(group string, opts []kgo.Opt, owned []ownedOption) error 
 	if err == nil {
 		cl.Close()
 	} else if strings.Contains(err.Error(), "assigned/revoked/lost") {
+		if !slices.ContainsFunc(owned, func(o ownedOption) bool { return o.name == "kgo.OnPartitionsAssigned" }) {
+			return fmt.Errorf("%s: KafkaOptions: %w", object, err)
+		}
 		return refuse("kgo.OnPartitionsAssigned, kgo.OnPartitionsRevoked or kgo.OnPartitionsLost", partitionCallbacks)
 	}
 	return nil

@@ -74,8 +74,16 @@ func (c *clientConfig) partitioner() kgo.Partitioner {
 	return kafka.Partitioner(c.hasher.orDefault().fn)
 }
 
-// kgoOpts returns the client options shared by every client sluice makes.
+// kgoOpts returns the client options shared by every client sluice makes,
+// then the user's KafkaOptions, then extra.
 func (c *clientConfig) kgoOpts(extra ...kgo.Opt) []kgo.Opt {
+	return c.kgoOptsWith(nil, extra...)
+}
+
+// kgoOptsWith returns the client options shared by every client sluice
+// makes and defaults, which the user's KafkaOptions come after and so
+// override, then owned, which KafkaOptions may not set (see kafkaopts.go).
+func (c *clientConfig) kgoOptsWith(defaults []kgo.Opt, owned ...kgo.Opt) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.brokers...),
 		kgo.WithLogger(kafka.Logger(c.logger.With("component", "kafka"))),
@@ -84,8 +92,9 @@ func (c *clientConfig) kgoOpts(extra ...kgo.Opt) []kgo.Opt {
 		// instead of after the 5s default.
 		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
+	opts = append(opts, defaults...)
 	opts = append(opts, c.kafkaOpts...)
-	return append(opts, extra...)
+	return append(opts, owned...)
 }
 
 type clientOpt func(*clientConfig)
@@ -102,22 +111,31 @@ func Brokers(addrs ...string) Opt {
 
 // KafkaOptions adds franz-go client options to every Kafka client sluice
 // creates for the object, for TLS (kgo.DialTLSConfig), SASL (kgo.SASL),
-// client IDs and tuning. On a processor's client they override sluice's
-// defaults: kgo.FetchMaxWait (100ms), kgo.ProducerLinger (0),
-// kgo.RecordDeliveryTimeout (see DeliveryTimeout), kgo.TransactionTimeout
-// (10s), kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); fetch
-// sizes, compression, batching, retries, timeouts and hooks are the user's
-// to set. The options a processor owns, because how it consumes, commits
-// and partitions rests on them or because sluice has an option of its own
-// for them, make NewProcessor fail with an error naming the option:
+// client IDs and tuning. They override sluice's defaults: on every client
+// kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); on a
+// processor's client kgo.FetchMaxWait (100ms), kgo.FetchMaxBytes and
+// kgo.MaxBufferedBytes (see MaxBufferedBytes), kgo.ProducerLinger (0), kgo.RecordDeliveryTimeout (see
+// DeliveryTimeout) and kgo.TransactionTimeout (10s); on the table reader of
+// a view, and of a processor's restores, joins and lookups,
+// kgo.FetchMaxWait (100ms). Fetch sizes, compression, batching, linger,
+// retries, timeouts and hooks are the user's to set. The options an object
+// owns, because how it reads, writes, commits and partitions rests on them
+// or because sluice has an option of its own for them, make its
+// constructor fail with an error naming the option. A processor owns
 // kgo.ConsumerGroup, ConsumeTopics, ConsumePartitions, ConsumeRegex,
 // Balancers, BlockRebalanceOnPoll, OnPartitionsAssigned,
 // OnPartitionsRevoked, OnPartitionsLost, OnPartitionsCallbackBlocked,
-// ConsumeResetOffset (use StartAt), FetchIsolationLevel, RecordPartitioner
-// (use Partitioning), SessionTimeout (use SessionTimeout), InstanceID (use
-// InstanceID), TransactionalID, DisableAutoCommit, AutoCommitInterval (use
-// CommitInterval), AutoCommitMarks, AutoCommitCallback and ManualFlushing.
-// Default: none.
+// ConsumeResetOffset (use StartAt), FetchIsolationLevel, KeepControlRecords,
+// RecordPartitioner (use Partitioning), SessionTimeout (use
+// SessionTimeout), InstanceID (use InstanceID), TransactionalID,
+// DisableAutoCommit, AutoCommitInterval (use CommitInterval),
+// AutoCommitMarks, AutoCommitCallback and ManualFlushing. A view or window
+// view owns kgo.ConsumerGroup, ConsumeTopics, ConsumePartitions,
+// ConsumeRegex, ConsumeResetOffset, FetchIsolationLevel and
+// KeepControlRecords. An emitter owns kgo.RecordPartitioner (use
+// Partitioning), TransactionalID, ManualFlushing, ConsumerGroup,
+// ConsumeTopics, ConsumePartitions and ConsumeRegex, and kgo.ProducerLinger
+// when given DeliveryInterval. Default: none.
 func KafkaOptions(opts ...kgo.Opt) Opt {
 	return clientOpt(func(c *clientConfig) { c.kafkaOpts = append(c.kafkaOpts, opts...) })
 }
@@ -308,14 +326,26 @@ func Guarantee(g DeliveryGuarantee) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.guarantee = g })
 }
 
-// MaxBufferedBytes bounds the input a processor's tasks hold before
-// processing it, all together: the bytes of the keys, values and headers of
-// records fetched and not yet processed. While its tasks hold that much,
-// the processor fetches nothing more until they catch up, so a slow handler
-// makes the processor wait rather than fill its memory, and the input held
-// does not grow with the partitions the processor owns. A single fetch
-// larger than n is still handed on when the tasks hold nothing, so that
-// records of any size are processed. Default: 32 MiB per processor.
+// MaxBufferedBytes bounds the memory a processor holds of the records it
+// reads and writes, however many partitions it owns:
+//
+//   - the input its tasks hold before processing it, all together: the
+//     records fetched and not yet processed, counted as the memory they
+//     take, their keys, values and headers and the client's structures for
+//     each (about 180 bytes, which for small records is most of it). While
+//     the tasks hold n, the processor fetches nothing more until they catch
+//     up, so a slow handler makes it wait rather than fill its memory. A
+//     single fetch larger than n is still handed on when the tasks hold
+//     nothing, so that records of any size are processed;
+//   - what its client fetches from each broker at once, which it holds
+//     ready while the tasks are busy: a quarter of n, at least 1 MiB and at
+//     most 50 MiB (kgo.FetchMaxBytes, unless KafkaOptions sets it);
+//   - the bytes of the records it produced and Kafka has not yet
+//     acknowledged: n, at least 1 MiB (kgo.MaxBufferedBytes, unless
+//     KafkaOptions sets it); a handler that emits more waits for
+//     acknowledgements.
+//
+// Default: 32 MiB per processor.
 func MaxBufferedBytes(n int) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.maxBufferedBytes = n })
 }

@@ -148,7 +148,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
-	if err := checkKafkaOptions(g.name, cfg.client.kafkaOpts, processorOwned); err != nil {
+	if err := checkKafkaOptions("group "+g.name, cfg.client.kafkaOpts, processorOwned); err != nil {
 		return nil, err
 	}
 	if cfg.guarantee == ExactlyOnce && cfg.commitInterval < minTransactionInterval {

@@ -84,12 +84,14 @@ type readerPartition struct {
 // only: a table written exactly once holds aborted records too, and for one
 // written at least once reading committed records changes nothing.
 func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tableReader, error) {
-	opts := cfg.kgoOpts(
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
+	opts := cfg.kgoOptsWith([]kgo.Opt{
 		// Partitions are added while a fetch may be waiting for data on
 		// others; a short wait lets the next fetch include them soon.
-		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	},
+		// Owned (readerOwned): KafkaOptions may not set them.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

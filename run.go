@@ -200,6 +200,8 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		// Restored partitions are resumed while a fetch may be waiting on
 		// others; a short wait lets the next fetch include them soon.
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.FetchMaxBytes(fetchMaxBytes(p.cfg.maxBufferedBytes)),
+		kgo.MaxBufferedBytes(produceMaxBufferedBytes(p.cfg.maxBufferedBytes)),
 	}, opts...)
 	// Partitions may be assigned as soon as the client exists.
 	p.host = p.taskHost()

@@ -342,9 +342,7 @@ func (t *task[V]) take(recs []*kgo.Record) error {
 // record, what came before it is written and marked, and the record is not.
 func (t *task[V]) process(recs []*kgo.Record) error {
 	done, err := t.e.process(t.h.ctx, recs)
-	for _, r := range t.e.effects() {
-		t.produce(r)
-	}
+	t.produceEffects()
 	if err != nil {
 		// Stop at the failed record, keeping what came before it.
 		r := recs[done]

@@ -8,6 +8,7 @@ package sluice
 import (
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -135,14 +136,26 @@ func (t *task[V]) drop() {
 	}
 }
 
-// recordBytes is what a fetched record counts against MaxBufferedBytes.
+// recordBytes is what a fetched record counts against MaxBufferedBytes: the
+// memory it takes, its bytes and the client's structures for it. A record
+// of the count group's size (a short key, 100 bytes of value) takes more
+// memory in its structures than in its bytes: counting the bytes alone
+// would let the tasks hold more than twice the budget.
 func recordBytes(r *kgo.Record) int64 {
-	n := len(r.Key) + len(r.Value)
+	n := recordOverhead + len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
+		n += headerOverhead + len(h.Key) + len(h.Value)
 	}
 	return int64(n)
 }
+
+// recordOverhead is the memory a fetched record takes besides its bytes:
+// the client's Record and the pointer to it in its partition's records.
+// headerOverhead is that of each of its headers.
+const (
+	recordOverhead = int(unsafe.Sizeof(kgo.Record{}) + unsafe.Sizeof(&kgo.Record{}))
+	headerOverhead = int(unsafe.Sizeof(kgo.RecordHeader{}))
+)
 
 // step runs one step of ending a transaction in the task, after the records
 // delivered before it. A task that stopped has nothing to add: its work is
@@ -160,4 +173,26 @@ func (t *task[V]) step(kind txnStepKind) error {
 	case <-t.done:
 		return nil
 	}
+}
+
+// fetchMaxBytes is the most a processor's client fetches from a broker at
+// once (kgo.FetchMaxBytes), given its MaxBufferedBytes: a quarter of it,
+// between 1 MiB (what a partition gives a fetch by default) and kgo's
+// default of 50 MiB. The client keeps a fetch from every broker ready for
+// the next poll while the tasks work through their budget, and reads the
+// next; with kgo's default, what a broker serving many of the processor's
+// partitions sends, decompressed, outgrew the budget.
+func fetchMaxBytes(maxBuffered int) int32 {
+	return int32(min(max(maxBuffered/4, 1<<20), 50<<20))
+}
+
+// produceMaxBufferedBytes is how many bytes of records a processor's client
+// holds produced and not yet acknowledged (kgo.MaxBufferedBytes), given its
+// MaxBufferedBytes: as many, and at least 1 MiB, so that no record the
+// client would send (kgo.ProducerBatchMaxBytes is about 1 MB by default)
+// is failed for being larger than that. kgo bounds the records buffered
+// (50,000) but not their bytes: without it, a handler that emits large
+// records would hold up to 50,000 of them.
+func produceMaxBufferedBytes(maxBuffered int) int {
+	return max(maxBuffered, 1<<20)
 }

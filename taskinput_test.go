@@ -11,19 +11,20 @@ import (
 // budget its processor's other tasks share would shrink with every
 // revocation until the poll loop waited forever.
 func TestAStoppedTaskGivesBackTheInputBudgetOfWhatItNeverTook(t *testing.T) {
-	h := &taskHost[int]{input: newInputBudget(100)}
-	tk := &task[int]{h: h, in: make(chan delivery, 16), done: make(chan struct{})}
 	rec := func() []*kgo.Record { return []*kgo.Record{{Key: []byte("k"), Value: []byte("123456789")}} }
+	n := recordBytes(rec()[0])
+	h := &taskHost[int]{input: newInputBudget(int(2 * n))}
+	tk := &task[int]{h: h, in: make(chan delivery, 16), done: make(chan struct{})}
 
 	tk.deliver(rec(), 1)
 	tk.deliver(rec(), 2)
-	if held := h.input.held.Load(); held != 20 {
-		t.Fatalf("two deliveries of 10 bytes waiting: budget holds %d, want 20", held)
+	if held := h.input.held.Load(); held != 2*n {
+		t.Fatalf("two deliveries of %d bytes waiting: budget holds %d, want %d", n, held, 2*n)
 	}
 	d := <-tk.in
 	tk.took(d)
-	if held := h.input.held.Load(); held != 10 {
-		t.Fatalf("one delivery taken in: budget holds %d, want 10", held)
+	if held := h.input.held.Load(); held != n {
+		t.Fatalf("one delivery taken in: budget holds %d, want %d", held, n)
 	}
 
 	close(tk.done)
@@ -38,8 +39,8 @@ func TestAStoppedTaskGivesBackTheInputBudgetOfWhatItNeverTook(t *testing.T) {
 
 	// Other tasks of the processor get the whole budget back.
 	other := &task[int]{h: h, in: make(chan delivery, 16), done: make(chan struct{})}
-	other.deliver([]*kgo.Record{{Value: make([]byte, 100)}}, 1)
-	if held := h.input.held.Load(); held != 100 {
-		t.Fatalf("a delivery of the whole budget to another task: budget holds %d, want 100", held)
+	other.deliver([]*kgo.Record{{Value: make([]byte, 2*n-int64(recordOverhead))}}, 1)
+	if held := h.input.held.Load(); held != 2*n {
+		t.Fatalf("a delivery of the whole budget to another task: budget holds %d, want %d", held, 2*n)
 	}
 }

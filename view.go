@@ -103,6 +103,9 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	for _, o := range opts {
 		o.applyView(&cfg)
 	}
+	if err := checkKafkaOptions("view "+table, cfg.client.kafkaOpts, readerOwned); err != nil {
+		return nil, err
+	}
 	v := &View[V]{topic: table, codec: c, tv: newTableView(table, cfg)}
 	if cfg.client.metrics != nil {
 		var err error

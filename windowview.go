@@ -64,6 +64,9 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 	for _, o := range opts {
 		o.applyView(&cfg)
 	}
+	if err := checkKafkaOptions("window view "+table+"/"+aggregation, cfg.client.kafkaOpts, readerOwned); err != nil {
+		return nil, err
+	}
 	build := cfg.storage
 	cfg.storage = func(name string, p int32) (store.Store, error) {
 		st, err := build(name, p)

@@ -131,7 +131,14 @@
 // Reported: raw-MiB, sluice-MiB, their ratio, and sluice-outside-go-MiB:
 // the child samples its resident memory every 20ms and, at the highest
 // sample, how much of it the Go runtime did not hold, which with cgo is
-// Pebble's memtables and block cache.
+// Pebble's memtables and block cache. What the Go heap holds at the peak:
+//
+//	SLUICE_BENCH_MEM_HEAPPROFILE=/tmp/heap.pprof go test -run XXX -bench 'Memory$/count/partitions=10$' -benchtime 1x ./bench/
+//	go tool pprof -sample_index=inuse_space -top /tmp/heap.pprof
+//
+// The sluice child writes its heap profile there each time its resident
+// memory reaches a new high (5% above the last it wrote), the raw child to
+// the same name with ".raw" appended.
 //
 // BenchmarkMemoryStores runs a child process that, with no Kafka, writes 64
 // Apply calls of 1,000 distinct rows of 100-byte values (8 MiB) into each of

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,12 @@ const (
 	memRecordsEnv    = "SLUICE_BENCH_MEM_RECORDS"
 	memPartitionsEnv = "SLUICE_BENCH_MEM_PARTITIONS"
 	memStateEnv      = "SLUICE_BENCH_MEM_STATE"
+	// memHeapProfileEnv, when set in the environment of the benchmark,
+	// names a file the sluice child writes a heap profile to each time its
+	// resident memory reaches a new high, 5% above the last one written:
+	// what the Go heap holds at the peak. The raw child writes it to the
+	// same name with ".raw" appended.
+	memHeapProfileEnv = "SLUICE_BENCH_MEM_HEAPPROFILE"
 	// memPeakPrefix starts the line on which the child reports its peak
 	// resident memory, in KiB.
 	memPeakPrefix = "peak-rss-kib "
@@ -260,7 +267,11 @@ func TestMemoryChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	peak := sampleMemory()
+	profile := os.Getenv(memHeapProfileEnv)
+	if profile != "" && strings.HasPrefix(side, "raw-") {
+		profile += ".raw"
+	}
+	peak := sampleMemory(profile)
 	switch side {
 	case "raw-count":
 		var stop func()
@@ -335,10 +346,11 @@ func memoryRestore(ctx context.Context, addrs []string, stateDir string, parts i
 // sampleMemory samples the resident memory every 20ms, and returns a
 // function that returns the highest sample and the memory the Go runtime
 // held then; the rest is memory allocated outside it (Pebble's memtables
-// and block cache, in C when cgo is on).
-func sampleMemory() func() (rss, goSys uint64) {
+// and block cache, in C when cgo is on). If profile is not empty, it writes
+// a heap profile there at each new high 5% above the last it wrote.
+func sampleMemory(profile string) func() (rss, goSys uint64) {
 	var mu sync.Mutex
-	var maxRSS, maxGo uint64
+	var maxRSS, maxGo, profiled uint64
 	go func() {
 		for range time.Tick(20 * time.Millisecond) {
 			b, err := os.ReadFile("/proc/self/statm")
@@ -355,6 +367,10 @@ func sampleMemory() func() (rss, goSys uint64) {
 				maxRSS, maxGo = rss, ms.Sys-ms.HeapReleased
 			}
 			mu.Unlock()
+			if profile != "" && rss > profiled+profiled/20 {
+				profiled = rss
+				writeHeapProfile(profile)
+			}
 		}
 	}()
 	return func() (uint64, uint64) {
@@ -362,6 +378,17 @@ func sampleMemory() func() (rss, goSys uint64) {
 		defer mu.Unlock()
 		return maxRSS, maxGo
 	}
+}
+
+// writeHeapProfile writes the heap profile of the last garbage collection
+// to path, replacing what was there.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // peakRSS returns the peak resident memory of this process in KiB: VmHWM in
