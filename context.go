@@ -215,11 +215,33 @@ func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key 
 	} else {
 		k = []byte(key)
 	}
-	r := &kgo.Record{Topic: topic, Key: k, Value: b, Partition: -1}
+	r := newRecord(len(headers))
+	r.Topic, r.Key, r.Value, r.Partition = topic, k, b, -1
 	for _, h := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
 	return rc.io.emit(owner, r)
+}
+
+// recordWithHeaders is a record and room for a few headers, allocated at
+// once: they live as long as one another.
+type recordWithHeaders struct {
+	r  kgo.Record
+	hs [2]kgo.RecordHeader
+}
+
+// newRecord returns an empty record with room for n headers.
+func newRecord(n int) *kgo.Record {
+	switch {
+	case n == 0:
+		return new(kgo.Record)
+	case n <= len(recordWithHeaders{}.hs):
+		rh := new(recordWithHeaders)
+		rh.r.Headers = rh.hs[:0:n]
+		return &rh.r
+	default:
+		return &kgo.Record{Headers: make([]kgo.RecordHeader, 0, n)}
+	}
 }
 
 // JoinedTable is a co-partitioned table a group reads, declared with Join.
