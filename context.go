@@ -55,6 +55,9 @@ type recordCtx struct {
 	io   taskIO
 	err  error // misuse of the context, reported after the callback returns
 	logs *slog.Logger
+	// Where Headers puts the headers it returns: filled, never reused, so
+	// that what it returned for a record stays as it was.
+	headers []Header
 }
 
 // taskIO is what the handles need from the engine running a callback.
@@ -96,12 +99,23 @@ func (c *recordCtx) Timestamp() time.Time { return c.at }
 
 // Headers returns the record's headers.
 func (c *recordCtx) Headers() []Header {
-	hs := make([]Header, len(c.rec.Headers))
-	for i, h := range c.rec.Headers {
-		hs[i] = Header{Key: h.Key, Value: h.Value}
+	n := len(c.rec.Headers)
+	if n == 0 {
+		return nil
 	}
-	return hs
+	// The headers of many records share an allocation.
+	if cap(c.headers)-len(c.headers) < n {
+		c.headers = make([]Header, 0, max(n, headerChunk))
+	}
+	from := len(c.headers)
+	for _, h := range c.rec.Headers {
+		c.headers = append(c.headers, Header{Key: h.Key, Value: h.Value})
+	}
+	return c.headers[from:len(c.headers):len(c.headers)]
 }
+
+// headerChunk is how many headers Headers allocates room for at once.
+const headerChunk = 64
 
 // Context returns a context that is cancelled when the processor stops.
 func (c *recordCtx) Context() context.Context { return c.ctx }
