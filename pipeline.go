@@ -7,7 +7,11 @@ package sluice
 // batch produced (its outputs, then its changelog records) and the input
 // offsets it completes. A task writes a batch by settling the write in
 // flight, then sealing the open one with the batch's changelog records: the
-// sealed write is in flight while the next records are processed.
+// sealed write is in flight while the next records are processed. The
+// batch in hand is not written before the write in flight settles (unless
+// it reaches MaxBatch): its outputs leave at once, and its rows and offsets
+// wait, so that batches grow with Kafka's round trip, as they did when a
+// task waited for it, and the store gets one write per round trip.
 //
 // Invariants:
 //   - At most one write is in flight. It is settled (its rows applied to
@@ -147,13 +151,20 @@ func (t *task[V]) settle() error {
 	return err
 }
 
-// onAcked settles the write in flight if Kafka acknowledged all of it: the
-// task calls it when a promise woke it.
+// onAcked settles the write in flight if Kafka acknowledged all of it, and
+// then writes the batch that grew meanwhile: the task calls it when a
+// promise woke it.
 func (t *task[V]) onAcked() error {
 	if t.sent == nil || t.sent.left.Load() != 0 {
 		return nil
 	}
-	return t.settle()
+	if err := t.settle(); err != nil {
+		return err
+	}
+	if t.batched > 0 {
+		return t.writeAhead()
+	}
+	return nil
 }
 
 // sentDeadline returns what fires when the write in flight waited too long

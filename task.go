@@ -276,7 +276,9 @@ func (t *task[V]) loop() error {
 				return err
 			}
 		case <-t.sentDeadline():
-			return t.ackTimedOut()
+			if err := t.ackTimedOut(); err != nil {
+				return err
+			}
 		case d := <-t.in:
 			err := t.handle(d)
 			t.took(d)
@@ -298,7 +300,12 @@ func (t *task[V]) loop() error {
 					break more
 				}
 			}
-			if t.batched > 0 {
+			// While a write is in flight the batch keeps growing:
+			// its outputs are produced already, and its rows and
+			// offsets are written once the write before settles,
+			// so that batches grow with Kafka's round trip as they
+			// did when the task waited for it, and nothing waits.
+			if t.batched > 0 && t.sent == nil {
 				if err := t.writeAhead(); err != nil {
 					return err
 				}
