@@ -266,7 +266,11 @@ func (t *task[V]) loop() error {
 	for {
 		select {
 		case <-t.stop:
-			return nil
+			// The write in flight is the one a task that waited for
+			// Kafka would be waiting for: its outcome is known before
+			// the task stops, and a write that failed fails the
+			// processor, whether or not the batch in hand is written.
+			return t.settle()
 		case c := <-t.e.concurrentDone():
 			if err := t.onFinished(c); err != nil {
 				return err
