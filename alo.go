@@ -1,7 +1,9 @@
 package sluice
 
 // At least once: a task applies a written batch's rows to its store and
-// marks its input offsets at once, and the client commits marked offsets
+// marks its input offsets once Kafka acknowledged the batch (while the task
+// goes on with the next records, see pipeline.go), and the client commits
+// marked offsets
 // every CommitInterval, on revoke, and when Run stops. A rebalance may go
 // ahead once a poll's records are with their tasks: a revoked task writes
 // what it has before its partition moves.
@@ -63,7 +65,9 @@ func (a *alo[V]) tickWrote() {}
 
 // written applies the batch's rows to the store and marks its input
 // offsets for commit.
-func (a *alo[V]) written(t *task[V]) error { return t.applyBatch() }
+func (a *alo[V]) written(t *task[V], marks map[string]kgo.EpochOffset) error {
+	return t.applyBatch(marks)
+}
 
 func (a *alo[V]) assigned() {}
 

@@ -56,6 +56,9 @@ type recordCtx struct {
 	io   taskIO
 	err  error // misuse of the context, reported after the callback returns
 	logs *slog.Logger
+	// Where Headers puts the headers it returns: filled, never reused, so
+	// that what it returned for a record stays as it was.
+	headers []Header
 }
 
 // taskIO is what the handles need from the engine running a callback.
@@ -97,12 +100,23 @@ func (c *recordCtx) Timestamp() time.Time { return c.at }
 
 // Headers returns the record's headers.
 func (c *recordCtx) Headers() []Header {
-	hs := make([]Header, len(c.rec.Headers))
-	for i, h := range c.rec.Headers {
-		hs[i] = Header{Key: h.Key, Value: h.Value}
+	n := len(c.rec.Headers)
+	if n == 0 {
+		return nil
 	}
-	return hs
+	// The headers of many records share an allocation.
+	if cap(c.headers)-len(c.headers) < n {
+		c.headers = make([]Header, 0, max(n, headerChunk))
+	}
+	from := len(c.headers)
+	for _, h := range c.rec.Headers {
+		c.headers = append(c.headers, Header{Key: h.Key, Value: h.Value})
+	}
+	return c.headers[from:len(c.headers):len(c.headers)]
 }
+
+// headerChunk is how many headers Headers allocates room for at once.
+const headerChunk = 64
 
 // Context returns a context that is cancelled when the processor stops.
 func (c *recordCtx) Context() context.Context { return c.ctx }
@@ -240,11 +254,33 @@ func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key 
 	} else {
 		k = []byte(key)
 	}
-	r := &kgo.Record{Topic: topic, Key: k, Value: b, Partition: -1}
+	r := newRecord(len(headers))
+	r.Topic, r.Key, r.Value, r.Partition = topic, k, b, -1
 	for _, h := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
 	return rc.io.emit(owner, r)
+}
+
+// recordWithHeaders is a record and room for a few headers, allocated at
+// once: they live as long as one another.
+type recordWithHeaders struct {
+	r  kgo.Record
+	hs [2]kgo.RecordHeader
+}
+
+// newRecord returns an empty record with room for n headers.
+func newRecord(n int) *kgo.Record {
+	switch {
+	case n == 0:
+		return new(kgo.Record)
+	case n <= len(recordWithHeaders{}.hs):
+		rh := new(recordWithHeaders)
+		rh.r.Headers = rh.hs[:0:n]
+		return &rh.r
+	default:
+		return &kgo.Record{Headers: make([]kgo.RecordHeader, 0, n)}
+	}
 }
 
 // JoinedTable is a co-partitioned table a group reads, declared with Join.

@@ -8,8 +8,6 @@ package sluice
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,45 +41,6 @@ func (p *Processor[V]) writeTimeouts() (time.Duration, error) {
 	return delivery, nil
 }
 
-// produce hands r to the client at once; flush waits for the outcome.
-func (t *task[V]) produce(r *kgo.Record) {
-	if r.Topic != t.lastTopic {
-		if !slices.Contains(t.writing, r.Topic) {
-			t.writing = append(t.writing, r.Topic)
-		}
-		t.lastTopic = r.Topic
-	}
-	t.inflight.Add(1)
-	t.cl.Produce(t.h.writeCtx, r, t.promise)
-}
-
-// produceEffects produces the records the engine's processed records asked
-// to write, and lets go of them: the engine reuses its slice of them, which
-// would otherwise keep them alive after Kafka acknowledged them, until
-// records of a later call overwrote them, and with them the fetched input
-// batches their keys share bytes with (see emitEncoded).
-func (t *task[V]) produceEffects() {
-	effects := t.e.effects()
-	for _, r := range effects {
-		t.produce(r)
-	}
-	clear(effects)
-}
-
-// onProduced is the promise of every record the task produces.
-func (t *task[V]) onProduced(r *kgo.Record, err error) {
-	if err != nil {
-		t.produceErr.CompareAndSwap(nil, &produceError{topic: r.Topic, partition: r.Partition, err: err})
-	} else if r.Topic == t.table {
-		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
-			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
-				break
-			}
-		}
-	}
-	t.inflight.Done()
-}
-
 type produceError struct {
 	topic     string
 	partition int32 // -1 if the record failed before it was given one
@@ -93,47 +52,4 @@ func (e *produceError) where() string {
 		return e.topic
 	}
 	return fmt.Sprintf("%s/%d", e.topic, e.partition)
-}
-
-// waitAcknowledged waits until Kafka has acknowledged, or failed, every
-// record the task produced (produceErr holds the first failure). The client
-// fails a record at the delivery timeout, but not one it sent to a broker
-// that never answered, which it retries for as long as it takes; so the
-// wait gives up itself once the delivery and produce request timeouts have
-// passed, or when the processor abandons its writes, and then returns an
-// error naming the topics written. Records are still in flight after that:
-// the task must not produce again.
-func (t *task[V]) waitAcknowledged() error {
-	if t.unacked != nil {
-		return t.unacked
-	}
-	defer func() {
-		clear(t.writing)
-		t.writing, t.lastTopic = t.writing[:0], ""
-	}()
-	acked := make(chan struct{})
-	go func() {
-		t.inflight.Wait()
-		close(acked)
-	}()
-	timer := time.NewTimer(t.h.ackTimeout)
-	defer timer.Stop()
-	var why string
-	select {
-	case <-acked:
-		return nil
-	case <-timer.C:
-		why = fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.h.ackTimeout)
-	case <-t.h.writeCtx.Done():
-		why = "abandoned by the stop"
-	}
-	topics := make([]string, len(t.writing))
-	for i, topic := range t.writing {
-		topics[i] = topic
-		if topic == t.table {
-			topics[i] = fmt.Sprintf("%s/%d", topic, t.partition)
-		}
-	}
-	t.unacked = fmt.Errorf("group %s: partition %d: writes to %s %s", t.h.group, t.partition, strings.Join(topics, ", "), why)
-	return t.unacked
 }

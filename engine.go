@@ -339,15 +339,25 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	if len(e.dirty) == 0 {
 		return nil
 	}
+	// The batch's records and keys are allocated at once: they live as
+	// long as one another, until the batch is applied.
+	n := 0
+	for _, key := range e.dirty {
+		n += len(key)
+	}
+	keys := make([]byte, 0, n)
+	vals := make([]kgo.Record, len(e.dirty))
 	recs := make([]*kgo.Record, 0, len(e.dirty))
 	for i, key := range e.dirty {
 		if e.unwritten(key, e.dirtyRows[i]) {
 			continue
 		}
 		raw := e.markWritten(key, e.dirtyRows[i])
-		k := []byte(key)
+		keys = append(keys, key...)
+		k := keys[len(keys)-len(key) : len(keys) : len(keys)]
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
-		recs = append(recs, &kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw})
+		vals[i] = kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
+		recs = append(recs, &vals[i])
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]

@@ -536,3 +536,39 @@ func TestEngineBatchRecordThatDoesNotDecodeIsSkippedAlone(t *testing.T) {
 		t.Errorf("Skipped = %d, want 1", s.Skipped)
 	}
 }
+
+func TestEngineHeadersOfARecordStayAsTheyWereAfterTheNextRecords(t *testing.T) {
+	g := DefineGroup[string]("headers")
+	var got [][]Header
+	Input(g, "in", codec.String(), func(ctx *Context[string], _ string) error {
+		got = append(got, ctx.Headers())
+		// A handler may append to what it got for an earlier record:
+		// that must not reach the headers of the records after it.
+		if n := len(got); n > 1 {
+			_ = append(got[n-2], Header{Key: "added"})
+		}
+		return nil
+	})
+	e, _, _ := newTestEngine(t, g)
+	rs := recs("a", "1", "b", "2", "c", "3")
+	for i, r := range rs {
+		for j := range i {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: fmt.Sprintf("h%d", j), Value: []byte(r.Key)})
+		}
+	}
+	for range 50 { // past the room of one allocation
+		got = got[:0]
+		if _, err := e.process(context.Background(), rs); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			var want []Header
+			for _, h := range r.Headers {
+				want = append(want, Header{Key: h.Key, Value: h.Value})
+			}
+			if fmt.Sprint(got[i]) != fmt.Sprint(want) {
+				t.Fatalf("headers of record %d = %v, want %v", i, got[i], want)
+			}
+		}
+	}
+}

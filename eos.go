@@ -237,7 +237,7 @@ func (e *eos[V]) pollStopped() {}
 // written leaves the rows and the input offsets of the batch to the
 // transaction: the rows go to the store once it committed (see task.step),
 // and it commits the offsets of every record polled.
-func (e *eos[V]) written(*task[V]) error { return nil }
+func (e *eos[V]) written(*task[V], map[string]kgo.EpochOffset) error { return nil }
 
 func (e *eos[V]) assigned() {
 	e.p.mu.Lock()

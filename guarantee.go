@@ -53,9 +53,10 @@ type deliveryStrategy[V any] interface {
 	// since the last call.
 	tickWrote()
 
-	// written is called by a task, in its goroutine, once the batch in
-	// hand is written and acknowledged.
-	written(t *task[V]) error
+	// written is called by a task, in its goroutine, once a batch it
+	// wrote is acknowledged; marks are the input offsets the batch
+	// completes.
+	written(t *task[V], marks map[string]kgo.EpochOffset) error
 
 	// assigned is called by the rebalance callback that assigns
 	// partitions, before it starts their tasks.

@@ -14,6 +14,10 @@ package sluice
 //     they are acknowledged (at least once) or committed (exactly once).
 //   - Input offsets are marked for commit only after the batch's changelog
 //     and output records are acknowledged and the store is updated.
+//   - A batch written while records keep arriving is in flight while the
+//     next records are processed (pipeline.go); every other write (a stop,
+//     a failure, a tick, a transaction's end, a batch group's batch) waits
+//     for the batch's outcome before the task goes on.
 
 import (
 	"context"
@@ -57,16 +61,25 @@ type task[V any] struct {
 	// open; the task feeds it and writes what it returns.
 	e       *engine[V]
 	batched int // records processed since the last flush
-	marks   map[string]kgo.EpochOffset
+	// The input offsets the batch in hand completes: the open write's.
+	marks map[string]kgo.EpochOffset
 
-	// Records produced and not yet acknowledged, and their outcome.
-	inflight     sync.WaitGroup
-	promise      func(*kgo.Record, error)
-	produceErr   atomic.Pointer[produceError]
+	// Records produced and not yet acknowledged (pipeline.go): the open
+	// write (filling) and the one in flight (sent, nil if none); acked wakes
+	// the task when a sealed write has nothing left unacknowledged, and
+	// ackTimer fires when the one in flight waited too long.
+	writes        [2]taskWrite
+	filling, sent *taskWrite
+	acked         chan struct{}
+	ackTimer      *time.Timer
+	// The offsets to mark, by topic and partition, reused.
+	markBuf map[string]map[int32]kgo.EpochOffset
+
+	// The outcome of the changelog records produced.
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
-	// The topics written to since the last wait for acknowledgements, to
-	// name them if the wait times out; lastTopic spares the search when
-	// the topic does not change.
+	// The topics written to, to name them if a wait for
+	// acknowledgements times out; lastTopic spares the search when the
+	// topic does not change.
 	writing   []string
 	lastTopic string
 	unacked   error // why a wait for acknowledgements gave up, if one did
@@ -92,11 +105,11 @@ func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		joinStores: make(map[string]store.Store),
-		marks:      make(map[string]kgo.EpochOffset),
+		markBuf:    make(map[string]map[int32]kgo.EpochOffset),
 		table:      h.table,
 		logs:       h.logger.With("partition", partition),
 	}
-	t.promise = t.onProduced
+	t.initWrites()
 	t.m.init(h.metrics, partition, h.inputTopics)
 	return t
 }
@@ -253,9 +266,21 @@ func (t *task[V]) loop() error {
 	for {
 		select {
 		case <-t.stop:
-			return nil
+			// The write in flight is the one a task that waited for
+			// Kafka would be waiting for: its outcome is known before
+			// the task stops, and a write that failed fails the
+			// processor, whether or not the batch in hand is written.
+			return t.settle()
 		case c := <-t.e.concurrentDone():
 			if err := t.onFinished(c); err != nil {
+				return err
+			}
+		case <-t.acked:
+			if err := t.onAcked(); err != nil {
+				return err
+			}
+		case <-t.sentDeadline():
+			if err := t.ackTimedOut(); err != nil {
 				return err
 			}
 		case d := <-t.in:
@@ -279,8 +304,13 @@ func (t *task[V]) loop() error {
 					break more
 				}
 			}
-			if t.batched > 0 {
-				if err := t.flush(); err != nil {
+			// While a write is in flight the batch keeps growing:
+			// its outputs are produced already, and its rows and
+			// offsets are written once the write before settles,
+			// so that batches grow with Kafka's round trip as they
+			// did when the task waited for it, and nothing waits.
+			if t.batched > 0 && t.sent == nil {
+				if err := t.writeAhead(); err != nil {
 					return err
 				}
 			}
@@ -300,6 +330,8 @@ func (t *task[V]) handle(d delivery) error {
 	case prepare:
 		if t.writeConcurrent() || t.batched > 0 {
 			err = t.flush()
+		} else {
+			err = t.settle()
 		}
 	case committed:
 		if err = t.applyPending(); err == nil {
@@ -329,7 +361,7 @@ func (t *task[V]) take(recs []*kgo.Record) error {
 		t.batched += n
 		recs = recs[n:]
 		if t.batched >= maxBatch {
-			if err := t.flush(); err != nil {
+			if err := t.writeAhead(); err != nil {
 				return err
 			}
 		}
@@ -365,48 +397,42 @@ func (t *task[V]) process(recs []*kgo.Record) error {
 	return nil
 }
 
-// flush writes the batch: the changed rows are produced to the changelog and
-// every record of the batch is acknowledged. At least once, the store is then
-// updated and the input offsets marked for commit; exactly once, both wait
-// for the transaction to commit.
+// flush writes the batch and waits for its outcome: the changed rows are
+// produced to the changelog and every record of the batch is acknowledged.
+// At least once, the store is then updated and the input offsets marked for
+// commit; exactly once, both wait for the transaction to commit.
 func (t *task[V]) flush() error {
-	if err := t.writeBatch(); err != nil {
+	if err := t.writeAhead(); err != nil {
 		return err
 	}
-	return t.h.written(t)
+	return t.settle()
 }
 
-// applyBatch applies the written batch's rows to the store and marks its
-// input offsets for commit.
-func (t *task[V]) applyBatch() error {
+// applyBatch applies the written batch's rows to the store and marks marks,
+// its input offsets, for commit.
+func (t *task[V]) applyBatch(marks map[string]kgo.EpochOffset) error {
 	if err := t.applyPending(); err != nil {
 		return err
 	}
-	if len(t.marks) > 0 {
-		marks := make(map[string]map[int32]kgo.EpochOffset, len(t.marks))
-		for topic, eo := range t.marks {
-			marks[topic] = map[int32]kgo.EpochOffset{t.partition: eo}
+	if len(marks) == 0 {
+		return nil
+	}
+	// The client copies the offsets: the maps are reused, holding only
+	// this batch's topics.
+	for topic := range t.markBuf {
+		if _, ok := marks[topic]; !ok {
+			delete(t.markBuf, topic)
 		}
-		t.cl.MarkCommitOffsets(marks)
-		clear(t.marks)
 	}
-	return nil
-}
-
-// writeBatch produces the changed rows, waits until everything the batch
-// produced is acknowledged, and keeps the row changes for the store.
-func (t *task[V]) writeBatch() error {
-	for _, r := range t.e.endBatch() {
-		t.produce(r)
+	for topic, eo := range marks {
+		m := t.markBuf[topic]
+		if m == nil {
+			m = make(map[int32]kgo.EpochOffset, 1)
+			t.markBuf[topic] = m
+		}
+		m[t.partition] = eo
 	}
-	t.m.wrote(t.batched)
-	t.batched = 0
-	if err := t.waitAcknowledged(); err != nil {
-		return err
-	}
-	if perr := t.produceErr.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", t.h.group, t.partition, perr.where(), perr.err)
-	}
+	t.cl.MarkCommitOffsets(t.markBuf)
 	return nil
 }
 
@@ -423,10 +449,9 @@ func (t *task[V]) discardPending() error {
 	if err := t.waitAcknowledged(); err != nil {
 		return err
 	}
-	t.produceErr.Store(nil)
+	t.dropWrites()
 	t.e.discarded()
 	t.batched = 0
-	clear(t.marks)
 	return nil
 }
 
@@ -435,13 +460,19 @@ func (t *task[V]) close() error {
 	// Records still running are abandoned, uncommitted.
 	t.stopConcurrent()
 	var err error
-	if t.flushOut.Load() && t.batched > 0 {
+	switch {
+	case t.flushOut.Load() && t.batched > 0:
 		err = t.flush()
-	} else if werr := t.waitAcknowledged(); werr != nil {
-		// Dropped records may still be in flight; their outcome no
-		// longer matters, and a promise that comes later touches
-		// nothing but the task's counters.
-		t.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
+	case t.flushOut.Load():
+		// The batch in flight is written and marked like the one in hand.
+		err = t.settle()
+	default:
+		if werr := t.waitAcknowledged(); werr != nil {
+			// Dropped records may still be in flight; their outcome
+			// no longer matters, and a promise that comes later
+			// touches nothing but the task's counters.
+			t.logs.Warn("dropped writes still unacknowledged at stop", "err", werr)
+		}
 	}
 	for topic, st := range t.joinStores {
 		t.h.joins[topic].remove(t.partition)

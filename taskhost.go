@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-io/sluice/store"
 )
 
@@ -35,7 +37,7 @@ type taskHost[V any] struct {
 	engine  *engineConfig[V]
 
 	fail    func(error)
-	written func(*task[V]) error // the guarantee's: after a batch is written
+	written func(*task[V], map[string]kgo.EpochOffset) error // the guarantee's: after a batch is acknowledged
 }
 
 // taskHost returns what the processor's tasks need of it; Run has set up

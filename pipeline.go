@@ -1,0 +1,277 @@
+package sluice
+
+// How a task goes on with the next records while Kafka acknowledges the
+// batch it wrote last. The records a task produces belong to a write: the
+// open one, which takes the outputs of the records being processed, and,
+// once a batch is written, the one in flight, which holds everything the
+// batch produced (its outputs, then its changelog records) and the input
+// offsets it completes. A task writes a batch by settling the write in
+// flight, then sealing the open one with the batch's changelog records: the
+// sealed write is in flight while the next records are processed. The
+// batch in hand is not written before the write in flight settles (unless
+// it reaches MaxBatch): its outputs leave at once, and its rows and offsets
+// wait, so that batches grow with Kafka's round trip, as they did when a
+// task waited for it, and the store gets one write per round trip.
+//
+// Invariants:
+//   - At most one write is in flight. It is settled (its rows applied to
+//     the store, its offsets marked, at least once) before the next batch's
+//     changelog records are made, so the engine's pending rows are always
+//     those of the write in flight: the store gets exactly them, at the
+//     changelog offset they reach, and never more.
+//   - The rows of the write in flight stay pinned in the engine's memory
+//     (rows.go), so the next records read the values it wrote.
+//   - A write is settled only once Kafka acknowledged every record it holds
+//     and none failed: its offsets are never marked before its effects are
+//     durable. A failure fails the task, and the offsets stay unmarked.
+//   - Only the task's goroutine opens, seals and settles writes; the
+//     client's promises only count their records down and wake the task
+//     when a sealed write has none left.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// taskWrite is the records of a task produced and not yet acknowledged, and the
+// input offsets that may be marked once they are.
+type taskWrite struct {
+	// left counts the records produced and not yet acknowledged, plus
+	// one until the write is sealed, so that it reaches zero only once
+	// the write is sealed and all its records acknowledged.
+	left    atomic.Int64
+	promise func(*kgo.Record, error)
+	err     atomic.Pointer[produceError] // the first of its records that failed
+	marks   map[string]kgo.EpochOffset   // by input topic
+}
+
+// initWrites readies the task's two writes: one open, none in flight.
+func (t *task[V]) initWrites() {
+	for i := range t.writes {
+		w := &t.writes[i]
+		w.left.Store(1)
+		w.promise = func(r *kgo.Record, err error) { t.onProduced(w, r, err) }
+		w.marks = make(map[string]kgo.EpochOffset)
+	}
+	t.filling = &t.writes[0]
+	t.marks = t.filling.marks
+	t.acked = make(chan struct{}, 1)
+	t.ackTimer = time.NewTimer(time.Hour)
+	t.ackTimer.Stop()
+}
+
+// produce hands r to the client at once, in the open write.
+func (t *task[V]) produce(r *kgo.Record) {
+	if r.Topic != t.lastTopic {
+		if !slices.Contains(t.writing, r.Topic) {
+			t.writing = append(t.writing, r.Topic)
+		}
+		t.lastTopic = r.Topic
+	}
+	w := t.filling
+	w.left.Add(1)
+	t.cl.Produce(t.h.writeCtx, r, w.promise)
+}
+
+// produceEffects produces the records the engine's processed records asked
+// to write, and lets go of them: the engine reuses its slice of them, which
+// would otherwise keep them alive after Kafka acknowledged them, until
+// records of a later call overwrote them, and with them the fetched input
+// batches their keys share bytes with (see emitEncoded).
+func (t *task[V]) produceEffects() {
+	effects := t.e.effects()
+	for _, r := range effects {
+		t.produce(r)
+	}
+	clear(effects)
+}
+
+// onProduced is the promise of every record the task produces in w. It runs
+// in the client's goroutines.
+func (t *task[V]) onProduced(w *taskWrite, r *kgo.Record, err error) {
+	if err != nil {
+		w.err.CompareAndSwap(nil, &produceError{topic: r.Topic, partition: r.Partition, err: err})
+	} else if r.Topic == t.table {
+		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
+			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
+				break
+			}
+		}
+	}
+	if w.left.Add(-1) == 0 {
+		select {
+		case t.acked <- struct{}{}:
+		default: // the task has a wake-up waiting already
+		}
+	}
+}
+
+// writeAhead writes the batch in hand and goes on without waiting for it:
+// it settles the write in flight, produces the batch's changelog records
+// and seals the open write, which is in flight until settled. A task writes
+// a batch this way when nothing waits for its outcome but the next batch.
+func (t *task[V]) writeAhead() error {
+	if err := t.settle(); err != nil {
+		return err
+	}
+	for _, r := range t.e.endBatch() {
+		t.produce(r)
+	}
+	t.m.wrote(t.batched)
+	t.batched = 0
+	w := t.filling
+	t.filling = &t.writes[0]
+	if w == t.filling {
+		t.filling = &t.writes[1]
+	}
+	t.marks = t.filling.marks
+	t.sent = w
+	if w.left.Add(-1) == 0 {
+		// Nothing to wait for: every record is acknowledged already.
+		return t.settle()
+	}
+	t.ackTimer.Reset(t.h.ackTimeout)
+	return nil
+}
+
+// settle waits until Kafka acknowledged every record of the write in
+// flight, if there is one, and hands it to the delivery guarantee, which
+// applies its rows and marks its offsets (at least once). A record of it
+// that failed, or a wait that gave up, fails the task: its offsets stay
+// unmarked. The records of the open write are not its: a write that
+// settles is not failed by the next one's.
+func (t *task[V]) settle() error {
+	w := t.sent
+	if w == nil {
+		return nil
+	}
+	if err := t.awaitWrite(w, 0, t.ackTimer.C); err != nil {
+		return err
+	}
+	t.ackTimer.Stop()
+	if perr := w.err.Load(); perr != nil {
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w", t.h.group, t.partition, perr.where(), perr.err)
+	}
+	t.sent = nil
+	err := t.h.written(t, w.marks)
+	clear(w.marks)
+	w.left.Store(1)
+	return err
+}
+
+// onAcked settles the write in flight if Kafka acknowledged all of it, and
+// then writes the batch that grew meanwhile: the task calls it when a
+// promise woke it.
+func (t *task[V]) onAcked() error {
+	if t.sent == nil || t.sent.left.Load() != 0 {
+		return nil
+	}
+	if err := t.settle(); err != nil {
+		return err
+	}
+	if t.batched > 0 {
+		return t.writeAhead()
+	}
+	return nil
+}
+
+// sentDeadline returns what fires when the write in flight waited too long
+// for Kafka, nil when none is in flight.
+func (t *task[V]) sentDeadline() <-chan time.Time {
+	if t.sent == nil {
+		return nil
+	}
+	return t.ackTimer.C
+}
+
+// waitAcknowledged waits until Kafka has acknowledged, or failed, every
+// record the task produced, in flight or in the open write, without
+// settling anything. It is how a task that
+// abandons its work lets its records go.
+func (t *task[V]) waitAcknowledged() error {
+	timer := time.NewTimer(t.h.ackTimeout)
+	defer timer.Stop()
+	if t.sent != nil {
+		if err := t.awaitWrite(t.sent, 0, timer.C); err != nil {
+			return err
+		}
+	}
+	// Sealed for the wait, so that its last record wakes the task;
+	// dropWrites opens it again.
+	if t.filling.left.Add(-1) != 0 {
+		if err := t.awaitWrite(t.filling, 0, timer.C); err != nil {
+			return err
+		}
+	}
+	clear(t.writing)
+	t.writing, t.lastTopic = t.writing[:0], ""
+	return nil
+}
+
+// dropWrites forgets the writes, once waitAcknowledged returned: their
+// records are acknowledged or failed, and their offsets are not to be
+// marked.
+func (t *task[V]) dropWrites() {
+	t.ackTimer.Stop()
+	for i := range t.writes {
+		w := &t.writes[i]
+		clear(w.marks)
+		w.left.Store(1)
+		w.err.Store(nil)
+	}
+	t.sent = nil
+}
+
+// awaitWrite waits until w has left records unacknowledged (0: all
+// acknowledged). The client
+// fails a record at the delivery timeout, but not one it sent to a broker
+// that never answered, which it retries for as long as it takes; so the
+// wait gives up itself when deadline fires (the delivery and produce
+// request timeouts after the records were written), or when the processor
+// abandons its writes, and then returns an error naming the topics written.
+// Records are still in flight after that: the task must not produce again.
+func (t *task[V]) awaitWrite(w *taskWrite, left int64, deadline <-chan time.Time) error {
+	if t.unacked != nil {
+		return t.unacked
+	}
+	for w.left.Load() != left {
+		var why string
+		select {
+		case <-t.acked:
+			continue
+		case <-deadline:
+			why = fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.h.ackTimeout)
+		case <-t.h.writeCtx.Done():
+			why = "abandoned by the stop"
+		}
+		t.unacked = t.unackedError(why)
+		return t.unacked
+	}
+	return nil
+}
+
+// ackTimedOut fails the task whose write in flight waited too long for
+// Kafka: the task calls it when sentDeadline fired.
+func (t *task[V]) ackTimedOut() error {
+	if t.sent == nil || t.sent.left.Load() == 0 {
+		return t.onAcked()
+	}
+	t.unacked = t.unackedError(fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.h.ackTimeout))
+	return t.unacked
+}
+
+func (t *task[V]) unackedError(why string) error {
+	topics := make([]string, len(t.writing))
+	for i, topic := range t.writing {
+		topics[i] = topic
+		if topic == t.table {
+			topics[i] = fmt.Sprintf("%s/%d", topic, t.partition)
+		}
+	}
+	return fmt.Errorf("group %s: partition %d: writes to %s %s", t.h.group, t.partition, strings.Join(topics, ", "), why)
+}
