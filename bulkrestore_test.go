@@ -1,14 +1,11 @@
 package sluice_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -364,41 +361,10 @@ func TestSIGKILLDuringABulkLoadRestoreLeavesAStoreThatFinishesTheRestore(t *test
 	produceTable(t, b, bulkTopic, 1, recs)
 	dir := t.TempDir()
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestBulkRestoreChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), bulkChildBrokersEnv+"="+strings.Join(b.Addrs(), ","), bulkChildDirEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	written := make(chan error, 1)
-	go func() {
-		var said []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == bulkChildWritten {
-				written <- nil
-				_, _ = io.Copy(io.Discard, out)
-				return
-			}
-			said = append(said, sc.Text())
-		}
-		written <- fmt.Errorf("child ended before it wrote a chunk (%v); it said:\n%s", sc.Err(), strings.Join(said, "\n"))
-	}()
-	select {
-	case err = <-written:
-	case <-time.After(2 * time.Minute):
-		err = errors.New("child wrote no chunk in time")
-	}
-	_ = cmd.Process.Kill() // SIGKILL, while the restore goes on
-	_ = cmd.Wait()
+	child := startChild(t, "TestBulkRestoreChild", bulkChildWritten,
+		bulkChildBrokersEnv+"="+strings.Join(b.Addrs(), ","), bulkChildDirEnv+"="+dir)
+	err := child.await(2 * time.Minute)
+	child.kill() // SIGKILL, while the restore goes on
 	if err != nil {
 		t.Fatal(err)
 	}

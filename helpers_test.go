@@ -1,10 +1,14 @@
 package sluice_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,4 +223,63 @@ func await[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
 		t.Fatalf("%s within %v", what, d)
 		panic("unreachable")
 	}
+}
+
+// childProcess is this test binary run again as a separate process, for a
+// test that kills it.
+type childProcess struct {
+	cmd  *exec.Cmd
+	said chan error // nil once the child printed the awaited line
+}
+
+// startChild runs the test binary's test named test in a child process with
+// env added to its environment; awaited is the line of its standard output
+// that await waits for.
+func startChild(t *testing.T, test string, awaited string, env ...string) *childProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &childProcess{cmd: cmd, said: make(chan error, 1)}
+	go func() {
+		var said []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == awaited {
+				c.said <- nil
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+			said = append(said, sc.Text())
+		}
+		c.said <- fmt.Errorf("child ended before it printed %q (%v); it said:\n%s", awaited, sc.Err(), strings.Join(said, "\n"))
+	}()
+	return c
+}
+
+// await waits up to d for the child to print its awaited line.
+func (c *childProcess) await(d time.Duration) error {
+	select {
+	case err := <-c.said:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("the child did not print its line within %s", d)
+	}
+}
+
+// kill SIGKILLs the child and waits for it to end.
+func (c *childProcess) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
 }

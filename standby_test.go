@@ -1,16 +1,12 @@
 package sluice_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -431,46 +427,15 @@ func TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts(t *testing.T) 
 	expectCounts(t, v, want, 60*time.Second)
 
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestStandbyChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), standbyChildBrokersEnv+"="+strings.Join(br.Addrs(), ","), standbyChildDirEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	caught := make(chan error, 1)
-	go func() {
-		var said []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == standbyChildCaughtUp {
-				caught <- nil
-				_, _ = io.Copy(io.Discard, out)
-				return
-			}
-			said = append(said, sc.Text())
-		}
-		caught <- fmt.Errorf("child ended before its copies caught up (%v); it said:\n%s", sc.Err(), strings.Join(said, "\n"))
-	}()
-	select {
-	case err = <-caught:
-	case <-time.After(2 * time.Minute):
-		err = errors.New("the child's copies did not catch up in time")
-	}
+	child := startChild(t, "TestStandbyChild", standbyChildCaughtUp,
+		standbyChildBrokersEnv+"="+strings.Join(br.Addrs(), ","), standbyChildDirEnv+"="+dir)
+	err = child.await(2 * time.Minute)
 	// More rows while the copies follow, then the kill.
 	if err == nil {
 		emitN(t, em, 500, 500, want)
 		expectCounts(t, v, want, 30*time.Second)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	child.kill()
 	if err != nil {
 		t.Fatal(err)
 	}
