@@ -93,11 +93,7 @@ func TestStandbyTakeoverRestoresOnlyTheTailExactlyOnce(t *testing.T) {
 func testStandbyTakeover(t *testing.T, extra ...sluice.ProcessorOpt) {
 	br := startBroker(t)
 	const parts = 4
-	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
+	em := newEmitter(t, "events", emitterOpts(br, parts))
 	want := make(map[string]int64)
 	var calls atomic.Int64
 	g := countingGroup("standby", "events", &calls)
@@ -211,11 +207,7 @@ func checkStandbysShown(t *testing.T, p *sluice.Processor[counter], reg *prometh
 func TestRestartedStandbyResumesFromItsCheckpoint(t *testing.T) {
 	br := startBroker(t)
 	const parts = 4
-	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
+	em := newEmitter(t, "events", emitterOpts(br, parts))
 	want := make(map[string]int64)
 	var calls atomic.Int64
 	g := countingGroup("restandby", "events", &calls)
@@ -275,11 +267,7 @@ func TestStandbysOfAGroupWithoutATableIsAnError(t *testing.T) {
 func TestThreeProcessorsTakeOverALeavingOnesPartitionsFromTheirCopies(t *testing.T) {
 	br := startBroker(t)
 	const parts = 6
-	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
+	em := newEmitter(t, "events", emitterOpts(br, parts))
 	want := make(map[string]int64)
 	var calls atomic.Int64
 	g := countingGroup("three", "events", &calls)
@@ -411,11 +399,7 @@ func TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts(t *testing.T) 
 	}
 	br := startBroker(t)
 	const parts = standbyChildParts
-	em, err := sluice.NewEmitter("events", codec.String(), emitterOpts(br, parts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
+	em := newEmitter(t, "events", emitterOpts(br, parts))
 	want := make(map[string]int64)
 	var calls atomic.Int64
 	g := countingGroup("killed", "events", &calls)
@@ -429,7 +413,7 @@ func TestSIGKILLOfAStandbyLeavesCopiesThatTakeOverWithExactCounts(t *testing.T) 
 	dir := t.TempDir()
 	child := startChild(t, "TestStandbyChild", standbyChildCaughtUp,
 		standbyChildBrokersEnv+"="+strings.Join(br.Addrs(), ","), standbyChildDirEnv+"="+dir)
-	err = child.await(2 * time.Minute)
+	err := child.await(2 * time.Minute)
 	// More rows while the copies follow, then the kill.
 	if err == nil {
 		emitN(t, em, 500, 500, want)
