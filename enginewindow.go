@@ -362,7 +362,8 @@ func (e *engine[V]) closeWindow(a *windowAgg[V], st *aggWindows, k string) error
 	e.out = e.out[:emitted]
 	e.undoRecord()
 	clear(e.undo)
-	werr := &WindowError{Group: e.cfg.group.name, Partition: e.partition, Aggregation: a.name, Key: key, Window: w, Err: err}
+	werr := &WindowError{Group: e.cfg.group.name, Partition: e.partition, Aggregation: a.name, Key: key, Window: w, Err: err,
+		closedEnd: a.w.kind == sessionWindows || a.w.kind == slidingWindows}
 	e.cfg.metrics.recordFailed(e.partition, e.cfg.policy.kind, werr)
 	if e.cfg.policy.kind == failPolicy {
 		return werr

@@ -274,11 +274,18 @@ type WindowError struct {
 	Key         string
 	Window      Window
 	Err         error
+	// closedEnd is set for sliding and session windows, whose end is the
+	// time of a record in them: [Start, End] rather than [Start, End).
+	closedEnd bool
 }
 
 func (e *WindowError) Error() string {
-	return fmt.Sprintf("group %s: partition %d: window %q of key %q [%s, %s): %v", e.Group, e.Partition, e.Aggregation, e.Key,
-		e.Window.Start.UTC().Format(time.RFC3339Nano), e.Window.End.UTC().Format(time.RFC3339Nano), e.Err)
+	end := ")"
+	if e.closedEnd {
+		end = "]"
+	}
+	return fmt.Sprintf("group %s: partition %d: window %q of key %q [%s, %s%s: %v", e.Group, e.Partition, e.Aggregation, e.Key,
+		e.Window.Start.UTC().Format(time.RFC3339Nano), e.Window.End.UTC().Format(time.RFC3339Nano), end, e.Err)
 }
 
 func (e *WindowError) Unwrap() error { return e.Err }

@@ -258,3 +258,32 @@ func TestSessionsOfRandomRecordsAreThoseOfAPlainModel(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowErrorWritesASessionsEndAsIncluded: the error of a failed final
+// result names a session as [first, last], its end being a record's time,
+// and a tumbling window as [start, end).
+func TestWindowErrorWritesASessionsEndAsIncluded(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		w    sluice.Windows
+		want string
+	}{
+		{"sessions", sluice.Sessions(5 * time.Second), "12:00:02Z]: cannot report"},
+		{"tumbling", sluice.Tumbling(10 * time.Second), "12:00:10Z): cannot report"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := sluice.DefineGroup[string]("windows")
+			agg := sluice.Aggregate(g, "counts", c.w, sessionCounting, func(ctx *sluice.Context[string], r sluice.WindowResult[int64]) error {
+				return fmt.Errorf("cannot report")
+			})
+			sluice.WindowedInput(g, "in", codec.String(), agg)
+			tt := newWindowTester(t, g)
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "a", 2)
+			err := sluicetest.Send(tt, "in", "x", "x", sec(30))
+			if err == nil || !strings.HasSuffix(err.Error(), c.want) {
+				t.Fatalf("closing: %v, want an error ending in %q", err, c.want)
+			}
+		})
+	}
+}
