@@ -250,11 +250,6 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 		defer tick.Stop()
 		for {
 			select {
-			case <-ctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = srv.Shutdown(sctx)
-				return
 			case <-served:
 				return
 			case <-tick.C:
@@ -262,7 +257,7 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package adtrack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/web"
 )
 
 // Config configures Run.
@@ -131,16 +131,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.Go(func() error { return view.Run(gctx) })
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := web.ServeUntil(gctx, srv, ln, 5*time.Second); err != nil {
 			return fmt.Errorf("stats: serve: %w", err)
 		}
 		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
 	})
 	if cfg.StatsReady != nil {
 		cfg.StatsReady(ln.Addr())

@@ -13,7 +13,6 @@ package clicks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -167,16 +166,10 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return view.Run(gctx) })
 	g.Go(func() error { return emitClicks(gctx, em, cfg.Interval, cfg.Users, cfg.Logger) })
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := web.ServeUntil(gctx, srv, ln, 5*time.Second); err != nil {
 			return fmt.Errorf("view: serve: %w", err)
 		}
 		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
 	})
 	if monitor != nil && cfg.MonitorReady != nil {
 		cfg.MonitorReady(monitorLn.Addr())

@@ -122,3 +122,22 @@ func TestClickCounterServesGrowingCountsAndContinuesAfterRestart(t *testing.T) {
 	}
 	t.Logf("user-3 clicks before restart: %d, after: %d", second, clicksOf(t, url, "user-3", resumed+1))
 }
+
+// TestClickCounterStopsCleanlyWithASpareConnectionOpen: a browser keeps
+// spare connections open that never send a request; stopping the app must
+// not wait for them and fail.
+func TestClickCounterStopsCleanlyWithASpareConnectionOpen(t *testing.T) {
+	b, err := broker.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	url, stop := runClicks(t, b.Addrs(), t.TempDir())
+	clicksOf(t, url, "user-3", 1)
+	spare, err := net.Dial("tcp", url[len("http://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	stop()
+}

@@ -6,7 +6,6 @@ package logdrain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/web"
 )
 
 // DemoConfig configures RunDemo.
@@ -117,16 +117,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 		})
 	})
 	eg.Go(func() error {
-		if err := target.Serve(targetLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := web.ServeUntil(gctx, target, targetLn, 5*time.Second); err != nil {
 			return fmt.Errorf("demo target: serve: %w", err)
 		}
 		return nil
-	})
-	eg.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return target.Shutdown(sctx)
 	})
 	eg.Go(func() error {
 		var addrs [3]net.Addr

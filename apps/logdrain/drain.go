@@ -42,6 +42,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/web"
 )
 
 // The Logplex request headers the drain reads.
@@ -215,14 +216,8 @@ func (d *Drain) Handler() http.Handler {
 // clients, until ctx is done; then it shuts down, letting the requests in
 // hand finish.
 func (d *Drain) Serve(ctx context.Context, ln net.Listener) error {
-	var inHand atomic.Int64
-	handler := d.Handler()
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inHand.Add(1)
-			defer inHand.Add(-1)
-			handler.ServeHTTP(w, r)
-		}),
+		Handler:           d.Handler(),
 		ReadHeaderTimeout: d.cfg.ReadHeaderTimeout,
 		ReadTimeout:       d.cfg.ReadTimeout,
 		WriteTimeout:      d.writeWait,
@@ -230,31 +225,10 @@ func (d *Drain) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	done := make(chan error, 1)
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), d.deliveryWait)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		if err == nil {
-			done <- nil
-			return
-		}
-		// Shutdown also waits for connections that were opened but never
-		// sent a request (a client's spare dial) for up to five seconds.
-		// Closing those loses nothing: only requests in hand are an error.
-		n := inHand.Load()
-		_ = srv.Close()
-		if n == 0 {
-			done <- nil
-			return
-		}
-		done <- fmt.Errorf("drain: shutdown: %d requests still in hand after %s: %w", n, d.deliveryWait, err)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := web.ServeUntil(ctx, srv, ln, d.deliveryWait); err != nil {
 		return fmt.Errorf("drain: serve: %w", err)
 	}
-	return <-done
+	return nil
 }
 
 func (d *Drain) serveLogs(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ package logdrain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -176,16 +175,10 @@ func Run(ctx context.Context, cfg Config) error {
 		eg.Go(func() error { return mirror.run(gctx, view) })
 	}
 	eg.Go(func() error {
-		if err := routesSrv.Serve(routesLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := web.ServeUntil(gctx, routesSrv, routesLn, 5*time.Second); err != nil {
 			return fmt.Errorf("routes view: serve: %w", err)
 		}
 		return nil
-	})
-	eg.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return routesSrv.Shutdown(sctx)
 	})
 	if monitor != nil {
 		eg.Go(func() error { return monitor.Serve(gctx, monitorLn) })

@@ -131,16 +131,10 @@ are not exported.`,
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			eg.Go(func() error { return generateHits(ectx, em, rate, logger.Warn) })
 			eg.Go(func() error {
-				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				if err := web.ServeUntil(ectx, srv, ln, 5*time.Second); err != nil {
 					return fmt.Errorf("sink: %w", err)
 				}
 				return nil
-			})
-			eg.Go(func() error {
-				<-ectx.Done()
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				return srv.Shutdown(sctx)
 			})
 			return eg.Wait()
 		},

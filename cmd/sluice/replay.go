@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-io/sluice/apps/logdrain"
+	"github.com/sluice-io/sluice/web"
 )
 
 func newReplayCmd(g *globalFlags) *cobra.Command {
@@ -86,16 +85,10 @@ runs, and printed as one summary line on exit.`,
 				}
 				srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 				eg.Go(func() error {
-					if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+					if err := web.ServeUntil(gctx, srv, ln, 5*time.Second); err != nil {
 						return fmt.Errorf("metrics: serve: %w", err)
 					}
 					return nil
-				})
-				eg.Go(func() error {
-					<-gctx.Done()
-					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					defer cancel()
-					return srv.Shutdown(sctx)
 				})
 				fmt.Fprintf(out, "metrics  http://%s/metrics\n", ln.Addr())
 			}
