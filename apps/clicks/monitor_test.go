@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,14 +13,12 @@ import (
 
 	"github.com/sluice-io/sluice/apps/clicks"
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/internal/browsertest"
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
 func TestMonitorShowsPartitionsLagAndLooksUpAKeyInABrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (apt-get install chromium); the browser test needs it")
-	}
+	browser := browsertest.Start(t, 1280, 1100, 90*time.Second)
 	b, err := broker.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -55,22 +52,6 @@ func TestMonitorShowsPartitionsLagAndLooksUpAKeyInABrowser(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the monitor did not start within 30s")
 	}
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 1100),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	browser, cancelTimeout := context.WithTimeout(browser, 90*time.Second)
-	defer cancelTimeout()
 
 	if err := chromedp.Do(browser, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/sluice-io/sluice/internal/browsertest"
 )
 
 // gatedSink is an HTTP sink server that fails every call with 503 while
@@ -189,29 +189,11 @@ func commas(n int64) string {
 }
 
 func TestExportPageShowsPendingEventsAndSinkHealthInABrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (apt-get install chromium); the browser test needs it")
-	}
+	browser := browsertest.Start(t, 1280, 1000, 120*time.Second)
 	u := genUpdates(rand.New(rand.NewPCG(71, 72)), time.Now().Add(-time.Hour).Truncate(time.Second), time.Second, 3)
 	g, base := runMonitored(t, u)
 	events := commas(int64(len(u.latest)))
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	browser, cancelTimeout := context.WithTimeout(browser, 120*time.Second)
-	defer cancelTimeout()
 	if err := chromedp.Do(browser, chromedp.Navigate(base+"/pages/"+ExportPage+"/")); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/logdrain"
+	"github.com/sluice-io/sluice/internal/browsertest"
 	"github.com/sluice-io/sluice/store/pebble"
 )
 
@@ -139,26 +139,7 @@ func TestMonitorServesTheRoutesViewJSONUnderTheRoutesPage(t *testing.T) {
 // where it is not installed.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (apt-get install chromium); the browser test needs it")
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 1100),
-	)
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	browser, cancelTimeout := context.WithTimeout(browser, 120*time.Second)
-	t.Cleanup(cancelTimeout)
-	return browser
+	return browsertest.Start(t, 1280, 1100, 120*time.Second)
 }
 
 // screenshot saves the page as name in SLUICE_SCREENSHOT_DIR, or in a
