@@ -460,7 +460,9 @@ func TestTesterStartsNoGoroutines(t *testing.T) {
 	if err := tt.Rebalance(); err != nil {
 		t.Fatal(err)
 	}
-	if after := runtime.NumGoroutine(); after != before {
+	// Fewer after is a goroutine of an earlier test ending meanwhile; the
+	// tester must not have added any.
+	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("%d goroutines before, %d after", before, after)
 	}
 }
