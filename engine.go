@@ -175,6 +175,9 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 	}
 	c := &e.ctx
 	c.ctx = ctx
+	// A record shares its fetch's buffer: the context lets go of the last
+	// one, so that an engine between batches holds no fetch.
+	defer func() { c.rec = nil }()
 	e.m.took(recs)
 	if e.tm != nil {
 		if err := e.loadTimers(); err != nil {

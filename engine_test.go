@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"weak"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -571,4 +573,37 @@ func TestEngineHeadersOfARecordStayAsTheyWereAfterTheNextRecords(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestEngineKeepsNoFetchBufferOfABatchItHasProcessedAndHandedOut(t *testing.T) {
+	e, _, _ := newTestEngine(t, counts())
+	// A fetched batch's records share one buffer, as franz-go's do.
+	buf := []byte("axbyaz")
+	rs := []*kgo.Record{
+		{Topic: "in", Offset: 0, Key: buf[0:1], Value: buf[1:2]},
+		{Topic: "in", Offset: 1, Key: buf[2:3], Value: buf[3:4]},
+		{Topic: "in", Offset: 2, Key: buf[4:5], Value: buf[5:6]},
+	}
+	fetched := weak.Make(&buf[0])
+	if _, err := e.process(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	out := e.effects()
+	if len(out) != len(rs) {
+		t.Fatalf("effects = %d records, want %d", len(out), len(rs))
+	}
+	clear(out) // as the task does once it has produced them
+	_ = e.endBatch()
+	if err := e.applied(int64(len(rs))); err != nil {
+		t.Fatal(err)
+	}
+	// The effects are produced and let go; the next batch comes later.
+	// An engine that kept the batch's last record would keep its fetch
+	// alive, one per partition.
+	buf, rs = nil, nil
+	runtime.GC()
+	if fetched.Value() != nil {
+		t.Fatal("the buffer of a processed batch is still reachable from the engine")
+	}
+	runtime.KeepAlive(e)
 }
