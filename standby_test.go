@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
@@ -334,6 +335,81 @@ func TestThreeProcessorsTakeOverALeavingOnesPartitionsFromTheirCopies(t *testing
 	expectCounts(t, v, want, 30*time.Second)
 	if got, sent := calls.Load(), int64(rows+600); got != sent {
 		t.Fatalf("handled %d records, want each of the %d once", got, sent)
+	}
+}
+
+// A member killed in the middle of a transaction leaves it open at the end
+// of its partitions' changelogs, and the broker aborts it later: the
+// changelog then ends in aborted records and an abort marker, which the
+// read-committed reader of a warm copy gets only as a control record. The
+// member taking the partition over from its copy must finish restoring
+// past them, though nothing is written to the changelog after them, and
+// keep none of their rows. A transactional producer of the test's own plays
+// the killed member's part, so that the transaction is open when the
+// partition moves and ends only once the new owner is restoring.
+func TestWarmStandbyTakeoverFinishesPastAnAbortedTransactionAtTheChangelogEnd(t *testing.T) {
+	br := startBroker(t)
+	const parts = 2
+	em := newEmitter(t, "events", emitterOpts(br, parts))
+	want := make(map[string]int64)
+	var calls atomic.Int64
+	g := countingGroup("abortedtail", "events", &calls)
+	eos := sluice.Guarantee(sluice.ExactlyOnce)
+	pa, _ := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), eos))
+	pb, rb := standbyProcessor(t, g, append(processorOpts(br, parts, t.TempDir()), eos))
+	v := startView(t, "abortedtail-table", codec.JSON[counter](), viewOpts(br, parts)...)
+	emitN(t, em, 400, 400, want)
+	expectCounts(t, v, want, 60*time.Second)
+	splitEvenly(t, pa, pb, parts)
+	moving := owned(pb)[0]
+
+	dead, err := kgo.NewClient(kgo.SeedBrokers(br.Addrs()...), kgo.TransactionalID("abortedtail-dead"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("abortedtail-table"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	if err := dead.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rec := &kgo.Record{Partition: moving, Key: []byte(fmt.Sprintf("aborted-%d", i)), Value: []byte(`{"Count":1000}`)}
+		if err := dead.ProduceSync(t.Context(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rb.stop(t)
+
+	// a takes the partition over from its copy, and its restore is held
+	// at the open transaction.
+	waitFor(t, 30*time.Second, func() error {
+		for _, s := range pa.Stats().Partitions {
+			if s.Partition == moving && s.State == "restoring" {
+				return nil
+			}
+		}
+		return fmt.Errorf("a does not restore partition %d: %+v", moving, pa.Stats().Partitions)
+	})
+	if err := dead.EndTransaction(t.Context(), kgo.TryAbort); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if got := owned(pa); len(got) != parts {
+			return fmt.Errorf("a runs %v, want all %d partitions; partitions %+v", got, parts, pa.Stats().Partitions)
+		}
+		return nil
+	})
+	for _, s := range pa.Stats().Partitions {
+		if s.Partition == moving && s.Restored != 0 {
+			t.Errorf("taking partition %d over restored %d records; its copy was warm and the tail only aborted", moving, s.Restored)
+		}
+	}
+	emitN(t, em, 200, 200, want)
+	expectCounts(t, v, want, 30*time.Second)
+	for i := range 3 {
+		if ok, err := v.Has(fmt.Sprintf("aborted-%d", i)); err != nil || ok {
+			t.Errorf("table has aborted-%d = %v, %v; want the aborted row absent", i, ok, err)
+		}
 	}
 }
 
