@@ -170,7 +170,7 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 	}
 	x := &group{cfg: cfg, m: m}
 	g := sluice.DefineGroup[Pending](cfg.Name)
-	sluice.Persist(g, codec.JSON[Pending]())
+	sluice.Persist(g, PendingCodec())
 	x.win = sluice.Aggregate(g, Aggregation, sluice.Tumbling(cfg.Bucket).Grace(cfg.Grace), sluice.LatestValue(codec.Int64()), x.closed)
 	sluice.Input(g, cfg.Input, codec.Int64(), x.update)
 	if cfg.Topic != "" {
