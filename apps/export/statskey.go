@@ -178,7 +178,7 @@ func CompactTime(t time.Time) string {
 // appendCompactTime appends CompactTime(t) to b.
 func appendCompactTime(b []byte, t time.Time) []byte {
 	start := len(b)
-	b = appendDigits(t.UTC(), b, 0)
+	b = appendDigits(t.UTC(), b, layoutCompact)
 	n := len(b)
 	for n > start+len(compactLayout)-maxStrippedZeros && b[n-1] == '0' {
 		n--
