@@ -5,7 +5,7 @@ package export
 
 import (
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -54,30 +54,63 @@ const (
 // EventID returns the id of the event of key in the bucket that ends at
 // end.
 func EventID(key string, end time.Time) string {
-	return key + "@" + end.UTC().Format(idTimeLayout)
+	return string(appendEventID(make([]byte, 0, len(key)+1+len(idTimeLayout)), key, end))
 }
 
-// newEvent returns the event of k's value v in the bucket that ends at end.
-func newEvent(k StatsKey, v int64, end time.Time) Event {
-	return Event{
-		Service:      k.Service,
-		CInstance:    k.CInstance,
-		UInstance:    k.UInstance,
-		Metric:       k.Metric,
-		ResponseCode: k.ResponseCode,
-		Value:        v,
-		Period:       k.Period.String(),
-		Timestamp:    k.Time.UTC().Format(timestampLayout),
-		TimeGen:      end.UTC().Format(timeGenLayout),
-		ID:           EventID(k.String(), end),
-	}
+func appendEventID(b []byte, key string, end time.Time) []byte {
+	return appendDigits(end.UTC(), append(append(b, key...), '@'), layoutID)
 }
 
-// line returns the event as one JSON Lines line, '\n' included.
-func (e *Event) line() ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+// eventLine returns the event of k's value v in the bucket that ends at
+// end as one JSON Lines line, '\n' included: json.Marshal's encoding of the
+// Event, byte for byte, written field by field. key is k in its one
+// spelling, the key the update came with.
+func eventLine(k *StatsKey, key string, v int64, end time.Time) []byte {
+	end = end.UTC()
+	// Escaping aside, the ids are in the line twice, once in the key.
+	b := make([]byte, 0, 2*len(key)+160)
+	b = appendJSONString(append(b, `{"service":`...), k.Service)
+	for _, f := range [...]struct{ name, v string }{
+		{`,"cinstance":`, k.CInstance},
+		{`,"uinstance":`, k.UInstance},
+		{`,"metric":`, k.Metric},
+		{`,"response_code":`, k.ResponseCode},
+	} {
+		if f.v != "" {
+			b = appendJSONString(append(b, f.name...), f.v)
+		}
 	}
-	return append(b, '\n'), nil
+	b = strconv.AppendInt(append(b, `,"value":`...), v, 10)
+	b = append(append(append(b, `,"period":"`...), k.Period.String()...), '"')
+	b = append(appendDigits(k.Time.UTC(), append(b, `,"timestamp":"`...), layoutTimestamp), '"')
+	b = append(appendDigits(end, append(b, `,"time_gen":"`...), layoutTimeGen), '"')
+	b = append(b, `,"id":`...)
+	if jsonSafe(key) {
+		b = append(appendDigits(end, append(append(append(b, '"'), key...), '@'), layoutID), '"')
+	} else {
+		b = appendJSONString(b, string(appendEventID(nil, key, end)))
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as json.Marshal writes a string: quoted, with
+// the characters it escapes escaped (HTML's <, > and & among them).
+func appendJSONString(b []byte, s string) []byte {
+	if jsonSafe(s) {
+		return append(append(append(b, '"'), s...), '"')
+	}
+	q, _ := json.Marshal(s) // fails only on values of types it cannot encode
+	return append(b, q...)
+}
+
+// jsonSafe reports whether json.Marshal writes s as it is, between quotes:
+// printable ASCII, no quote, backslash or HTML character.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

@@ -326,12 +326,19 @@ func (x *Exporter) nextCall(ctx context.Context) (call, bool) {
 
 // take packs the front of the queue into a call; x.mu is held.
 func (x *Exporter) take() call {
-	n := min(len(x.queue), x.cfg.Limits.MaxRecordsPerCall*x.cfg.Limits.MaxEventsPerRecord)
+	// The lines that may fit in a call: no more than its events, nor past
+	// its bytes.
+	l := x.cfg.Limits
+	n, size := 0, 0
+	for n < len(x.queue) && n < l.MaxRecordsPerCall*l.MaxEventsPerRecord && size+len(x.queue[n].line) <= l.MaxCallBytes {
+		size += len(x.queue[n].line)
+		n++
+	}
 	lines := make([][]byte, 0, n)
 	for _, e := range x.queue[:n] {
 		lines = append(lines, e.line)
 	}
-	records, used := x.cfg.Limits.pack(lines)
+	records, used := l.pack(lines)
 	c := call{records: records, events: make([][]*entry, len(records))}
 	i := 0
 	for r, rec := range records {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice"
-	"github.com/sluice-io/sluice/codec"
 )
 
 // flushPoll is how often Flush looks at the pending rows.
@@ -37,7 +36,7 @@ func Flush(ctx context.Context, cfg Config, progress func(done, total int)) erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	v, err := sluice.NewView(name+"-table", codec.JSON[Pending](), sluice.Brokers(cfg.Brokers...), sluice.Logger(logger),
+	v, err := sluice.NewView(name+"-table", PendingCodec(), sluice.Brokers(cfg.Brokers...), sluice.Logger(logger),
 		sluice.TopicWait(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("export: flush: %w", err)

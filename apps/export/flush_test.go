@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice"
-	"github.com/sluice-io/sluice/codec"
 )
 
 func TestFlushSendsTheEventsPendingWhenItStartsAndStops(t *testing.T) {
@@ -23,7 +22,7 @@ func TestFlushSendsTheEventsPendingWhenItStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, e2eConfig(b, down, state)) }()
-	v, err := sluice.NewView("export-table", codec.JSON[Pending](), sluice.Brokers(b.Addrs()...))
+	v, err := sluice.NewView("export-table", PendingCodec(), sluice.Brokers(b.Addrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ type PendingBucket struct {
 type group struct {
 	cfg GroupConfig
 	win *sluice.Windowed[int64, sluice.Timestamped[int64]]
-	out *sluice.OutputTopic[Event]
+	out *sluice.OutputTopic[[]byte] // the events' JSON
 	m   *groupMetrics
 }
 
@@ -170,11 +170,11 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 	}
 	x := &group{cfg: cfg, m: m}
 	g := sluice.DefineGroup[Pending](cfg.Name)
-	sluice.Persist(g, codec.JSON[Pending]())
+	sluice.Persist(g, PendingCodec())
 	x.win = sluice.Aggregate(g, Aggregation, sluice.Tumbling(cfg.Bucket).Grace(cfg.Grace), sluice.LatestValue(codec.Int64()), x.closed)
 	sluice.Input(g, cfg.Input, codec.Int64(), x.update)
 	if cfg.Topic != "" {
-		x.out = sluice.Output(g, cfg.Topic, codec.JSON[Event]())
+		x.out = sluice.Output(g, cfg.Topic, codec.Bytes())
 	} else {
 		sluice.OnTimer(g, x.recheck)
 	}
@@ -213,18 +213,17 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 		return err // update let no such key in
 	}
 	x.m.lag.Set(time.Since(r.Window.End).Seconds())
-	ev := newEvent(k, r.Value.Value, r.Window.End)
-	line, err := ev.line()
-	if err != nil {
-		return err
-	}
+	end := r.Window.End.UTC()
+	line := eventLine(&k, r.Key, r.Value.Value, end)
 	if x.out != nil {
 		// Kafka would refuse a larger record and the processor retry it
 		// for ever; the error policy takes it instead.
+		id := EventID(r.Key, end)
 		if len(line) > DefaultMaxRecordBytes {
-			return fmt.Errorf("event %s: %d bytes, more than a record's %d", ev.ID, len(line), DefaultMaxRecordBytes)
+			return fmt.Errorf("event %s: %d bytes, more than a record's %d", id, len(line), DefaultMaxRecordBytes)
 		}
-		if err := x.out.Emit(ctx, ev.ID, ev); err != nil {
+		// The record's value is the event's JSON, without the line's end.
+		if err := x.out.Emit(ctx, id, line[:len(line)-1]); err != nil {
 			return err
 		}
 		x.m.out.Inc()
@@ -232,15 +231,15 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 	}
 	// Handed over first: an event too large for any record fails here,
 	// before it is made pending, so that it does not stay pending forever.
-	if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
+	if err := x.cfg.Exporter.offer(EventID(r.Key, end), line); err != nil {
 		return err
 	}
 	p, _ := ctx.Value()
-	keep, _, err := x.settle(k, p.Buckets)
+	keep, _, err := x.settle(&k, r.Key, p.Buckets)
 	if err != nil {
 		return err
 	}
-	p.Buckets = append(keep, PendingBucket{End: r.Window.End.UTC(), Value: r.Value.Value})
+	p.Buckets = append(keep, PendingBucket{End: end, Value: r.Value.Value})
 	p.Rechecks = 0
 	// A timer still ahead checks the new event with the others.
 	if now := ctx.StreamTime(); !p.Armed.After(now) {
@@ -255,23 +254,18 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 // settle returns the events of buckets the sink has not accepted, handing
 // the Exporter again those it does not know, and whether any is still
 // waiting in the Exporter.
-func (x *group) settle(k StatsKey, buckets []PendingBucket) (keep []PendingBucket, waiting bool, err error) {
+func (x *group) settle(k *StatsKey, key string, buckets []PendingBucket) (keep []PendingBucket, waiting bool, err error) {
 	keep = make([]PendingBucket, 0, len(buckets)+1)
-	key := k.String()
 	for _, b := range buckets {
-		// The whole event is made only to hand it over again.
-		switch x.cfg.Exporter.status(EventID(key, b.End)) {
+		// The event's line is made only to hand it over again.
+		id := EventID(key, b.End)
+		switch x.cfg.Exporter.status(id) {
 		case statusAccepted:
 			continue
 		case statusPending:
 			waiting = true
 		case statusUnknown:
-			ev := newEvent(k, b.Value, b.End)
-			line, err := ev.line()
-			if err != nil {
-				return nil, false, err
-			}
-			if err := x.cfg.Exporter.offer(ev.ID, line); err != nil {
+			if err := x.cfg.Exporter.offer(id, eventLine(k, key, b.Value, b.End)); err != nil {
 				return nil, false, err
 			}
 		}
@@ -294,7 +288,7 @@ func (x *group) recheck(ctx *sluice.Context[Pending], t sluice.Timer) error {
 	if err != nil {
 		return err // update let no such key in
 	}
-	keep, waiting, err := x.settle(k, p.Buckets)
+	keep, waiting, err := x.settle(&k, ctx.Key(), p.Buckets)
 	if err != nil {
 		return err
 	}

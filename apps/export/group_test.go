@@ -297,8 +297,8 @@ func TestExportGroupHandsAPendingRowToANewExporterAfterARestart(t *testing.T) {
 	second := &gateSink{open: true}
 	tt2, x2 := newSinkGroup(t, second, 1000)
 	runExporter(t, x2)
-	var p Pending
-	if err := json.Unmarshal(raw, &p); err != nil {
+	p, err := PendingCodec().Decode(raw)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tt2.SetRow(keyA, p); err != nil {

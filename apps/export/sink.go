@@ -147,32 +147,33 @@ func (l Limits) Check(records []Record) error {
 // it hold too many events or bytes, and the call when the next record
 // would make it too many or too large. It returns the records and how
 // many lines they hold. Every line must be at most l.MaxRecordBytes long.
+// Each record's lines are measured first and copied into a buffer of their
+// size, as a call carries megabytes.
 func (l Limits) pack(lines [][]byte) ([]Record, int) {
 	var (
 		records []Record
-		cur     Record
-		total   int // bytes of the call, cur included
+		total   int // bytes of the call
 		used    int
 	)
-	for _, line := range lines {
-		fitsRecord := cur.Events < l.MaxEventsPerRecord && len(cur.Data)+len(line) <= l.MaxRecordBytes
-		if !fitsRecord {
-			if len(records)+1 >= l.MaxRecordsPerCall {
-				break // cur is the call's last record
+	for used < len(lines) && len(records) < l.MaxRecordsPerCall {
+		n, size := 0, 0
+		for _, line := range lines[used:] {
+			if n == l.MaxEventsPerRecord || size+len(line) > l.MaxRecordBytes || total+size+len(line) > l.MaxCallBytes {
+				break
 			}
-			records = append(records, cur)
-			cur = Record{}
+			n++
+			size += len(line)
 		}
-		if total+len(line) > l.MaxCallBytes {
+		if n == 0 {
 			break
 		}
-		cur.Data = append(cur.Data, line...)
-		cur.Events++
-		total += len(line)
-		used++
-	}
-	if cur.Events > 0 {
-		records = append(records, cur)
+		data := make([]byte, 0, size)
+		for _, line := range lines[used : used+n] {
+			data = append(data, line...)
+		}
+		records = append(records, Record{Data: data, Events: n})
+		used += n
+		total += size
 	}
 	return records, used
 }

@@ -63,6 +63,36 @@ func TestPackKeepsEveryCallAndRecordWithinLimits(t *testing.T) {
 	}
 }
 
+func TestPackFillsEachRecordAndCallToALimit(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var lines [][]byte
+	for i := range 2000 {
+		lines = append(lines, testLine(i, r.IntN(250)))
+	}
+	l := smallLimits.withDefaults()
+	for rest := lines; len(rest) > 0; {
+		records, used := l.pack(rest)
+		total, i := 0, 0
+		for _, rec := range records {
+			i += rec.Events
+			total += len(rec.Data)
+			if i == len(rest) {
+				break
+			}
+			// The next line would break a limit of the record, or
+			// the call's bytes.
+			next := len(rest[i])
+			if rec.Events < l.MaxEventsPerRecord && len(rec.Data)+next <= l.MaxRecordBytes && total+next <= l.MaxCallBytes {
+				t.Fatalf("a record of %d events and %d bytes ends before a line of %d bytes that fits", rec.Events, len(rec.Data), next)
+			}
+		}
+		if used < len(rest) && len(records) < l.MaxRecordsPerCall && total+len(rest[used]) <= l.MaxCallBytes {
+			t.Fatalf("a call of %d records and %d bytes ends before a line of %d bytes that fits", len(records), total, len(rest[used]))
+		}
+		rest = rest[used:]
+	}
+}
+
 func TestLimitsCheckNamesTheLimitBroken(t *testing.T) {
 	l := Limits{MaxRecordsPerCall: 2, MaxEventsPerRecord: 2, MaxRecordBytes: 10, MaxCallBytes: 15}
 	rec := func(events, size int) Record { return Record{Data: make([]byte, size), Events: events} }

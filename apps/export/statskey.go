@@ -79,6 +79,29 @@ func (p Period) Start(t time.Time) time.Time {
 	return time.Time{}
 }
 
+// starts reports whether t, in UTC, starts a period: p.Start(t) is t,
+// read off t's fields.
+func (p Period) starts(t time.Time) bool {
+	_, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if s != 0 || t.Nanosecond() != 0 {
+		return false
+	}
+	switch p {
+	case Year:
+		return mo == time.January && d == 1 && h == 0 && mi == 0
+	case Month:
+		return d == 1 && h == 0 && mi == 0
+	case Week, Day:
+		return h == 0 && mi == 0
+	case Hour:
+		return mi == 0
+	case Minute:
+		return true
+	}
+	return t.IsZero()
+}
+
 // StatsKey is a parsed stats key. Exactly one of Metric and ResponseCode
 // is set, and at most one of CInstance and UInstance.
 type StatsKey struct {
@@ -106,32 +129,36 @@ func (k *StatsKey) Exported() bool { return k.Period.Exported() }
 // String returns the key in its one spelling, which ParseStatsKey reads
 // back as k.
 func (k *StatsKey) String() string {
-	var sb strings.Builder
-	sb.WriteString("stats/{service:")
-	sb.WriteString(k.Service)
-	sb.WriteString("}")
+	return string(k.appendTo(make([]byte, 0, 64)))
+}
+
+// appendTo appends the key in its one spelling to b.
+func (k *StatsKey) appendTo(b []byte) []byte {
+	b = append(b, "stats/{service:"...)
+	b = append(b, k.Service...)
+	b = append(b, '}')
 	switch {
 	case k.CInstance != "":
-		sb.WriteString("/cinstance:")
-		sb.WriteString(k.CInstance)
+		b = append(b, "/cinstance:"...)
+		b = append(b, k.CInstance...)
 	case k.UInstance != "":
-		sb.WriteString("/uinstance:")
-		sb.WriteString(k.UInstance)
+		b = append(b, "/uinstance:"...)
+		b = append(b, k.UInstance...)
 	}
 	if k.ResponseCode != "" {
-		sb.WriteString("/response_code:")
-		sb.WriteString(k.ResponseCode)
+		b = append(b, "/response_code:"...)
+		b = append(b, k.ResponseCode...)
 	} else {
-		sb.WriteString("/metric:")
-		sb.WriteString(k.Metric)
+		b = append(b, "/metric:"...)
+		b = append(b, k.Metric...)
 	}
-	sb.WriteString("/")
-	sb.WriteString(k.Period.String())
+	b = append(b, '/')
+	b = append(b, k.Period.String()...)
 	if k.Period != Eternity {
-		sb.WriteString(":")
-		sb.WriteString(CompactTime(k.Time))
+		b = append(b, ':')
+		b = appendCompactTime(b, k.Time)
 	}
-	return sb.String()
+	return b
 }
 
 // compactLayout is YYYYMMDDHHMMSS, the compact time before its trailing
@@ -145,12 +172,53 @@ const maxStrippedZeros = 6
 // CompactTime returns t in UTC as a compact time: YYYYMMDDHHMMSS with up to
 // six trailing zeros removed.
 func CompactTime(t time.Time) string {
-	s := t.UTC().Format(compactLayout)
-	n := len(s)
-	for n > len(s)-maxStrippedZeros && s[n-1] == '0' {
+	return string(appendCompactTime(make([]byte, 0, len(compactLayout)), t))
+}
+
+// appendCompactTime appends CompactTime(t) to b.
+func appendCompactTime(b []byte, t time.Time) []byte {
+	start := len(b)
+	b = appendDigits(t.UTC(), b, layoutCompact)
+	n := len(b)
+	for n > start+len(compactLayout)-maxStrippedZeros && b[n-1] == '0' {
 		n--
 	}
-	return s[:n]
+	return b[:n]
+}
+
+// The layouts appendDigits writes.
+const (
+	layoutCompact   = iota // YYYYMMDDHHMMSS
+	layoutTimestamp        // YYYYMMDD HH:MM
+	layoutTimeGen          // YYYYMMDD HH:MM:SS
+	layoutID               // YYYYMMDDTHHMMSSZ
+)
+
+// appendDigits appends t, in UTC already, to b in one of the layouts, as
+// t.Format would with compactLayout, timestampLayout, timeGenLayout or
+// idTimeLayout for the years 0 to 9999, without the layout's parsing.
+func appendDigits(t time.Time, b []byte, layout int) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, [...]string{compactLayout, timestampLayout, timeGenLayout, idTimeLayout}[layout])
+	}
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
+	b = append2(append2(b, int(mo)), d)
+	switch layout {
+	case layoutCompact:
+		return append2(append2(append2(b, h), mi), s)
+	case layoutTimestamp:
+		return append2(append(append2(append(b, ' '), h), ':'), mi)
+	case layoutTimeGen:
+		return append2(append(append2(append(append2(append(b, ' '), h), ':'), mi), ':'), s)
+	}
+	return append(append2(append2(append2(append(b, 'T'), h), mi), s), 'Z')
+}
+
+// append2 appends n, from 0 to 99, as two digits.
+func append2(b []byte, n int) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
 // ParseCompactTime parses a compact time: 8 to 14 digits, read as
@@ -161,20 +229,42 @@ func ParseCompactTime(s string) (time.Time, error) {
 	if len(s) < len(compactLayout)-maxStrippedZeros || len(s) > len(compactLayout) {
 		return time.Time{}, fmt.Errorf("compact time %q: want 8 to 14 digits", s)
 	}
+	var digits [len(compactLayout)]byte // the removed zeros put back
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return time.Time{}, fmt.Errorf("compact time %q: want only digits", s)
 		}
+		digits[i] = s[i] - '0'
 	}
-	t, err := time.Parse(compactLayout, s+strings.Repeat("0", len(compactLayout)-len(s)))
-	if err != nil {
+	num := func(i, n int) int {
+		v := 0
+		for _, d := range digits[i : i+n] {
+			v = v*10 + int(d)
+		}
+		return v
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(4, 2), num(6, 2), num(8, 2), num(10, 2), num(12, 2)
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) || h > 23 || mi > 59 || sec > 59 {
 		return time.Time{}, fmt.Errorf("compact time %q: not a date and time", s)
 	}
-	if c := CompactTime(t); c != s {
-		return time.Time{}, fmt.Errorf("compact time %q: trailing zeros not removed (want %q)", s, c)
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	// The one spelling ends in a digit other than 0 unless it is the bare
+	// date, or six zeros were removed.
+	if len(s) > len(compactLayout)-maxStrippedZeros && s[len(s)-1] == '0' {
+		return time.Time{}, fmt.Errorf("compact time %q: trailing zeros not removed (want %q)", s, CompactTime(t))
 	}
 	return t, nil
 }
+
+// daysIn returns the number of days of month mo of year y.
+func daysIn(mo time.Month, y int) int {
+	if mo == time.February && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return 29
+	}
+	return monthDays[mo]
+}
+
+var monthDays = [...]int{time.January: 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 // ParseStatsKey parses a stats key. Its error wraps ErrStatsKey and says
 // what is wrong: a missing or unknown part, an empty id, an unknown period,
@@ -189,14 +279,16 @@ func ParseStatsKey(key string) (StatsKey, error) {
 	return k, nil
 }
 
+// parseStatsKey reads key part by part, each part up to the next '/',
+// without allocating: the ids are substrings of key.
 func parseStatsKey(key string) (StatsKey, error) {
 	var k StatsKey
 	rest, ok := strings.CutPrefix(key, "stats/{service:")
 	if !ok {
 		return k, errors.New(`want it to start with "stats/{service:"`)
 	}
-	parts := strings.Split(rest, "/")
-	svc, ok := strings.CutSuffix(parts[0], "}")
+	part, rest, more := strings.Cut(rest, "/")
+	svc, ok := strings.CutSuffix(part, "}")
 	if !ok {
 		return k, errors.New(`want "}" after the service id`)
 	}
@@ -204,48 +296,50 @@ func parseStatsKey(key string) (StatsKey, error) {
 		return k, errors.New("empty service id")
 	}
 	k.Service = svc
-	parts = parts[1:]
-	if len(parts) > 0 {
-		if v, ok := strings.CutPrefix(parts[0], "cinstance:"); ok {
+	if more {
+		part, next, nextMore := strings.Cut(rest, "/")
+		if v, ok := strings.CutPrefix(part, "cinstance:"); ok {
 			if v == "" {
 				return k, errors.New("empty application id")
 			}
-			k.CInstance, parts = v, parts[1:]
-		} else if v, ok := strings.CutPrefix(parts[0], "uinstance:"); ok {
+			k.CInstance, rest, more = v, next, nextMore
+		} else if v, ok := strings.CutPrefix(part, "uinstance:"); ok {
 			if v == "" {
 				return k, errors.New("empty user id")
 			}
-			k.UInstance, parts = v, parts[1:]
+			k.UInstance, rest, more = v, next, nextMore
 		}
 	}
-	if len(parts) == 0 {
+	if !more {
 		return k, errors.New("no metric or response_code")
 	}
-	if v, ok := strings.CutPrefix(parts[0], "metric:"); ok {
+	part, rest, more = strings.Cut(rest, "/")
+	if v, ok := strings.CutPrefix(part, "metric:"); ok {
 		if v == "" {
 			return k, errors.New("empty metric id")
 		}
 		k.Metric = v
-	} else if v, ok := strings.CutPrefix(parts[0], "response_code:"); ok {
+	} else if v, ok := strings.CutPrefix(part, "response_code:"); ok {
 		if v == "" {
 			return k, errors.New("empty response code")
 		}
 		k.ResponseCode = v
 	} else {
-		return k, fmt.Errorf("want metric: or response_code:, found %q", parts[0])
+		return k, fmt.Errorf("want metric: or response_code:, found %q", part)
 	}
-	parts = parts[1:]
-	if len(parts) == 0 {
+	if !more {
 		return k, errors.New("no period")
 	}
-	if len(parts) > 1 {
-		return k, fmt.Errorf("unexpected %q after the period", strings.Join(parts[1:], "/"))
+	part, rest, more = strings.Cut(rest, "/")
+	if more {
+		return k, fmt.Errorf("unexpected %q after the period", rest)
 	}
-	name, compact, hasTime := strings.Cut(parts[0], ":")
+	name, compact, hasTime := strings.Cut(part, ":")
 	k.Period = -1
 	for p, n := range periodNames {
 		if n == name {
 			k.Period = Period(p)
+			break
 		}
 	}
 	switch {
@@ -262,7 +356,7 @@ func parseStatsKey(key string) (StatsKey, error) {
 	if err != nil {
 		return k, err
 	}
-	if !k.Period.Start(t).Equal(t) {
+	if !k.Period.starts(t) {
 		return k, fmt.Errorf("%s is not the start of its %s", compact, k.Period)
 	}
 	k.Time = t
