@@ -18,6 +18,10 @@ package kafka
 //     further for each of the owner's partitions.
 //   - A partition without an owner (its owner left) goes to a member that
 //     holds it warm, if one has room under its fair share.
+//   - When members join, a member over its fair share gives up first the
+//     partitions that a member with room holds warm, and those go to that
+//     member (after the owner has revoked them), so that a member joining
+//     with warm copies takes those over and restores only their tail.
 //   - A member's assignment carries its standbys. Members that know nothing
 //     of standbys send and receive empty user data, which means none.
 
