@@ -327,3 +327,44 @@ func TestJoinPlacementIsTheSameEveryRound(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinWarmsAMovingPartitionOnTheMemberThatTakesItWhileItsOwnerRevokes(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{{id: "a", owned: span(0, 6), generation: 3}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}, {wanted: 1}}
+	first, firstStandbys := standbyRound(t, topics, members, sides)
+	// What b and c take next round is assigned to nobody now; meanwhile
+	// each follows what it takes, and a what it gives up.
+	next := []member{{id: "a", owned: first["a"], generation: 4}, {id: "b", generation: 4}, {id: "c", generation: 4}}
+	second, secondStandbys := standbyRound(t, topics, next, sides)
+	for _, id := range []string{"b", "c"} {
+		if len(first[id]) != 0 || len(second[id]) != 2 {
+			t.Fatalf("%s gets %v then %v, want nothing until a revokes, then 2", id, first[id], second[id])
+		}
+		for _, p := range second[id] {
+			if !slices.Contains(firstStandbys[id], p) {
+				t.Fatalf("%s takes %d over but did not follow it while a revoked it (standbys %v)", id, p, firstStandbys[id])
+			}
+		}
+	}
+	// Each partition keeps its copy on a member other than the one it
+	// moves to, as without the extra one.
+	for _, p := range span(0, 6) {
+		var on []string
+		for id, ps := range firstStandbys {
+			if slices.Contains(ps, p) && !slices.Contains(second[id], p) {
+				on = append(on, id)
+			}
+		}
+		if len(on) != 1 {
+			t.Fatalf("partition %d has copies on %v besides its next owner, want 1 (standbys %v)", p, on, firstStandbys)
+		}
+	}
+	for id, ps := range secondStandbys {
+		for _, p := range ps {
+			if slices.Contains(second[id], p) {
+				t.Fatalf("%s is the standby of %d, which it owns (standbys %v, owned %v)", id, p, secondStandbys, second)
+			}
+		}
+	}
+}
