@@ -172,7 +172,11 @@ func currentOwners(metas []*kmsg.ConsumerMemberMetadata, n int32) []int {
 // assignNumbers spreads n partition numbers over members so that counts
 // differ by at most one, keeping each member's current partitions where the
 // spread allows, and giving a partition that needs an owner to a member
-// that holds it warm where one has room. It returns the member of each number.
+// that holds it warm where one has room. A member over its share gives up
+// first the partitions that a member with room holds warm, so that a member
+// joining with warm copies (a standby, or a store kept from before) takes
+// those over and restores only their tail. It returns the member of each
+// number.
 func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32) bool) []int {
 	assigned := make([]int, n)
 	for p := range assigned {
@@ -184,10 +188,11 @@ func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32)
 	floor := int(n) / members
 	extra := int(n) % members // how many members may hold floor+1
 
-	kept := make([][]int32, members)
+	count := make([]int, members)
 	for p, m := range owners {
 		if m >= 0 {
-			kept[m] = append(kept[m], int32(p))
+			assigned[p] = m
+			count[m]++
 		}
 	}
 	// Members owning the most keep the extra slots, so fewer partitions move.
@@ -195,7 +200,7 @@ func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32)
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(i, j int) bool { return len(kept[order[i]]) > len(kept[order[j]]) })
+	sort.SliceStable(order, func(i, j int) bool { return count[order[i]] > count[order[j]] })
 	quota := make([]int, members)
 	for rank, m := range order {
 		quota[m] = floor
@@ -203,17 +208,8 @@ func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32)
 			quota[m]++
 		}
 	}
-	count := make([]int, members)
-	for m := range kept {
-		for _, p := range kept[m] {
-			if count[m] < quota[m] {
-				assigned[p] = m
-				count[m]++
-			}
-		}
-	}
-	// A partition whose owner left, or that must move, restores only its
-	// tail on a member that holds it warm.
+	// A partition whose owner left restores only its tail on a member that
+	// holds it warm.
 	for p := range assigned {
 		if assigned[p] >= 0 {
 			continue
@@ -224,6 +220,28 @@ func assignNumbers(members int, n int32, owners []int, warm func(m int, p int32)
 				count[w]++
 				break
 			}
+		}
+	}
+	// So does a partition a member over its share gives up, on the member
+	// with room that holds it warm; members in order, partitions in order.
+	for w := range members {
+		for p := range assigned {
+			if count[w] >= quota[w] {
+				break
+			}
+			if o := assigned[p]; o >= 0 && o != w && o == owners[p] && count[o] > quota[o] && warm(w, int32(p)) {
+				assigned[p] = w
+				count[o]--
+				count[w]++
+			}
+		}
+	}
+	// What a member over its share still has to give up, it gives up from
+	// its highest numbers, to whichever member has room.
+	for p := len(assigned) - 1; p >= 0; p-- {
+		if o := assigned[p]; o >= 0 && count[o] > quota[o] {
+			assigned[p] = -1
+			count[o]--
 		}
 	}
 	m := 0

@@ -18,6 +18,13 @@ package kafka
 //     further for each of the owner's partitions.
 //   - A partition without an owner (its owner left) goes to a member that
 //     holds it warm, if one has room under its fair share.
+//   - When members join, a member over its fair share gives up first the
+//     partitions that a member with room holds warm, and those go to that
+//     member (after the owner has revoked them), so that a member joining
+//     with warm copies takes those over and restores only their tail.
+//     While the owner revokes a partition that moves, the member it moves
+//     to follows it as a standby beyond the others, so that by the next
+//     round it has restored it, or part of it, in the background.
 //   - A member's assignment carries its standbys. Members that know nothing
 //     of standbys send and receive empty user data, which means none.
 
@@ -125,7 +132,8 @@ func readPartitions(b []byte) ([]int32, error) {
 // up to the most standbys any member asked for, on members that asked for
 // some other than target[p], its owner after this round. owners[p] is its
 // owner now, warm when it differs from target[p]: a partition moving away
-// stays warm on the member it leaves.
+// stays warm on the member it leaves, and is followed by target[p] too
+// until it is assigned there.
 func placeStandbys(members []memberStandbys, target, owners []int) [][]int32 {
 	out := make([][]int32, len(members))
 	want := 0
@@ -193,6 +201,15 @@ func placeStandbys(members []memberStandbys, target, owners []int) [][]int32 {
 			out[m] = append(out[m], int32(p))
 			load[m]++
 			ofOwner[m][target[p]]++
+		}
+	}
+	// A partition that moves is assigned to nobody until its owner has
+	// revoked it; meanwhile the member it moves to follows it too, beyond
+	// the copies above, so that it has restored some or all of it by the
+	// time it takes it over.
+	for p, o := range owners {
+		if m := target[p]; o >= 0 && m >= 0 && m != o && members[m].wanted > 0 {
+			out[m] = append(out[m], int32(p))
 		}
 	}
 	for _, ps := range out {

@@ -227,3 +227,144 @@ func TestBalancerSpreadsTheCopiesOfOneOwnersPartitionsOverTheOtherMembers(t *tes
 		}
 	}
 }
+
+// joinRounds runs the two rounds of a cooperative join: in the first the
+// members claim what they own, and the partitions that move are given to
+// nobody; in the second each claims what it kept. It returns both rounds'
+// partition numbers and the second round's standbys.
+func joinRounds(t *testing.T, topics map[string]int32, members []member, sides []*standbyMember) (first, second, standbys map[string][]int32) {
+	t.Helper()
+	first, _ = standbyRound(t, topics, members, sides)
+	next := make([]member, len(members))
+	for i, m := range members {
+		next[i] = member{id: m.id, owned: first[m.id], generation: 9}
+	}
+	second, standbys = standbyRound(t, topics, next, sides)
+	return first, second, standbys
+}
+
+func TestJoinGivesTheNewMemberThePartitionsItHoldsWarm(t *testing.T) {
+	topics := groupTopics(6)
+	// b joins holding 0-2 warm: a gives up those, not the ones it would
+	// give up to a cold member.
+	members := []member{{id: "a", owned: span(0, 6), generation: 3}, {id: "b", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1, warm: span(0, 3)}}
+	first, second, _ := joinRounds(t, topics, members, sides)
+	if !slices.Equal(first["a"], span(3, 6)) || len(first["b"]) != 0 {
+		t.Fatalf("first round: a keeps %v and b gets %v, want a 3-5 and b nothing until a revokes", first["a"], first["b"])
+	}
+	if !slices.Equal(second["a"], span(3, 6)) || !slices.Equal(second["b"], span(0, 3)) {
+		t.Fatalf("second round: a %v and b %v, want a 3-5 and b the 0-2 it holds warm", second["a"], second["b"])
+	}
+}
+
+func TestJoinOfTwoMembersGivesEachThePartitionsItHoldsWarm(t *testing.T) {
+	topics := groupTopics(9)
+	members := []member{{id: "a", owned: span(0, 9), generation: 3}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1, warm: []int32{1, 4, 7}}, {wanted: 1, warm: []int32{0, 3, 5}}}
+	first, second, standbys := joinRounds(t, topics, members, sides)
+	if want := []int32{2, 6, 8}; !slices.Equal(first["a"], want) || !slices.Equal(second["a"], want) {
+		t.Fatalf("a keeps %v then %v, want %v: what neither new member holds warm", first["a"], second["a"], want)
+	}
+	if !slices.Equal(second["b"], []int32{1, 4, 7}) || !slices.Equal(second["c"], []int32{0, 3, 5}) {
+		t.Fatalf("b gets %v and c %v, want each what it holds warm", second["b"], second["c"])
+	}
+	for id, ps := range standbys {
+		for _, p := range ps {
+			if slices.Contains(second[id], p) {
+				t.Fatalf("%s is the standby of %d, which it owns (standbys %v, owned %v)", id, p, standbys, second)
+			}
+		}
+	}
+}
+
+func TestJoinMovesFromEachOwnerThePartitionsTheNewMemberHoldsWarm(t *testing.T) {
+	topics := groupTopics(12)
+	// Fair shares are 4/4/4: a and b each give up two. c holds 1 and 7
+	// warm, and 9 and 10, which b can give up only two of with 7.
+	members := []member{
+		{id: "a", owned: span(0, 6), generation: 3},
+		{id: "b", owned: span(6, 12), generation: 3},
+		{id: "c", generation: -1},
+	}
+	sides := []*standbyMember{{wanted: 1, warm: span(6, 12)}, {wanted: 1, warm: span(0, 6)}, {wanted: 1, warm: []int32{1, 7, 9, 10}}}
+	first, second, _ := joinRounds(t, topics, members, sides)
+	for _, p := range []int32{1, 7} {
+		if !slices.Contains(second["c"], p) {
+			t.Fatalf("c gets %v, want it to include %d, which it holds warm", second["c"], p)
+		}
+	}
+	warmMoves := 0
+	for _, p := range second["c"] {
+		if slices.Contains(sides[2].warm, p) {
+			warmMoves++
+		}
+	}
+	if len(second["c"]) != 4 || warmMoves != 3 {
+		t.Fatalf("c gets %v, want 4 partitions, 3 of them warm on c", second["c"])
+	}
+	if len(first["a"]) != 4 || len(first["b"]) != 4 || !slices.Equal(first["a"], second["a"]) || !slices.Equal(first["b"], second["b"]) {
+		t.Fatalf("a keeps %v then %v and b %v then %v, want 4 each, kept", first["a"], second["a"], first["b"], second["b"])
+	}
+}
+
+func TestJoinPlacementIsTheSameEveryRound(t *testing.T) {
+	topics := groupTopics(12)
+	members := []member{
+		{id: "a", owned: span(0, 6), generation: 3},
+		{id: "b", owned: span(6, 12), generation: 3},
+		{id: "c", generation: -1},
+		{id: "d", generation: -1},
+	}
+	sides := []*standbyMember{{wanted: 1, warm: span(6, 12)}, {wanted: 1, warm: span(0, 6)}, {wanted: 1, warm: []int32{2, 8, 9}}, {wanted: 1, warm: []int32{2, 3, 11}}}
+	owned, standbys := standbyRound(t, topics, members, sides)
+	for range 5 {
+		again, againStandbys := standbyRound(t, topics, members, sides)
+		for _, m := range members {
+			if !slices.Equal(again[m.id], owned[m.id]) || !slices.Equal(againStandbys[m.id], standbys[m.id]) {
+				t.Fatalf("%s: %v and standbys %v, then %v and %v", m.id, owned[m.id], standbys[m.id], again[m.id], againStandbys[m.id])
+			}
+		}
+	}
+}
+
+func TestJoinWarmsAMovingPartitionOnTheMemberThatTakesItWhileItsOwnerRevokes(t *testing.T) {
+	topics := groupTopics(6)
+	members := []member{{id: "a", owned: span(0, 6), generation: 3}, {id: "b", generation: -1}, {id: "c", generation: -1}}
+	sides := []*standbyMember{{wanted: 1}, {wanted: 1}, {wanted: 1}}
+	first, firstStandbys := standbyRound(t, topics, members, sides)
+	// What b and c take next round is assigned to nobody now; meanwhile
+	// each follows what it takes, and a what it gives up.
+	next := []member{{id: "a", owned: first["a"], generation: 4}, {id: "b", generation: 4}, {id: "c", generation: 4}}
+	second, secondStandbys := standbyRound(t, topics, next, sides)
+	for _, id := range []string{"b", "c"} {
+		if len(first[id]) != 0 || len(second[id]) != 2 {
+			t.Fatalf("%s gets %v then %v, want nothing until a revokes, then 2", id, first[id], second[id])
+		}
+		for _, p := range second[id] {
+			if !slices.Contains(firstStandbys[id], p) {
+				t.Fatalf("%s takes %d over but did not follow it while a revoked it (standbys %v)", id, p, firstStandbys[id])
+			}
+		}
+	}
+	// Each partition keeps its copy on a member other than the one it
+	// moves to, as without the extra one.
+	for _, p := range span(0, 6) {
+		var on []string
+		for id, ps := range firstStandbys {
+			if slices.Contains(ps, p) && !slices.Contains(second[id], p) {
+				on = append(on, id)
+			}
+		}
+		if len(on) != 1 {
+			t.Fatalf("partition %d has copies on %v besides its next owner, want 1 (standbys %v)", p, on, firstStandbys)
+		}
+	}
+	for id, ps := range secondStandbys {
+		for _, p := range ps {
+			if slices.Contains(second[id], p) {
+				t.Fatalf("%s is the standby of %d, which it owns (standbys %v, owned %v)", id, p, secondStandbys, second)
+			}
+		}
+	}
+}
