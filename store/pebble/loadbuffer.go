@@ -8,7 +8,6 @@ package pebble
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"slices"
 )
@@ -19,12 +18,13 @@ const (
 	loadBlockSize = 256 << 10
 	// loadEntryBlock is how many entries a block of entries holds.
 	loadEntryBlock = 8192
-	// maxLoadEntries is the most changes a buffer holds: their indexes share
-	// a uint64 with 40 bits of their key when sorted.
+	// maxLoadEntries is the most changes a buffer holds, however small they
+	// are, so that their indexes fit a uint32 and the sort of a chunk stays
+	// bounded.
 	maxLoadEntries = 1 << 24
 	// loadEntrySize is what a buffer counts for each change it holds
 	// besides its key and value: its entry, and its sort key while sorted.
-	loadEntrySize = 24
+	loadEntrySize = 16 + 16
 )
 
 // loadEntry is one change a buffer holds: its key is keyLen bytes at at in
@@ -40,8 +40,17 @@ type loadBuffer struct {
 	entries [][]loadEntry
 	n       int   // changes held
 	bytes   int64 // bytes of keys and values held
-	order   []uint64
-	scratch []uint64 // for sorting order
+	order   []sortKey
+	scratch []sortKey   // for sorting order
+	kept    []loadEntry // what sorted returns
+}
+
+// sortKey is what a buffer sorts a change by: the 8 bytes of its key after
+// the prefix the buffer's keys share, big endian and padded with zeros, and
+// its index.
+type sortKey struct {
+	head  uint64
+	index uint32
 }
 
 // add copies a change into the buffer; value is ignored for a delete.
@@ -91,15 +100,14 @@ func (b *loadBuffer) value(e loadEntry) []byte {
 	return b.blocks[e.block][at : at+uint32(max(e.valueLen, 0))]
 }
 
-// sorted returns the indexes of the last change of each key, in key order.
+// sorted returns the entries of the last change of each key, in key order.
 // The slice is the buffer's, valid until the next call.
 //
-// It sorts integers, not keys: each holds 40 bits of its key, those after
-// the prefix that all the keys share, above the change's index, so that one
-// stable radix sort of integers in the order of the changes orders them by
-// those bits and the changes of one key by their order. Only changes whose
-// 40 bits are alike are compared by their whole keys.
-func (b *loadBuffer) sorted() []uint64 {
+// It sorts the entries by the 8 bytes of their keys after the prefix that
+// all the keys share, as an integer, in one stable radix sort, so that
+// changes alike in those bytes keep their order; only those are compared by
+// their whole keys, which for most sets of keys are the changes of one key.
+func (b *loadBuffer) sorted() []loadEntry {
 	if b.n == 0 {
 		return nil
 	}
@@ -107,6 +115,9 @@ func (b *loadBuffer) sorted() []uint64 {
 	common := len(first)
 	for i := range uint32(b.n) {
 		k := b.key(b.entry(i))
+		if len(k) >= common && bytes.Equal(k[:common], first[:common]) {
+			continue
+		}
 		common = min(common, len(k))
 		for j := range common {
 			if k[j] != first[j] {
@@ -118,39 +129,37 @@ func (b *loadBuffer) sorted() []uint64 {
 	b.order = slices.Grow(b.order[:0], b.n)
 	for i := range uint32(b.n) {
 		var head [8]byte
-		copy(head[:5], b.key(b.entry(i))[common:])
-		b.order = append(b.order, binary.BigEndian.Uint64(head[:])|uint64(i))
+		copy(head[:], b.key(b.entry(i))[common:])
+		b.order = append(b.order, sortKey{head: binary.BigEndian.Uint64(head[:]), index: i})
 	}
 	b.scratch = slices.Grow(b.scratch[:0], b.n)[:b.n]
 	sortByHead(b.order, b.scratch)
-	const indexBits = 1<<24 - 1
-	index := func(o uint64) uint32 { return uint32(o & indexBits) }
 	for lo := 0; lo < len(b.order); {
 		hi := lo + 1
-		for hi < len(b.order) && b.order[hi]>>24 == b.order[lo]>>24 {
+		for hi < len(b.order) && b.order[hi].head == b.order[lo].head {
 			hi++
 		}
 		if hi-lo > 1 {
-			slices.SortFunc(b.order[lo:hi], func(x, y uint64) int {
-				if c := bytes.Compare(b.key(b.entry(index(x))), b.key(b.entry(index(y)))); c != 0 {
-					return c
-				}
-				return cmp.Compare(index(x), index(y))
+			slices.SortStableFunc(b.order[lo:hi], func(x, y sortKey) int {
+				return bytes.Compare(b.key(b.entry(x.index)), b.key(b.entry(y.index)))
 			})
 		}
 		lo = hi
 	}
-	// Keep the last change of each key, as its bare index.
-	kept := b.order[:0]
+	// Keep the last change of each key, as its entry: a loop that only
+	// copies entries lets the processor fetch many at once from all over
+	// the buffer, where writing them in order would wait for each.
+	kept := b.kept[:0]
 	for i, o := range b.order {
 		if i+1 < len(b.order) {
 			next := b.order[i+1]
-			if next>>24 == o>>24 && bytes.Equal(b.key(b.entry(index(o))), b.key(b.entry(index(next)))) {
+			if next.head == o.head && bytes.Equal(b.key(b.entry(o.index)), b.key(b.entry(next.index))) {
 				continue
 			}
 		}
-		kept = append(kept, uint64(index(o)))
+		kept = append(kept, b.entry(o.index))
 	}
+	b.kept = kept
 	return kept
 }
 
@@ -170,21 +179,21 @@ func (b *loadBuffer) reset() {
 	b.n, b.bytes = 0, 0
 }
 
-// sortByHead sorts a by its top 40 bits, keeping the order of elements
-// alike in them: a least significant digit radix sort, one byte a pass,
-// which skips the bytes that every element has alike. tmp must be as long
-// as a.
-func sortByHead(a, tmp []uint64) {
-	var counts [5][256]int
+// sortByHead sorts a by head, keeping the order of elements alike in it: a
+// least significant digit radix sort, one byte a pass, which skips the
+// bytes that every element has alike. tmp must be as long as a.
+func sortByHead(a, tmp []sortKey) {
+	var counts [8][256]int
 	for _, v := range a {
-		for d := range 5 {
-			counts[d][byte(v>>(24+8*d))]++
+		for d := range 8 {
+			counts[d][byte(v.head>>(8*d))]++
 		}
 	}
 	src, dst := a, tmp
-	for d := range 5 {
+	for d := range 8 {
 		c := &counts[d]
-		if c[byte(a[0]>>(24+8*d))] == len(a) {
+		shift := 8 * d
+		if c[byte(a[0].head>>shift)] == len(a) {
 			continue // every element has this byte alike
 		}
 		at := 0
@@ -192,9 +201,8 @@ func sortByHead(a, tmp []uint64) {
 			c[i] = at
 			at += n
 		}
-		shift := 24 + 8*d
 		for _, v := range src {
-			k := byte(v >> shift)
+			k := byte(v.head >> shift)
 			dst[c[k]] = v
 			c[k]++
 		}
@@ -203,4 +211,24 @@ func sortByHead(a, tmp []uint64) {
 	if &src[0] != &a[0] {
 		copy(a, src)
 	}
+}
+
+// touchAhead is how many entries ahead of the one being written, in groups
+// of that many, a loader reads the first byte of their keys (see touch).
+const touchAhead = 64
+
+// touch reads the first byte of the key of each entry of es and returns
+// them combined, so that the compiler keeps the reads. In key order the
+// entries' keys lie all over the buffer: a loop that does nothing else
+// lets the processor fetch many of them from memory at once, so that
+// writing them into a table file finds them in the cache instead of
+// waiting for each in turn. Entries of empty keys are skipped.
+func (b *loadBuffer) touch(es []loadEntry) byte {
+	var x byte
+	for _, e := range es {
+		if e.keyLen > 0 {
+			x ^= b.blocks[e.block][e.at]
+		}
+	}
+	return x
 }

@@ -27,16 +27,12 @@ package pebble
 // being written, if any, and drops what the loader holds besides.
 
 import (
+	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
-
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
-	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sluice-io/sluice/store"
 )
@@ -59,7 +55,8 @@ var loadFiles atomic.Uint64
 // while a goroutine of its own writes the chunk of the other, so that
 // sorting and writing a chunk overlap the reading of the next; chunks are
 // written one at a time and in order. Only the goroutine that writes a
-// chunk touches wrote and key, and the next chunk starts after it is done.
+// chunk touches wrote, key, buf and touched, and the next chunk starts
+// after it is done.
 type loader struct {
 	s *pebbleStore
 
@@ -72,8 +69,10 @@ type loader struct {
 	err     error       // the first failure: no later chunk may be written
 	done    bool        // closed
 
-	wrote bool // a chunk was written: later ones may change its rows
-	key   []byte
+	wrote   bool // a chunk was written: later ones may change its rows
+	key     []byte
+	buf     *bufio.Writer // what table files are written through
+	touched byte          // keeps the reads of loadBuffer.touch
 }
 
 // BulkLoad returns a loader that fills the store in chunks, each a sorted
@@ -219,11 +218,10 @@ func (l *loader) write(b *loadBuffer, offset int64) error {
 	// them; the others read each change once, as they write it.
 	order := b.sorted()
 	var delta int64
-	for _, i := range order {
+	for _, e := range order {
 		if !s.counting {
 			break
 		}
-		e := b.entry(uint32(i))
 		exists := e.valueLen >= 0
 		existed := false
 		if l.wrote {
@@ -254,51 +252,4 @@ func (l *loader) write(b *loadBuffer, offset int64) error {
 	s.staleCount.Store(false)
 	l.wrote = true
 	return nil
-}
-
-// writeFile writes the changes of b of indexes order, sorted, the
-// checkpoint offset and the row count rows as a table file at path, synced,
-// as Ingest requires.
-func (l *loader) writeFile(path string, b *loadBuffer, order []uint64, offset, rows int64) error {
-	s := l.s
-	fs := s.db.opts.FS
-	if err := fs.MkdirAll(s.db.loadDir, 0o755); err != nil {
-		return err
-	}
-	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.db.opts.MakeWriterOptions(0, s.db.TableFormat()))
-	// The store's own keys sort before its rows: the checkpoint, then the
-	// row count.
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(offset))
-	err = w.Set(s.keys.offset, v[:])
-	switch {
-	case err != nil:
-	case s.counting:
-		binary.BigEndian.PutUint64(v[:], uint64(rows))
-		err = w.Set(s.keys.rows, v[:])
-	case s.staleCount.Load():
-		err = w.Delete(s.keys.rows)
-	}
-	for _, i := range order {
-		if err != nil {
-			break
-		}
-		e := b.entry(uint32(i))
-		if e.valueLen < 0 && !l.wrote {
-			continue // no earlier chunk wrote a row to delete
-		}
-		l.key = s.keys.row(l.key[:0], b.key(e))
-		if e.valueLen < 0 {
-			err = w.Delete(l.key)
-			continue
-		}
-		err = w.Set(l.key, b.value(e))
-	}
-	// Close writes the file out, syncs and closes it, and must be called
-	// whatever went wrong before.
-	return errors.Join(err, w.Close())
 }
