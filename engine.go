@@ -321,12 +321,24 @@ func (e *engine[V]) onFailure(recs []*kgo.Record, err error) error {
 
 // effects hands out the records the processed records asked to write
 // (outputs, loopbacks, dead letters), in order, and forgets them. The slice
-// is the engine's, reused: it is valid until the next call to process.
+// is the engine's, reused when it is small (keptEffects): it is valid until
+// the next call to process.
 func (e *engine[V]) effects() []*kgo.Record {
 	out := e.out
-	e.out = e.out[:0]
+	if cap(out) > keptEffects {
+		e.out = nil
+	} else {
+		e.out = out[:0]
+	}
 	return out[:len(out):len(out)]
 }
+
+// keptEffects is how many records' room the engine keeps for the effects
+// of its next call. A call that made more hands its slice out for good, so
+// that a partition keeps nothing the size of its largest delivery (up to
+// MaxBatch records) once it is written: kept by every task, that grew with
+// the partitions a processor owns.
+const keptEffects = 1024
 
 // endBatch ends the batch in hand: it returns the changelog records of the
 // rows the batch changed, one per key with its latest value (none for a

@@ -296,6 +296,7 @@ func (p *Processor[V]) poll(ctx context.Context) error {
 		// Whatever the poll returned is handed out even when ctx is done:
 		// exactly once, the client counts polled records as consumed, and
 		// the last transaction commits their offsets.
+		detachUncompressed(fetches)
 		p.mu.Lock()
 		tasks := p.tasks
 		p.mu.Unlock()
