@@ -25,7 +25,9 @@ package sluice
 //   - The error policy is applied in one place (onFailure), to failed
 //     records and failed batches alike.
 //   - The changelog gets one record per key changed in a batch, with the
-//     key's latest value (a tombstone if it was deleted).
+//     key's latest value (a tombstone if it was deleted). With a windows
+//     topic, the windows' rows go there instead, and a purged window gets
+//     no record at all (windowlog.go).
 
 import (
 	"context"
@@ -78,8 +80,11 @@ type engineConfig[V any] struct {
 type enginePartition struct {
 	partition int32
 	table     store.Store // nil for a group without a table
-	joins     map[string]store.Store
-	metrics   *taskMetrics
+	// windows is the changelog topic of the group's window rows, ""
+	// to write them to the table's, as sluicetest does.
+	windows string
+	joins   map[string]store.Store
+	metrics *taskMetrics
 	// ctx is what handlers see as Context() outside process: timers
 	// fired by tick. nil: context.Background().
 	ctx context.Context
@@ -90,10 +95,12 @@ type engine[V any] struct {
 	cfg       *engineConfig[V]
 	partition int32
 	table     string // the changelog topic
-	st        store.Store
-	joins     map[string]store.Store
-	m         *taskMetrics
-	logs      *slog.Logger
+	// The windows' changelog topic; "" keeps the window rows in table.
+	winTopic string
+	st       store.Store
+	joins    map[string]store.Store
+	m        *taskMetrics
+	logs     *slog.Logger
 
 	rows  rowCache[V]
 	dirty []string // keys changed by the batch in hand, in first-change order
@@ -132,6 +139,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		cfg:       cfg,
 		partition: part.partition,
 		table:     cfg.group.TableTopic(),
+		winTopic:  part.windows,
 		st:        part.table,
 		joins:     part.joins,
 		m:         part.metrics,
@@ -352,11 +360,19 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 		if e.unwritten(key, e.dirtyRows[i]) {
 			continue
 		}
-		raw := e.markWritten(key, e.dirtyRows[i])
+		r := e.dirtyRows[i]
+		raw := e.markWritten(key, r)
 		keys = append(keys, key...)
 		k := keys[len(keys)-len(key) : len(keys) : len(keys)]
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
-		vals[i] = kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
+		topic := e.table
+		if e.winTopic != "" && windowLogKey(key) {
+			if r.purged {
+				continue // its aggregation's purge mark covers it
+			}
+			topic = e.winTopic
+		}
+		vals[i] = kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw}
 		recs = append(recs, &vals[i])
 	}
 	clear(e.dirty)
@@ -371,7 +387,17 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 // record), in one atomic step. The driver calls it once everything endBatch
 // returned is acknowledged, and, exactly once, committed.
 func (e *engine[V]) applied(changelogEnd int64) error {
+	return e.appliedAt(changelogEnd, -1)
+}
+
+// appliedAt is applied for a group with a windows topic: windowsEnd is
+// the offset after its last acknowledged record, which the store records
+// beside changelogEnd in the same Apply (-1: none to record).
+func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 	if len(e.pending) > 0 {
+		if windowsEnd >= 0 {
+			e.pending = append(e.pending, windowsCheckpoint(windowsEnd))
+		}
 		if err := e.st.Apply(e.pending, changelogEnd); err != nil {
 			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
 		}

@@ -92,6 +92,9 @@ type aggWindows struct {
 	// The last window closeDue closed, that the cursor row is to move
 	// to when it returns; "" if none.
 	closed string
+	// The purge mark to write (windowlog.go): every row of the
+	// aggregation below it is purged; "" if none to write.
+	purgedTo string
 }
 
 // minReleased is the least number of rows released holds, whatever the
@@ -141,6 +144,9 @@ func (e *engine[V]) loadWindows() error {
 			end = max(end, s.end)
 		}
 		ws.aggs[i].storeEnd = end
+		if err := e.purgeBelowMark(a); err != nil {
+			return err
+		}
 	}
 	ws.next = math.MinInt64
 	ws.loaded = true
@@ -299,6 +305,9 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 		var zero V
 		cerr := e.setRaw(windowCursorSpace+a.name, []byte(st.closed), true, zero, false)
 		st.closed = ""
+		if merr := e.writePurgeMark(a, st); cerr == nil {
+			cerr = merr
+		}
 		clear(e.undo)
 		if err == nil {
 			err = cerr
@@ -399,6 +408,7 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
 	e.deleteWindowRow(k)
+	st.purgedTo = k + "\x00" // every row up to k is purged (see purgeMark)
 	return nil
 }
 
@@ -435,6 +445,10 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 			}
 		}
 	}
+	if len(due) > 0 {
+		st.purgedTo = string(hi) // every row below hi is purged now
+	}
+	err = e.writePurgeMark(a, st)
 	clear(e.undo)
-	return nil
+	return err
 }

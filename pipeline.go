@@ -97,16 +97,23 @@ func (t *task[V]) onProduced(w *taskWrite, r *kgo.Record, err error) {
 	if err != nil {
 		w.err.CompareAndSwap(nil, &produceError{topic: r.Topic, partition: r.Partition, err: err})
 	} else if r.Topic == t.table {
-		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
-			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
-				break
-			}
-		}
+		advance(&t.changelogEnd, r.Offset+1)
+	} else if r.Topic == t.windows && t.windows != "" {
+		advance(&t.windowsEnd, r.Offset+1)
 	}
 	if w.left.Add(-1) == 0 {
 		select {
 		case t.acked <- struct{}{}:
 		default: // the task has a wake-up waiting already
+		}
+	}
+}
+
+// advance moves end up to next, if next is later.
+func advance(end *atomic.Int64, next int64) {
+	for e := end.Load(); next > e; e = end.Load() {
+		if end.CompareAndSwap(e, next) {
+			return
 		}
 	}
 }
@@ -269,7 +276,7 @@ func (t *task[V]) unackedError(why string) error {
 	topics := make([]string, len(t.writing))
 	for i, topic := range t.writing {
 		topics[i] = topic
-		if topic == t.table {
+		if topic == t.table || topic == t.windows {
 			topics[i] = fmt.Sprintf("%s/%d", topic, t.partition)
 		}
 	}

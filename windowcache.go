@@ -58,7 +58,7 @@ func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
 func (e *engine[V]) deleteWindowRow(k string) {
 	var zero V
 	r, held := e.rows.peek(k)
-	e.writeRow(k, r, held, nil, false, zero, false)
+	e.writeRow(k, r, held, nil, false, zero, false).purged = true
 }
 
 // clearUndo clears the undo log u, which is most often empty.
