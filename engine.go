@@ -379,6 +379,7 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	e.dirty = e.dirty[:0]
 	clear(e.dirtyRows)
 	e.dirtyRows = e.dirtyRows[:0]
+	e.windowsWritten()
 	return recs
 }
 

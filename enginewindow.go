@@ -21,7 +21,7 @@ package sluice
 //     never writes to a closed window, retained or not: a record whose
 //     windows have all closed fails as late.
 //   - The store holds the windows of the applied batches; window rows made
-//     since are in unapplied, so a scan of the store and of unapplied,
+//     since are in unapplied or written, so a scan of the store and of them,
 //     filtered through the rows the engine holds, finds every live window,
 //     as for timers.
 //   - A window that ends after its aggregation's storeEnd had no row in
@@ -60,8 +60,9 @@ const windowCursorSpace = reservedPrefix + "c"
 // windowState is what an engine of a group with windows keeps of them.
 type windowState struct {
 	aggs []aggWindows
-	// Window rows set since the store was last updated.
-	unapplied map[string]struct{}
+	// Window rows made since the store was last updated: by the batch in
+	// hand (unapplied) and by the batches written since (written).
+	unapplied, written map[string]struct{}
 	// Rows of open windows that end after their aggregation's storeEnd
 	// that the row cache let go of since the last load; at most
 	// releasedLimit.
@@ -106,7 +107,7 @@ const minReleased = 4096
 // the cache, an entry costing less than a cached row, and at least
 // minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), written: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}

@@ -273,3 +273,60 @@ func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
 		t.Errorf("restored %d window rows, want the %d of [100,110)", len(rows), keys)
 	}
 }
+
+func TestStandbyOfAGroupWithWindowsTakesOverWithExactResults(t *testing.T) {
+	const (
+		partitions = 2
+		keys       = 8
+	)
+	b := startBroker(t, broker.AllowAutoTopicCreation(), broker.Partitions(partitions))
+	cl := mustClient(t, kgo.SeedBrokers(b.Addrs()...), kgo.AllowAutoTopicCreation(),
+		kgo.ConsumeTopics("wresults"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	produceAt := func(sec int64) {
+		t.Helper()
+		for k := range keys {
+			r := &kgo.Record{Topic: "wclicks", Key: fmt.Appendf(nil, "k%d", k), Value: []byte("click"), Timestamp: time.Unix(sec, 0)}
+			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+	}
+	start := func() (*sluice.Processor[struct{}], *running) {
+		t.Helper()
+		p, err := sluice.NewProcessor(windowCounts(), append(processorOpts(b, partitions, t.TempDir()), sluice.Standbys(1))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, runInBackground(t, p.Run)
+	}
+	for _, sec := range []int64{1, 2, 11, 13} {
+		produceAt(sec)
+	}
+	pa, _ := start()
+	pb, rb := start()
+	// Each runs one partition and follows the other's, both topics.
+	waitFor(t, 60*time.Second, func() error {
+		consumed := pa.Stats().Consumed + pb.Stats().Consumed
+		for _, p := range []*sluice.Processor[struct{}]{pa, pb} {
+			s := p.Stats()
+			if len(s.Partitions) != 1 || s.Partitions[0].State != "running" || len(s.Standbys) != 1 || s.Standbys[0].State != "following" || s.Standbys[0].Behind != 0 {
+				return fmt.Errorf("%s: partitions %+v, standbys %+v", s.Group, s.Partitions, s.Standbys)
+			}
+		}
+		if consumed < 4*keys {
+			return fmt.Errorf("consumed %d of %d", consumed, 4*keys)
+		}
+		return nil
+	})
+	rb.stop(t)
+	waitFor(t, 30*time.Second, func() error {
+		if s := pa.Stats(); len(s.Partitions) != partitions {
+			return fmt.Errorf("a runs %d partitions", len(s.Partitions))
+		}
+		return nil
+	})
+	for _, sec := range []int64{15, 21, 31, 100} {
+		produceAt(sec)
+	}
+	expectWindowResults(t, cl, keys, 90*time.Second, "a run without a takeover")
+}
