@@ -177,6 +177,20 @@ func splitStore(st store.Store) (table, windows store.Store) {
 	return &tableLogStore{Store: st, mu: mu}, &windowLogStore{Store: st, mu: mu, marks: make(map[string]string)}
 }
 
+// Flush passes a flush on to a store that can, as the reader asks of a
+// store it restored.
+func (s *tableLogStore) Flush() error { return flushStore(s.Store) }
+
+// Flush is tableLogStore's.
+func (s *windowLogStore) Flush() error { return flushStore(s.Store) }
+
+func flushStore(st store.Store) error {
+	if f, ok := st.(store.Flusher); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
 func (s *tableLogStore) Apply(changes []store.Change, offset int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

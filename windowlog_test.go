@@ -96,6 +96,35 @@ func windowEnd(k string) int64 {
 	return int64(end^(1<<63)) / int64(time.Second)
 }
 
+// expectNoWindowTombstones checks the changelogs of group, read
+// committed: its windows topic holds window rows and purge marks and no
+// tombstone of a window, its table topic no window row.
+func expectNoWindowTombstones(t *testing.T, b *broker.Broker, group string) {
+	t.Helper()
+	var windows, marks int
+	for _, r := range readRecords(t, b, group+"-windows") {
+		switch k := string(r.Key); {
+		case strings.HasPrefix(k, windowRowPrefix):
+			windows++
+			if r.Value == nil {
+				t.Errorf("%s-windows has a tombstone for the window row %q", group, k)
+			}
+		case strings.HasPrefix(k, purgeMarkPrefix):
+			marks++
+		default:
+			t.Errorf("%s-windows has the row %q, which is not a window's", group, k)
+		}
+	}
+	if windows == 0 || marks == 0 {
+		t.Errorf("%s-windows has %d window rows and %d purge marks, want some of each", group, windows, marks)
+	}
+	for _, r := range readRecords(t, b, group+"-table") {
+		if strings.HasPrefix(string(r.Key), windowRowPrefix) {
+			t.Errorf("%s-table has the window row %q (value %q)", group, r.Key, r.Value)
+		}
+	}
+}
+
 func TestWindowsTopicIsCompactDeleteWithARetentionPastTheLongestWindow(t *testing.T) {
 	b := startBroker(t, broker.AllowAutoTopicCreation(), broker.Partitions(3))
 	g := sluice.DefineGroup[struct{}]("wtopics")
@@ -227,28 +256,7 @@ func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
 	expectWindowResults(t, cl, keys, 90*time.Second, "a run without a restart")
 	r2.stop(t)
 
-	var windows, marks int
-	for _, r := range readRecords(t, b, "wcounts-windows") {
-		switch k := string(r.Key); {
-		case strings.HasPrefix(k, windowRowPrefix):
-			windows++
-			if r.Value == nil {
-				t.Errorf("wcounts-windows has a tombstone for the window row %q", k)
-			}
-		case strings.HasPrefix(k, purgeMarkPrefix):
-			marks++
-		default:
-			t.Errorf("wcounts-windows has the row %q, which is not a window's", k)
-		}
-	}
-	if windows == 0 || marks == 0 {
-		t.Errorf("wcounts-windows has %d window rows and %d purge marks, want some of each", windows, marks)
-	}
-	for _, r := range readRecords(t, b, "wcounts-table") {
-		if strings.HasPrefix(string(r.Key), windowRowPrefix) {
-			t.Errorf("wcounts-table has the window row %q (value %q)", r.Key, r.Value)
-		}
-	}
+	expectNoWindowTombstones(t, b, "wcounts")
 
 	// A third processor restores on an empty state dir: of the windows,
 	// only [100,110) is not purged at stream time 100 (those before
