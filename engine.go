@@ -115,8 +115,12 @@ type engine[V any] struct {
 	// Records to write, not yet handed to the driver: outputs, loopbacks
 	// and dead letters, in record order.
 	out []*kgo.Record
-	// Row changes written to the changelog, not yet to the store.
-	pending []store.Change
+	// Row changes written to the changelog, not yet to the store, and
+	// the ranges of purged windows to delete with them (windowlog.go).
+	pending       []store.Change
+	pendingRanges []store.Range
+	// The store's range deletes, nil if it has none.
+	ranges store.RangeDeleter
 
 	// Stream time in Unix nanoseconds (noStreamTime before the first
 	// record), and the timers of a group with a timer handler (nil
@@ -161,6 +165,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		e.tm = &timerState{unapplied: make(map[string]struct{}), indexLimit: timerIndexPerRow * cfg.cacheRows}
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
+		e.ranges, _ = part.table.(store.RangeDeleter)
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
 		*e.rows.released = e.windowRowReleased
 	}
@@ -362,6 +367,9 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 		}
 		r := e.dirtyRows[i]
 		raw := e.markWritten(key, r)
+		if r.purged && e.winTopic != "" && e.ranges != nil {
+			continue // its aggregation's purge mark covers it, and its range deletes it
+		}
 		keys = append(keys, key...)
 		k := keys[len(keys)-len(key) : len(keys) : len(keys)]
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
@@ -370,6 +378,7 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 			if r.purged {
 				continue // its aggregation's purge mark covers it
 			}
+			e.purgeRange(key, raw)
 			topic = e.winTopic
 		}
 		vals[i] = kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw}
@@ -399,7 +408,15 @@ func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 		if windowsEnd >= 0 {
 			e.pending = append(e.pending, windowsCheckpoint(windowsEnd))
 		}
-		if err := e.st.Apply(e.pending, changelogEnd); err != nil {
+		var err error
+		if len(e.pendingRanges) > 0 {
+			err = e.ranges.ApplyRanges(e.pending, e.pendingRanges, changelogEnd)
+			clear(e.pendingRanges)
+			e.pendingRanges = e.pendingRanges[:0]
+		} else {
+			err = e.st.Apply(e.pending, changelogEnd)
+		}
+		if err != nil {
 			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
 		}
 		e.m.applied()
@@ -418,6 +435,7 @@ func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 // rows are the store's again.
 func (e *engine[V]) discarded() {
 	e.pending = nil
+	e.pendingRanges = nil
 	e.rowsDiscarded()
 	e.timersDiscarded()
 	e.windowsDiscarded()

@@ -125,6 +125,18 @@ func (e *engine[V]) writePurgeMark(a *windowAgg[V], st *aggWindows) error {
 	return e.setRaw(windowPurgeSpace+a.name, []byte(mark), true, zero, false)
 }
 
+// purgeRange keeps, for the purge mark key set to mark, the range of the
+// rows it purges, to delete in the store with the batch: the purged rows
+// have no change of their own there when the store deletes ranges.
+func (e *engine[V]) purgeRange(key string, mark []byte) {
+	name, ok := strings.CutPrefix(key, windowPurgeSpace)
+	if !ok || e.ranges == nil || mark == nil {
+		return
+	}
+	lo, _ := aggRange(name)
+	e.pendingRanges = append(e.pendingRanges, store.Range{Lo: lo, Hi: mark})
+}
+
 // purgeBelowMark purges the rows of aggregation a below its purge mark
 // that the store holds: rows a restore read from the table topic after
 // the windows topic's mark, which no tombstone removes.
@@ -144,9 +156,17 @@ func (e *engine[V]) purgeBelowMark(a *windowAgg[V]) error {
 	if err != nil {
 		return err
 	}
+	if len(left) == 0 {
+		return nil
+	}
 	for _, k := range left {
 		e.deleteWindowRow(k)
 	}
+	// Written again, so that the batch deletes its range.
+	var zero V
+	mk := windowPurgeSpace + a.name
+	r, held := e.rows.peek(mk)
+	e.writeRow(mk, r, held, mark, true, zero, false)
 	return nil
 }
 
@@ -215,14 +235,22 @@ func (s *windowLogStore) Apply(changes []store.Change, offset int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]store.Change, 0, len(changes)+1)
+	rd, _ := s.Store.(store.RangeDeleter)
+	var ranges []store.Range
 	for _, c := range changes {
 		k := string(c.Key)
 		if name, ok := strings.CutPrefix(k, windowPurgeSpace); ok && c.Value != nil {
-			purged, err := s.purged(name, string(c.Value))
-			if err != nil {
-				return err
+			if rd != nil {
+				lo, _ := aggRange(name)
+				ranges = append(ranges, store.Range{Lo: lo, Hi: c.Value})
+				s.marks[name] = string(c.Value)
+			} else {
+				purged, err := s.purged(name, string(c.Value))
+				if err != nil {
+					return err
+				}
+				out = append(out, purged...)
 			}
-			out = append(out, purged...)
 		}
 		out = append(out, c)
 	}
@@ -236,6 +264,9 @@ func (s *windowLogStore) Apply(changes []store.Change, offset int64) error {
 	table, err := s.Store.Offset()
 	if err != nil {
 		return err
+	}
+	if len(ranges) > 0 {
+		return rd.ApplyRanges(out, ranges, table)
 	}
 	return s.Store.Apply(out, table)
 }

@@ -255,6 +255,8 @@ func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
 	waitFor(t, 60*time.Second, consumed(p2, 2*keys))
 	expectWindowResults(t, cl, keys, 90*time.Second, "a run without a restart")
 	r2.stop(t)
+	// The store that purged them holds no purged window either.
+	expectOnlyWindowsEndingAt(t, windowedRows(t, dir, "wcounts-table", partitions), 110, keys)
 
 	expectNoWindowTombstones(t, b, "wcounts")
 
@@ -271,14 +273,20 @@ func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
 		return nil
 	})
 	r3.stop(t)
-	rows := windowedRows(t, dir, "wcounts-table", partitions)
+	expectOnlyWindowsEndingAt(t, windowedRows(t, dir, "wcounts-table", partitions), 110, keys)
+}
+
+// expectOnlyWindowsEndingAt checks that the window rows of a store are n,
+// all of windows that end at end (Unix seconds).
+func expectOnlyWindowsEndingAt(t *testing.T, rows []string, end int64, n int) {
+	t.Helper()
 	for _, k := range rows {
-		if end := windowEnd(k); end != 110 {
-			t.Errorf("restored the window row %q, which ends at %ds: purged at stream time 100s", k, end)
+		if got := windowEnd(k); got != end {
+			t.Errorf("the store holds the window row %q, which ends at %ds: purged", k, got)
 		}
 	}
-	if len(rows) != keys {
-		t.Errorf("restored %d window rows, want the %d of [100,110)", len(rows), keys)
+	if len(rows) != n {
+		t.Errorf("the store holds %d window rows, want the %d that end at %ds", len(rows), n, end)
 	}
 }
 
