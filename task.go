@@ -534,6 +534,9 @@ func (t *task[V]) close() error {
 		if t.h.restore != nil {
 			t.h.restore.remove(t.partition)
 		}
+		if t.h.winRestore != nil {
+			t.h.winRestore.remove(t.partition)
+		}
 		if cerr := t.st.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("group %s: close store of partition %d: %w", t.h.group, t.partition, cerr)
 		}
