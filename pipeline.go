@@ -109,6 +109,25 @@ func (t *task[V]) onProduced(w *taskWrite, r *kgo.Record, err error) {
 	}
 }
 
+// initChangelogEnds starts the changelog offsets that the store's next
+// checkpoint records at the restored ones: a batch that writes to one of
+// the topics only records the other's as it is.
+func (t *task[V]) initChangelogEnds() error {
+	off, err := t.st.Offset()
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	t.changelogEnd.Store(max(off, 0))
+	if t.windows == "" {
+		return nil
+	}
+	if off, err = windowsOffset(t.st); err != nil {
+		return err
+	}
+	t.windowsEnd.Store(max(off, 0))
+	return nil
+}
+
 // advance moves end up to next, if next is later.
 func advance(end *atomic.Int64, next int64) {
 	for e := end.Load(); next > e; e = end.Load() {

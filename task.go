@@ -232,16 +232,7 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 		if windowsSide != nil {
 			// After the table, whose window rows, if any, are older
 			// than the windows topic's (windowlog.go).
-			readies = append(readies, func() error {
-				if err := h.restore.waitReady(ctx, ready); err != nil {
-					return err
-				}
-				readyOf, err := h.winRestore.add(ctx, map[int32]store.Store{t.partition: windowsSide})
-				if err != nil {
-					return fmt.Errorf("restore windows: %w", err)
-				}
-				return h.winRestore.waitReady(ctx, readyOf[t.partition])
-			})
+			readies = append(readies, func() error { return t.restoreWindows(ctx, ready, windowsSide) })
 		}
 	}
 	for _, topic := range h.joinTopics {
@@ -278,25 +269,6 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 			return fmt.Errorf("group %s: partition %d: %w", h.group, t.partition, err)
 		}
 	}
-	return nil
-}
-
-// initChangelogEnds starts the changelog offsets that the store's next
-// checkpoint records at the restored ones: a batch that writes to one of
-// the topics only records the other's as it is.
-func (t *task[V]) initChangelogEnds() error {
-	off, err := t.st.Offset()
-	if err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
-	}
-	t.changelogEnd.Store(max(off, 0))
-	if t.windows == "" {
-		return nil
-	}
-	if off, err = windowsOffset(t.st); err != nil {
-		return err
-	}
-	t.windowsEnd.Store(max(off, 0))
 	return nil
 }
 

@@ -30,6 +30,7 @@ package sluice
 //     it loads its windows.
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -168,6 +169,20 @@ func (e *engine[V]) purgeBelowMark(a *windowAgg[V]) error {
 	r, held := e.rows.peek(mk)
 	e.writeRow(mk, r, held, mark, true, zero, false)
 	return nil
+}
+
+// restoreWindows restores the windows side of the task's store from the
+// windows topic once the table's restore is ready.
+func (t *task[V]) restoreWindows(ctx context.Context, tableReady <-chan struct{}, windowsSide store.Store) error {
+	h := t.h
+	if err := h.restore.waitReady(ctx, tableReady); err != nil {
+		return err
+	}
+	readyOf, err := h.winRestore.add(ctx, map[int32]store.Store{t.partition: windowsSide})
+	if err != nil {
+		return fmt.Errorf("restore windows: %w", err)
+	}
+	return h.winRestore.waitReady(ctx, readyOf[t.partition])
 }
 
 // windowLogStore is the side of a task's store that the windows topic's
