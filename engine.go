@@ -25,7 +25,9 @@ package sluice
 //   - The error policy is applied in one place (onFailure), to failed
 //     records and failed batches alike.
 //   - The changelog gets one record per key changed in a batch, with the
-//     key's latest value (a tombstone if it was deleted).
+//     key's latest value (a tombstone if it was deleted). With a windows
+//     topic, the windows' rows go there instead, and a purged window gets
+//     no record at all (windowlog.go).
 
 import (
 	"context"
@@ -78,8 +80,11 @@ type engineConfig[V any] struct {
 type enginePartition struct {
 	partition int32
 	table     store.Store // nil for a group without a table
-	joins     map[string]store.Store
-	metrics   *taskMetrics
+	// windows is the changelog topic of the group's window rows, ""
+	// to write them to the table's, as sluicetest does.
+	windows string
+	joins   map[string]store.Store
+	metrics *taskMetrics
 	// ctx is what handlers see as Context() outside process: timers
 	// fired by tick. nil: context.Background().
 	ctx context.Context
@@ -90,10 +95,12 @@ type engine[V any] struct {
 	cfg       *engineConfig[V]
 	partition int32
 	table     string // the changelog topic
-	st        store.Store
-	joins     map[string]store.Store
-	m         *taskMetrics
-	logs      *slog.Logger
+	// The windows' changelog topic; "" keeps the window rows in table.
+	winTopic string
+	st       store.Store
+	joins    map[string]store.Store
+	m        *taskMetrics
+	logs     *slog.Logger
 
 	rows  rowCache[V]
 	dirty []string // keys changed by the batch in hand, in first-change order
@@ -108,8 +115,12 @@ type engine[V any] struct {
 	// Records to write, not yet handed to the driver: outputs, loopbacks
 	// and dead letters, in record order.
 	out []*kgo.Record
-	// Row changes written to the changelog, not yet to the store.
-	pending []store.Change
+	// Row changes written to the changelog, not yet to the store, and
+	// the ranges of purged windows to delete with them (windowlog.go).
+	pending       []store.Change
+	pendingRanges []store.Range
+	// The store's range deletes, nil if it has none.
+	ranges store.RangeDeleter
 
 	// Stream time in Unix nanoseconds (noStreamTime before the first
 	// record), and the timers of a group with a timer handler (nil
@@ -132,6 +143,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		cfg:       cfg,
 		partition: part.partition,
 		table:     cfg.group.TableTopic(),
+		winTopic:  part.windows,
 		st:        part.table,
 		joins:     part.joins,
 		m:         part.metrics,
@@ -153,6 +165,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		e.tm = &timerState{unapplied: make(map[string]struct{}), indexLimit: timerIndexPerRow * cfg.cacheRows}
 	}
 	if len(cfg.group.windows) > 0 && part.table != nil {
+		e.ranges, _ = part.table.(store.RangeDeleter)
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
 		*e.rows.released = e.windowRowReleased
 	}
@@ -367,17 +380,30 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 		if e.unwritten(key, e.dirtyRows[i]) {
 			continue
 		}
-		raw := e.markWritten(key, e.dirtyRows[i])
+		r := e.dirtyRows[i]
+		raw := e.markWritten(key, r)
+		if r.purged && e.winTopic != "" && e.ranges != nil {
+			continue // its aggregation's purge mark covers it, and its range deletes it
+		}
 		keys = append(keys, key...)
 		k := keys[len(keys)-len(key) : len(keys) : len(keys)]
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
-		vals[i] = kgo.Record{Topic: e.table, Partition: e.partition, Key: k, Value: raw}
+		topic := e.table
+		if e.winTopic != "" && windowLogKey(key) {
+			if r.purged {
+				continue // its aggregation's purge mark covers it
+			}
+			e.purgeRange(key, raw)
+			topic = e.winTopic
+		}
+		vals[i] = kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw}
 		recs = append(recs, &vals[i])
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
 	clear(e.dirtyRows)
 	e.dirtyRows = e.dirtyRows[:0]
+	e.windowsWritten()
 	return recs
 }
 
@@ -386,8 +412,26 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 // record), in one atomic step. The driver calls it once everything endBatch
 // returned is acknowledged, and, exactly once, committed.
 func (e *engine[V]) applied(changelogEnd int64) error {
+	return e.appliedAt(changelogEnd, -1)
+}
+
+// appliedAt is applied for a group with a windows topic: windowsEnd is
+// the offset after its last acknowledged record, which the store records
+// beside changelogEnd in the same Apply (-1: none to record).
+func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 	if len(e.pending) > 0 {
-		if err := e.st.Apply(e.pending, changelogEnd); err != nil {
+		if windowsEnd >= 0 {
+			e.pending = append(e.pending, windowsCheckpoint(windowsEnd))
+		}
+		var err error
+		if len(e.pendingRanges) > 0 {
+			err = e.ranges.ApplyRanges(e.pending, e.pendingRanges, changelogEnd)
+			clear(e.pendingRanges)
+			e.pendingRanges = e.pendingRanges[:0]
+		} else {
+			err = e.st.Apply(e.pending, changelogEnd)
+		}
+		if err != nil {
 			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
 		}
 		e.m.applied()
@@ -406,6 +450,7 @@ func (e *engine[V]) applied(changelogEnd int64) error {
 // rows are the store's again.
 func (e *engine[V]) discarded() {
 	e.pending = nil
+	e.pendingRanges = nil
 	e.rowsDiscarded()
 	e.timersDiscarded()
 	e.windowsDiscarded()

@@ -21,7 +21,7 @@ package sluice
 //     never writes to a closed window, retained or not: a record whose
 //     windows have all closed fails as late.
 //   - The store holds the windows of the applied batches; window rows made
-//     since are in unapplied, so a scan of the store and of unapplied,
+//     since are in unapplied or written, so a scan of the store and of them,
 //     filtered through the rows the engine holds, finds every live window,
 //     as for timers.
 //   - A window that ends after its aggregation's storeEnd had no row in
@@ -60,8 +60,9 @@ const windowCursorSpace = reservedPrefix + "c"
 // windowState is what an engine of a group with windows keeps of them.
 type windowState struct {
 	aggs []aggWindows
-	// Window rows set since the store was last updated.
-	unapplied map[string]struct{}
+	// Window rows made since the store was last updated: by the batch in
+	// hand (unapplied) and by the batches written since (written).
+	unapplied, written map[string]struct{}
 	// Rows of open windows that end after their aggregation's storeEnd
 	// that the row cache let go of since the last load; at most
 	// releasedLimit.
@@ -92,6 +93,9 @@ type aggWindows struct {
 	// The last window closeDue closed, that the cursor row is to move
 	// to when it returns; "" if none.
 	closed string
+	// The purge mark to write (windowlog.go): every row of the
+	// aggregation below it is purged; "" if none to write.
+	purgedTo string
 }
 
 // minReleased is the least number of rows released holds, whatever the
@@ -103,7 +107,7 @@ const minReleased = 4096
 // the cache, an entry costing less than a cached row, and at least
 // minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), written: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}
@@ -141,6 +145,9 @@ func (e *engine[V]) loadWindows() error {
 			end = max(end, s.end)
 		}
 		ws.aggs[i].storeEnd = end
+		if err := e.purgeBelowMark(a); err != nil {
+			return err
+		}
 	}
 	ws.next = math.MinInt64
 	ws.loaded = true
@@ -299,6 +306,9 @@ func (e *engine[V]) closeDue(a *windowAgg[V], st *aggWindows) (err error) {
 		var zero V
 		cerr := e.setRaw(windowCursorSpace+a.name, []byte(st.closed), true, zero, false)
 		st.closed = ""
+		if merr := e.writePurgeMark(a, st); cerr == nil {
+			cerr = merr
+		}
 		clear(e.undo)
 		if err == nil {
 			err = cerr
@@ -399,6 +409,7 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
 	e.deleteWindowRow(k)
+	st.purgedTo = k + "\x00" // every row up to k is purged (see purgeMark)
 	return nil
 }
 
@@ -435,6 +446,10 @@ func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 			}
 		}
 	}
+	if len(due) > 0 {
+		st.purgedTo = string(hi) // every row below hi is purged now
+	}
+	err = e.writePurgeMark(a, st)
 	clear(e.undo)
-	return nil
+	return err
 }

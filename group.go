@@ -88,6 +88,15 @@ func (g *Group[V]) Name() string { return g.name }
 // TableTopic returns the name of the group's table topic, its changelog.
 func (g *Group[V]) TableTopic() string { return g.name + "-table" }
 
+// WindowsTopic returns the name of the changelog topic of the group's
+// windows: the rows of its windowed aggregations, apart from its table's
+// rows, so that a window that closes needs no tombstone (windowlog.go).
+// Only a group with windowed aggregations has one.
+func (g *Group[V]) WindowsTopic() string { return g.name + "-windows" }
+
+// windowLogged reports whether the group has a windows topic.
+func (g *Group[V]) windowLogged() bool { return len(g.windows) > 0 }
+
 // LoopTopic returns the name of the group's loopback topic.
 func (g *Group[V]) LoopTopic() string { return g.name + "-loop" }
 

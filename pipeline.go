@@ -97,16 +97,42 @@ func (t *task[V]) onProduced(w *taskWrite, r *kgo.Record, err error) {
 	if err != nil {
 		w.err.CompareAndSwap(nil, &produceError{topic: r.Topic, partition: r.Partition, err: err})
 	} else if r.Topic == t.table {
-		for end := t.changelogEnd.Load(); r.Offset+1 > end; end = t.changelogEnd.Load() {
-			if t.changelogEnd.CompareAndSwap(end, r.Offset+1) {
-				break
-			}
-		}
+		advance(&t.changelogEnd, r.Offset+1)
+	} else if r.Topic == t.windows && t.windows != "" {
+		advance(&t.windowsEnd, r.Offset+1)
 	}
 	if w.left.Add(-1) == 0 {
 		select {
 		case t.acked <- struct{}{}:
 		default: // the task has a wake-up waiting already
+		}
+	}
+}
+
+// initChangelogEnds starts the changelog offsets that the store's next
+// checkpoint records at the restored ones: a batch that writes to one of
+// the topics only records the other's as it is.
+func (t *task[V]) initChangelogEnds() error {
+	off, err := t.st.Offset()
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	t.changelogEnd.Store(max(off, 0))
+	if t.windows == "" {
+		return nil
+	}
+	if off, err = windowsOffset(t.st); err != nil {
+		return err
+	}
+	t.windowsEnd.Store(max(off, 0))
+	return nil
+}
+
+// advance moves end up to next, if next is later.
+func advance(end *atomic.Int64, next int64) {
+	for e := end.Load(); next > e; e = end.Load() {
+		if end.CompareAndSwap(e, next) {
+			return
 		}
 	}
 }
@@ -269,7 +295,7 @@ func (t *task[V]) unackedError(why string) error {
 	topics := make([]string, len(t.writing))
 	for i, topic := range t.writing {
 		topics[i] = topic
-		if topic == t.table {
+		if topic == t.table || topic == t.windows {
 			topics[i] = fmt.Sprintf("%s/%d", topic, t.partition)
 		}
 	}

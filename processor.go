@@ -53,6 +53,9 @@ type processorConfig struct {
 	// How long a partition stays idle before its stream time follows
 	// the wall clock; 0: never.
 	idleAdvance time.Duration
+	// How much longer than its longest window a windows topic keeps
+	// records; see WindowsRetentionMargin.
+	windowsMargin time.Duration
 }
 
 // Processor runs a group over the partitions its consumer group assigns to
@@ -91,6 +94,7 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		client:          defaultClientConfig(),
 		maxBatch:        10000,
 		cacheRows:       10000,
+		windowsMargin:   DefaultWindowsRetentionMargin,
 		shutdownTimeout: 30 * time.Second,
 		sessionTimeout:  10 * time.Second,
 	}

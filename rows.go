@@ -44,6 +44,9 @@ type row[V any] struct {
 	// it, neither in the store nor in a pending changelog record, so if
 	// the batch deletes it there is nothing to write.
 	absent bool
+	// purged: a window row deleted as its window's retention ended, which
+	// needs no record in a windows topic (windowlog.go).
+	purged bool
 }
 
 func (r *row[V]) pinned() bool { return r.dirty || r.pending }
@@ -252,6 +255,7 @@ func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exist
 		e.dirtyRows = append(e.dirtyRows, r)
 	}
 	r.raw, r.exists, r.val, r.hasVal = raw, exists, val, hasVal
+	r.purged = false
 	return r
 }
 

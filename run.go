@@ -42,6 +42,7 @@ type runState[V any] struct {
 	ackTimeout time.Duration
 	ctx        context.Context
 	restore    *tableReader
+	winRestore *tableReader // the windows topic's, nil without windows
 	joins      map[string]*tableReader
 	lookups    map[string]*tableView
 	host       *taskHost[V] // what its tasks need of the processor
@@ -130,9 +131,16 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		defer p.restore.close()
 		background("restore "+p.g.TableTopic(), p.restore.run)
 	}
+	if p.g.windowLogged() {
+		if p.winRestore, err = newTableReader(&p.cfg.client, p.logger, p.g.WindowsTopic()); err != nil {
+			return err
+		}
+		defer p.winRestore.close()
+		background("restore "+p.g.WindowsTopic(), p.winRestore.run)
+	}
 	var standby kafka.Standby // a nil interface asks for no standbys
 	if p.standbys != nil {
-		p.standbys.begin(runCtx, p.restore)
+		p.standbys.begin(runCtx, p.restore, p.winRestore)
 		standby = p.standbys
 		// After the tasks have stopped (see below), before the reader
 		// closes.

@@ -25,6 +25,10 @@ package sluice
 //     keeps the checkpoint of the last chunk it wrote.
 //   - Only the callbacks of the group and the end of Run start and stop
 //     standbys; mu guards the maps, not the I/O.
+//   - A group with a windows topic follows it too, into the same store
+//     (windowlog.go), once the table topic has caught up; a copy is ready
+//     once both have. A copy's mu orders the windows reader's start with
+//     the copy's end, so that no reader writes a store handed over.
 
 import (
 	"context"
@@ -76,8 +80,10 @@ type standbySet struct {
 	table  string        // the changelog topic
 	open   store.Builder // the processor's Storage
 	logger *slog.Logger
-	reader *tableReader    // the table's; set by begin, before the client exists
-	ctx    context.Context // Run's; set by begin
+	reader *tableReader // the table's; set by begin, before the client exists
+	// The windows topic's, nil without windows; set by begin.
+	winReader *tableReader
+	ctx       context.Context // Run's; set by begin
 
 	mu      sync.Mutex
 	given   []int32 // by the last assignment
@@ -88,6 +94,57 @@ type standbySet struct {
 type standbyCopy struct {
 	st    store.Store
 	ready <-chan struct{}
+
+	mu   sync.Mutex
+	gone bool          // released or taken: the windows reader must not start
+	stop chan struct{} // closed when gone
+}
+
+// end stops the copy's readers; it returns once neither writes its store.
+func (s *standbySet) end(p int32, c *standbyCopy) {
+	s.reader.remove(p)
+	if s.winReader == nil {
+		return
+	}
+	c.mu.Lock()
+	if !c.gone {
+		c.gone = true
+		close(c.stop)
+	}
+	c.mu.Unlock()
+	s.winReader.remove(p)
+}
+
+// followWindows has the windows reader follow the copy of partition p
+// into ws once the table reader has caught up with tableReady, and closes
+// ready once it has caught up too.
+func (s *standbySet) followWindows(p int32, c *standbyCopy, ws store.Store, tableReady <-chan struct{}, ready chan struct{}) {
+	select {
+	case <-tableReady:
+	case <-c.stop:
+		return
+	case <-s.ctx.Done():
+		return
+	}
+	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return
+	}
+	readyOf, err := s.winReader.add(s.ctx, map[int32]store.Store{p: ws})
+	c.mu.Unlock()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.logger.Warn("cannot follow the windows of a standby; it does not become warm", "partition", p, "err", err)
+		}
+		return
+	}
+	select {
+	case <-readyOf[p]:
+		close(ready)
+	case <-c.stop:
+	case <-s.ctx.Done():
+	}
 }
 
 func newStandbySet(wanted int, table string, storage store.Builder, logger *slog.Logger) *standbySet {
@@ -96,10 +153,10 @@ func newStandbySet(wanted int, table string, storage store.Builder, logger *slog
 
 // begin is called by Run, before the group's client exists, with its
 // context and the table's reader.
-func (s *standbySet) begin(ctx context.Context, reader *tableReader) {
+func (s *standbySet) begin(ctx context.Context, reader, winReader *tableReader) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ctx, s.reader = ctx, reader
+	s.ctx, s.reader, s.winReader = ctx, reader, winReader
 }
 
 // Wanted implements kafka.Standby.
@@ -176,18 +233,23 @@ func (s *standbySet) follow(owned map[int32]bool) {
 // it would without one, and the next assignment tries again.
 func (s *standbySet) start(ps []int32) {
 	stores := make(map[int32]store.Store, len(ps))
+	sides := make(map[int32]store.Store, len(ps))
+	winSides := make(map[int32]store.Store, len(ps))
 	for _, p := range ps {
 		st, err := s.open(s.table, p)
 		if err != nil {
 			s.logger.Warn("cannot open the store of a standby; the partition has no warm copy here", "partition", p, "err", err)
 			continue
 		}
-		stores[p] = st
+		stores[p], sides[p] = st, st
+		if s.winReader != nil {
+			sides[p], winSides[p] = splitStore(st)
+		}
 	}
 	if len(stores) == 0 {
 		return
 	}
-	readies, err := s.reader.add(s.ctx, stores)
+	readies, err := s.reader.add(s.ctx, sides)
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.logger.Warn("cannot follow the changelog of standbys; the partitions have no warm copies here", "partitions", slices.Sorted(maps.Keys(stores)), "err", err)
@@ -201,7 +263,13 @@ func (s *standbySet) start(ps []int32) {
 	}
 	s.mu.Lock()
 	for p, st := range stores {
-		s.copies[p] = &standbyCopy{st: st, ready: readies[p]}
+		c := &standbyCopy{st: st, ready: readies[p], stop: make(chan struct{})}
+		if s.winReader != nil {
+			ready := make(chan struct{})
+			c.ready = ready
+			go s.followWindows(p, c, winSides[p], readies[p], ready)
+		}
+		s.copies[p] = c
 	}
 	s.mu.Unlock()
 	s.logger.Info("standbys started", "partitions", slices.Sorted(maps.Keys(stores)))
@@ -209,7 +277,7 @@ func (s *standbySet) start(ps []int32) {
 
 // release stops following partition p and closes its store.
 func (s *standbySet) release(p int32, c *standbyCopy) {
-	s.reader.remove(p)
+	s.end(p, c)
 	if err := c.st.Close(); err != nil {
 		s.logger.Warn("close the store of a standby", "partition", p, "err", err)
 	}
@@ -226,7 +294,7 @@ func (s *standbySet) take(p int32) (store.Store, error) {
 		return nil, nil
 	}
 	offset, _, _, _, _ := s.reader.following(p)
-	s.reader.remove(p)
+	s.end(p, c)
 	select {
 	case <-c.ready:
 		s.logger.Info("taking over a warm standby", "partition", p, "checkpoint", offset)
@@ -267,7 +335,7 @@ func (s *standbySet) close() error {
 	s.mu.Unlock()
 	var errs []error
 	for p, c := range copies {
-		s.reader.remove(p)
+		s.end(p, c)
 		if err := c.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close the store of standby %d: %w", p, err))
 		}

@@ -77,6 +77,9 @@ type task[V any] struct {
 
 	// The outcome of the changelog records produced.
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
+	// The same for the windows topic (windows, "" without one).
+	windows    string
+	windowsEnd atomic.Int64
 	// The topics written to, to name them if a wait for
 	// acknowledgements times out; lastTopic spares the search when the
 	// topic does not change.
@@ -107,6 +110,7 @@ func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
 		joinStores: make(map[string]store.Store),
 		markBuf:    make(map[string]map[int32]kgo.EpochOffset),
 		table:      h.table,
+		windows:    h.windows,
 		logs:       h.logger.With("partition", partition),
 	}
 	t.initWrites()
@@ -153,7 +157,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx})
+		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, windows: t.windows, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx})
 		t.active.Store(true)
 		t.resume()
 		if t.h.batch.runner != nil {
@@ -215,12 +219,21 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 			return fmt.Errorf("group %s: open store of partition %d: %w", h.group, t.partition, err)
 		}
 		t.st = st
-		readyOf, err := h.restore.add(ctx, map[int32]store.Store{t.partition: st})
+		tableSide, windowsSide := st, store.Store(nil)
+		if h.windows != "" {
+			tableSide, windowsSide = splitStore(st)
+		}
+		readyOf, err := h.restore.add(ctx, map[int32]store.Store{t.partition: tableSide})
 		ready := readyOf[t.partition]
 		if err != nil {
 			return fmt.Errorf("group %s: restore partition %d: %w", h.group, t.partition, err)
 		}
 		readies = append(readies, func() error { return h.restore.waitReady(ctx, ready) })
+		if windowsSide != nil {
+			// After the table, whose window rows, if any, are older
+			// than the windows topic's (windowlog.go).
+			readies = append(readies, func() error { return t.restoreWindows(ctx, ready, windowsSide) })
+		}
 	}
 	for _, topic := range h.joinTopics {
 		st, err := h.storage(h.group+"."+topic+".join", t.partition)
@@ -248,7 +261,13 @@ func (t *task[V]) restoreTables(ctx context.Context) error {
 		t.restoreEnd.Store(end)
 		t.restored.Store(n)
 		h.restore.remove(t.partition)
+		if t.windows != "" {
+			h.winRestore.remove(t.partition)
+		}
 		t.m.countRows(t.st)
+		if err := t.initChangelogEnds(); err != nil {
+			return fmt.Errorf("group %s: partition %d: %w", h.group, t.partition, err)
+		}
 	}
 	return nil
 }
@@ -439,6 +458,9 @@ func (t *task[V]) applyBatch(marks map[string]kgo.EpochOffset) error {
 // applyPending writes the row changes whose changelog records are durable
 // to the store, with the changelog offset they reach, in one atomic step.
 func (t *task[V]) applyPending() error {
+	if t.windows != "" {
+		return t.e.appliedAt(t.changelogEnd.Load(), t.windowsEnd.Load())
+	}
 	return t.e.applied(t.changelogEnd.Load())
 }
 
@@ -483,6 +505,9 @@ func (t *task[V]) close() error {
 	if t.st != nil {
 		if t.h.restore != nil {
 			t.h.restore.remove(t.partition)
+		}
+		if t.h.winRestore != nil {
+			t.h.winRestore.remove(t.partition)
 		}
 		if cerr := t.st.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("group %s: close store of partition %d: %w", t.h.group, t.partition, cerr)

@@ -18,6 +18,7 @@ import (
 type taskHost[V any] struct {
 	group       string
 	table       string // the changelog topic, "" without a table
+	windows     string // the windows' changelog topic, "" without windows
 	inputTopics []string
 	joinTopics  []string
 
@@ -32,9 +33,11 @@ type taskHost[V any] struct {
 	logger     *slog.Logger
 	metrics    *processorMetrics
 
-	restore *tableReader            // nil without a table
-	joins   map[string]*tableReader // by joined topic
-	engine  *engineConfig[V]
+	restore *tableReader // nil without a table
+	// The windows topic's reader, nil without windows.
+	winRestore *tableReader
+	joins      map[string]*tableReader // by joined topic
+	engine     *engineConfig[V]
 
 	fail    func(error)
 	written func(*task[V], map[string]kgo.EpochOffset) error // the guarantee's: after a batch is acknowledged
@@ -56,6 +59,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		logger:      p.logger,
 		metrics:     p.metrics,
 		restore:     p.restore,
+		winRestore:  p.winRestore,
 		joins:       p.joins,
 		engine:      p.engineConfig(),
 		fail:        p.fail,
@@ -63,6 +67,9 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 	}
 	if p.g.Persisted() {
 		h.table = p.g.TableTopic()
+	}
+	if p.g.windowLogged() {
+		h.windows = p.g.WindowsTopic()
 	}
 	for _, j := range p.g.joins {
 		h.joinTopics = append(h.joinTopics, j.topic)

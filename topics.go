@@ -38,6 +38,9 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 	if p.g.Persisted() {
 		owned = append(owned, kafka.TopicSpec{Name: p.g.TableTopic(), Partitions: n, Replication: def.replication, Compacted: true})
 	}
+	if p.g.windowLogged() {
+		owned = append(owned, windowsTopicSpec(p.g, p.cfg.windowsMargin, n, def.replication))
+	}
 	for _, in := range p.g.inputs {
 		if in.loop {
 			owned = append(owned, kafka.TopicSpec{Name: in.topic, Partitions: n, Replication: def.replication})
@@ -63,6 +66,9 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 	}
 	if p.g.Persisted() {
 		copartitioned[p.g.TableTopic()] = counts[p.g.TableTopic()]
+	}
+	if p.g.windowLogged() {
+		copartitioned[p.g.WindowsTopic()] = counts[p.g.WindowsTopic()]
 	}
 	for _, j := range p.g.joins {
 		copartitioned[j.topic] = counts[j.topic]

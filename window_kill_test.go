@@ -155,4 +155,5 @@ func TestWindowsAfterASIGKILLExactlyOnceAreThoseOfARunWithoutIt(t *testing.T) {
 	}
 
 	expectWindowResults(t, cl, keys, 120*time.Second, "a run without the kill")
+	expectNoWindowTombstones(t, b, "wcounts")
 }

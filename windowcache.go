@@ -58,7 +58,7 @@ func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
 func (e *engine[V]) deleteWindowRow(k string) {
 	var zero V
 	r, held := e.rows.peek(k)
-	e.writeRow(k, r, held, nil, false, zero, false)
+	e.writeRow(k, r, held, nil, false, zero, false).purged = true
 }
 
 // clearUndo clears the undo log u, which is most often empty.
@@ -76,16 +76,27 @@ func (e *engine[V]) windowsApplied() {
 	if len(e.win.decoded) > 0 {
 		clear(e.win.decoded) // kept for a batch
 	}
-	if len(e.dirty) == 0 {
-		// No row is dirty: the store holds them all.
-		clear(e.win.unapplied)
+	// The written ones; those made since are the next batch's.
+	clear(e.win.written)
+}
+
+// windowsWritten hands the window rows the batch made to the write they
+// are in: they are in the store once it is applied, which drops them all
+// at once, whatever the rows made since.
+func (e *engine[V]) windowsWritten() {
+	ws := e.win
+	if ws == nil || len(ws.unapplied) == 0 {
 		return
 	}
-	for k := range e.win.unapplied {
-		if r, ok := e.rows.peek(k); !ok || !r.dirty {
-			delete(e.win.unapplied, k)
-		}
+	if len(ws.written) == 0 {
+		ws.written, ws.unapplied = ws.unapplied, ws.written
+		return
 	}
+	// Batches of one transaction, applied when it commits.
+	for k := range ws.unapplied {
+		ws.written[k] = struct{}{}
+	}
+	clear(ws.unapplied)
 }
 
 // windowRowReleased keeps in released the row r of key, which the row
@@ -126,6 +137,7 @@ func (e *engine[V]) windowsDiscarded() {
 		return
 	}
 	clear(e.win.unapplied)
+	clear(e.win.written)
 	clear(e.win.decoded)
 	e.win.loaded = false
 	e.win.next = math.MinInt64

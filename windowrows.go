@@ -99,26 +99,30 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte, all bool) (keys []string, 
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
 	}
 	stored := len(keys) // in order
-	for k := range e.win.unapplied {
-		if k < string(lo) || k >= string(limit) {
-			continue
-		}
-		if k >= string(hi) {
-			if (next == "" || k < next) && made(k) {
-				next = k
+	for _, unapplied := range []map[string]struct{}{e.win.unapplied, e.win.written} {
+		for k := range unapplied {
+			if k < string(lo) || k >= string(limit) {
+				continue
 			}
-			continue
-		}
-		if all || made(k) {
-			keys = append(keys, k)
+			if k >= string(hi) {
+				if (next == "" || k < next) && made(k) {
+					next = k
+				}
+				continue
+			}
+			if all || made(k) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	if stored == len(keys) {
 		return keys, next, nil
 	}
 	// Merge the few unapplied rows into the stored ones: a row can be
-	// in both, set again since.
+	// in both, set again since, and in both sets of unapplied, made
+	// again by a later batch.
 	slices.Sort(keys[stored:])
+	keys = append(keys[:stored], slices.Compact(keys[stored:])...)
 	if stored == 0 {
 		return keys, next, nil
 	}

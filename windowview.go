@@ -1,8 +1,9 @@
 package sluice
 
 // A WindowView copies the window rows of one windowed aggregation out of a
-// group's table topic, with the same reader and restore as a View, into
-// local stores laid out for its two queries.
+// group's windows topic (or, for windows kept in a table, its table topic),
+// with the same reader and restore as a View, into local stores laid out
+// for its two queries.
 //
 // Invariants:
 //   - A windowStore turns each window row of the changelog into two rows of
@@ -13,6 +14,10 @@ package sluice
 //     timers, stream time, other aggregations' windows) is dropped, so the
 //     store holds exactly the aggregation's windows, and the checkpoint of
 //     each Apply still covers every record it was handed.
+//   - The aggregation's purge mark (windowlog.go) deletes the windows
+//     below it, both rows each, in the Apply that reads it: a windows
+//     topic has no tombstone for a purged window. Its rows come before
+//     the mark in the topic, compacted or not, so none is read after it.
 //   - Queries read every partition's store, so they find a window whichever
 //     partition its row was written to.
 
@@ -35,7 +40,7 @@ import (
 
 // WindowView is a read-only, continuously updated local copy of the
 // windows of one windowed aggregation of a group, read from the group's
-// table topic: a key's windows in a time range, and every key of one
+// windows topic: a key's windows in a time range, and every key of one
 // window. It sees a window from its first result until the group purges
 // it, closed windows included.
 type WindowView[A any] struct {
@@ -46,7 +51,9 @@ type WindowView[A any] struct {
 }
 
 // NewWindowView returns a view of the windows of the aggregation named
-// aggregation in table, the group's table topic ("<group>-table"), whose
+// aggregation in table, the group's windows topic (Group.WindowsTopic,
+// "<group>-windows"; a topic written as a table, with a tombstone per
+// purged window, works too), whose
 // aggregates are encoded with c, the codec of the aggregation's
 // Aggregator. It takes the options of a View; it keeps its own stores,
 // apart from a View of the same table, and reports no metrics (see Stats).
@@ -368,6 +375,16 @@ type windowStore struct {
 func (s *windowStore) Apply(changes []store.Change, offset int64) error {
 	rows := make([]store.Change, 0, 2*len(changes))
 	for _, c := range changes {
+		if name, ok := strings.CutPrefix(string(c.Key), windowPurgeSpace); ok {
+			if name == s.aggregation && c.Value != nil {
+				purged, err := s.purged(string(c.Value))
+				if err != nil {
+					return err
+				}
+				rows = append(rows, purged...)
+			}
+			continue
+		}
 		name, key, w, ok := parseWindowRowKey(string(c.Key))
 		if !ok || name != s.aggregation {
 			continue
@@ -377,6 +394,34 @@ func (s *windowStore) Apply(changes []store.Change, offset int64) error {
 			store.Change{Key: byWindowRow(key, w), Value: c.Value})
 	}
 	return s.Store.Apply(rows, offset)
+}
+
+// purged returns the deletes of the windows the store holds below the
+// purge mark mark: a window row key, or the start of one, whose end,
+// start and key sort as the rows of byWindowSpace do.
+func (s *windowStore) purged(mark string) ([]store.Change, error) {
+	lo, _ := aggRange(s.aggregation)
+	rest, ok := strings.CutPrefix(mark, string(lo))
+	if !ok {
+		return nil, nil // another aggregation's, or not a mark
+	}
+	it, err := s.Store.Iter([]byte{byWindowSpace}, append([]byte{byWindowSpace}, rest...))
+	if err != nil {
+		return nil, fmt.Errorf("purge windows below %q: %w", rest, err)
+	}
+	var dels []store.Change
+	for it.Next() {
+		k := it.Key()
+		if len(k) < 17 {
+			continue
+		}
+		w := Window{Start: timeOf(k[9:17]), End: timeOf(k[1:9])}
+		dels = append(dels, store.Change{Key: byKeyRow(string(k[17:]), w)}, store.Change{Key: bytes.Clone(k)})
+	}
+	if err := errors.Join(it.Err(), it.Close()); err != nil {
+		return nil, fmt.Errorf("purge windows below %q: %w", rest, err)
+	}
+	return dels, nil
 }
 
 // Flush passes a flush on to a store that can.

@@ -167,7 +167,10 @@ func BenchmarkWindowedCount(b *testing.B) {
 			return
 		}
 		got := countRecords(b, br, sluiceWindowOutput)
-		b.Logf("sluice: %d window counts, %d changelog records", got, countRecords(b, br, windowGroup().TableTopic()))
+		g := windowGroup()
+		b.Logf("sluice: %d window counts, %d changelog records (%d table, %d windows)", got,
+			countRecords(b, br, g.TableTopic())+countRecords(b, br, g.WindowsTopic()),
+			countRecords(b, br, g.TableTopic()), countRecords(b, br, g.WindowsTopic()))
 		if got != rawResults || got == 0 {
 			b.Errorf("sluice emitted %d window counts, the raw side %d", got, rawResults)
 		}

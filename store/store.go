@@ -86,6 +86,20 @@ type Loader interface {
 	Close() error
 }
 
+// RangeDeleter is implemented by stores that can delete every row of a key
+// range in one change, at a cost that does not grow with the rows: sluice
+// uses it to purge closed windows, whose rows are a range.
+type RangeDeleter interface {
+	// ApplyRanges is Apply that first deletes every row in each of
+	// ranges, in the same atomic step as changes and the checkpoint.
+	ApplyRanges(changes []Change, ranges []Range, offset int64) error
+}
+
+// Range is the keys in [Lo, Hi).
+type Range struct {
+	Lo, Hi []byte
+}
+
 // Change is one row change: Value is the new value, or nil to delete Key.
 type Change struct {
 	Key   []byte

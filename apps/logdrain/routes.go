@@ -32,10 +32,13 @@ import (
 
 const (
 	// RoutesGroup is the route metrics group; its table, RoutesTable,
-	// holds a RouteStats per path and the path's minute windows.
+	// holds a RouteStats per path, and its windows topic, RoutesWindows,
+	// the path's minute windows.
 	RoutesGroup = "route-metrics"
 	// RoutesTable is the group's table topic.
 	RoutesTable = RoutesGroup + "-table"
+	// RoutesWindows is the group's windows topic.
+	RoutesWindows = RoutesGroup + "-windows"
 	// MinutesAggregation names the group's windowed aggregation of service
 	// times per minute.
 	MinutesAggregation = "minutes"

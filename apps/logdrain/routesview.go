@@ -91,7 +91,7 @@ func NewRoutesView(opts ...sluice.ViewOpt) (*RoutesView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routes view: %w", err)
 	}
-	minutes, err := sluice.NewWindowView(RoutesTable, MinutesAggregation, agg.Codec, opts...)
+	minutes, err := sluice.NewWindowView(RoutesWindows, MinutesAggregation, agg.Codec, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("routes view: %w", err)
 	}

@@ -21,6 +21,10 @@ type TopicSpec struct {
 	Partitions  int32
 	Replication int16
 	Compacted   bool
+	// Configs are further topic configs to create it with, such as
+	// cleanup.policy=compact,delete and retention.ms; a cleanup.policy
+	// here takes the place of Compacted's.
+	Configs map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet and returns the
@@ -39,10 +43,13 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...TopicSpec) (map[
 		if _, ok := missing[s.Name]; !ok {
 			continue
 		}
-		var configs map[string]*string
+		configs := make(map[string]*string, len(s.Configs)+1)
 		if s.Compacted {
 			compact := "compact"
-			configs = map[string]*string{"cleanup.policy": &compact}
+			configs["cleanup.policy"] = &compact
+		}
+		for k, v := range s.Configs {
+			configs[k] = &v
 		}
 		resp, err := adm.CreateTopic(ctx, s.Partitions, s.Replication, configs, s.Name)
 		if err == nil {

@@ -236,6 +236,13 @@ func (s *pebbleStore) Get(key []byte) ([]byte, error) {
 
 // Apply writes changes and the checkpoint in one batch.
 func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
+	return s.ApplyRanges(changes, nil, offset)
+}
+
+// ApplyRanges deletes ranges and writes changes and the checkpoint in one
+// batch; it implements store.RangeDeleter. A store that counts its rows
+// reads the rows of the ranges to count them, and deletes them one by one.
+func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, offset int64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -253,6 +260,19 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	)
 	if s.counting {
 		seen = make(map[string]bool, len(changes))
+		if len(ranges) > 0 {
+			dels, err := s.rowsIn(ranges)
+			if err != nil {
+				return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+			}
+			changes = append(dels, changes...)
+		}
+	} else {
+		for _, r := range ranges {
+			if err := b.DeleteRange(s.keys.row(nil, r.Lo), s.keys.row(nil, r.Hi), nil); err != nil {
+				return fmt.Errorf("pebble store %s: apply at offset %d: %w", s.dir, offset, err)
+			}
+		}
 	}
 	for _, c := range changes {
 		if s.counting {
@@ -311,6 +331,24 @@ func (s *pebbleStore) Apply(changes []store.Change, offset int64) error {
 	s.rows.Add(delta)
 	s.staleCount.Store(false)
 	return nil
+}
+
+// rowsIn returns the deletes of the rows in ranges.
+func (s *pebbleStore) rowsIn(ranges []store.Range) ([]store.Change, error) {
+	var dels []store.Change
+	for _, r := range ranges {
+		it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: s.keys.row(nil, r.Lo), UpperBound: s.keys.row(nil, r.Hi)})
+		if err != nil {
+			return nil, fmt.Errorf("read range: %w", err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			dels = append(dels, store.Change{Key: append([]byte(nil), it.Key()[len(s.keys.prefix)+1:]...)})
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, fmt.Errorf("read range: %w", err)
+		}
+	}
+	return dels, nil
 }
 
 // Offset reads the checkpoint, or returns -1 when there is none.

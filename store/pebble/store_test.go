@@ -411,3 +411,47 @@ func BenchmarkApplyOfALoad(b *testing.B) {
 
 // applyOnly hides a store's BulkLoad.
 type applyOnly struct{ store.Store }
+
+func TestApplyRangesDeletesTheRowsOfItsRangesBeforeItsChanges(t *testing.T) {
+	for _, counting := range []bool{false, true} {
+		var opts []pebble.Opt
+		if counting {
+			opts = append(opts, pebble.CountRows())
+		}
+		st, err := pebble.Open(t.TempDir(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := func(k, v string) store.Change { return store.Change{Key: []byte(k), Value: []byte(v)} }
+		if err := st.Apply([]store.Change{set("a", "1"), set("b", "1"), set("c", "1"), set("d", "1")}, 1); err != nil {
+			t.Fatal(err)
+		}
+		rd := st.(store.RangeDeleter)
+		if err := rd.ApplyRanges([]store.Change{set("b", "2"), set("e", "1")}, []store.Range{{Lo: []byte("a"), Hi: []byte("d")}}, 2); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		it, err := st.Iter(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			got = append(got, string(it.Key())+"="+string(it.Value()))
+		}
+		if err := errors.Join(it.Err(), it.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"b=2", "d=1", "e=1"}; !slices.Equal(got, want) {
+			t.Errorf("counting %v: rows %q, want %q", counting, got, want)
+		}
+		if off, err := st.Offset(); err != nil || off != 2 {
+			t.Errorf("counting %v: checkpoint %d, %v, want 2", counting, off, err)
+		}
+		if n, ok := st.(store.RowCounter).Rows(); counting && (!ok || n != 3) {
+			t.Errorf("rows counted %d, %v, want 3", n, ok)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
