@@ -70,7 +70,11 @@ type eos[V any] struct {
 	joined           chan struct{}
 
 	// The transaction timeout the client asks the broker for, set by open.
+	// Guarded by endMu: the client wrote the EndTxn request of the
+	// transaction that is ending (see endContext).
 	timeout time.Duration
+	endMu   sync.Mutex
+	endSent bool
 
 	// The IDs of the topics of the offset commits, for the partitions of
 	// concurrent inputs the client leaves out (eosconcurrent.go).
@@ -100,7 +104,7 @@ func (e *eos[V]) clientOpts(opts []kgo.Opt) []kgo.Opt {
 	// Given first, so that KafkaOptions can override it.
 	opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
 	opts = append(opts, kgo.TransactionalID(transactionalID(e.p.g.name, e.p.cfg.instanceID)))
-	return append(opts, kgo.OnPartitionsCallbackBlocked(e.rebalanceBlocked), kgo.WithHooks(joinWatch{e.startJoining}))
+	return append(opts, kgo.OnPartitionsCallbackBlocked(e.rebalanceBlocked), kgo.WithHooks(joinWatch{e.startJoining}, endTxnWatch{e.endTxnWritten}))
 }
 
 // open makes the transaction session and begins its first transaction.
@@ -319,12 +323,14 @@ func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 	}
 	ctx, cancel := context.WithTimeout(p.writeCtx, 20*time.Second)
 	defer cancel()
+	expired := func() bool { return false }
 	if try == kgo.TryCommit {
-		ctx, cancel = context.WithDeadline(ctx, by)
-		defer cancel()
+		var stop func()
+		ctx, expired, stop = e.endContext(ctx, by)
+		defer stop()
 	}
 	committedTxn, err := e.txn.End(e.concurrentCommit(ctx, tasks), try)
-	if err != nil && try == kgo.TryCommit && ctx.Err() != nil && p.writeCtx.Err() == nil {
+	if err != nil && expired() {
 		err = fmt.Errorf("transaction not ended within three quarters of the transaction timeout %v: %w", e.txnTimeout(), err)
 	}
 	outcome := aborted
