@@ -6,6 +6,17 @@ package sluice
 // a transaction's rows to its store only once it committed, while the poll
 // loop goes on with the next. How the transactions meet group rebalances is
 // in txnrebalance.go.
+//
+// The broker aborts a transaction still open at the transaction timeout,
+// and the client cannot go on after that: the end that comes after it fails
+// with INVALID_TXN_STATE (or a write with INVALID_PRODUCER_EPOCH), which
+// leaves the producer unusable. So the processor never lets a transaction
+// reach it: the poll loop ends one by half the timeout at the latest (see
+// commitInterval and joinWait), and one that is still open at three
+// quarters of it (a task was slow to prepare, the commit waited for a
+// rebalance) is aborted by the processor itself (see endBy), which the
+// client recovers from: its records are processed again, as after any
+// failed end.
 
 import (
 	"context"
@@ -58,6 +69,13 @@ type eos[V any] struct {
 	joining          bool
 	joined           chan struct{}
 
+	// The transaction timeout the client asks the broker for, set by open.
+	// Guarded by endMu: the client wrote the EndTxn request of the
+	// transaction that is ending (see endContext).
+	timeout time.Duration
+	endMu   sync.Mutex
+	endSent bool
+
 	// The IDs of the topics of the offset commits, for the partitions of
 	// concurrent inputs the client leaves out (eosconcurrent.go).
 	topicIDs map[string][16]byte
@@ -86,7 +104,7 @@ func (e *eos[V]) clientOpts(opts []kgo.Opt) []kgo.Opt {
 	// Given first, so that KafkaOptions can override it.
 	opts = append([]kgo.Opt{kgo.TransactionTimeout(defaultTransactionTimeout)}, opts...)
 	opts = append(opts, kgo.TransactionalID(transactionalID(e.p.g.name, e.p.cfg.instanceID)))
-	return append(opts, kgo.OnPartitionsCallbackBlocked(e.rebalanceBlocked), kgo.WithHooks(joinWatch{e.startJoining}))
+	return append(opts, kgo.OnPartitionsCallbackBlocked(e.rebalanceBlocked), kgo.WithHooks(joinWatch{e.startJoining}, endTxnWatch{e.endTxnWritten}))
 }
 
 // open makes the transaction session and begins its first transaction.
@@ -96,6 +114,7 @@ func (e *eos[V]) open(ctx context.Context, opts []kgo.Opt) (*kgo.Client, error) 
 		return nil, err
 	}
 	cl := e.txn.Client()
+	e.timeout, _ = cl.OptValue(kgo.TransactionTimeout).(time.Duration)
 	if err = e.txn.Begin(); err == nil {
 		// The client would register its transactional ID only
 		// with its first write, after its tasks restored, and
@@ -127,7 +146,7 @@ func (e *eos[V]) beginPoll(ctx context.Context) (context.Context, func()) {
 	var pollCtx context.Context
 	var cancel context.CancelFunc
 	if e.txnHasWork {
-		due := e.txnStart.Add(p.cfg.commitInterval)
+		due := e.txnStart.Add(e.commitInterval())
 		if e.isJoining() {
 			due = e.txnStart.Add(e.joinWait())
 		}
@@ -198,7 +217,7 @@ func (e *eos[V]) hand(t *task[V], fp kgo.FetchTopicPartition) bool {
 // when no work would be aborted.
 func (e *eos[V]) polled() error {
 	p := e.p
-	due := e.txnHasWork && time.Since(e.txnStart) >= p.cfg.commitInterval
+	due := e.txnHasWork && time.Since(e.txnStart) >= e.commitInterval()
 	if due && e.isJoining() && time.Since(e.txnStart) < e.joinWait() {
 		// While the member joins the group again, ending the
 		// transaction would abort it: the client would commit its
@@ -293,11 +312,27 @@ func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 		return err
 	}
 	// The records are acknowledged by now (prepare waited for them); what
-	// is left is a few requests. One that hangs past the transaction
-	// timeout would end in an abort by the broker anyway.
+	// is left is a few requests, and the client's wait for a heartbeat
+	// before it ends a transaction that committed offsets, which lasts
+	// as long as a join of the group. All of it must be over before the
+	// broker's timeout (see endBy).
+	by := e.endBy()
+	if try == kgo.TryCommit && !time.Now().Before(by) {
+		p.logger.Warn("transaction open too close to the transaction timeout; aborting it", "open", time.Since(e.txnStart).Round(time.Millisecond), "timeout", e.txnTimeout())
+		try = kgo.TryAbort
+	}
 	ctx, cancel := context.WithTimeout(p.writeCtx, 20*time.Second)
 	defer cancel()
+	expired := func() bool { return false }
+	if try == kgo.TryCommit {
+		var stop func()
+		ctx, expired, stop = e.endContext(ctx, by)
+		defer stop()
+	}
 	committedTxn, err := e.txn.End(e.concurrentCommit(ctx, tasks), try)
+	if err != nil && expired() {
+		err = fmt.Errorf("transaction not ended within three quarters of the transaction timeout %v: %w", e.txnTimeout(), err)
+	}
 	outcome := aborted
 	if committedTxn {
 		outcome = committed
@@ -329,11 +364,20 @@ func (e *eos[V]) endTransaction(try kgo.TransactionEndTry) error {
 	// A failed end (the broker was unreachable, the producer was fenced
 	// after a long outage) aborted the transaction: its records are read
 	// again. Only a producer that cannot begin the next one is fatal.
+	open := time.Since(e.txnStart)
+	hadWork := e.txnHasWork
 	e.txnHasWork = false
 	if committedTxn {
 		p.commits.Add(1)
 	}
 	if err := e.txn.Begin(); err != nil {
+		if timeout := e.txnTimeout(); hadWork && open >= timeout {
+			// The client cannot take a new producer epoch after the
+			// broker's abort; only a new client could.
+			return fmt.Errorf("group %s: begin transaction: the broker aborted the last one, open %v, at the transaction timeout %v, "+
+				"which a processor cannot recover from: lengthen it (KafkaOptions(kgo.TransactionTimeout(...))) or shorten what held the transaction open (a handler, a restore, a rebalance): %w",
+				p.g.name, open.Round(time.Millisecond), timeout, err)
+		}
 		return fmt.Errorf("group %s: begin transaction: %w", p.g.name, err)
 	}
 	return nil

@@ -194,8 +194,10 @@ func (o processorOpt) applyBatchProcessor(c *processorConfig) { o(c) }
 // costs a few round trips to the brokers, a commit marker in every
 // partition it wrote and a store write in every task, and the processor
 // hands out no records while it ends one: shorter intervals cost more CPU
-// per record and, below the time a commit takes, throughput. Default: 1s
-// at least once, 100ms exactly once.
+// per record and, below the time a commit takes, throughput. Exactly once,
+// a transaction ends by half the transaction timeout even if the interval
+// is longer, so that the broker never aborts it. Default: 1s at least
+// once, 100ms exactly once.
 func CommitInterval(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.commitInterval = d })
 }

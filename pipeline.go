@@ -181,7 +181,7 @@ func (t *task[V]) settle() error {
 	}
 	t.ackTimer.Stop()
 	if perr := w.err.Load(); perr != nil {
-		return fmt.Errorf("group %s: partition %d: produce to %s: %w", t.h.group, t.partition, perr.where(), perr.err)
+		return fmt.Errorf("group %s: partition %d: produce to %s: %w%s", t.h.group, t.partition, perr.where(), perr.err, timedOutHint(perr.err))
 	}
 	t.sent = nil
 	err := t.h.written(t, w.marks)

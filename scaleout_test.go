@@ -18,8 +18,8 @@ package sluice_test
 // partition after each assignment of it.
 //
 // The short form (a table of 1,000 rows, 500 records a second) runs with the
-// other tests, in about 25 s with -race, most of it the killing
-// configuration's wait for the session and transaction timeouts. The long
+// other tests, in about 50 s with -race, most of it the killing
+// configurations' wait for the session and transaction timeouts. The long
 // form builds a 1,000,000-row table first; run it without the race
 // detector:
 //
@@ -72,10 +72,6 @@ type scaleConfig struct {
 	// session timeout has passed, and their open transactions are
 	// aborted when the transaction timeout has.
 	kill bool
-	// knownDefect, when set, names a defect that makes the short form of
-	// the configuration fail now and then; it runs in the long form only
-	// until the defect is fixed.
-	knownDefect string
 }
 
 // scaleConfigs are the configurations TestScaleOut runs, in turn.
@@ -83,11 +79,11 @@ var scaleConfigs = []scaleConfig{
 	{name: "no-standbys"},
 	{name: "no-standbys-kill", kill: true},
 	{name: "standbys", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}},
-	{name: "standbys-kill", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}, kill: true, knownDefect: "a warm copy taken over after a SIGKILL sometimes never finishes restoring its tail (1 run in 6 in CI)"},
+	{name: "standbys-kill", opts: []sluice.ProcessorOpt{sluice.Standbys(1)}, kill: true},
 	// The transaction timeout no longer than the session timeout: a killed
 	// member's open transactions are aborted by the time its partitions
 	// move, and the new owners' restores need not wait for them.
-	{name: "standbys-kill-txn6s", opts: []sluice.ProcessorOpt{sluice.Standbys(1), sluice.KafkaOptions(kgo.TransactionTimeout(6 * time.Second))}, kill: true, knownDefect: "a warm copy taken over after a SIGKILL sometimes never finishes restoring its tail (1 run in 6 in CI)"},
+	{name: "standbys-kill-txn6s", opts: []sluice.ProcessorOpt{sluice.Standbys(1), sluice.KafkaOptions(kgo.TransactionTimeout(6 * time.Second))}, kill: true},
 }
 
 // What TestScaleOut tells a worker process; scaleEnvWorker, the worker's
@@ -256,9 +252,6 @@ func reportRunning(ctx context.Context, p *sluice.Processor[counter]) {
 func TestScaleOutOneToThreeToOneCountsEveryRecordOnce(t *testing.T) {
 	for _, cfg := range scaleConfigs {
 		t.Run(cfg.name, func(t *testing.T) {
-			if cfg.knownDefect != "" && !*scaleLong {
-				t.Skip(cfg.knownDefect)
-			}
 			runScaleOut(t, cfg, scaleOutForm())
 		})
 	}

@@ -76,17 +76,14 @@ func (e *eos[V]) isJoining() bool {
 // joinWait is how long after it began a transaction may wait for a join to
 // end: half the transaction timeout, well before the broker aborts it, and
 // longer than a join takes with the embedded broker (at most half the
-// session timeout). A join that takes longer makes it abort.
+// session timeout). A join that takes longer makes it abort, by the
+// processor's hand if the commit then waits for the join too (see endBy).
 func (e *eos[V]) joinWait() time.Duration {
-	p := e.p
-	return max(p.cfg.commitInterval, e.txnTimeout()/2)
+	return max(e.commitInterval(), e.txnTimeout()/2)
 }
 
-func (e *eos[V]) txnTimeout() time.Duration {
-	p := e.p
-	d, _ := p.cl.OptValue(kgo.TransactionTimeout).(time.Duration)
-	return d
-}
+// txnTimeout is the transaction timeout the client asks the broker for.
+func (e *eos[V]) txnTimeout() time.Duration { return e.timeout }
 
 // waitJoined waits until the member is not joining the group, or for a
 // quarter of the transaction timeout.
