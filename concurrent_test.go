@@ -528,33 +528,47 @@ func TestConcurrentHandlerCannotReachTableRowsOrTimers(t *testing.T) {
 }
 
 // readCommitted returns the values of the committed records of topic: it
-// writes an end marker after them, outside any transaction, and reads
-// until it meets it.
+// writes an end marker after them on every partition, outside any
+// transaction, and reads until it has met them all (a partition's records
+// may be fetched after another partition's marker).
 func readCommitted(t *testing.T, addrs []string, topic string) []string {
 	t.Helper()
 	cl := mustClient(t, kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	marker := fmt.Sprintf("-end-%d-", time.Now().UnixNano())
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(marker)}).FirstErr(); err != nil {
+	var markers []*kgo.Record
+	ends.Each(func(o kadm.ListedOffset) {
+		markers = append(markers, &kgo.Record{Topic: topic, Partition: o.Partition, Value: []byte(marker)})
+	})
+	if len(markers) == 0 {
+		t.Fatalf("topic %s has no partitions", topic)
+	}
+	if err := cl.ProduceSync(ctx, markers...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for {
+	for met := 0; met < len(markers); {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("no end marker in %s after %v", topic, got)
+			t.Fatalf("end markers of %s: met %d of %d, after %v", topic, met, len(markers), got)
 		}
 		for _, v := range valuesOf(fs.Records()) {
 			switch {
 			case v == marker:
-				return got
+				met++
 			case !strings.HasPrefix(v, "-end-"):
 				got = append(got, v)
 			}
 		}
 	}
+	return got
 }
 
 func exactlyOnce(b *broker.Broker, dir string) []sluice.ProcessorOpt {
