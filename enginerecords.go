@@ -53,16 +53,15 @@ func (e *engine[V]) outputsTo(i int) { e.outCur = i }
 // of which Kafka acknowledged or the driver dropped: the slab is reused.
 func (e *engine[V]) outputsAcknowledged(i int) {
 	s := &e.outSlabs[i]
-	if len(s.chunks) > slabKeepChunks {
-		// Dropped whole: the garbage collector frees them.
-		clear(s.chunks[slabKeepChunks:])
-		s.chunks = s.chunks[:slabKeepChunks]
-	}
 	for j, c := range s.chunks {
 		// Cleared, so that the slab keeps no key or value alive (keys
 		// share the bytes of fetched batches).
 		clear(c)
 		s.chunks[j] = c[:0]
+	}
+	if len(s.chunks) > slabKeepChunks {
+		clear(s.chunks[slabKeepChunks:])
+		s.chunks = s.chunks[:slabKeepChunks]
 	}
 	s.cur = 0
 }
