@@ -65,9 +65,6 @@ type recordCtx struct {
 type taskIO interface {
 	group() string
 	emit(owner any, r *kgo.Record) error
-	// newRecord returns an empty record with room for n headers, for
-	// emit.
-	newRecord(n int) *kgo.Record
 	joined(topic string) (store.Store, error)
 	lookup(topic string) (*tableView, error)
 	streamTime() time.Time
@@ -257,7 +254,7 @@ func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key 
 	} else {
 		k = []byte(key)
 	}
-	r := rc.io.newRecord(len(headers))
+	r := newRecord(len(headers))
 	r.Topic, r.Key, r.Value, r.Partition = topic, k, b, -1
 	for _, h := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})

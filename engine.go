@@ -89,11 +89,6 @@ type enginePartition struct {
 	// so that the engine writes the next batches' records and keys over
 	// them instead of allocating them anew.
 	reuseChangelog bool
-	// reuseOutputs is set by a driver that calls outputsTo when a write
-	// opens and outputsAcknowledged once all its records are
-	// acknowledged, and produces every record emitted in the write open
-	// when it was emitted (enginerecords.go).
-	reuseOutputs bool
 }
 
 // engine runs the records of one partition number.
@@ -128,11 +123,6 @@ type engine[V any] struct {
 	clRecs         []kgo.Record
 	clOut          []*kgo.Record
 	reuseChangelog bool
-	// The records emitted in each of the driver's two writes, and the
-	// write open now, if reuseOutputs (enginerecords.go).
-	outSlabs     [2]recordSlab
-	outCur       int
-	reuseOutputs bool
 
 	// Stream time in Unix nanoseconds (noStreamTime before the first
 	// record), and the timers of a group with a timer handler (nil
@@ -166,7 +156,6 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		baseCtx:   part.ctx,
 
 		reuseChangelog: part.reuseChangelog,
-		reuseOutputs:   part.reuseOutputs,
 	}
 	if e.now == nil {
 		e.now = time.Now

@@ -76,14 +76,6 @@ func (t *task[V]) initWrites() {
 	t.idleTimer.Stop()
 }
 
-// writeIndex returns which of the task's writes w is.
-func (t *task[V]) writeIndex(w *taskWrite) int {
-	if w == &t.writes[1] {
-		return 1
-	}
-	return 0
-}
-
 // produce hands r to the client at once, in the open write.
 func (t *task[V]) produce(r *kgo.Record) {
 	if r.Topic != t.lastTopic {
@@ -135,9 +127,6 @@ func (t *task[V]) onProduced(w *taskWrite, r *kgo.Record, err error) {
 // and seals the open write, which is in flight until settled. A task writes
 // a batch this way when nothing waits for its outcome but the next batch.
 func (t *task[V]) writeAhead() error {
-	// Every record emitted goes in the write open when it was: the
-	// engine reuses the write's records once it settles.
-	t.produceEffects()
 	if err := t.settle(); err != nil {
 		return err
 	}
@@ -156,7 +145,6 @@ func (t *task[V]) writeAhead() error {
 		t.filling = &t.writes[1]
 	}
 	t.marks = t.filling.marks
-	t.e.outputsTo(t.writeIndex(t.filling))
 	t.sent = w
 	if w.left.Add(-1) == 0 {
 		// Nothing to wait for: every record is acknowledged already.
@@ -185,7 +173,6 @@ func (t *task[V]) settle() error {
 		return fmt.Errorf("group %s: partition %d: produce to %s: %w", t.h.group, t.partition, perr.where(), perr.err)
 	}
 	t.sent = nil
-	t.e.outputsAcknowledged(t.writeIndex(w))
 	err := t.h.written(t, w.marks)
 	clear(w.marks)
 	w.left.Store(1)
@@ -284,7 +271,6 @@ func (t *task[V]) waitAcknowledged() error {
 // records are acknowledged or failed, and their offsets are not to be
 // marked.
 func (t *task[V]) dropWrites() {
-	t.e.dropOutputs()
 	t.ackTimer.Stop()
 	t.idleTimer.Stop()
 	t.idleArmed = false

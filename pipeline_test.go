@@ -10,8 +10,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/store/memory"
 )
@@ -217,85 +215,5 @@ func TestEngineReusedChangelogRecordsStayWholeUntilTheStoreIsUpdated(t *testing.
 	}
 	if a, f := storedCount(t, st, "a"), storedCount(t, st, "f"); a != 2 || f != 1 {
 		t.Fatalf("store after the third batch: a=%d f=%d, want 2 1", a, f)
-	}
-}
-
-func TestEngineReusedOutputRecordsStayWholeUntilTheirWriteIsAcknowledged(t *testing.T) {
-	p, err := NewProcessor(counts(), Storage(memory.Builder()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m taskMetrics
-	m.init(p.metrics, 0, counts().inputTopics())
-	e := newEngine(p.engineConfig(), enginePartition{partition: 0, table: &applyLog{Store: memory.New()}, metrics: &m, reuseChangelog: true, reuseOutputs: true})
-	ctx := context.Background()
-	emit := func(kvs ...string) []*kgo.Record {
-		t.Helper()
-		if _, err := e.process(ctx, recs(kvs...)); err != nil {
-			t.Fatal(err)
-		}
-		return slices.Clone(e.effects())
-	}
-	// Write 0 is in flight while write 1 takes the next records' outputs.
-	first := emit("a", "1", "b", "2", "c", "3")
-	want := values(first)
-	e.outputsTo(1)
-	second := emit("d", "4", "e", "5")
-	if got := values(first); !slices.Equal(got, want) {
-		t.Fatalf("write 0's outputs after write 1's were emitted = %q, want %q", got, want)
-	}
-	// Write 0 acknowledged and open again: its records are reused, and
-	// write 1's, still in flight, stay whole.
-	e.outputsAcknowledged(0)
-	e.outputsTo(0)
-	third := emit("f", "6", "g", "7", "h", "8")
-	if got := values(second); !slices.Equal(got, []string{"d:d=4", "e:e=5"}) {
-		t.Fatalf("write 1's outputs after write 0's were reused = %q", got)
-	}
-	if got := values(third); !slices.Equal(got, []string{"f:f=6", "g:g=7", "h:h=8"}) {
-		t.Fatalf("outputs in the reused write = %q", got)
-	}
-}
-
-func TestEngineReusedOutputRecordsOfLargeWritesStayWhole(t *testing.T) {
-	p, err := NewProcessor(counts(), Storage(memory.Builder()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m taskMetrics
-	m.init(p.metrics, 0, counts().inputTopics())
-	e := newEngine(p.engineConfig(), enginePartition{partition: 0, table: &applyLog{Store: memory.New()}, metrics: &m, reuseOutputs: true})
-	ctx := context.Background()
-	// Writes of more records than a slab keeps, so that they span chunks
-	// and a reused slab lets chunks go.
-	emit := func(prefix string, n int) ([]*kgo.Record, []string) {
-		t.Helper()
-		var kvs, want []string
-		for i := range n {
-			k := fmt.Sprintf("%s%d", prefix, i)
-			kvs = append(kvs, k, "v")
-			want = append(want, k+":"+k+"=v")
-		}
-		if _, err := e.process(ctx, recs(kvs...)); err != nil {
-			t.Fatal(err)
-		}
-		return slices.Clone(e.effects()), want
-	}
-	first, wantFirst := emit("a", 3*slabChunk+5)
-	e.outputsTo(1)
-	second, wantSecond := emit("b", 2*slabChunk+1)
-	if got := values(first); !slices.Equal(got, wantFirst) {
-		t.Fatalf("write 0's outputs after write 1's were emitted differ: %q", got[:3])
-	}
-	for range 2 {
-		e.outputsAcknowledged(0)
-		e.outputsTo(0)
-		third, wantThird := emit("c", 4*slabChunk)
-		if got := values(second); !slices.Equal(got, wantSecond) {
-			t.Fatalf("write 1's outputs after write 0's were reused differ: %q", got[:3])
-		}
-		if got := values(third); !slices.Equal(got, wantThird) {
-			t.Fatalf("outputs in the reused write differ: %q", got[:3])
-		}
 	}
 }

@@ -157,7 +157,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx, reuseChangelog: true, reuseOutputs: true})
+		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx, reuseChangelog: true})
 		t.active.Store(true)
 		t.resume()
 		if t.h.batch.runner != nil {
