@@ -88,6 +88,12 @@ type enginePartition struct {
 	// ctx is what handlers see as Context() outside process: timers
 	// fired by tick. nil: context.Background().
 	ctx context.Context
+	// reuseChangelog is set by a driver that lets go of the changelog
+	// records endBatch returns, and of the slice, before it calls applied
+	// (a Kafka task: the client drops a record once it acknowledged it),
+	// so that the engine writes the next batches' records and keys over
+	// them instead of allocating them anew.
+	reuseChangelog bool
 }
 
 // engine runs the records of one partition number.
@@ -121,6 +127,13 @@ type engine[V any] struct {
 	pendingRanges []store.Range
 	// The store's range deletes, nil if it has none.
 	ranges store.RangeDeleter
+	// The changelog records and keys of the batches written since the
+	// store was last updated, and the slice endBatch returns; reused once
+	// applied if reuseChangelog, else made anew.
+	clKeys         []byte
+	clRecs         []kgo.Record
+	clOut          []*kgo.Record
+	reuseChangelog bool
 
 	// Stream time in Unix nanoseconds (noStreamTime before the first
 	// record), and the timers of a group with a timer handler (nil
@@ -153,6 +166,8 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		stream:    noStreamTime,
 		now:       cfg.now,
 		baseCtx:   part.ctx,
+
+		reuseChangelog: part.reuseChangelog,
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -367,15 +382,24 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	if len(e.dirty) == 0 {
 		return nil
 	}
-	// The batch's records and keys are allocated at once: they live as
-	// long as one another, until the batch is applied.
+	// The batch's records and keys come from two slabs, which hold those
+	// of every batch until the store is updated, and which a driver that
+	// lets go of them reuses then.
 	n := 0
 	for _, key := range e.dirty {
 		n += len(key)
 	}
-	keys := make([]byte, 0, n)
-	vals := make([]kgo.Record, len(e.dirty))
-	recs := make([]*kgo.Record, 0, len(e.dirty))
+	if cap(e.clKeys)-len(e.clKeys) < n {
+		// The records written before keep the old slab alive.
+		e.clKeys = make([]byte, 0, max(n, 2*cap(e.clKeys)))
+	}
+	if cap(e.clRecs)-len(e.clRecs) < len(e.dirty) {
+		e.clRecs = make([]kgo.Record, 0, max(len(e.dirty), 2*cap(e.clRecs)))
+	}
+	recs := e.clOut[:0]
+	if !e.reuseChangelog {
+		recs = make([]*kgo.Record, 0, len(e.dirty))
+	}
 	for i, key := range e.dirty {
 		if e.unwritten(key, e.dirtyRows[i]) {
 			continue
@@ -385,8 +409,8 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 		if r.purged && e.winTopic != "" && e.ranges != nil {
 			continue // its aggregation's purge mark covers it, and its range deletes it
 		}
-		keys = append(keys, key...)
-		k := keys[len(keys)-len(key) : len(keys) : len(keys)]
+		e.clKeys = append(e.clKeys, key...)
+		k := e.clKeys[len(e.clKeys)-len(key) : len(e.clKeys) : len(e.clKeys)]
 		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
 		topic := e.table
 		if e.winTopic != "" && windowLogKey(key) {
@@ -396,8 +420,11 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 			e.purgeRange(key, raw)
 			topic = e.winTopic
 		}
-		vals[i] = kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw}
-		recs = append(recs, &vals[i])
+		e.clRecs = append(e.clRecs, kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw})
+		recs = append(recs, &e.clRecs[len(e.clRecs)-1])
+	}
+	if e.reuseChangelog {
+		e.clOut = recs
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
@@ -439,9 +466,30 @@ func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 	e.timersApplied(e.pending)
 	clear(e.pending)
 	e.pending = e.pending[:0]
+	e.releaseChangelog(e.reuseChangelog)
 	e.rowsApplied()
 	e.windowsApplied()
 	return nil
+}
+
+// changelogSlabKeep is the most changelog records whose slab an engine
+// keeps for the next batches.
+const changelogSlabKeep = 256
+
+// releaseChangelog lets go of the changelog records and keys of the
+// batches applied or discarded: it keeps their slabs for the next batches
+// if reuse, and drops them otherwise.
+func (e *engine[V]) releaseChangelog(reuse bool) {
+	// A slab grown by a large batch (or transaction) is not kept: the
+	// steady state's batches are what a round trip brings.
+	if !reuse || cap(e.clRecs) > changelogSlabKeep {
+		e.clKeys, e.clRecs, e.clOut = nil, nil, nil
+		return
+	}
+	// Cleared, so that the slab keeps no row value alive.
+	clear(e.clRecs)
+	clear(e.clOut)
+	e.clKeys, e.clRecs, e.clOut = e.clKeys[:0], e.clRecs[:0], e.clOut[:0]
 }
 
 // discarded forgets what the engine did since the store was last updated:
@@ -451,6 +499,7 @@ func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 func (e *engine[V]) discarded() {
 	e.pending = nil
 	e.pendingRanges = nil
+	e.releaseChangelog(false)
 	e.rowsDiscarded()
 	e.timersDiscarded()
 	e.windowsDiscarded()

@@ -11,7 +11,11 @@ package sluice
 // batch in hand is not written before the write in flight settles (unless
 // it reaches MaxBatch): its outputs leave at once, and its rows and offsets
 // wait, so that batches grow with Kafka's round trip, as they did when a
-// task waited for it, and the store gets one write per round trip.
+// task waited for it, and the store gets one write per round trip. Once the
+// write in flight settled, the batch is written with the outputs of the
+// next records to arrive (or after idleWriteDelay without any), not on the
+// acknowledgement: the tasks are woken by the same produce response, and
+// each writing then would make one more produce request of its own.
 //
 // Invariants:
 //   - At most one write is in flight. It is settled (its rows applied to
@@ -38,6 +42,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// idleWriteDelay is how long the batch in hand, once the write before it
+// settled, waits for more records to be written with: records that keep
+// arriving write it sooner.
+const idleWriteDelay = 5 * time.Millisecond
+
 // taskWrite is the records of a task produced and not yet acknowledged, and the
 // input offsets that may be marked once they are.
 type taskWrite struct {
@@ -63,6 +72,8 @@ func (t *task[V]) initWrites() {
 	t.acked = make(chan struct{}, 1)
 	t.ackTimer = time.NewTimer(time.Hour)
 	t.ackTimer.Stop()
+	t.idleTimer = time.NewTimer(time.Hour)
+	t.idleTimer.Stop()
 }
 
 // produce hands r to the client at once, in the open write.
@@ -145,6 +156,10 @@ func (t *task[V]) writeAhead() error {
 	if err := t.settle(); err != nil {
 		return err
 	}
+	if t.idleArmed {
+		t.idleArmed = false
+		t.idleTimer.Stop()
+	}
 	for _, r := range t.e.endBatch() {
 		t.produce(r)
 	}
@@ -190,9 +205,12 @@ func (t *task[V]) settle() error {
 	return err
 }
 
-// onAcked settles the write in flight if Kafka acknowledged all of it, and
-// then writes the batch that grew meanwhile: the task calls it when a
-// promise woke it.
+// onAcked settles the write in flight if Kafka acknowledged all of it: the
+// task calls it when a promise woke it. The batch that grew meanwhile is
+// written with the next records' outputs (writeBatch), so that a task
+// produces once per delivery rather than once per delivery and once per
+// acknowledgement; if no records come within idleWriteDelay, it is written
+// then (onIdle).
 func (t *task[V]) onAcked() error {
 	if t.sent == nil || t.sent.left.Load() != 0 {
 		return nil
@@ -200,10 +218,46 @@ func (t *task[V]) onAcked() error {
 	if err := t.settle(); err != nil {
 		return err
 	}
-	if t.batched > 0 {
-		return t.writeAhead()
+	if t.batched > 0 && !t.idleArmed {
+		t.idleArmed = true
+		t.idleTimer.Reset(idleWriteDelay)
 	}
 	return nil
+}
+
+// writeBatch writes the batch in hand after the task processed what
+// arrived, unless a write is in flight that Kafka has not yet acknowledged
+// (the batch then keeps growing until it has).
+func (t *task[V]) writeBatch() error {
+	if t.batched == 0 {
+		return nil
+	}
+	if t.sent != nil {
+		if t.sent.left.Load() != 0 {
+			return nil
+		}
+		// Acknowledged since: the wake-up it sent finds nothing to do.
+		if err := t.settle(); err != nil {
+			return err
+		}
+	}
+	return t.writeAhead()
+}
+
+// onIdle writes the batch in hand that no records followed since the write
+// before it settled: the task calls it when idleDeadline fired.
+func (t *task[V]) onIdle() error {
+	t.idleArmed = false
+	return t.writeBatch()
+}
+
+// idleDeadline returns what fires when the batch in hand waited
+// idleWriteDelay for records to be written with, nil when none waits.
+func (t *task[V]) idleDeadline() <-chan time.Time {
+	if !t.idleArmed {
+		return nil
+	}
+	return t.idleTimer.C
 }
 
 // sentDeadline returns what fires when the write in flight waited too long
@@ -244,6 +298,8 @@ func (t *task[V]) waitAcknowledged() error {
 // marked.
 func (t *task[V]) dropWrites() {
 	t.ackTimer.Stop()
+	t.idleTimer.Stop()
+	t.idleArmed = false
 	for i := range t.writes {
 		w := &t.writes[i]
 		clear(w.marks)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/memory"
 )
 
 // tally counts the records of each key in its row (decoded anew on every
@@ -162,5 +163,57 @@ func TestEngineAbandonedPipelineLeavesTheStoreAtTheLastAppliedBatch(t *testing.T
 	}
 	if _, ok := rowOf(t, next, "b"); ok {
 		t.Error("next owner reads b, which no applied batch wrote")
+	}
+}
+
+func TestEngineReusedChangelogRecordsStayWholeUntilTheStoreIsUpdated(t *testing.T) {
+	p, err := NewProcessor(tally(), Storage(memory.Builder()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &applyLog{Store: memory.New()}
+	var m taskMetrics
+	m.init(p.metrics, 0, tally().inputTopics())
+	e := newEngine(p.engineConfig(), enginePartition{partition: 0, table: st, metrics: &m, reuseChangelog: true})
+	ctx := context.Background()
+	// Two batches written before the store is updated, as in one
+	// transaction: the second's records must not overwrite the first's.
+	batch := func(keys ...string) []string {
+		t.Helper()
+		var in []string
+		for _, k := range keys {
+			in = append(in, k, "x")
+		}
+		if _, err := e.process(ctx, recs(in...)); err != nil {
+			t.Fatal(err)
+		}
+		return values(slices.Clone(e.endBatch()))
+	}
+	one := batch("a", "b", "c")
+	oneRecs := slices.Clone(e.clOut)
+	two := batch("d", "e")
+	if got := values(oneRecs); !slices.Equal(got, one) {
+		t.Fatalf("first batch's records after the second was written = %q, want %q", got, one)
+	}
+	if !slices.Equal(two, []string{`d:{"n":1}`, `e:{"n":1}`}) {
+		t.Fatalf("second changelog = %q", two)
+	}
+	if err := e.applied(5); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		if n := storedCount(t, st, k); n != 1 {
+			t.Fatalf("store holds %s=%d, want 1", k, n)
+		}
+	}
+	// Once applied, the next batch's records are whole too.
+	if got := batch("a", "e", "f"); !slices.Equal(got, []string{`a:{"n":2}`, `e:{"n":2}`, `f:{"n":1}`}) {
+		t.Fatalf("third changelog = %q", got)
+	}
+	if err := e.applied(8); err != nil {
+		t.Fatal(err)
+	}
+	if a, f := storedCount(t, st, "a"), storedCount(t, st, "f"); a != 2 || f != 1 {
+		t.Fatalf("store after the third batch: a=%d f=%d, want 2 1", a, f)
 	}
 }

@@ -72,6 +72,10 @@ type task[V any] struct {
 	filling, sent *taskWrite
 	acked         chan struct{}
 	ackTimer      *time.Timer
+	// idleTimer fires when the batch in hand waited idleWriteDelay for
+	// records to be written with (idleArmed: it runs).
+	idleTimer *time.Timer
+	idleArmed bool
 	// The offsets to mark, by topic and partition, reused.
 	markBuf map[string]map[int32]kgo.EpochOffset
 
@@ -157,7 +161,7 @@ func (t *task[V]) run() {
 	err := t.open()
 	switch {
 	case err == nil:
-		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, windows: t.windows, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx})
+		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, windows: t.windows, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx, reuseChangelog: true})
 		t.active.Store(true)
 		t.resume()
 		if t.h.batch.runner != nil {
@@ -302,6 +306,10 @@ func (t *task[V]) loop() error {
 			if err := t.ackTimedOut(); err != nil {
 				return err
 			}
+		case <-t.idleDeadline():
+			if err := t.onIdle(); err != nil {
+				return err
+			}
 		case d := <-t.in:
 			err := t.handle(d)
 			t.took(d)
@@ -328,10 +336,8 @@ func (t *task[V]) loop() error {
 			// offsets are written once the write before settles,
 			// so that batches grow with Kafka's round trip as they
 			// did when the task waited for it, and nothing waits.
-			if t.batched > 0 && t.sent == nil {
-				if err := t.writeAhead(); err != nil {
-					return err
-				}
+			if err := t.writeBatch(); err != nil {
+				return err
 			}
 		}
 	}

@@ -283,6 +283,14 @@
 //	go test -run XXX -bench 'Steady/rate=50000' -benchtime 1x ./bench/ -steady-duration 3s
 //	go test -run XXX -bench Steady -benchtime 1x ./bench/ -steady-rates half
 //
+// -test.cpuprofile and -test.memprofile are passed on to each child, with
+// the side's name added to the file name (cpu.out.at-least-once):
+//
+//	go test -c -o /tmp/bench.test ./bench/
+//	/tmp/bench.test -test.run XXX -test.bench 'Steady/rate=50000/(raw|at-least-once)$' -test.benchtime 1x \
+//	  -steady-rates 50000 -test.cpuprofile /tmp/cpu.out -test.memprofile /tmp/mem.out
+//	go tool pprof -top -cum /tmp/bench.test /tmp/cpu.out.at-least-once
+//
 // TestSteadySidesAnswerEveryRecord runs each side for a second at 2,000
 // records a second and checks that every record of the window was
 // answered and measured.

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -232,8 +233,16 @@ func startSteadyChild(tb testing.TB, side string, addrs []string) *steadyChild {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	args := []string{"-test.run=^TestSteadyChild$", "-test.count=1", "-test.v"}
+	// A profile asked of the benchmark is the child's too, in a file of
+	// its own per side: the processors' CPU and allocations are there.
+	for _, name := range []string{"test.cpuprofile", "test.memprofile"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			args = append(args, "-"+name+"="+f.Value.String()+"."+side)
+		}
+	}
 	c := &steadyChild{
-		cmd:    exec.Command(exe, "-test.run=^TestSteadyChild$", "-test.count=1", "-test.v"),
+		cmd:    exec.Command(exe, args...),
 		cpu:    make(chan childUsage, 1),
 		exited: make(chan struct{}),
 	}

@@ -14,7 +14,8 @@ type Store interface {
 
 	// Apply writes changes in order and records offset as the checkpoint, in
 	// one atomic step. A Change with a nil Value deletes its key, as a Kafka
-	// tombstone does.
+	// tombstone does. Apply keeps no slice of changes once it returned: the
+	// caller writes its next changes' keys over them.
 	Apply(changes []Change, offset int64) error
 
 	// Offset returns the checkpoint recorded by the last Apply, or -1 when
