@@ -1,0 +1,173 @@
+package sluice
+
+// What an engine hands its driver to write (effects, then the batch's
+// changelog records) and what it does once they are written (applied) or
+// their transaction aborted (discarded).
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/store"
+)
+
+// effects hands out the records the processed records asked to write
+// (outputs, loopbacks, dead letters), in order, and forgets them. The slice
+// is the engine's, reused when it is small (keptEffects): it is valid until
+// the next call to process.
+func (e *engine[V]) effects() []*kgo.Record {
+	out := e.out
+	if cap(out) > keptEffects {
+		e.out = nil
+	} else {
+		e.out = out[:0]
+	}
+	return out[:len(out):len(out)]
+}
+
+// keptEffects is how many records' room the engine keeps for the effects
+// of its next call. A call that made more hands its slice out for good, so
+// that a partition keeps nothing the size of its largest delivery (up to
+// MaxBatch records) once it is written: kept by every task, that grew with
+// the partitions a processor owns.
+const keptEffects = 1024
+
+// endBatch ends the batch in hand: it returns the changelog records of the
+// rows the batch changed, one per key with its latest value (none for a
+// row it made and deleted), and keeps the changes pending until applied or
+// discarded. Call effects first: the
+// changelog records must be written after the effects that led to them, in
+// the same transaction exactly once.
+func (e *engine[V]) endBatch() []*kgo.Record {
+	e.writeStreamTime()
+	if e.win != nil {
+		e.m.openWindows.Store(e.win.open)
+	}
+	if len(e.dirty) == 0 {
+		return nil
+	}
+	// The batch's records and keys come from two slabs, which hold those
+	// of every batch until the store is updated, and which a driver that
+	// lets go of them reuses then.
+	n := 0
+	for _, key := range e.dirty {
+		n += len(key)
+	}
+	if cap(e.clKeys)-len(e.clKeys) < n {
+		// The records written before keep the old slab alive.
+		e.clKeys = make([]byte, 0, max(n, 2*cap(e.clKeys)))
+	}
+	if cap(e.clRecs)-len(e.clRecs) < len(e.dirty) {
+		e.clRecs = make([]kgo.Record, 0, max(len(e.dirty), 2*cap(e.clRecs)))
+	}
+	recs := e.clOut[:0]
+	if !e.reuseChangelog {
+		recs = make([]*kgo.Record, 0, len(e.dirty))
+	}
+	for i, key := range e.dirty {
+		if e.unwritten(key, e.dirtyRows[i]) {
+			continue
+		}
+		r := e.dirtyRows[i]
+		raw := e.markWritten(key, r)
+		if r.purged && e.winTopic != "" && e.ranges != nil {
+			continue // its aggregation's purge mark covers it, and its range deletes it
+		}
+		e.clKeys = append(e.clKeys, key...)
+		k := e.clKeys[len(e.clKeys)-len(key) : len(e.clKeys) : len(e.clKeys)]
+		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
+		topic := e.table
+		if e.winTopic != "" && windowLogKey(key) {
+			if r.purged {
+				continue // its aggregation's purge mark covers it
+			}
+			e.purgeRange(key, raw)
+			topic = e.winTopic
+		}
+		e.clRecs = append(e.clRecs, kgo.Record{Topic: topic, Partition: e.partition, Key: k, Value: raw})
+		recs = append(recs, &e.clRecs[len(e.clRecs)-1])
+	}
+	if e.reuseChangelog {
+		e.clOut = recs
+	}
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
+	clear(e.dirtyRows)
+	e.dirtyRows = e.dirtyRows[:0]
+	e.windowsWritten()
+	return recs
+}
+
+// applied writes the pending row changes to the store, with the changelog
+// offset they reach (the offset after the last acknowledged changelog
+// record), in one atomic step. The driver calls it once everything endBatch
+// returned is acknowledged, and, exactly once, committed.
+func (e *engine[V]) applied(changelogEnd int64) error {
+	return e.appliedAt(changelogEnd, -1)
+}
+
+// appliedAt is applied for a group with a windows topic: windowsEnd is
+// the offset after its last acknowledged record, which the store records
+// beside changelogEnd in the same Apply (-1: none to record).
+func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
+	if len(e.pending) > 0 {
+		if windowsEnd >= 0 {
+			e.pending = append(e.pending, windowsCheckpoint(windowsEnd))
+		}
+		var err error
+		if len(e.pendingRanges) > 0 {
+			err = e.ranges.ApplyRanges(e.pending, e.pendingRanges, changelogEnd)
+			clear(e.pendingRanges)
+			e.pendingRanges = e.pendingRanges[:0]
+		} else {
+			err = e.st.Apply(e.pending, changelogEnd)
+		}
+		if err != nil {
+			return fmt.Errorf("group %s: partition %d: store: %w", e.cfg.group.name, e.partition, err)
+		}
+		e.m.applied()
+	}
+	e.timersApplied(e.pending)
+	clear(e.pending)
+	e.pending = e.pending[:0]
+	e.releaseChangelog(e.reuseChangelog)
+	e.rowsApplied()
+	e.windowsApplied()
+	return nil
+}
+
+// changelogSlabKeep is the most changelog records whose slab an engine
+// keeps for the next batches.
+const changelogSlabKeep = 256
+
+// releaseChangelog lets go of the changelog records and keys of the
+// batches applied or discarded: it keeps their slabs for the next batches
+// if reuse, and drops them otherwise.
+func (e *engine[V]) releaseChangelog(reuse bool) {
+	// A slab grown by a large batch (or transaction) is not kept: the
+	// steady state's batches are what a round trip brings.
+	if !reuse || cap(e.clRecs) > changelogSlabKeep {
+		e.clKeys, e.clRecs, e.clOut = nil, nil, nil
+		return
+	}
+	// Cleared, so that the slab keeps no row value alive.
+	clear(e.clRecs)
+	clear(e.clOut)
+	e.clKeys, e.clRecs, e.clOut = e.clKeys[:0], e.clRecs[:0], e.clOut[:0]
+}
+
+// discarded forgets what the engine did since the store was last updated:
+// the pending and dirty rows and the effects not handed out. The driver
+// calls it when the transaction they were written in aborted; the engine's
+// rows are the store's again.
+func (e *engine[V]) discarded() {
+	e.pending = nil
+	e.pendingRanges = nil
+	e.releaseChangelog(false)
+	e.rowsDiscarded()
+	e.timersDiscarded()
+	e.windowsDiscarded()
+	clear(e.out)
+	e.out = e.out[:0]
+}
