@@ -200,16 +200,11 @@ func TestProcessorRefusesAWindowsTopicOfAnotherPartitionCount(t *testing.T) {
 	}
 }
 
-// TestPurgedWindowsWriteNoRecordAndAreNotRestored runs the window tests'
-// scenario at least once: the windows go to the windows topic, a purged
-// window writes no tombstone to either changelog, a processor that
-// restores on an empty state dir loads no purged window, and the results
-// across the restart are those of a run without it.
-func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
-	const (
-		partitions = 2
-		keys       = 8
-	)
+// windowClicks starts a broker of partitions partitions and returns it, a
+// client reading the results topic wresults from its start, and a function
+// that produces a click of each of keys keys to wclicks at a second.
+func windowClicks(t *testing.T, partitions, keys int) (*broker.Broker, *kgo.Client, func(sec int64)) {
+	t.Helper()
 	b := startBroker(t, broker.AllowAutoTopicCreation(), broker.Partitions(partitions))
 	cl := mustClient(t, kgo.SeedBrokers(b.Addrs()...), kgo.AllowAutoTopicCreation(),
 		kgo.ConsumeTopics("wresults"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -222,6 +217,20 @@ func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
 			}
 		}
 	}
+	return b, cl, produceAt
+}
+
+// TestPurgedWindowsWriteNoRecordAndAreNotRestored runs the window tests'
+// scenario at least once: the windows go to the windows topic, a purged
+// window writes no tombstone to either changelog, a processor that
+// restores on an empty state dir loads no purged window, and the results
+// across the restart are those of a run without it.
+func TestPurgedWindowsWriteNoRecordAndAreNotRestored(t *testing.T) {
+	const (
+		partitions = 2
+		keys       = 8
+	)
+	b, cl, produceAt := windowClicks(t, partitions, keys)
 	start := func(dir string) (*sluice.Processor[struct{}], *running) {
 		t.Helper()
 		p, err := sluice.NewProcessor(windowCounts(), processorOpts(b, partitions, dir)...)
@@ -295,18 +304,7 @@ func TestStandbyOfAGroupWithWindowsTakesOverWithExactResults(t *testing.T) {
 		partitions = 2
 		keys       = 8
 	)
-	b := startBroker(t, broker.AllowAutoTopicCreation(), broker.Partitions(partitions))
-	cl := mustClient(t, kgo.SeedBrokers(b.Addrs()...), kgo.AllowAutoTopicCreation(),
-		kgo.ConsumeTopics("wresults"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	produceAt := func(sec int64) {
-		t.Helper()
-		for k := range keys {
-			r := &kgo.Record{Topic: "wclicks", Key: fmt.Appendf(nil, "k%d", k), Value: []byte("click"), Timestamp: time.Unix(sec, 0)}
-			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
-				t.Fatalf("produce: %v", err)
-			}
-		}
-	}
+	b, cl, produceAt := windowClicks(t, partitions, keys)
 	start := func() (*sluice.Processor[struct{}], *running) {
 		t.Helper()
 		p, err := sluice.NewProcessor(windowCounts(), append(processorOpts(b, partitions, t.TempDir()), sluice.Standbys(1))...)
