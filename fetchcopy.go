@@ -21,30 +21,36 @@ func detachUncompressed(fetches kgo.Fetches) {
 	for i := range fetches {
 		f := &fetches[i]
 		var plain, compressed bool
-		eachFetchedRecord(f, func(r *kgo.Record) {
+		eachFetchedRecord(f, func(r *kgo.Record) bool {
 			if r.Attrs.CompressionType() == 0 {
 				plain = true
 			} else {
 				compressed = true
 			}
+			return !(plain && compressed) // both seen: the rest need no look
 		})
 		if !plain || !compressed {
 			continue
 		}
-		eachFetchedRecord(f, func(r *kgo.Record) {
+		eachFetchedRecord(f, func(r *kgo.Record) bool {
 			if r.Attrs.CompressionType() == 0 {
 				detach(r)
 			}
+			return true
 		})
 	}
 }
 
-func eachFetchedRecord(f *kgo.Fetch, fn func(*kgo.Record)) {
+// eachFetchedRecord calls fn with each record of f, in order, until fn
+// returns false.
+func eachFetchedRecord(f *kgo.Fetch, fn func(*kgo.Record) bool) {
 	for i := range f.Topics {
 		parts := f.Topics[i].Partitions
 		for j := range parts {
 			for _, r := range parts[j].Records {
-				fn(r)
+				if !fn(r) {
+					return
+				}
 			}
 		}
 	}
