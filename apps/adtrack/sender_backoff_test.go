@@ -1,0 +1,48 @@
+package adtrack
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// arrivals is a network that answers 503 and records when each request
+// arrived.
+func arrivals(t *testing.T) (*httptest.Server, func() []time.Time) {
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), at...)
+	}
+}
+
+// Each wait between attempts is at least half of Backoff doubled once per
+// retry before it (the jitter takes off up to half): the waits grow, so a
+// network that is down is not asked again and again at a steady rate.
+func TestSendBacksOffExponentiallyBetweenAttempts(t *testing.T) {
+	srv, at := arrivals(t)
+	s := &Sender{Attempts: 5, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
+	res := send(t, s, Request{URL: srv.URL})
+	got := at()
+	if res.Attempts != 5 || len(got) != 5 {
+		t.Fatalf("%+v after %d requests, want 5 attempts", res, len(got))
+	}
+	wait := s.Backoff
+	for i := 1; i < len(got); i++ {
+		if gap := got[i].Sub(got[i-1]); gap < wait/2 {
+			t.Errorf("wait before attempt %d: %v, want at least %v", i+1, gap, wait/2)
+		}
+		wait *= 2
+	}
+}
