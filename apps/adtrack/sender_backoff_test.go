@@ -1,6 +1,7 @@
 package adtrack
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -44,5 +45,27 @@ func TestSendBacksOffExponentiallyBetweenAttempts(t *testing.T) {
 			t.Errorf("wait before attempt %d: %v, want at least %v", i+1, gap, wait/2)
 		}
 		wait *= 2
+	}
+}
+
+// MaxBackoff bounds every wait, the first one included: a Backoff set
+// above it does not make the first retry wait for Backoff.
+func TestSendMaxBackoffBoundsTheFirstWait(t *testing.T) {
+	srv, at := arrivals(t)
+	s := &Sender{Attempts: 2, Backoff: time.Hour, MaxBackoff: 5 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan Result, 1)
+	go func() {
+		res, _ := s.Send(ctx, Request{URL: srv.URL})
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res.Attempts != 2 || len(at()) != 2 {
+			t.Fatalf("%+v after %d requests, want 2 attempts", res, len(at()))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no second attempt within 30s of %d: the first wait was not bounded by MaxBackoff %v", len(at()), s.MaxBackoff)
 	}
 }
