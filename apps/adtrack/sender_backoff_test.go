@@ -69,3 +69,19 @@ func TestSendMaxBackoffBoundsTheFirstWait(t *testing.T) {
 		t.Fatalf("no second attempt within 30s of %d: the first wait was not bounded by MaxBackoff %v", len(at()), s.MaxBackoff)
 	}
 }
+
+// The zero Sender, which Run uses unless told otherwise, connects and
+// waits for an answer for 3 seconds per attempt.
+func TestZeroSenderHasThreeSecondConnectAndReadTimeouts(t *testing.T) {
+	var s Sender
+	s.init()
+	tr, ok := s.client.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("transport %T", s.client.Transport)
+	}
+	if s.ConnectTimeout != 3*time.Second || s.ReadTimeout != 3*time.Second ||
+		tr.TLSHandshakeTimeout != 3*time.Second || tr.ResponseHeaderTimeout != 3*time.Second {
+		t.Fatalf("connect %v, read %v, TLS handshake %v, response headers %v, want 3s each",
+			s.ConnectTimeout, s.ReadTimeout, tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout)
+	}
+}
