@@ -65,7 +65,10 @@ type AttributionConfig struct {
 	// Remember is how long, by stream time after an install's ts, the
 	// install's identity and the click it consumed are remembered, so that
 	// a repeated delivery of the install neither consumes another click
-	// nor loses its conversion. Default DefaultRemember, seven days.
+	// nor loses its conversion. The consumed click is remembered at least
+	// as long as it would have been kept unconsumed, so that a repeated
+	// delivery of the click is not stored for another install. Default
+	// DefaultRemember, seven days.
 	Remember time.Duration
 }
 
@@ -97,7 +100,8 @@ type Claim struct {
 	Install string `json:"install"`
 	// Click is the click it consumed.
 	Click StoredClick `json:"click"`
-	// Forget is when, by stream time, the claim is dropped.
+	// Forget is when, by stream time, the claim is dropped: Remember after
+	// the install's ts, and not before the click would have been dropped.
 	Forget time.Time `json:"forget"`
 }
 
@@ -301,7 +305,14 @@ func (a *Attribution) lookup(ctx *sluice.Context[ClickRow], install Event, keys 
 	}
 	click := row.Clicks[best]
 	row.Clicks = slices.Delete(row.Clicks, best, best+1)
-	row.Claims = append(row.Claims, Claim{Install: id, Click: click, Forget: install.Meta.TS.Add(a.cfg.Remember)})
+	// The claim outlives the click it replaces: until the click's own
+	// deadline, a delivery of the click again finds it and is not stored
+	// for another install to consume.
+	forget := install.Meta.TS.Add(a.cfg.Remember)
+	if d := a.clickDeadline(click.Till); d.After(forget) {
+		forget = d
+	}
+	row.Claims = append(row.Claims, Claim{Install: id, Click: click, Forget: forget})
 	a.save(ctx, row)
 	return a.convert(ctx, click, install)
 }

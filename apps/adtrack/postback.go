@@ -298,24 +298,29 @@ type Query struct {
 	// Platform is the event's platform; postbacks for all platforms and
 	// for this one are selected.
 	Platform string
-	// Network, when set, selects only that network's postbacks: a
-	// conversion knows the network of its click, other events do not.
+	// Network selects only that network's postbacks: a conversion knows
+	// the network of its click, other events do not. It applies when set,
+	// and for a conversion (Event "mac") always: a conversion whose click
+	// has no network tells no network.
 	Network string
-	// Advertiser, when set, selects only postbacks for every advertiser
-	// and for this one.
+	// Advertiser selects only postbacks for every advertiser and for this
+	// one. It applies when set, and for a conversion always: a conversion
+	// whose click has no advertiser fires only the postbacks for every
+	// advertiser.
 	Advertiser string
 }
 
 // Select returns the postbacks configured for the query, in file order.
 // Their conditions are not yet evaluated: see Postback.Applies.
 func (ps *Postbacks) Select(q Query) []*Postback {
+	conversion := q.Event == ConversionType
 	var out []*Postback
 	for _, p := range ps.all {
 		switch {
 		case p.Event != q.Event:
 		case p.Platform != PlatformAll && p.Platform != q.Platform:
-		case q.Network != "" && p.Network != q.Network:
-		case q.Advertiser != "" && p.UserID != "" && p.UserID != q.Advertiser:
+		case (conversion || q.Network != "") && p.Network != q.Network:
+		case (conversion || q.Advertiser != "") && p.UserID != "" && p.UserID != q.Advertiser:
 		default:
 			out = append(out, p)
 		}

@@ -64,6 +64,8 @@ func TestSelectPostbacksByEventPlatformNetworkAndAdvertiser(t *testing.T) {
 		{Query{Event: "mac", Platform: "ios", Network: "7games", Advertiser: "1"}, []string{"7games-mac"}},
 		{Query{Event: "mac", Platform: "android", Network: "7games", Advertiser: "2"}, []string{"7games-mac-other-advertiser"}},
 		{Query{Event: "mac", Platform: "ios", Network: "applift", Advertiser: "1"}, nil},
+		{Query{Event: "mac", Platform: "ios", Advertiser: "1"}, nil},
+		{Query{Event: "mac", Platform: "ios", Network: "7games"}, nil},
 		{Query{Event: "pay", Platform: "android"}, []string{"7games-pay"}},
 		{Query{Event: "pay", Platform: "windows"}, []string{"7games-pay"}},
 		{Query{Event: "apo", Platform: "android"}, []string{"android-apo"}},

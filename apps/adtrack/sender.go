@@ -102,7 +102,8 @@ func (s *Sender) init() {
 func (s *Sender) Send(ctx context.Context, req Request) (Result, error) {
 	s.init()
 	res := Result{Request: req}
-	wait := s.Backoff
+	// MaxBackoff bounds the first wait too, when Backoff is set above it.
+	wait := min(s.Backoff, s.MaxBackoff)
 	for {
 		res.Attempts++
 		code, retry, err := s.attempt(ctx, req)
