@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type readerPartition struct {
 	restored int64 // records applied while restoring
 	applying bool  // run is writing to st
 	removed  bool  // remove was called: write no more
+
+	// Only apply touches it, with the partition marked applying.
+	changes []store.Change // apply's buffer while bulk-loading, empty between calls
 }
 
 // newTableReader connects a reader for topic. It reads committed records
@@ -322,7 +326,19 @@ func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) er
 	if rp.loader != nil {
 		size = len(recs)
 	}
-	changes := make([]store.Change, 0, min(len(recs), size))
+	// While the partition bulk-loads, the slice is kept from one fetch to
+	// the next: the restore otherwise allocates one the size of each
+	// fetch, which the garbage collector has to scan for its pointers. It
+	// is cleared after use, so that it keeps no fetched records alive.
+	used := min(len(recs), size)
+	changes := slices.Grow(rp.changes[:0], used)
+	defer func() {
+		rp.changes = nil
+		if rp.loader != nil {
+			clear(changes[:used])
+			rp.changes = changes[:0]
+		}
+	}()
 	for len(recs) > 0 {
 		chunk := recs[:min(len(recs), size)]
 		recs = recs[len(chunk):]

@@ -148,8 +148,10 @@ func (b *loadBuffer) sorted() []loadEntry {
 	}
 	// Keep the last change of each key, as its entry: a loop that only
 	// copies entries lets the processor fetch many at once from all over
-	// the buffer, where writing them in order would wait for each.
-	kept := b.kept[:0]
+	// the buffer, where writing them in order would wait for each. The
+	// slice is sized for every entry at once: grown by append, it cost
+	// about as much CPU as the sort, in copies and in zeroing new memory.
+	kept := slices.Grow(b.kept[:0], len(b.order))
 	for i, o := range b.order {
 		if i+1 < len(b.order) {
 			next := b.order[i+1]

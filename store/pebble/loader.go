@@ -70,6 +70,7 @@ type loader struct {
 	done    bool        // closed
 
 	wrote   bool // a chunk was written: later ones may change its rows
+	dirMade bool // the directory of the table files exists
 	key     []byte
 	buf     *bufio.Writer // what table files are written through
 	touched byte          // keeps the reads of loadBuffer.touch

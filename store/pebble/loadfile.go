@@ -33,8 +33,11 @@ const loadFileBuffer = 256 << 10
 func (l *loader) writeFile(path string, b *loadBuffer, order []loadEntry, offset, rows int64) error {
 	s := l.s
 	fs := s.db.opts.FS
-	if err := fs.MkdirAll(s.db.loadDir, 0o755); err != nil {
-		return err
+	if !l.dirMade {
+		if err := fs.MkdirAll(s.db.loadDir, 0o755); err != nil {
+			return err
+		}
+		l.dirMade = true
 	}
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
