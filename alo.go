@@ -64,9 +64,17 @@ func (a *alo[V]) allowRebalance() { a.p.cl.AllowRebalance() }
 func (a *alo[V]) tickWrote() {}
 
 // written applies the batch's rows to the store and marks its input
-// offsets for commit.
+// offsets for commit, or has the task apply them with the batches that
+// follow within applyDelay (applydefer.go).
 func (a *alo[V]) written(t *task[V], marks map[string]kgo.EpochOffset) error {
-	return t.applyBatch(marks)
+	return t.deferApply(marks, a.applyDelay())
+}
+
+// applyDelay is how long the rows of a written batch may wait to be applied
+// with the next batches': a quarter of CommitInterval, so that a commit
+// carries offsets at most that much older, and at most maxApplyDelay.
+func (a *alo[V]) applyDelay() time.Duration {
+	return min(maxApplyDelay, a.p.cfg.commitInterval/4)
 }
 
 func (a *alo[V]) assigned() {}
