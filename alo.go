@@ -2,9 +2,10 @@ package sluice
 
 // At least once: a task applies a written batch's rows to its store and
 // marks its input offsets once Kafka acknowledged the batch (while the task
-// goes on with the next records, see pipeline.go), and the client commits
-// marked offsets
-// every CommitInterval, on revoke, and when Run stops. A rebalance may go
+// goes on with the next records, see pipeline.go), with those of the
+// batches acknowledged within applyDelay (applydefer.go), and the client
+// commits marked offsets every CommitInterval, on revoke, and when Run
+// stops. A rebalance may go
 // ahead once a poll's records are with their tasks: a revoked task writes
 // what it has before its partition moves.
 
