@@ -2,9 +2,10 @@ package sluice
 
 // At least once: a task applies a written batch's rows to its store and
 // marks its input offsets once Kafka acknowledged the batch (while the task
-// goes on with the next records, see pipeline.go), and the client commits
-// marked offsets
-// every CommitInterval, on revoke, and when Run stops. A rebalance may go
+// goes on with the next records, see pipeline.go), with those of the
+// batches acknowledged within applyDelay (applydefer.go), and the client
+// commits marked offsets every CommitInterval, on revoke, and when Run
+// stops. A rebalance may go
 // ahead once a poll's records are with their tasks: a revoked task writes
 // what it has before its partition moves.
 
@@ -64,9 +65,17 @@ func (a *alo[V]) allowRebalance() { a.p.cl.AllowRebalance() }
 func (a *alo[V]) tickWrote() {}
 
 // written applies the batch's rows to the store and marks its input
-// offsets for commit.
+// offsets for commit, or has the task apply them with the batches that
+// follow within applyDelay (applydefer.go).
 func (a *alo[V]) written(t *task[V], marks map[string]kgo.EpochOffset) error {
-	return t.applyBatch(marks)
+	return t.deferApply(marks, a.applyDelay())
+}
+
+// applyDelay is how long the rows of a written batch may wait to be applied
+// with the next batches': a quarter of CommitInterval, so that a commit
+// carries offsets at most that much older, and at most maxApplyDelay.
+func (a *alo[V]) applyDelay() time.Duration {
+	return min(maxApplyDelay, a.p.cfg.commitInterval/4)
 }
 
 func (a *alo[V]) assigned() {}

@@ -70,13 +70,22 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 			continue
 		}
 		r := e.dirtyRows[i]
+		wasPending := r.pending
 		raw := e.markWritten(key, r)
 		if r.purged && e.winTopic != "" && e.ranges != nil {
 			continue // its aggregation's purge mark covers it, and its range deletes it
 		}
 		e.clKeys = append(e.clKeys, key...)
 		k := e.clKeys[len(e.clKeys)-len(key) : len(e.clKeys) : len(e.clKeys)]
-		e.pending = append(e.pending, store.Change{Key: k, Value: raw})
+		if wasPending && e.winTopic == "" && r.pendingAt < len(e.pending) && string(e.pending[r.pendingAt].Key) == key {
+			// Changed again before the store got the earlier change (the
+			// writes of a transaction, or of applyDelay at least once):
+			// the store gets the latest only, in one memtable insert.
+			e.pending[r.pendingAt].Value = raw
+		} else {
+			r.pendingAt = len(e.pending)
+			e.pending = append(e.pending, store.Change{Key: k, Value: raw})
+		}
 		topic := e.table
 		if e.winTopic != "" && windowLogKey(key) {
 			if r.purged {
@@ -137,24 +146,56 @@ func (e *engine[V]) appliedAt(changelogEnd, windowsEnd int64) error {
 	return nil
 }
 
+// canDeferApply reports whether the rows written may wait to be applied
+// with the next batches' (applydefer.go): not for a group whose engine reads
+// its own store beyond the rows it holds, timers, windows and concurrent
+// inputs.
+func (e *engine[V]) canDeferApply() bool {
+	return e.tm == nil && e.win == nil && e.winTopic == "" && e.cc == nil && len(e.pendingRanges) == 0
+}
+
 // changelogSlabKeep is the most changelog records whose slab an engine
-// keeps for the next batches.
-const changelogSlabKeep = 256
+// keeps for the next batches, and changelogKeysKeep the most bytes of keys.
+const (
+	changelogSlabKeep = 256
+	changelogKeysKeep = 64 << 10
+)
 
 // releaseChangelog lets go of the changelog records and keys of the
 // batches applied or discarded: it keeps their slabs for the next batches
 // if reuse, and drops them otherwise.
 func (e *engine[V]) releaseChangelog(reuse bool) {
+	if !reuse {
+		e.clKeys, e.clRecs, e.clOut = nil, nil, nil
+		return
+	}
+	e.changelogAcked()
 	// A slab grown by a large batch (or transaction) is not kept: the
 	// steady state's batches are what a round trip brings.
-	if !reuse || cap(e.clRecs) > changelogSlabKeep {
-		e.clKeys, e.clRecs, e.clOut = nil, nil, nil
+	if cap(e.clKeys) > changelogKeysKeep {
+		e.clKeys = nil
+	} else {
+		e.clKeys = e.clKeys[:0]
+	}
+}
+
+// changelogAcked lets go of the changelog records of the batches written,
+// all acknowledged: a driver that reuses them (reuseChangelog) calls it once
+// the client dropped them, so that the next batches' records are written
+// over them while their rows wait to be applied. The keys stay: the
+// pending changes hold them until applied.
+func (e *engine[V]) changelogAcked() {
+	if !e.reuseChangelog {
+		return
+	}
+	if cap(e.clRecs) > changelogSlabKeep {
+		e.clRecs, e.clOut = nil, nil
 		return
 	}
 	// Cleared, so that the slab keeps no row value alive.
 	clear(e.clRecs)
 	clear(e.clOut)
-	e.clKeys, e.clRecs, e.clOut = e.clKeys[:0], e.clRecs[:0], e.clOut[:0]
+	e.clRecs, e.clOut = e.clRecs[:0], e.clOut[:0]
 }
 
 // discarded forgets what the engine did since the store was last updated:

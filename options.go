@@ -187,7 +187,10 @@ func (o processorOpt) applyBatchProcessor(c *processorConfig) { o(c) }
 // effects are durable (at least once), or commits its transaction (exactly
 // once). Longer intervals commit less often and reprocess more after a
 // crash. At least once, outputs are written as soon as their batch is, and
-// do not wait for commits; the minimum is 100ms, the Kafka client's
+// do not wait for commits; a task applies the rows of its acknowledged
+// batches to its store, and marks their offsets for commit, up to a quarter
+// of the interval (at most 250ms) later, in one store write; the minimum is
+// 100ms, the Kafka client's
 // shortest autocommit interval. Exactly once, outputs become visible to
 // readers of committed records when their transaction commits, so the
 // interval is most of their latency; the minimum is 10ms. Each transaction

@@ -18,11 +18,13 @@ package sluice
 // each writing then would make one more produce request of its own.
 //
 // Invariants:
-//   - At most one write is in flight. It is settled (its rows applied to
-//     the store, its offsets marked, at least once) before the next batch's
-//     changelog records are made, so the engine's pending rows are always
-//     those of the write in flight: the store gets exactly them, at the
-//     changelog offset they reach, and never more.
+//   - At most one write is in flight. It is settled (at least once, its
+//     rows applied to the store and its offsets marked, or left to wait
+//     with them, see applydefer.go) before the next batch's changelog
+//     records are made, so the engine's pending rows are always those of
+//     the write in flight and of the settled writes that wait: the store
+//     gets them once none is in flight, at the changelog offset they
+//     reach, and never more.
 //   - The rows of the write in flight stay pinned in the engine's memory
 //     (rows.go), so the next records read the values it wrote.
 //   - A write is settled only once Kafka acknowledged every record it holds
@@ -74,6 +76,7 @@ func (t *task[V]) initWrites() {
 	t.ackTimer.Stop()
 	t.idleTimer = time.NewTimer(time.Hour)
 	t.idleTimer.Stop()
+	t.later.init()
 }
 
 // produce hands r to the client at once, in the open write.
@@ -153,7 +156,7 @@ func advance(end *atomic.Int64, next int64) {
 // and seals the open write, which is in flight until settled. A task writes
 // a batch this way when nothing waits for its outcome but the next batch.
 func (t *task[V]) writeAhead() error {
-	if err := t.settle(); err != nil {
+	if err := t.settleSent(); err != nil {
 		return err
 	}
 	if t.idleArmed {
@@ -174,7 +177,7 @@ func (t *task[V]) writeAhead() error {
 	t.sent = w
 	if w.left.Add(-1) == 0 {
 		// Nothing to wait for: every record is acknowledged already.
-		return t.settle()
+		return t.settleSent()
 	}
 	t.ackTimer.Reset(t.h.ackTimeout)
 	return nil
@@ -182,11 +185,21 @@ func (t *task[V]) writeAhead() error {
 
 // settle waits until Kafka acknowledged every record of the write in
 // flight, if there is one, and hands it to the delivery guarantee, which
-// applies its rows and marks its offsets (at least once). A record of it
-// that failed, or a wait that gave up, fails the task: its offsets stay
+// applies its rows and marks its offsets (at least once), with those of the
+// writes settled before that wait (applydefer.go). A record of it that
+// failed, or a wait that gave up, fails the task: its offsets stay
 // unmarked. The records of the open write are not its: a write that
 // settles is not failed by the next one's.
 func (t *task[V]) settle() error {
+	if err := t.settleSent(); err != nil {
+		return err
+	}
+	return t.applyDeferred()
+}
+
+// settleSent is settle for a task that goes on writing: the rows of the
+// write may wait to be applied with the next writes'.
+func (t *task[V]) settleSent() error {
 	w := t.sent
 	if w == nil {
 		return nil
@@ -199,6 +212,9 @@ func (t *task[V]) settle() error {
 		return fmt.Errorf("group %s: partition %d: produce to %s: %w%s", t.h.group, t.partition, perr.where(), perr.err, timedOutHint(perr.err))
 	}
 	t.sent = nil
+	// Everything the engine's changelog records were written in is
+	// acknowledged: the open write holds none.
+	t.e.changelogAcked()
 	err := t.h.written(t, w.marks)
 	clear(w.marks)
 	w.left.Store(1)
@@ -215,7 +231,7 @@ func (t *task[V]) onAcked() error {
 	if t.sent == nil || t.sent.left.Load() != 0 {
 		return nil
 	}
-	if err := t.settle(); err != nil {
+	if err := t.settleSent(); err != nil {
 		return err
 	}
 	if t.batched > 0 && !t.idleArmed {
@@ -237,7 +253,7 @@ func (t *task[V]) writeBatch() error {
 			return nil
 		}
 		// Acknowledged since: the wake-up it sent finds nothing to do.
-		if err := t.settle(); err != nil {
+		if err := t.settleSent(); err != nil {
 			return err
 		}
 	}
@@ -300,6 +316,9 @@ func (t *task[V]) dropWrites() {
 	t.ackTimer.Stop()
 	t.idleTimer.Stop()
 	t.idleArmed = false
+	t.later.timer.Stop()
+	t.later.on, t.later.due = false, false
+	clear(t.later.marks)
 	for i := range t.writes {
 		w := &t.writes[i]
 		clear(w.marks)

@@ -40,6 +40,9 @@ type row[V any] struct {
 	exists  bool
 	dirty   bool // changed by the batch in hand
 	pending bool // written to the changelog, not yet to the store
+	// pendingAt is, while pending, where the engine's pending changes
+	// hold the row's latest, which a later batch's change replaces.
+	pendingAt int
 	// absent: the row did not exist when the batch in hand first changed
 	// it, neither in the store nor in a pending changelog record, so if
 	// the batch deletes it there is nothing to write.

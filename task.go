@@ -76,6 +76,9 @@ type task[V any] struct {
 	// records to be written with (idleArmed: it runs).
 	idleTimer *time.Timer
 	idleArmed bool
+	// The rows and offsets of settled writes that wait to be applied
+	// with the next writes' (applydefer.go).
+	later appliesLater
 	// The offsets to mark, by topic and partition, reused.
 	markBuf map[string]map[int32]kgo.EpochOffset
 
@@ -244,6 +247,10 @@ func (t *task[V]) loop() error {
 			}
 		case <-t.idleDeadline():
 			if err := t.onIdle(); err != nil {
+				return err
+			}
+		case <-t.applyDeadline():
+			if err := t.onApplyDue(); err != nil {
 				return err
 			}
 		case d := <-t.in:
