@@ -74,7 +74,7 @@ func (e *engine[V]) windowsApplied() {
 		clear(e.win.decoded) // kept for a batch
 	}
 	// The written ones; those made since are the next batch's.
-	clear(e.win.written)
+	e.win.written = clearKeys(e.win.written)
 }
 
 // windowsWritten hands the window rows the batch made to the write they
@@ -90,10 +90,23 @@ func (e *engine[V]) windowsWritten() {
 		return
 	}
 	// Batches of one transaction, applied when it commits.
-	for k := range ws.unapplied {
-		ws.written[k] = struct{}{}
+	ws.written = append(ws.written, ws.unapplied...)
+	ws.unapplied = clearKeys(ws.unapplied)
+}
+
+// keptKeys is the most room for keys that unapplied and written keep
+// once emptied: the steady state's batches make fewer windows than that,
+// and a larger batch's room is not held by every partition for good.
+const keptKeys = 16384
+
+// clearKeys empties keys, keeping its room unless it is larger than
+// keptKeys.
+func clearKeys(keys []string) []string {
+	if cap(keys) > keptKeys {
+		return nil
 	}
-	clear(ws.unapplied)
+	clear(keys)
+	return keys[:0]
 }
 
 // windowRowReleased keeps in released the row r of key, which the row
@@ -133,8 +146,8 @@ func (e *engine[V]) windowsDiscarded() {
 	if e.win == nil {
 		return
 	}
-	clear(e.win.unapplied)
-	clear(e.win.written)
+	e.win.unapplied = clearKeys(e.win.unapplied)
+	e.win.written = clearKeys(e.win.written)
 	clear(e.win.decoded)
 	e.win.loaded = false
 	e.win.next = math.MinInt64

@@ -74,3 +74,36 @@ func TestWindowRowsPastCacheRowsAreLetGoOfAndFoundAgainInTheStore(t *testing.T) 
 	}
 	wantEmits(t, mustProcess(t, e, at(12, "x", "")), want...)
 }
+
+// TestAWindowMadeAgainAfterAFailedRecordUndidItClosesOnce makes a window
+// with a record that fails, then again with the next records of the
+// batch, and closes it in the same batch and in the next: each time it
+// hands out one final result, of the records that succeeded.
+func TestAWindowMadeAgainAfterAFailedRecordUndidItClosesOnce(t *testing.T) {
+	for _, commitFirst := range []bool{false, true} {
+		g := DefineGroup[string]("w")
+		out := Output(g, "out", codec.String())
+		a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), func(ctx *Context[string], r WindowResult[int64]) error {
+			return out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value))
+		})
+		Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
+			if err := a.Add(ctx, v); err != nil {
+				return err
+			}
+			if v == "fail" {
+				return errHandler
+			}
+			return nil
+		})
+		e, _, _ := newTestEngine(t, g, OnError(Skip))
+		mustProcess(t, e, at(1, "a", "fail"), at(2, "a", ""), at(3, "a", "fail"), at(4, "a", ""))
+		if commitFirst {
+			commit(t, e)
+		}
+		wantEmits(t, mustProcess(t, e, at(12, "b", "")), "a 2")
+		commit(t, e)
+		if n := e.m.openWindows.Load(); n != 1 {
+			t.Errorf("commit first %v: %d open windows, want 1: b's", commitFirst, n)
+		}
+	}
+}
