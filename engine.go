@@ -183,6 +183,7 @@ func newEngine[V any](cfg *engineConfig[V], part enginePartition) *engine[V] {
 		e.ranges, _ = part.table.(store.RangeDeleter)
 		e.win = newWindowState(len(cfg.group.windows), cfg.cacheRows)
 		*e.rows.released = e.windowRowReleased
+		e.rows.win = newWindowRows[V](cfg.cacheRows)
 	}
 	e.ctx.e = e
 	e.ctx.io = e

@@ -141,7 +141,7 @@ func (e *engine[V]) addToSession(a *windowAgg[V], index int, key string, p Point
 		return err
 	}
 	if !slices.Contains(joined, merged) {
-		ws.unapplied[k] = struct{}{}
+		ws.unapplied = append(ws.unapplied, k)
 		ws.open++
 		at := a.w.closesAt(merged.end)
 		ws.aggs[index].nextClose = min(ws.aggs[index].nextClose, at)

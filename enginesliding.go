@@ -226,7 +226,7 @@ func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point
 			return err
 		}
 		if c.made {
-			ws.unapplied[k] = struct{}{}
+			ws.unapplied = append(ws.unapplied, k)
 			ws.open++
 			at := a.w.closesAt(c.s.end)
 			ws.aggs[index].nextClose = min(ws.aggs[index].nextClose, at)

@@ -60,9 +60,12 @@ const windowCursorSpace = reservedPrefix + "c"
 // windowState is what an engine of a group with windows keeps of them.
 type windowState struct {
 	aggs []aggWindows
-	// Window rows made since the store was last updated: by the batch in
-	// hand (unapplied) and by the batches written since (written).
-	unapplied, written map[string]struct{}
+	// The keys of the window rows made since the store was last updated:
+	// by the batch in hand (unapplied) and by the batches written since
+	// (written). A key may be in them more than once, made again after
+	// a failed record undid it: appending is what a record pays, and
+	// liveWindows, which reads them, drops the repeats.
+	unapplied, written []string
 	// Rows of open windows that end after their aggregation's storeEnd
 	// that the row cache let go of since the last load; at most
 	// releasedLimit.
@@ -107,7 +110,7 @@ const minReleased = 4096
 // the cache, an entry costing less than a cached row, and at least
 // minReleased.
 func newWindowState(n, cacheRows int) *windowState {
-	ws := &windowState{aggs: make([]aggWindows, n), unapplied: make(map[string]struct{}), written: make(map[string]struct{}), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
+	ws := &windowState{aggs: make([]aggWindows, n), decoded: make(map[string]decodedAggregate), released: make(map[string]struct{}), releasedLimit: max(cacheRows, minReleased), next: math.MinInt64}
 	for i := range ws.aggs {
 		ws.aggs[i].storeEnd = math.MaxInt64
 	}
@@ -239,7 +242,7 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 		ws.decoded[k] = decodedAggregate{raw: raw, v: v}
 	}
 	if !ok {
-		ws.unapplied[k] = struct{}{}
+		ws.unapplied = append(ws.unapplied, k)
 		ws.open++
 		at := a.w.closesAt(s.end)
 		st.nextClose = min(st.nextClose, at)

@@ -289,8 +289,9 @@ func StartAt(s StartOffset) ProcessorOpt {
 // front of its store, evicting the least recently used beyond n. Rows that a
 // batch changed are kept, however many, until the store holds them (exactly
 // once, until their transaction commits). A task of a group with windows
-// also keeps the keys of up to n (at least 4096) rows of open windows it
-// made and evicted, so that it does not read the store for a new one, and a
+// keeps its windows' rows apart, up to n unchanged ones too, and the keys
+// of up to n (at least 4096) rows of open windows it made and let go of,
+// so that it does not read the store for a new one, and a
 // task of a group with timers an index of up to 4n of its partition's timers,
 // so that setting, replacing, cancelling or firing one reads no row of the
 // store (with more, it reads them from the store). Default: 10000.

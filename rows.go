@@ -20,6 +20,8 @@ package sluice
 //     it evicts moves to the evicted map, and leaves it once the store
 //     holds it. So rows move only when the cache is full, not with every
 //     batch, and only clean rows, equal to the store's, are ever dropped.
+//     Window rows are held apart, up to CacheRows clean ones between
+//     batches (windowRows, windowcache.go).
 
 import (
 	"bytes"
@@ -75,6 +77,9 @@ type rowCache[V any] struct {
 	// released, if set, is told of each row that leaves memory clean,
 	// the store's.
 	released *func(key string, r *row[V])
+	// win holds the window rows apart from lru, for a group with
+	// windows (windowcache.go); nil otherwise.
+	win *windowRows[V]
 }
 
 func newRowCache[V any](size int, byValue bool) rowCache[V] {
@@ -98,6 +103,10 @@ func newRowCache[V any](size int, byValue bool) rowCache[V] {
 // unevict forgets the row r of key, clean again, if the LRU had let go of
 // it.
 func (c *rowCache[V]) unevict(key string, r *row[V]) {
+	if c.win.holds(key) {
+		c.win.settled(key, r)
+		return
+	}
 	if _, ok := c.evicted[key]; !ok {
 		return
 	}
@@ -110,6 +119,10 @@ func (c *rowCache[V]) unevict(key string, r *row[V]) {
 // get returns the row of key if the engine holds it, making it the most
 // recently used.
 func (c *rowCache[V]) get(key string) (*row[V], bool) {
+	if c.win.holds(key) {
+		r, ok := c.win.m[key]
+		return r, ok
+	}
 	if r, ok := c.lru.Get(key); ok {
 		return r, true
 	}
@@ -119,6 +132,10 @@ func (c *rowCache[V]) get(key string) (*row[V], bool) {
 
 // peek returns the row of key if the engine holds it.
 func (c *rowCache[V]) peek(key string) (*row[V], bool) {
+	if c.win.holds(key) {
+		r, ok := c.win.m[key]
+		return r, ok
+	}
 	if r, ok := c.lru.Peek(key); ok {
 		return r, true
 	}
@@ -128,8 +145,21 @@ func (c *rowCache[V]) peek(key string) (*row[V], bool) {
 
 // drop forgets the row of key.
 func (c *rowCache[V]) drop(key string) {
+	if c.win.holds(key) {
+		delete(c.win.m, key)
+		return
+	}
 	c.lru.Remove(key) // which may move it to evicted
 	delete(c.evicted, key)
+}
+
+// add holds the row r of key, which the engine did not hold.
+func (c *rowCache[V]) add(key string, r *row[V]) {
+	if c.win.holds(key) {
+		c.win.m[key] = r
+		return
+	}
+	c.lru.Add(key, r)
 }
 
 // valueSafe reports whether a copy of a value of type t shares nothing with
@@ -194,7 +224,7 @@ func (e *engine[V]) load(key string) (*row[V], error) {
 		return nil, fmt.Errorf("read row %q: %w", key, err)
 	}
 	r := &row[V]{raw: raw, exists: err == nil}
-	e.rows.lru.Add(key, r)
+	e.rows.add(key, r)
 	return r, nil
 }
 
@@ -248,7 +278,7 @@ func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exist
 	}
 	if !held {
 		r = &row[V]{}
-		e.rows.lru.Add(key, r)
+		e.rows.add(key, r)
 	}
 	if !r.dirty {
 		// A clean row the engine holds is the store's.
@@ -341,6 +371,7 @@ func (e *engine[V]) rowsApplied() {
 	rows.pendingKeys = rows.pendingKeys[:0]
 	clear(rows.pendingRows)
 	rows.pendingRows = rows.pendingRows[:0]
+	rows.win.applied(*rows.released)
 }
 
 // rowsDiscarded forgets the rows written to the changelog in a transaction
@@ -349,10 +380,10 @@ func (e *engine[V]) rowsApplied() {
 func (e *engine[V]) rowsDiscarded() {
 	rows := &e.rows
 	for _, key := range rows.pendingKeys {
-		rows.lru.Remove(key)
+		rows.drop(key)
 	}
 	for _, key := range e.dirty {
-		rows.lru.Remove(key)
+		rows.drop(key)
 	}
 	clear(rows.evicted) // after the removals, which move pinned rows there
 	clear(rows.pendingKeys)

@@ -41,9 +41,7 @@ func (ws *windowState) takeDecoded(k string, raw []byte) any {
 }
 
 // closingRaw returns the encoded aggregate of the window row k, which is
-// closing. A row the engine holds stays where it is in the row cache: it
-// is about to be deleted, and made the most recently used it would push
-// out the rows of the open windows.
+// closing.
 func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
 	if r, held := e.rows.peek(k); held {
 		return r.raw, r.exists, nil
@@ -51,10 +49,9 @@ func (e *engine[V]) closingRaw(k string) ([]byte, bool, error) {
 	return e.getRaw(k)
 }
 
-// deleteWindowRow deletes the window row k, which has closed, leaving it
-// where it is in the row cache (see closingRaw). Nothing undoes a purge:
-// a final result's handler has succeeded, or its failure was undone,
-// before its window is purged.
+// deleteWindowRow deletes the window row k, which has closed. Nothing
+// undoes a purge: a final result's handler has succeeded, or its failure
+// was undone, before its window is purged.
 func (e *engine[V]) deleteWindowRow(k string) {
 	var zero V
 	r, held := e.rows.peek(k)
@@ -77,7 +74,7 @@ func (e *engine[V]) windowsApplied() {
 		clear(e.win.decoded) // kept for a batch
 	}
 	// The written ones; those made since are the next batch's.
-	clear(e.win.written)
+	e.win.written = clearKeys(e.win.written)
 }
 
 // windowsWritten hands the window rows the batch made to the write they
@@ -93,10 +90,23 @@ func (e *engine[V]) windowsWritten() {
 		return
 	}
 	// Batches of one transaction, applied when it commits.
-	for k := range ws.unapplied {
-		ws.written[k] = struct{}{}
+	ws.written = append(ws.written, ws.unapplied...)
+	ws.unapplied = clearKeys(ws.unapplied)
+}
+
+// keptKeys is the most room for keys that unapplied and written keep
+// once emptied: the steady state's batches make fewer windows than that,
+// and a larger batch's room is not held by every partition for good.
+const keptKeys = 16384
+
+// clearKeys empties keys, keeping its room unless it is larger than
+// keptKeys.
+func clearKeys(keys []string) []string {
+	if cap(keys) > keptKeys {
+		return nil
 	}
-	clear(ws.unapplied)
+	clear(keys)
+	return keys[:0]
 }
 
 // windowRowReleased keeps in released the row r of key, which the row
@@ -136,8 +146,8 @@ func (e *engine[V]) windowsDiscarded() {
 	if e.win == nil {
 		return
 	}
-	clear(e.win.unapplied)
-	clear(e.win.written)
+	e.win.unapplied = clearKeys(e.win.unapplied)
+	e.win.written = clearKeys(e.win.written)
 	clear(e.win.decoded)
 	e.win.loaded = false
 	e.win.next = math.MinInt64
@@ -157,5 +167,62 @@ func (e *engine[V]) windowUndone(key string, u undoEntry[V], now *row[V]) {
 		e.win.open--
 	case !now.exists && was:
 		e.win.open++
+	}
+}
+
+// windowRows holds an engine's window rows, apart from the rows of its
+// table: a window row is made by one record, changed by a few more and
+// deleted when its window closes, so that in an LRU each cost an entry
+// added, moved and evicted, and each closed window's row pushed an open
+// one out. Here a row is a map entry, dropped as soon as the store holds
+// its deletion. Once the store holds a batch's rows, past limit rows clean
+// ones (the store's) are let go of, in no particular order, down to three
+// quarters of limit: then no caller holds a row, which an LRU ensures by
+// letting go of the least recently used. Rows a batch changed are held,
+// however many, until the store has them.
+type windowRows[V any] struct {
+	m     map[string]*row[V]
+	limit int
+}
+
+// newWindowRows returns the window rows of an engine that holds up to
+// limit clean ones between batches.
+func newWindowRows[V any](limit int) *windowRows[V] {
+	return &windowRows[V]{m: make(map[string]*row[V]), limit: limit}
+}
+
+// holds reports whether the row of key is a window row, held here.
+func (w *windowRows[V]) holds(key string) bool {
+	return w != nil && strings.HasPrefix(key, windowSpace)
+}
+
+// settled forgets the row r of key, clean again, if it does not exist:
+// the store holds its deletion, and nothing needs the row in memory to
+// tell it is not there.
+func (w *windowRows[V]) settled(key string, r *row[V]) {
+	if !r.exists {
+		delete(w.m, key)
+	}
+}
+
+// applied lets go of clean rows past limit, now that the store holds the
+// batches' rows, each told to released (if set) as the row cache tells
+// its own.
+func (w *windowRows[V]) applied(released func(string, *row[V])) {
+	if w == nil || len(w.m) <= w.limit {
+		return
+	}
+	keep := w.limit * 3 / 4
+	for k, r := range w.m {
+		if len(w.m) <= keep {
+			return
+		}
+		if r.pinned() {
+			continue
+		}
+		delete(w.m, k)
+		if released != nil {
+			released(k, r)
+		}
 	}
 }

@@ -99,8 +99,8 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte, all bool) (keys []string, 
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
 	}
 	stored := len(keys) // in order
-	for _, unapplied := range []map[string]struct{}{e.win.unapplied, e.win.written} {
-		for k := range unapplied {
+	for _, unapplied := range [][]string{e.win.unapplied, e.win.written} {
+		for _, k := range unapplied {
 			if k < string(lo) || k >= string(limit) {
 				continue
 			}
@@ -119,8 +119,8 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte, all bool) (keys []string, 
 		return keys, next, nil
 	}
 	// Merge the few unapplied rows into the stored ones: a row can be
-	// in both, set again since, and in both sets of unapplied, made
-	// again by a later batch.
+	// in both, set again since, in both of unapplied and written, made
+	// again by a later batch, and in one of them more than once.
 	slices.Sort(keys[stored:])
 	keys = append(keys[:stored], slices.Compact(keys[stored:])...)
 	if stored == 0 {
