@@ -20,6 +20,10 @@ package sluice
 //     it evicts moves to the evicted map, and leaves it once the store
 //     holds it. So rows move only when the cache is full, not with every
 //     batch, and only clean rows, equal to the store's, are ever dropped.
+//   - The rows of timers that a batch changes are held only while pinned,
+//     outside the LRU: the engine finds its timers in its timer index, and
+//     their clean rows, several per timer set, would push the table's rows
+//     and open windows out of the cache.
 
 import (
 	"bytes"
@@ -61,7 +65,7 @@ type undoEntry[V any] struct {
 // rowCache is where an engine holds rows in memory.
 type rowCache[V any] struct {
 	lru     *simplelru.LRU[string, *row[V]]
-	evicted map[string]*row[V] // pinned rows the LRU let go of
+	evicted map[string]*row[V] // pinned rows the LRU let go of, or never held (hold)
 	// pendingKeys are the keys of the rows written to the changelog since
 	// the store was last updated, in the order they were written, and
 	// pendingRows those rows: pinned, so the ones held.
@@ -102,6 +106,18 @@ func (c *rowCache[V]) unevict(key string, r *row[V]) {
 	if *c.released != nil {
 		(*c.released)(key, r)
 	}
+}
+
+// hold takes the new row r of key, which is about to be changed: into the
+// LRU, or, for a row held only while pinned (a timer's, see
+// enginetimer.go), beside it with the rows it evicted, which it leaves once
+// the store holds it.
+func (c *rowCache[V]) hold(key string, r *row[V]) {
+	if pinnedOnly(key) {
+		c.evicted[key] = r
+		return
+	}
+	c.lru.Add(key, r)
 }
 
 // get returns the row of key if the engine holds it, making it the most
@@ -245,7 +261,7 @@ func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exist
 	}
 	if !held {
 		r = &row[V]{}
-		e.rows.lru.Add(key, r)
+		e.rows.hold(key, r)
 	}
 	if !r.dirty {
 		// A clean row the engine holds is the store's.
