@@ -108,14 +108,18 @@ func keyAndName(b []byte, key, name string) []byte {
 	return append(b, name...)
 }
 
+// scheduleKey and indexKey are made in one buffer of their size: a timer
+// set or cancelled makes two or three of them.
 func scheduleKey(kind timerKind, at int64, key, name string) string {
-	b := append([]byte(scheduleSpace), byte(kind))
-	b = append(b, sortableTime(at)...)
+	b := make([]byte, 0, len(scheduleSpace)+1+8+binary.MaxVarintLen64+len(key)+len(name))
+	b = append(append(b, scheduleSpace...), byte(kind))
+	b = binary.BigEndian.AppendUint64(b, uint64(at)^(1<<63))
 	return string(keyAndName(b, key, name))
 }
 
 func indexKey(key, name string) string {
-	return string(keyAndName([]byte(timerIndexSpan), key, name))
+	b := make([]byte, 0, len(timerIndexSpan)+binary.MaxVarintLen64+len(key)+len(name))
+	return string(keyAndName(append(b, timerIndexSpan...), key, name))
 }
 
 // parseSchedule splits a schedule entry's key.
@@ -177,7 +181,9 @@ func (e *engine[V]) loadTimers() error {
 	return nil
 }
 
-// setTimer sets the timer name of key.
+// setTimer sets the timer name of key. Set again for the time it is set
+// for, it is left as it is; moved, its schedule entry moves and its index
+// entry is overwritten.
 func (e *engine[V]) setTimer(key, name string, kind timerKind, at time.Time) error {
 	if e.tm == nil || e.cfg.group.onTimer == nil {
 		return fmt.Errorf("group %s has no timer handler: declare one with OnTimer", e.cfg.group.name)
@@ -185,17 +191,27 @@ func (e *engine[V]) setTimer(key, name string, kind timerKind, at time.Time) err
 	if at.Before(minTimerTime) || at.After(maxTimerTime) {
 		return fmt.Errorf("timer %q of key %q: time %v is out of range (%d to %d)", name, key, at, minTimerTime.Year(), maxTimerTime.Year())
 	}
-	if err := e.cancelTimer(key, name); err != nil {
+	ns := at.UnixNano()
+	ik := indexKey(key, name)
+	old, set, err := e.timerOf(ik)
+	if err != nil {
 		return err
 	}
-	ns := at.UnixNano()
-	sk := scheduleKey(kind, ns, key, name)
+	if set && old == (timerAt{kind: kind, at: ns}) {
+		return nil
+	}
 	var zero V
+	if set {
+		if err := e.setRaw(scheduleKey(old.kind, old.at, key, name), nil, false, zero, false); err != nil {
+			return err
+		}
+	}
+	sk := scheduleKey(kind, ns, key, name)
 	if err := e.setRaw(sk, []byte{1}, true, zero, false); err != nil {
 		return err
 	}
-	idx := append([]byte{byte(kind)}, sortableTime(ns)...)
-	if err := e.setRaw(indexKey(key, name), idx, true, zero, false); err != nil {
+	idx := binary.BigEndian.AppendUint64(append(make([]byte, 0, 9), byte(kind)), uint64(ns)^(1<<63))
+	if err := e.setRaw(ik, idx, true, zero, false); err != nil {
 		return err
 	}
 	e.tm.unapplied[sk] = struct{}{}
@@ -220,6 +236,15 @@ func (e *engine[V]) cancelTimer(key, name string) error {
 		return err
 	}
 	return e.setRaw(ik, nil, false, zero, false)
+}
+
+// pinnedOnly reports whether key is a row of a timer, which the engine
+// holds only while it is pinned (rows.go): the timer index knows where a
+// key's timer is, so its rows are read again only when a partition has
+// more timers than the index holds.
+func pinnedOnly(key string) bool {
+	return len(key) > len(reservedPrefix) && key[0] == reservedPrefix[0] &&
+		(strings.HasPrefix(key, scheduleSpace) || strings.HasPrefix(key, timerIndexSpan))
 }
 
 // due reports whether stream time has reached a window to close or purge

@@ -22,6 +22,11 @@ package sluice
 //     batch, and only clean rows, equal to the store's, are ever dropped.
 //     Window rows are held apart, up to CacheRows clean ones between
 //     batches (windowRows, windowcache.go).
+//   - The rows of timers that a batch changes are held only while pinned,
+//     outside the LRU: the engine finds its timers in its timer index, and
+//     their clean rows, several per timer set, would push the table's rows
+//     and open windows out of the cache. For the same reason the tombstone
+//     of a purged window leaves the cache once the store holds it.
 
 import (
 	"bytes"
@@ -66,7 +71,7 @@ type undoEntry[V any] struct {
 // rowCache is where an engine holds rows in memory.
 type rowCache[V any] struct {
 	lru     *simplelru.LRU[string, *row[V]]
-	evicted map[string]*row[V] // pinned rows the LRU let go of
+	evicted map[string]*row[V] // pinned rows the LRU let go of, or never held (hold)
 	// pendingKeys are the keys of the rows written to the changelog since
 	// the store was last updated, in the order they were written, and
 	// pendingRows those rows: pinned, so the ones held.
@@ -114,6 +119,18 @@ func (c *rowCache[V]) unevict(key string, r *row[V]) {
 	if *c.released != nil {
 		(*c.released)(key, r)
 	}
+}
+
+// hold takes the new row r of key, which is about to be changed: into the
+// window rows or the LRU as add does, or, for a row held only while pinned
+// (a timer's, see enginetimer.go), beside the LRU with the rows it evicted,
+// which it leaves once the store holds it.
+func (c *rowCache[V]) hold(key string, r *row[V]) {
+	if pinnedOnly(key) {
+		c.evicted[key] = r
+		return
+	}
+	c.add(key, r)
 }
 
 // get returns the row of key if the engine holds it, making it the most
@@ -278,7 +295,7 @@ func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exist
 	}
 	if !held {
 		r = &row[V]{}
-		e.rows.add(key, r)
+		e.rows.hold(key, r)
 	}
 	if !r.dirty {
 		// A clean row the engine holds is the store's.
@@ -365,6 +382,11 @@ func (e *engine[V]) rowsApplied() {
 		r.pending = false
 		if !r.dirty {
 			rows.unevict(key, r)
+			if r.purged {
+				// A purged window is not read again: its tombstone
+				// would only take a row's room in the cache.
+				rows.drop(key)
+			}
 		}
 	}
 	clear(rows.pendingKeys)

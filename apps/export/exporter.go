@@ -219,8 +219,7 @@ func (x *Exporter) status(id string) eventStatus {
 	if _, ok := x.byID[id]; ok {
 		return statusPending
 	}
-	if x.accepted.Contains(id) {
-		x.accepted.Remove(id)
+	if x.accepted.Remove(id) {
 		return statusAccepted
 	}
 	return statusUnknown

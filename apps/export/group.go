@@ -253,9 +253,10 @@ func (x *group) closed(ctx *sluice.Context[Pending], r sluice.WindowResult[sluic
 
 // settle returns the events of buckets the sink has not accepted, handing
 // the Exporter again those it does not know, and whether any is still
-// waiting in the Exporter.
+// waiting in the Exporter. buckets, the handler's own decoded row, is
+// filtered in place.
 func (x *group) settle(k *StatsKey, key string, buckets []PendingBucket) (keep []PendingBucket, waiting bool, err error) {
-	keep = make([]PendingBucket, 0, len(buckets)+1)
+	keep = buckets[:0]
 	for _, b := range buckets {
 		// The event's line is made only to hand it over again.
 		id := EventID(key, b.End)

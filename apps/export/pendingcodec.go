@@ -73,7 +73,9 @@ func (pendingCodec) Decode(b []byte) (Pending, error) {
 		r.err = fmt.Errorf("%d buckets in %d bytes", n, len(r.b))
 	}
 	if r.err == nil && n > 0 {
-		p.Buckets = make([]PendingBucket, n)
+		// Room for the event that the close of the key's next bucket
+		// appends to what it reads.
+		p.Buckets = make([]PendingBucket, n, n+1)
 		for i := range p.Buckets {
 			p.Buckets[i].End = r.time()
 			p.Buckets[i].Value = r.varint()
