@@ -45,9 +45,13 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 		}
 	}
 	// A new task's partitions fetch nothing until it has restored its
-	// tables; it resumes them itself.
+	// tables; it resumes them itself, along with the tasks restoring with
+	// it (resumegate.go), which is why all are counted before any runs.
 	cl.PauseFetchPartitions(pause)
 	p.tasks = tasks
+	for _, t := range started {
+		p.host.resumes.started(t)
+	}
 	for _, t := range started {
 		go t.run()
 	}

@@ -161,6 +161,8 @@ func (t *task[V]) requestStop(flush bool) {
 func (t *task[V]) run() {
 	defer t.drop()
 	defer close(t.done)
+	// Before done: no resume held back is made once the task stopped.
+	defer t.h.resumes.forget(t)
 	err := t.open()
 	switch {
 	case err == nil:
@@ -215,13 +217,14 @@ func (t *task[V]) open() error {
 	return err
 }
 
-// resume lets the consumer fetch the task's partitions.
+// resume lets the consumer fetch the task's partitions, with those of the
+// tasks restoring along with it (see resumegate.go).
 func (t *task[V]) resume() {
 	parts := make(map[string][]int32, len(t.h.inputTopics))
 	for _, topic := range t.h.inputTopics {
 		parts[topic] = []int32{t.partition}
 	}
-	t.cl.ResumeFetchPartitions(parts)
+	t.h.resumes.restored(t, t.cl, parts)
 }
 
 func (t *task[V]) loop() error {

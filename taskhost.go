@@ -28,6 +28,7 @@ type taskHost[V any] struct {
 	ackTimeout time.Duration
 	maxBatch   int
 	input      *inputBudget // shared by the processor's tasks
+	resumes    *resumeGate  // when restored tasks' partitions are resumed
 	batch      *batchConfig
 	storage    store.Builder
 	logger     *slog.Logger
@@ -54,6 +55,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		ackTimeout:  p.ackTimeout,
 		maxBatch:    p.cfg.maxBatch,
 		input:       newInputBudget(p.cfg.maxBufferedBytes),
+		resumes:     newResumeGate(),
 		batch:       &p.cfg.batch,
 		storage:     p.standbys.storage(p.cfg.storage),
 		logger:      p.logger,
