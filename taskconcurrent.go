@@ -5,9 +5,11 @@ package sluice
 // back the records the engine's workers finished, and writes what they
 // released. At least once, the emits of a record are produced when it
 // finishes and the offsets below the lowest unfinished record are marked
-// once they are acknowledged. Exactly once, the emits of the records
-// released are produced when the transaction is about to end (prepare),
-// which also sets the offsets the transaction commits (eosconcurrent.go):
+// once they are acknowledged, with a note of the records finished above
+// it for the commit's metadata (concurrentresume.go). Exactly once, the
+// emits of the records finished are produced when the transaction is about
+// to end (prepare), which also sets the offsets and metadata the
+// transaction commits (eosconcurrent.go):
 // the task produces nothing between the end of one transaction and the
 // beginning of the next.
 //
