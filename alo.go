@@ -30,6 +30,11 @@ func (a *alo[V]) deliveryTimeout(set, _ time.Duration) (time.Duration, error) {
 }
 
 func (a *alo[V]) clientOpts(opts []kgo.Opt) []kgo.Opt {
+	if book := a.p.host.ccBook; book != nil {
+		// The client's periodic commits run on its own context: the
+		// hook that sets the metadata of concurrent inputs rides on it.
+		opts = append(opts, kgo.WithContext(book.commitCtx(context.Background())))
+	}
 	// The commit callback keeps the last failed commit.
 	return append(opts,
 		kgo.AutoCommitCallback(a.p.metrics.committed),
@@ -86,10 +91,17 @@ func (a *alo[V]) release(ctx context.Context, cl *kgo.Client, parts map[string][
 	p := a.p
 	p.stopTasks(stopping, commit)
 	if commit {
-		if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		err := cl.CommitMarkedOffsets(p.host.ccBook.commitCtx(ctx))
+		if err == nil {
+			err = p.host.ccBook.commitStale(ctx, cl)
+		}
+		if err != nil {
 			p.logger.Warn("commit on revoke failed", "err", err)
 			p.metrics.setError(-1, "commit on revoke", err)
 		}
+	}
+	if p.host.ccBook != nil {
+		p.host.ccBook.drop(parts)
 	}
 	// Pauses outlive assignments; clear them so a later assignment starts
 	// from a known state.
@@ -103,7 +115,11 @@ func (a *alo[V]) finish() {
 	p := a.p
 	p.stopTasks(p.allTasks(), true)
 	cctx, ccancel := context.WithTimeout(p.writeCtx, 10*time.Second)
-	if cerr := p.cl.CommitMarkedOffsets(cctx); cerr != nil {
+	cerr := p.cl.CommitMarkedOffsets(p.host.ccBook.commitCtx(cctx))
+	if cerr == nil {
+		cerr = p.host.ccBook.commitStale(cctx, p.cl)
+	}
+	if cerr != nil {
 		p.logger.Warn("final commit failed", "err", cerr)
 		p.metrics.setError(-1, "final commit", cerr)
 	}

@@ -249,7 +249,7 @@ func (be *bridgeEngine[V]) processConcurrent(recs []*kgo.Record) (int, error) {
 	if e.cc.hold {
 		// As at the end of a transaction: the driver writes them in
 		// the open one.
-		e.out = append(e.out, e.concurrentWrite(func(string, kgo.EpochOffset) {})...)
+		e.out = append(e.out, e.concurrentWrite(func(string, kgo.EpochOffset, string) {})...)
 	}
 	if err != nil {
 		e.stopConcurrent()

@@ -18,18 +18,25 @@ import (
 //
 // Commits: a record's offset is committed only once it and every record
 // below it in its partition have finished and their effects are
-// acknowledged by Kafka, so at-least-once holds. A processor that stops
-// (a crash, a revocation) leaves its unfinished records uncommitted, and
-// whoever resumes the partition handles them again, together with the
-// finished ones above the lowest unfinished record.
+// acknowledged by Kafka, so at-least-once holds. With each offset, the
+// commit's metadata lists the records above it that finished already and
+// whose effects are acknowledged (exactly once: written in that
+// transaction or an earlier one). A processor that stops (a crash, a
+// revocation) leaves its unfinished records uncommitted, and whoever
+// resumes the partition handles them again, but skips those the metadata
+// lists: they are not handled again, their emits not written again, and
+// their offsets count as finished. The list is bounded to fit Kafka's
+// default offset.metadata.max.bytes (4096): past about 4,000 bytes of
+// encoding the highest finished records are left out, and are handled
+// again. Metadata another tool committed reads as nothing finished.
 //
 // Effects: a handler may emit to the group's outputs and loopback, and read
 // joined and looked-up tables. At least once, a record's emits are written
-// as soon as it finishes. Exactly once, they are written in the transaction
-// that commits its offset, the first to end once every record below it has
-// finished too: the transaction commits, for the partitions of a concurrent
-// input, the offset of the lowest unfinished record rather than the offset
-// after the last one polled. If that transaction aborts, the records' emits
+// as soon as it finishes. Exactly once, they are written in the first
+// transaction to end after it finished, which commits, for the partitions
+// of a concurrent input, the offset of the lowest unfinished record rather
+// than the offset after the last one polled, with the metadata that lists
+// the record as finished. If that transaction aborts, the records' emits
 // are written again in the next one, from what their handlers returned: the
 // handlers do not run again (the handlers' own side effects, an HTTP call,
 // are at least once by nature). While records of a concurrent input are in

@@ -346,7 +346,7 @@ func TestConcurrentInputRunsAtMostItsBoundAtOnce(t *testing.T) {
 	}
 }
 
-func TestConcurrentInputRedoesUnfinishedRecordsAfterAStop(t *testing.T) {
+func TestConcurrentInputRedoesOnlyUnfinishedRecordsAfterAStop(t *testing.T) {
 	b := startBroker(t)
 	dir := t.TempDir()
 	g := newGate()
@@ -360,7 +360,7 @@ func TestConcurrentInputRedoesUnfinishedRecordsAfterAStop(t *testing.T) {
 	adm := admin(t, b)
 
 	awaitN(t, g.finished, 8, "every record but v3 and v6 finished")
-	awaitCommitted(t, adm, "ccredo", "ccredo-in", 3)
+	awaitFinishedCommitted(t, adm, "ccredo", "ccredo-in", 3, []int64{4, 5, 7, 8, 9})
 	// The processor stops with v3 and v6 in flight: their handlers are
 	// cancelled and they stay uncommitted.
 	r.stop(t)
@@ -370,15 +370,16 @@ func TestConcurrentInputRedoesUnfinishedRecordsAfterAStop(t *testing.T) {
 
 	again := newGate()
 	runProcessor(t, concurrentGroup("ccredo", again, 4), processorOpts(b, 1, dir)...)
-	awaitN(t, again.finished, 7, "the restarted processor handled offsets 3 to 9")
+	awaitN(t, again.finished, 2, "the restarted processor handled offsets 3 and 6")
 	awaitCommitted(t, adm, "ccredo", "ccredo-in", 10)
 	again.mu.Lock()
 	seen := slices.Sorted(slices.Values(again.seen))
 	again.mu.Unlock()
-	if want := []int64{3, 4, 5, 6, 7, 8, 9}; !slices.Equal(seen, want) {
-		t.Fatalf("restarted processor handled offsets %v, want %v: the unfinished records and those above them", seen, want)
+	if want := []int64{3, 6}; !slices.Equal(seen, want) {
+		t.Fatalf("restarted processor handled offsets %v, want %v: the unfinished records alone", seen, want)
 	}
-	got := valuesOf(readAll(t, b.Addrs(), "ccredo-out", 15))
+	// Each record's emit once: the eight that finished, then v3 and v6.
+	got := valuesOf(readAll(t, b.Addrs(), "ccredo-out", 10))
 	for i := range 10 {
 		if !slices.Contains(got, fmt.Sprintf("v%d", i)) {
 			t.Fatalf("v%d never emitted: %v", i, got)
@@ -575,7 +576,7 @@ func exactlyOnce(b *broker.Broker, dir string) []sluice.ProcessorOpt {
 	return append(processorOpts(b, 1, dir), sluice.Guarantee(sluice.ExactlyOnce))
 }
 
-func TestConcurrentInputExactlyOnceCommitsBelowTheLowestUnfinishedRecord(t *testing.T) {
+func TestConcurrentInputExactlyOnceCommitsBelowTheLowestUnfinishedRecordWithTheEmitsOfThoseFinishedAbove(t *testing.T) {
 	b := startBroker(t)
 	g := newGate()
 	g.hold("a1")
@@ -584,11 +585,11 @@ func TestConcurrentInputExactlyOnceCommitsBelowTheLowestUnfinishedRecord(t *test
 	adm := admin(t, b)
 
 	awaitN(t, g.finished, 5, "every record but a1 finished")
-	awaitCommitted(t, adm, "cceoscommit", "cceoscommit-in", 1)
-	// The emits of the records above a1 wait for the transaction that
-	// commits their offsets.
-	if got := readCommitted(t, b.Addrs(), "cceoscommit-out"); !slices.Equal(got, []string{"x0"}) {
-		t.Fatalf("committed emits %v while a1 is unfinished, want [x0]", got)
+	// The emits of the records above a1 are committed with the metadata
+	// that lists them as finished.
+	awaitFinishedCommitted(t, adm, "cceoscommit", "cceoscommit-in", 1, []int64{2, 3, 4, 5})
+	if got := readCommitted(t, b.Addrs(), "cceoscommit-out"); !slices.Equal(got, []string{"x0", "b2", "c3", "b4", "d5"}) {
+		t.Fatalf("committed emits %v while a1 is unfinished, want [x0 b2 c3 b4 d5]", got)
 	}
 	for range 5 {
 		time.Sleep(200 * time.Millisecond)
@@ -605,7 +606,7 @@ func TestConcurrentInputExactlyOnceCommitsBelowTheLowestUnfinishedRecord(t *test
 	}
 }
 
-func TestConcurrentInputExactlyOnceRedoesUnfinishedRecordsAfterAStop(t *testing.T) {
+func TestConcurrentInputExactlyOnceRedoesOnlyUnfinishedRecordsAfterAStop(t *testing.T) {
 	b := startBroker(t)
 	dir := t.TempDir()
 	g := newGate()
@@ -619,7 +620,7 @@ func TestConcurrentInputExactlyOnceRedoesUnfinishedRecordsAfterAStop(t *testing.
 	adm := admin(t, b)
 
 	awaitN(t, g.finished, 8, "every record but v3 and v6 finished")
-	awaitCommitted(t, adm, "cceosredo", "cceosredo-in", 3)
+	awaitFinishedCommitted(t, adm, "cceosredo", "cceosredo-in", 3, []int64{4, 5, 7, 8, 9})
 	r.stop(t)
 	if at := committed(t, adm, "cceosredo", "cceosredo-in"); at != 3 {
 		t.Fatalf("committed offset %d after the stop, want 3, the lowest unfinished record", at)
@@ -627,8 +628,14 @@ func TestConcurrentInputExactlyOnceRedoesUnfinishedRecordsAfterAStop(t *testing.
 
 	again := newGate()
 	runProcessor(t, concurrentGroup("cceosredo", again, 4), exactlyOnce(b, dir)...)
-	awaitN(t, again.finished, 7, "the restarted processor handled offsets 3 to 9")
+	awaitN(t, again.finished, 2, "the restarted processor handled offsets 3 and 6")
 	awaitCommitted(t, adm, "cceosredo", "cceosredo-in", 10)
+	again.mu.Lock()
+	seen := slices.Sorted(slices.Values(again.seen))
+	again.mu.Unlock()
+	if want := []int64{3, 6}; !slices.Equal(seen, want) {
+		t.Fatalf("restarted processor handled offsets %v, want %v: the unfinished records alone", seen, want)
+	}
 	got := readCommitted(t, b.Addrs(), "cceosredo-out")
 	slices.Sort(got)
 	want := []string{"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}

@@ -7,7 +7,8 @@ package sluice
 // hands back each record a worker finished (finished); and writes and marks
 // what the engine released. Exactly once, it asks at the end of each
 // transaction what to write in it and which offsets to commit
-// (concurrentWrite), and tells how it ended (concurrentEnded).
+// (concurrentWrite), and tells how it ended (concurrentEnded), both in
+// engineconcurrenttxn.go.
 //
 // Invariants:
 //   - The driver's goroutine owns the engine's concurrency state; a worker
@@ -24,10 +25,13 @@ package sluice
 //   - A record is released, and its offset may be committed, only once it
 //     and every record below it finished; releasing is in offset order. At
 //     least once, a finished record's emits are handed out when it finishes;
-//     exactly once, when the transaction after its release is about to end,
-//     so that they are written in the transaction that commits its offset.
-//     An aborted transaction's are written again in the next one: the
-//     records finished, and are not run again.
+//     exactly once, when the first transaction after it finished is about
+//     to end, so that they are written in the transaction whose offset
+//     commit lists it as finished (concurrentmeta.go), or commits its
+//     offset. An aborted transaction's are written again in the next one:
+//     the records finished, and are not run again.
+//   - A record the committed metadata lists as finished is taken as
+//     finished without running: its effects are durable already.
 //   - Records are handed in offset order; one below the offset after the
 //     last one handed is dropped, since the engine has it.
 //   - done has room for every record that can run at once, so a worker never
@@ -78,6 +82,13 @@ type ccInput[V any] struct {
 	mark   kgo.EpochOffset
 	marked bool // a record was released
 	moved  bool // mark moved since the driver last read it
+	noted  bool // mark moved since the driver last noted it
+	// A record finished above the lowest unfinished one since the driver
+	// last noted what finished (concurrentNotes).
+	above bool
+	// The records the committed metadata lists as finished, which the
+	// engine skips (resumeConcurrent), ascending.
+	skip []ccRange
 }
 
 // ccKey is a key with records ready or running, under a bound per key: how
@@ -199,6 +210,13 @@ func (e *engine[V]) take(ci *ccInput[V], r *kgo.Record) error {
 	}
 	c := &ccRecord{r: r, key: string(r.Key)}
 	ci.window = append(ci.window, c)
+	if ci.skipped(r.Offset) {
+		// Finished before the partition was resumed, its effects
+		// durable: only its offset is left to commit.
+		c.finished = true
+		e.release(ci)
+		return nil
+	}
 	err := e.checkPlacement(r)
 	if err == nil && reservedKey(r.Key) {
 		err = errReservedKey
@@ -302,6 +320,9 @@ func (e *engine[V]) finish(ci *ccInput[V], c *ccRecord) error {
 		c.out = nil
 	}
 	e.release(ci)
+	if len(ci.window) > 0 && ci.window[0] != c {
+		ci.above = true
+	}
 	return nil
 }
 
@@ -322,7 +343,7 @@ func (e *engine[V]) release(ci *ccInput[V]) {
 	if n == 0 {
 		return
 	}
-	ci.marked, ci.moved = true, true
+	ci.marked, ci.moved, ci.noted = true, true, true
 	e.cc.released += n
 	clear(ci.window[:n])
 	ci.window = ci.window[n:]
@@ -388,68 +409,6 @@ func (e *engine[V]) concurrentBusy() bool {
 	return false
 }
 
-// concurrentWrite hands out, exactly once, the emits of the records
-// released since the last transaction ended, for the driver to write in the
-// transaction about to end, and calls commit with the offset of each
-// concurrent input to commit in it: its lowest unreleased record, or past
-// the last released.
-func (e *engine[V]) concurrentWrite(commit func(topic string, eo kgo.EpochOffset)) []*kgo.Record {
-	cc := e.cc
-	if cc == nil {
-		return nil
-	}
-	for topic, ci := range cc.inputs {
-		switch {
-		case len(ci.window) > 0:
-			r := ci.window[0].r
-			commit(topic, kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset})
-		case len(ci.queue) > 0:
-			r := ci.queue[0]
-			commit(topic, kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset})
-		case ci.marked:
-			commit(topic, ci.mark)
-		}
-		ci.written += ci.unwritten
-		ci.unwritten = 0
-	}
-	out := cc.unwritten
-	cc.written = append(cc.written, out...)
-	cc.unwritten = nil
-	return out
-}
-
-// concurrentEnded tells the engine, exactly once, how the transaction
-// ended. Committed, the records released in it are done with. Aborted,
-// their emits are written again by the next one: the records finished, and
-// the consumer, which rewinds no further than the offsets it believes
-// committed, does not fetch them again.
-func (e *engine[V]) concurrentEnded(committed bool) error {
-	cc := e.cc
-	if cc == nil {
-		return nil
-	}
-	if committed {
-		clear(cc.written)
-		cc.written = cc.written[:0]
-		for _, ci := range cc.inputs {
-			ci.written = 0
-		}
-	} else {
-		cc.unwritten = append(cc.written, cc.unwritten...)
-		cc.written = nil
-		for _, ci := range cc.inputs {
-			ci.unwritten += ci.written
-			ci.written = 0
-		}
-	}
-	for _, ci := range cc.inputs {
-		if err := e.fill(ci); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // stopConcurrent abandons the records the engine holds: the handlers still
 // running see their context cancelled, and it returns once they returned.
 // Nothing of the abandoned records is handed out or released, so their
@@ -481,7 +440,8 @@ func (e *engine[V]) stopConcurrent() {
 		clear(ci.ready)
 		ci.ready = ci.ready[:0]
 		ci.running, ci.unwritten, ci.written = 0, 0, 0
-		ci.marked, ci.moved = false, false
+		ci.marked, ci.moved, ci.noted, ci.above = false, false, false, false
+		ci.skip = nil
 	}
 	cc.released, cc.queuedBytes = 0, 0
 	cc.unwritten, cc.written = nil, nil

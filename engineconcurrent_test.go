@@ -45,29 +45,37 @@ func settle[V any](t *testing.T, e *engine[V], n int) {
 // write is what the task does at prepare: it returns the values to write
 // and the offset to commit.
 func write[V any](e *engine[V]) ([]string, int64) {
+	vs, at, _ := writeMeta(e)
+	return vs, at
+}
+
+// writeMeta is write, with the offsets the commit's metadata lists as
+// finished.
+func writeMeta[V any](e *engine[V]) ([]string, int64, []ccRange) {
 	at := int64(-1)
-	out := e.concurrentWrite(func(_ string, eo kgo.EpochOffset) { at = eo.Offset })
+	var meta string
+	out := e.concurrentWrite(func(_ string, eo kgo.EpochOffset, m string) { at, meta = eo.Offset, m })
 	var vs []string
 	for _, r := range out {
 		vs = append(vs, string(r.Value))
 	}
-	return vs, at
+	return vs, at, decodeFinished(at, meta)
 }
 
-func TestConcurrentEngineWritesEmitsOnlyBelowTheLowestUnfinishedRecordExactlyOnce(t *testing.T) {
+func TestConcurrentEngineWritesTheEmitsOfRecordsFinishedAboveTheLowestUnfinishedWithTheMetadataListingThemExactlyOnce(t *testing.T) {
 	hold := make(chan struct{})
 	e, _, _ := newTestEngine(t, echoing(map[string]chan struct{}{"a0": hold}), Guarantee(ExactlyOnce))
 	if err := e.handConcurrent(recs("a", "a0", "b", "b1", "c", "c2")); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, e, 2)
-	if vs, at := write(e); len(vs) != 0 || at != 0 {
-		t.Fatalf("wrote %v and committed %d with a0 unfinished, want nothing and offset 0", vs, at)
+	if vs, at, done := writeMeta(e); !slices.Equal(vs, []string{"b1", "c2"}) || at != 0 || !slices.Equal(done, []ccRange{{1, 3}}) {
+		t.Fatalf("wrote %v and committed %d listing %v with a0 unfinished, want [b1 c2], offset 0 and offsets 1 and 2 finished", vs, at, done)
 	}
 	close(hold)
 	settle(t, e, 1)
-	if vs, at := write(e); !slices.Equal(vs, []string{"a0", "b1", "c2"}) || at != 3 {
-		t.Fatalf("wrote %v and committed %d, want [a0 b1 c2] in offset order and offset 3", vs, at)
+	if vs, at, done := writeMeta(e); !slices.Equal(vs, []string{"a0"}) || at != 3 || done != nil {
+		t.Fatalf("wrote %v and committed %d listing %v, want [a0] alone, written once, and offset 3", vs, at, done)
 	}
 }
 
@@ -129,8 +137,8 @@ func TestConcurrentEngineKeepsWhatWasReleasedAfterPrepareForTheNextTransaction(t
 		t.Fatal(err)
 	}
 	settle(t, e, 1)
-	if vs, at := write(e); len(vs) != 0 || at != 0 {
-		t.Fatalf("wrote %v and committed %d with a0 unfinished, want nothing and offset 0", vs, at)
+	if vs, at := write(e); !slices.Equal(vs, []string{"b1"}) || at != 0 {
+		t.Fatalf("wrote %v and committed %d with a0 unfinished, want b1's emit and offset 0", vs, at)
 	}
 	// a0 finishes between the prepare and the end of the transaction.
 	close(hold)
@@ -139,9 +147,23 @@ func TestConcurrentEngineKeepsWhatWasReleasedAfterPrepareForTheNextTransaction(t
 		t.Fatal(err)
 	}
 	if !e.concurrentBusy() {
-		t.Fatal("engine not busy with a0 and b1 released and not yet written")
+		t.Fatal("engine not busy with a0 and b1 released and not yet committed")
 	}
-	if vs, at := write(e); !slices.Equal(vs, []string{"a0", "b1"}) || at != 2 {
-		t.Fatalf("wrote %v and committed %d in the next transaction, want [a0 b1] and offset 2", vs, at)
+	if vs, at := write(e); !slices.Equal(vs, []string{"a0"}) || at != 2 {
+		t.Fatalf("wrote %v and committed %d in the next transaction, want [a0] and offset 2", vs, at)
+	}
+}
+
+func TestConcurrentEngineSkipsTheRecordsTheCommittedMetadataListsAsFinished(t *testing.T) {
+	e, _, _ := newTestEngine(t, echoing(nil), Guarantee(ExactlyOnce))
+	// Committed at offset 1, with offsets 2 and 4 finished above it.
+	e.resumeConcurrent("in", 1, encodeFinished(1, []int64{2, 4}))
+	all := recs("a", "a0", "b", "b1", "c", "c2", "d", "d3", "e", "e4", "f", "f5")
+	if err := e.handConcurrent(all[1:]); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, e, 3)
+	if vs, at := write(e); !slices.Equal(vs, []string{"b1", "d3", "f5"}) || at != 6 {
+		t.Fatalf("wrote %v and committed %d, want the emits of the unfinished records alone, [b1 d3 f5], and offset 6", vs, at)
 	}
 }

@@ -3,7 +3,9 @@ package sluice
 // Exactly once with concurrent inputs (ConcurrentInput): the transaction's
 // offset commit carries, for the partitions of concurrent inputs, the
 // offset each task set at prepare (its lowest unreleased record) instead of
-// the offset after the last record polled, which the client would commit;
+// the offset after the last record polled, which the client would commit,
+// with the metadata listing the records finished above it, whose emits the
+// same transaction writes (concurrentmeta.go);
 // and while a task holds records of a concurrent input, the poll loop ends
 // a transaction every CommitInterval even when nothing new was polled, so
 // that the records that finish meanwhile are committed.
@@ -37,8 +39,8 @@ func (e *eos[V]) concurrentCommit(ctx context.Context, tasks []*task[V]) context
 		}
 		for _, t := range tasks {
 			t.ccMu.Lock()
-			for topic, eo := range t.ccCommit {
-				e.setTxnOffset(req, topic, t.partition, eo)
+			for topic, c := range t.ccCommit {
+				e.setTxnOffset(req, topic, t.partition, c)
 			}
 			t.ccMu.Unlock()
 		}
@@ -46,10 +48,13 @@ func (e *eos[V]) concurrentCommit(ctx context.Context, tasks []*task[V]) context
 	})
 }
 
-// setTxnOffset sets the offset of partition p of topic in req, adding the
-// partition if the client left it out, as it does for a partition from
-// which nothing was polled since the last commit.
-func (e *eos[V]) setTxnOffset(req *kmsg.TxnOffsetCommitRequest, topic string, p int32, eo kgo.EpochOffset) {
+// setTxnOffset sets the offset of partition p of topic in req, and the
+// metadata that lists the records finished above it, adding the partition
+// if the client left it out, as it does for a partition from which nothing
+// was polled since the last commit. Without records finished above it, the
+// metadata is the client's, the member ID.
+func (e *eos[V]) setTxnOffset(req *kmsg.TxnOffsetCommitRequest, topic string, p int32, c ccCommit) {
+	eo := c.eo
 	var rt *kmsg.TxnOffsetCommitRequestTopic
 	for i := range req.Topics {
 		if req.Topics[i].Topic == topic {
@@ -66,13 +71,27 @@ func (e *eos[V]) setTxnOffset(req *kmsg.TxnOffsetCommitRequest, topic string, p 
 	for i := range rt.Partitions {
 		if rp := &rt.Partitions[i]; rp.Partition == p {
 			rp.Offset, rp.LeaderEpoch = eo.Offset, eo.Epoch
+			if c.meta != "" {
+				rp.Metadata = &c.meta
+			}
 			return
 		}
 	}
 	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 	rp.Partition, rp.Offset, rp.LeaderEpoch = p, eo.Offset, eo.Epoch
 	rp.Metadata = &req.MemberID
+	if c.meta != "" {
+		rp.Metadata = &c.meta
+	}
 	rt.Partitions = append(rt.Partitions, rp)
+}
+
+// ccCommit is what a transaction commits for a partition of a concurrent
+// input: the offset, and the metadata listing the records finished above
+// it ("" if none).
+type ccCommit struct {
+	eo   kgo.EpochOffset
+	meta string
 }
 
 // concurrentWork gives the next transaction work when a task holds records

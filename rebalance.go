@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+func (p *Processor[V]) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	numbers := partitionNumbers(assigned)
 	// Once the tasks are set, and p.mu is released.
 	defer p.followStandbys()
@@ -24,6 +24,8 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 		p.logger.Warn("partitions assigned again without being released; restarting their tasks", "tasks", len(stale))
 		p.stopTasks(stale, false)
 	}
+	// One request, only for a group with a concurrent input.
+	resume := p.concurrentResume(ctx, cl, assigned)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -36,6 +38,7 @@ func (p *Processor[V]) assigned(_ context.Context, cl *kgo.Client, assigned map[
 	pause := make(map[string][]int32)
 	for _, n := range numbers {
 		t := newTask(p.host, cl, n)
+		t.ccResume = resume[n]
 		tasks[n] = t
 		started = append(started, t)
 		for topic, ps := range assigned {

@@ -220,6 +220,12 @@ func (p *Processor[V]) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("group %s: client: %w", p.g.name, err)
 	}
 	background("lag", p.measureLag)
+	if book := p.host.ccBook; book != nil {
+		background("concurrent input commits", func(ctx context.Context) error {
+			book.refreshCommits(ctx, p.cl, p.cfg.commitInterval, func(err error) { p.metrics.setError(-1, "commit", err) })
+			return nil
+		})
+	}
 	defer p.attachMetrics()()
 	defer func() {
 		beginStop()

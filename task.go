@@ -99,11 +99,13 @@ type task[V any] struct {
 	// Concurrent inputs (taskconcurrent.go): the bytes queued in the
 	// engine, counted in the input budget; whether the engine holds records a
 	// transaction has yet to commit, for the poll loop; and the offsets
-	// the transaction about to end commits, set by prepare.
+	// the transaction about to end commits, set by prepare; and what the
+	// partitions of concurrent inputs resume from (concurrentresume.go).
 	ccQueued int64
 	ccBusy   atomic.Bool
 	ccMu     sync.Mutex
-	ccCommit map[string]kgo.EpochOffset
+	ccCommit map[string]ccCommit
+	ccResume map[string]ccResume
 }
 
 func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
@@ -168,6 +170,7 @@ func (t *task[V]) run() {
 	case err == nil:
 		t.e = newEngine(t.h.engine, enginePartition{partition: t.partition, table: t.st, windows: t.windows, joins: t.joinStores, metrics: &t.m, ctx: t.h.ctx, reuseChangelog: true})
 		t.active.Store(true)
+		t.resumeConcurrent()
 		t.resume()
 		if t.h.batch.runner != nil {
 			err = t.batchLoop()

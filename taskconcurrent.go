@@ -5,9 +5,11 @@ package sluice
 // back the records the engine's workers finished, and writes what they
 // released. At least once, the emits of a record are produced when it
 // finishes and the offsets below the lowest unfinished record are marked
-// once they are acknowledged. Exactly once, the emits of the records
-// released are produced when the transaction is about to end (prepare),
-// which also sets the offsets the transaction commits (eosconcurrent.go):
+// once they are acknowledged, with a note of the records finished above
+// it for the commit's metadata (concurrentresume.go). Exactly once, the
+// emits of the records finished are produced when the transaction is about
+// to end (prepare), which also sets the offsets and metadata the
+// transaction commits (eosconcurrent.go):
 // the task produces nothing between the end of one transaction and the
 // beginning of the next.
 //
@@ -42,10 +44,30 @@ func (t *task[V]) onFinished(c *ccRecord) error {
 	if err = t.afterConcurrent(err); err != nil {
 		return err
 	}
+	if book := t.h.ccBook; book != nil {
+		// At least once, once the emits of the finished records are
+		// acknowledged and the offsets marked, the client's next commit
+		// lists them.
+		if err := t.flush(); err != nil {
+			return err
+		}
+		t.e.concurrentNotes(func(topic string, offset int64, meta string) {
+			book.note(topic, t.partition, offset, meta)
+		})
+		return nil
+	}
 	if t.batched > 0 {
 		return t.flush()
 	}
 	return nil
+}
+
+// resumeConcurrent tells the engine what the partitions of its concurrent
+// inputs resume from.
+func (t *task[V]) resumeConcurrent() {
+	for topic, r := range t.ccResume {
+		t.e.resumeConcurrent(topic, r.offset, r.meta)
+	}
 }
 
 // afterConcurrent produces what the engine handed out, takes the offsets it
@@ -94,11 +116,11 @@ func (t *task[V]) writeConcurrent() bool {
 	}
 	t.ccMu.Lock()
 	clear(t.ccCommit)
-	out := t.e.concurrentWrite(func(topic string, eo kgo.EpochOffset) {
+	out := t.e.concurrentWrite(func(topic string, eo kgo.EpochOffset, meta string) {
 		if t.ccCommit == nil {
-			t.ccCommit = make(map[string]kgo.EpochOffset)
+			t.ccCommit = make(map[string]ccCommit)
 		}
-		t.ccCommit[topic] = eo
+		t.ccCommit[topic] = ccCommit{eo: eo, meta: meta}
 	})
 	t.ccMu.Unlock()
 	for _, r := range out {

@@ -42,6 +42,9 @@ type taskHost[V any] struct {
 
 	fail    func(error)
 	written func(*task[V], map[string]kgo.EpochOffset) error // the guarantee's: after a batch is acknowledged
+	// At least once, what the tasks note for the commits of concurrent
+	// inputs (concurrentresume.go); nil otherwise.
+	ccBook *ccBook
 }
 
 // taskHost returns what the processor's tasks need of it; Run has set up
@@ -66,6 +69,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		engine:      p.engineConfig(),
 		fail:        p.fail,
 		written:     p.strategy.written,
+		ccBook:      newCCBook(p),
 	}
 	if p.g.Persisted() {
 		h.table = p.g.TableTopic()

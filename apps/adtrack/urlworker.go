@@ -8,8 +8,10 @@ package adtrack
 // Requests are keyed by network and handled concurrently within a
 // partition (sluice.ConcurrentInput): up to URLWorkerConcurrency at once,
 // at most URLWorkerPerNetwork of them for one network, so a slow or dead
-// network holds only its own requests back. A request's outcome is
-// committed only once every request below it in its partition has one.
+// network holds only its own requests back. A request's offset is
+// committed only once every request below it in its partition has an
+// outcome; the commit lists the requests above it that have one, and a
+// crash sends only the others again.
 
 import (
 	"context"
