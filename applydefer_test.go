@@ -11,14 +11,7 @@ import (
 func TestEngineRowChangedByTwoBatchesBeforeTheyAreAppliedReachesTheStoreOnceWithItsLatestValue(t *testing.T) {
 	g := DefineGroup[string]("twice")
 	Persist(g, codec.String())
-	Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
-		if v == "" {
-			ctx.Delete()
-		} else {
-			ctx.SetValue(v)
-		}
-		return nil
-	})
+	Input(g, "in", codec.String(), setOrDelete)
 	e, st, _ := newTestEngine(t, g)
 	batches := [][]string{{"a", "1", "b", "1"}, {"a", "2", "c", "1"}, {"b", "", "a", "3"}}
 	for _, b := range batches {

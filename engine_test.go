@@ -274,17 +274,20 @@ func TestEngineEmitsOnlyFromSuccessfulRecordsInOrder(t *testing.T) {
 	}
 }
 
+// setOrDelete sets the row to v, or deletes it when v is empty.
+func setOrDelete(ctx *Context[string], v string) error {
+	if v == "" {
+		ctx.Delete()
+	} else {
+		ctx.SetValue(v)
+	}
+	return nil
+}
+
 func TestEngineChangelogCarriesTheLatestValuePerKeyPerBatch(t *testing.T) {
 	g := DefineGroup[string]("latest")
 	Persist(g, codec.String())
-	Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
-		if v == "" {
-			ctx.Delete()
-		} else {
-			ctx.SetValue(v)
-		}
-		return nil
-	})
+	Input(g, "in", codec.String(), setOrDelete)
 	e, _, _ := newTestEngine(t, g)
 	if _, err := e.process(context.Background(), recs("a", "1", "b", "1", "a", "2", "c", "1", "a", "3", "c", "")); err != nil {
 		t.Fatal(err)

@@ -86,15 +86,7 @@ func TestAWindowMadeAgainAfterAFailedRecordUndidItClosesOnce(t *testing.T) {
 		a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), func(ctx *Context[string], r WindowResult[int64]) error {
 			return out.Emit(ctx, r.Key, fmt.Sprintf("%s %d", r.Key, r.Value))
 		})
-		Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
-			if err := a.Add(ctx, v); err != nil {
-				return err
-			}
-			if v == "fail" {
-				return errHandler
-			}
-			return nil
-		})
+		Input(g, "in", codec.String(), addThenFail(a))
 		e, _, _ := newTestEngine(t, g, OnError(Skip))
 		mustProcess(t, e, at(1, "a", "fail"), at(2, "a", ""), at(3, "a", "fail"), at(4, "a", ""))
 		if commitFirst {

@@ -99,10 +99,10 @@ func TestHoppingWindowsOfATimeAreEveryWindowThatHoldsIt(t *testing.T) {
 	}
 }
 
-func TestOpenWindowsCountLeavesOutThoseOfAFailedRecordAndTheClosed(t *testing.T) {
-	g := DefineGroup[string]("w")
-	a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), ignoreResult)
-	Input(g, "in", codec.String(), func(ctx *Context[string], v string) error {
+// addThenFail adds each record to a, then fails the records whose value is
+// "fail", so that the policy undoes their adds.
+func addThenFail(a *Windowed[string, int64]) Handler[string, string] {
+	return func(ctx *Context[string], v string) error {
 		if err := a.Add(ctx, v); err != nil {
 			return err
 		}
@@ -110,7 +110,13 @@ func TestOpenWindowsCountLeavesOutThoseOfAFailedRecordAndTheClosed(t *testing.T)
 			return errHandler
 		}
 		return nil
-	})
+	}
+}
+
+func TestOpenWindowsCountLeavesOutThoseOfAFailedRecordAndTheClosed(t *testing.T) {
+	g := DefineGroup[string]("w")
+	a := Aggregate(g, "counts", Tumbling(10*time.Second), countOf[string](), ignoreResult)
+	Input(g, "in", codec.String(), addThenFail(a))
 	e, _, _ := newTestEngine(t, g, OnError(Skip))
 	mustProcess(t, e, at(1, "a", ""), at(2, "b", ""), at(3, "c", "fail"), at(4, "a", ""))
 	commit(t, e)
