@@ -134,7 +134,9 @@ func (v *View[V]) State() ViewState { return ViewState(v.tv.state.Load()) }
 // Topic returns the table topic the view copies.
 func (v *View[V]) Topic() string { return v.topic }
 
-// Get returns the row of key, or ErrNotFound.
+// Get returns the row of key, or ErrNotFound. Until the view is running
+// (WaitReady returned nil) it returns an error saying so instead: a partly
+// restored table would answer ErrNotFound for rows not read yet.
 func (v *View[V]) Get(key string) (V, error) {
 	var zero V
 	raw, err := v.tv.get(key)
@@ -148,7 +150,8 @@ func (v *View[V]) Get(key string) (V, error) {
 	return val, nil
 }
 
-// Has reports whether key has a row.
+// Has reports whether key has a row. Like Get, it fails until the view is
+// running.
 func (v *View[V]) Has(key string) (bool, error) {
 	_, err := v.tv.get(key)
 	if errors.Is(err, ErrNotFound) {
@@ -159,7 +162,8 @@ func (v *View[V]) Has(key string) (bool, error) {
 
 // Iterate calls fn for each row whose key lies in [from, to), in ascending
 // key order, until fn returns false. An empty from starts at the first key;
-// an empty to runs to the last.
+// an empty to runs to the last. Like Get, it fails until the view is
+// running.
 func (v *View[V]) Iterate(from, to string, fn func(key string, value V) bool) error {
 	return v.tv.iterate(from, to, func(k, raw []byte) (bool, error) {
 		val, err := v.codec.Decode(raw)
@@ -171,7 +175,8 @@ func (v *View[V]) Iterate(from, to string, fn func(key string, value V) bool) er
 }
 
 // Handler returns an http.Handler that serves GET /{key} with the key's row
-// as JSON, and a JSON error with status 404 for a key without a row.
+// as JSON, a JSON error with status 404 for a key without a row, and one
+// with status 503 until the view is running.
 func (v *View[V]) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
@@ -290,9 +295,6 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("view %s: %w", tv.topic, err)
 	}
-	tv.mu.Lock()
-	tv.stores = stores
-	tv.mu.Unlock()
 	tv.partitions.Store(n)
 	tv.reader.Store(r)
 	defer tv.reader.Store(nil)
@@ -301,22 +303,41 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	defer cancel()
 	runDone := make(chan error, 1)
 	go func() { runDone <- r.run(runCtx) }()
+	restored := make(chan struct{})
 	go func() {
 		for _, ready := range readyOf {
 			if r.waitReady(runCtx, ready) != nil {
 				return
 			}
 		}
-		tv.state.Store(int32(ViewRunning))
-		close(tv.ready)
+		close(restored)
 	}()
-	select {
-	case err = <-runDone:
-		return err
-	case <-ctx.Done():
-		cancel()
-		return <-runDone
+	for {
+		select {
+		case <-restored:
+			// Here, not on the goroutine above, so that the stores are
+			// never handed out after the deferred close took them back.
+			tv.serve(stores)
+			restored = nil
+		case err = <-runDone:
+			return err
+		case <-ctx.Done():
+			cancel()
+			return <-runDone
+		}
 	}
+}
+
+// serve makes the restored stores answer Get, Has and Iterate, and the view
+// running, in one step under mu: a partly restored store would answer
+// ErrNotFound for a row it has not read yet, and a reader that sees a row
+// must see the view running.
+func (tv *tableView) serve(stores []store.Store) {
+	tv.mu.Lock()
+	tv.stores = stores
+	tv.state.Store(int32(ViewRunning))
+	tv.mu.Unlock()
+	close(tv.ready)
 }
 
 // waitForTopic waits until the table topic exists and returns its

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +17,8 @@ import (
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store"
+	"github.com/sluice-io/sluice/store/memory"
 )
 
 // topicExists asks the broker whether topic exists.
@@ -93,4 +99,99 @@ func TestViewWithTopicWaitFailsClearlyWhenTheTableTopicNeverAppears(t *testing.T
 	if werr := v.WaitReady(ctx); !errors.Is(werr, sluice.ErrTopicNotFound) {
 		t.Errorf("WaitReady = %v, want the error Run returned", werr)
 	}
+}
+
+// heldRestoreStore lets a test hold a view's restore inside its first write: the
+// row is in the store, and the write has not returned.
+type heldRestoreStore struct {
+	store.Store
+	once    sync.Once
+	written chan struct{}
+	release chan struct{}
+}
+
+func (s *heldRestoreStore) Apply(changes []store.Change, offset int64) error {
+	err := s.Store.Apply(changes, offset)
+	s.once.Do(func() {
+		close(s.written)
+		<-s.release
+	})
+	return err
+}
+
+// A view answers from its table only once it is running: a partly restored
+// store would answer ErrNotFound for rows it has not read yet, and a
+// readiness probe would say restoring while Get serves.
+func TestViewServesNoRowWhileRestoring(t *testing.T) {
+	b := startBroker(t)
+	const table = "held-restore-table"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	compact := "compact"
+	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, -1, map[string]*string{"cleanup.policy": &compact}, table); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Key: []byte("a"), Value: []byte("restored")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	held := &heldRestoreStore{written: make(chan struct{}), release: make(chan struct{})}
+	storage := func(name string, p int32) (store.Store, error) {
+		st, err := memory.Builder()(name, p)
+		held.Store = st
+		return held, err
+	}
+	v, err := sluice.NewView(table, codec.String(), append(viewOpts(b, 1), sluice.Storage(storage))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := runInBackground(t, v.Run)
+	release := sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(release)
+	select {
+	case <-held.written:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the view did not restore its row; state %s", v.State())
+	}
+
+	if s := v.State(); s != sluice.ViewRestoring {
+		t.Fatalf("view state %s inside its restore, want restoring", s)
+	}
+	if got, err := v.Get("a"); err == nil || errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("restoring view: Get(a) = %q, %v; want an error saying it is not running", got, err)
+	}
+	if _, err := v.Has("a"); err == nil {
+		t.Errorf("restoring view: Has(a) gave no error")
+	}
+	if err := v.Iterate("", "", func(string, string) bool { return true }); err == nil {
+		t.Errorf("restoring view: Iterate gave no error")
+	}
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("restoring view: GET /a = %d %s, want 503", resp.StatusCode, body)
+	}
+
+	release()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatalf("view not ready after its restore went on: %v", err)
+	}
+	if s := v.State(); s != sluice.ViewRunning {
+		t.Errorf("ready view state %s, want running", s)
+	}
+	if got, err := v.Get("a"); err != nil || got != "restored" {
+		t.Errorf("running view: Get(a) = %q, %v; want restored", got, err)
+	}
+	view.stop(t)
 }

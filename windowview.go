@@ -122,7 +122,8 @@ func (v *WindowView[A]) Stats() ViewStats {
 
 // Windows calls fn with each window of key whose start lies in [from, to)
 // and its aggregate, in order of start (then end), until fn returns false.
-// A zero from or to leaves that side of the range open.
+// A zero from or to leaves that side of the range open. Like a View's Get,
+// it fails until the view is running.
 func (v *WindowView[A]) Windows(key string, from, to time.Time, fn func(w Window, agg A) bool) error {
 	prefix := byKeyPrefix(key)
 	lo := append(bytes.Clone(prefix), sortableTime(boundNanos(from, math.MinInt64))...)
@@ -145,7 +146,8 @@ func (v *WindowView[A]) Windows(key string, from, to time.Time, fn func(w Window
 }
 
 // Keys calls fn with each key that has the window w (the same start and
-// end) and its aggregate, in key order, until fn returns false.
+// end) and its aggregate, in key order, until fn returns false. Like
+// Windows, it fails until the view is running.
 func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 	prefix := byWindowPrefix(w)
 	return v.tv.iterate(string(prefix), string(prefixEnd(prefix)), func(k, raw []byte) (bool, error) {
@@ -170,8 +172,8 @@ func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 //
 // Times are RFC 3339 or integer milliseconds since the Unix epoch. A time
 // that is neither, a from after to or a missing start or end is a 400; no
-// window in the answer is a 404; both carry {"error": …}, as a View's
-// Handler does.
+// window in the answer is a 404, and a view not running yet a 503; all
+// carry {"error": …}, as a View's Handler does.
 func (v *WindowView[A]) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
