@@ -262,21 +262,34 @@ func emitEncoded[T any](ctx Ctx, owner any, topic string, c codec.Codec[T], key 
 	return rc.io.emit(owner, r)
 }
 
-// recordWithHeaders is a record and room for a few headers, allocated at
-// once: they live as long as one another.
+// recordWithHeader and recordWithHeaders are a record and room for one or
+// two headers, allocated at once: they live as long as one another. Each
+// is sized for its count, so that a record of one header (a loopback's
+// time, a forwarded header) takes a 208-byte allocation, not the 240 bytes
+// of room for two.
+type recordWithHeader struct {
+	r  kgo.Record
+	hs [1]kgo.RecordHeader
+}
+
 type recordWithHeaders struct {
 	r  kgo.Record
 	hs [2]kgo.RecordHeader
 }
 
-// newRecord returns an empty record with room for n headers.
+// newRecord returns an empty record with room for n headers, and a nil
+// Headers slice when n is 0.
 func newRecord(n int) *kgo.Record {
-	switch {
-	case n == 0:
+	switch n {
+	case 0:
 		return new(kgo.Record)
-	case n <= len(recordWithHeaders{}.hs):
+	case 1:
+		rh := new(recordWithHeader)
+		rh.r.Headers = rh.hs[:0:1]
+		return &rh.r
+	case 2:
 		rh := new(recordWithHeaders)
-		rh.r.Headers = rh.hs[:0:n]
+		rh.r.Headers = rh.hs[:0:2]
 		return &rh.r
 	default:
 		return &kgo.Record{Headers: make([]kgo.RecordHeader, 0, n)}

@@ -121,6 +121,9 @@ type engine[V any] struct {
 	// Records to write, not yet handed to the driver: outputs, loopbacks
 	// and dead letters, in record order.
 	out []*kgo.Record
+	// How many records the last slice of them handed out for good held
+	// (effects): the room the next one starts with.
+	handedOut int
 	// Row changes written to the changelog, not yet to the store, and
 	// the ranges of purged windows to delete with them (windowlog.go).
 	pending       []store.Change
@@ -355,6 +358,11 @@ func (e *engine[V]) group() string { return e.cfg.group.name }
 func (e *engine[V]) emit(owner any, r *kgo.Record) error {
 	if owner != any(e.cfg.group) {
 		return fmt.Errorf("group %s does not declare output %s (its handle belongs to another group)", e.cfg.group.name, r.Topic)
+	}
+	if e.out == nil && e.handedOut > 0 {
+		// The last call's slice went with its records: room for as many
+		// at once, not the doublings that lead there.
+		e.out = make([]*kgo.Record, 0, e.handedOut)
 	}
 	e.out = append(e.out, r)
 	return nil

@@ -19,7 +19,7 @@ import (
 func (e *engine[V]) effects() []*kgo.Record {
 	out := e.out
 	if cap(out) > keptEffects {
-		e.out = nil
+		e.out, e.handedOut = nil, len(out)
 	} else {
 		e.out = out[:0]
 	}
