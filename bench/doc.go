@@ -83,6 +83,10 @@
 //     ends when all of them are handled, which each task can do only after
 //     restoring its partition of the table.
 //
+// Before each side runs, the heap is collected and returned to the OS
+// (debug.FreeOSMemory), so that every side pays for faulting in the pages
+// it uses rather than running on those an earlier side left mapped.
+//
 // Broker compaction is put off during both benchmarks: the embedded broker
 // compacts inside its request loop, which would stall whichever side is
 // running at the time.
