@@ -9,6 +9,7 @@ package sluice
 // ignored.
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
@@ -58,6 +59,17 @@ var processorOwned = []ownedOption{
 	{"kgo.ManualFlushing", kgo.ManualFlushing, nil, "a processor waits for its records to be acknowledged"},
 	{"kgo.KeepControlRecords", kgo.KeepControlRecords, nil, "a processor's inputs and tables are read without the transactions' markers"},
 }
+
+// concurrentContext is owned by an at-least-once processor of a group with
+// a concurrent input: its client's own commits run on the client's
+// context, which carries the hook that writes with each commit which
+// records above it have finished (concurrentresume.go).
+var concurrentContext = ownedOption{"kgo.WithContext", kgo.WithContext,
+	kgo.WithContext(context.WithValue(context.Background(), probeContext{}, true)),
+	"at least once, the commits of a group with a concurrent input carry which records have finished, through the client's context"}
+
+// probeContext is the key of the alternative context of concurrentContext.
+type probeContext struct{}
 
 // readerOwned are the options a table reader owns: the client of a view,
 // and of a processor's restores, joins and lookups, which get the

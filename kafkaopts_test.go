@@ -221,3 +221,33 @@ func TestKafkaOptionsRefuseTheOptionsAnEmitterOwns(t *testing.T) {
 		})
 	}
 }
+
+// At least once, a group with a concurrent input sets its client's context,
+// whose commit hook writes which records have finished: a context given
+// through KafkaOptions is refused rather than silently replaced. Exactly
+// once, and without a concurrent input, the client's context is the user's.
+func TestKafkaOptionsRefuseAClientContextWhereAConcurrentInputNeedsIt(t *testing.T) {
+	concurrent := func(name string) *sluice.Group[struct{}] {
+		g := sluice.DefineGroup[struct{}](name)
+		sluice.ConcurrentInput(g, name+"-in", codec.String(), func(*sluice.Context[struct{}], string) error { return nil }, 4)
+		return g
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for name, opt := range map[string]kgo.Opt{
+		"a context of its own": kgo.WithContext(ctx),
+		"the default context":  kgo.WithContext(context.Background()),
+	} {
+		_, err := sluice.NewProcessor(concurrent("ccctx"), sluice.KafkaOptions(opt))
+		if err == nil {
+			t.Fatalf("%s: NewProcessor accepted kgo.WithContext for a group with a concurrent input, at least once", name)
+		}
+		refused(t, err, "kgo.WithContext")
+	}
+	if _, err := sluice.NewProcessor(concurrent("ccctx-eos"), sluice.Guarantee(sluice.ExactlyOnce), sluice.KafkaOptions(kgo.WithContext(ctx))); err != nil {
+		t.Errorf("exactly once, NewProcessor refused kgo.WithContext: %v", err)
+	}
+	if _, err := sluice.NewProcessor(defineCounter("ctx", "ctx-in"), sluice.Storage(pebble.Builder(t.TempDir())), sluice.KafkaOptions(kgo.WithContext(ctx))); err != nil {
+		t.Errorf("without a concurrent input, NewProcessor refused kgo.WithContext: %v", err)
+	}
+}

@@ -129,7 +129,9 @@ func Brokers(addrs ...string) Opt {
 // RecordPartitioner (use Partitioning), SessionTimeout (use
 // SessionTimeout), InstanceID (use InstanceID), TransactionalID,
 // DisableAutoCommit, AutoCommitInterval (use CommitInterval),
-// AutoCommitMarks, AutoCommitCallback and ManualFlushing. A view or window
+// AutoCommitMarks, AutoCommitCallback and ManualFlushing, and, at least
+// once with a ConcurrentInput, kgo.WithContext, whose context carries the
+// commits' list of finished records. A view or window
 // view owns kgo.ConsumerGroup, ConsumeTopics, ConsumePartitions,
 // ConsumeRegex, ConsumeResetOffset, FetchIsolationLevel and
 // KeepControlRecords. An emitter owns kgo.RecordPartitioner (use

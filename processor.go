@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -152,7 +153,11 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)
 	}
-	if err := checkKafkaOptions("group "+g.name, cfg.client.kafkaOpts, processorOwned); err != nil {
+	owned := processorOwned
+	if cfg.guarantee != ExactlyOnce && len(g.concurrentInputs()) > 0 {
+		owned = append(slices.Clip(owned), concurrentContext)
+	}
+	if err := checkKafkaOptions("group "+g.name, cfg.client.kafkaOpts, owned); err != nil {
 		return nil, err
 	}
 	if cfg.guarantee == ExactlyOnce && cfg.commitInterval < minTransactionInterval {
