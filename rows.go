@@ -25,8 +25,7 @@ package sluice
 //   - The rows of timers that a batch changes are held only while pinned,
 //     outside the LRU: the engine finds its timers in its timer index, and
 //     their clean rows, several per timer set, would push the table's rows
-//     and open windows out of the cache. For the same reason the tombstone
-//     of a purged window leaves the cache once the store holds it.
+//     and open windows out of the cache.
 
 import (
 	"bytes"
@@ -381,12 +380,9 @@ func (e *engine[V]) rowsApplied() {
 		}
 		r.pending = false
 		if !r.dirty {
+			// A purged window's row, a deletion, leaves the window
+			// rows here (windowRows.settled).
 			rows.unevict(key, r)
-			if r.purged {
-				// A purged window is not read again: its tombstone
-				// would only take a row's room in the cache.
-				rows.drop(key)
-			}
 		}
 	}
 	clear(rows.pendingKeys)
