@@ -34,6 +34,13 @@ import (
 // other tasks of its poll to finish.
 const gateDelay = time.Millisecond
 
+// gateRecords is the most records the produce gate holds: that many fill
+// requests whose cost is their records' rather than their own. Reading a
+// backlog, some task is always busy with a delivery, and the records of
+// each leave once they are that many rather than after gateDelay, which
+// would hold the acknowledgements the tasks' writes wait for.
+const gateRecords = 256
+
 // gatedRecord is a record waiting in the produce gate, with its promise.
 type gatedRecord struct {
 	r       *kgo.Record
@@ -70,16 +77,17 @@ func newProduceGate(ctx context.Context) *produceGate {
 	return g
 }
 
-// produce hands r to the client, at once if no delivery is being processed,
-// and otherwise once none is, or after gateDelay.
+// produce hands r to the client, at once if no delivery is being processed
+// or gateRecords wait, and otherwise once none is, or after gateDelay.
 func (g *produceGate) produce(cl *kgo.Client, r *kgo.Record, promise func(*kgo.Record, error)) {
 	if g.cl.Load() == nil {
 		g.cl.Store(cl)
 	}
 	g.mu.Lock()
 	g.queue = append(g.queue, gatedRecord{r: r, promise: promise})
+	full := len(g.queue) >= gateRecords
 	g.mu.Unlock()
-	if g.busy.Load() == 0 {
+	if full || g.busy.Load() == 0 {
 		g.send()
 		return
 	}
@@ -109,6 +117,12 @@ func (g *produceGate) arm() {
 func (g *produceGate) send() {
 	g.sending.Lock()
 	defer g.sending.Unlock()
+	// The timer stops before the queue is taken: a record queued after it
+	// finds the timer stopped and starts it again, and one queued before
+	// is sent now.
+	if g.armed.Load() && g.armed.CompareAndSwap(true, false) {
+		g.timer.Stop()
+	}
 	g.mu.Lock()
 	q := g.queue
 	g.queue = g.spare[:0]
@@ -116,9 +130,6 @@ func (g *produceGate) send() {
 	if len(q) == 0 {
 		g.spare = q
 		return
-	}
-	if g.armed.Load() && g.armed.CompareAndSwap(true, false) {
-		g.timer.Stop()
 	}
 	cl := g.cl.Load()
 	for _, e := range q {

@@ -118,3 +118,18 @@ func TestAWaitForAcknowledgementsSendsTheRecordsTheGateHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The gate holds no more than gateRecords records while deliveries are
+// being processed: reading a backlog, some task always is, and its records
+// leave once they fill a request rather than after the gate's delay.
+func TestTheGateHandsOnWhatItHoldsOnceItHoldsGateRecords(t *testing.T) {
+	cl := gateClient(t, "gated")
+	g := newProduceGate(context.Background())
+	g.delay = time.Hour
+	a := make(acks, gateRecords)
+	g.handing() // never taken back
+	for i := range gateRecords {
+		g.produce(cl, &kgo.Record{Topic: "gated", Value: []byte{byte(i)}}, a.promise(t))
+	}
+	a.wait(t, gateRecords)
+}
