@@ -79,7 +79,8 @@ func (t *task[V]) initWrites() {
 	t.later.init()
 }
 
-// produce hands r to the client at once, in the open write.
+// produce hands r to the client, in the open write: at once, or with the
+// records of the other tasks of the same poll (producegate.go).
 func (t *task[V]) produce(r *kgo.Record) {
 	if r.Topic != t.lastTopic {
 		if !slices.Contains(t.writing, r.Topic) {
@@ -89,7 +90,7 @@ func (t *task[V]) produce(r *kgo.Record) {
 	}
 	w := t.filling
 	w.left.Add(1)
-	t.cl.Produce(t.h.writeCtx, r, w.promise)
+	t.h.gate.produce(t.cl, r, w.promise)
 }
 
 // produceEffects produces the records the engine's processed records asked
@@ -339,6 +340,10 @@ func (t *task[V]) dropWrites() {
 func (t *task[V]) awaitWrite(w *taskWrite, left int64, deadline <-chan time.Time) error {
 	if t.unacked != nil {
 		return t.unacked
+	}
+	if w.left.Load() != left {
+		// Its records may be waiting for other tasks.
+		t.h.gate.send()
 	}
 	for w.left.Load() != left {
 		var why string

@@ -260,36 +260,49 @@ func (t *task[V]) loop() error {
 				return err
 			}
 		case d := <-t.in:
-			err := t.handle(d)
-			t.took(d)
-			if err != nil {
+			if err := t.turn(d); err != nil {
 				return err
 			}
-			// Take what else is waiting before writing the batch, so
-			// that batches grow with the load.
-		more:
-			for {
-				select {
-				case d := <-t.in:
-					err := t.handle(d)
-					t.took(d)
-					if err != nil {
-						return err
-					}
-				default:
-					break more
-				}
-			}
+		}
+	}
+}
+
+// turn handles d and what else is waiting, then writes the batch. The
+// deliveries count in the produce gate until after the write, so that the
+// changelog records it produces leave with the outputs (producegate.go).
+func (t *task[V]) turn(d delivery) error {
+	gated := 0
+	var err error
+	for {
+		err = t.handle(d)
+		t.h.input.release(d.bytes)
+		if d.gated {
+			gated++
+		}
+		if err != nil {
+			break
+		}
+		// Take what else is waiting before writing the batch, so that
+		// batches grow with the load.
+		var more bool
+		select {
+		case d, more = <-t.in:
+		default:
+		}
+		if !more {
 			// While a write is in flight the batch keeps growing:
 			// its outputs are produced already, and its rows and
 			// offsets are written once the write before settles,
 			// so that batches grow with Kafka's round trip as they
 			// did when the task waited for it, and nothing waits.
-			if err := t.writeBatch(); err != nil {
-				return err
-			}
+			err = t.writeBatch()
+			break
 		}
 	}
+	if gated > 0 {
+		t.h.gate.taken(gated)
+	}
+	return err
 }
 
 func (t *task[V]) handle(d delivery) error {

@@ -28,6 +28,7 @@ type taskHost[V any] struct {
 	ackTimeout time.Duration
 	maxBatch   int
 	input      *inputBudget // shared by the processor's tasks
+	gate       *produceGate // the same
 	resumes    *resumeGate  // when restored tasks' partitions are resumed
 	batch      *batchConfig
 	storage    store.Builder
@@ -58,6 +59,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		ackTimeout:  p.ackTimeout,
 		maxBatch:    p.cfg.maxBatch,
 		input:       newInputBudget(p.cfg.maxBufferedBytes),
+		gate:        newProduceGate(p.writeCtx),
 		resumes:     newResumeGate(),
 		batch:       &p.cfg.batch,
 		storage:     p.standbys.storage(p.cfg.storage),

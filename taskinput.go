@@ -20,6 +20,9 @@ type delivery struct {
 	recs  []*kgo.Record
 	hwm   int64
 	bytes int64
+	// gated: the delivery counts in the produce gate's busy until taken
+	// back (producegate.go).
+	gated bool
 	step  *txnStep
 	tick  time.Time // a tick (see tick.go), when not zero
 }
@@ -103,8 +106,9 @@ func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
 	if !t.h.input.acquire(n, t.done) {
 		return
 	}
+	t.h.gate.handing()
 	select {
-	case t.in <- delivery{recs: recs, hwm: hwm, bytes: n}:
+	case t.in <- delivery{recs: recs, hwm: hwm, bytes: n, gated: true}:
 		select {
 		case <-t.done:
 			// The task may have stopped before it could see this
@@ -114,11 +118,18 @@ func (t *task[V]) deliver(recs []*kgo.Record, hwm int64) {
 		}
 	case <-t.done:
 		t.h.input.release(n)
+		t.h.gate.taken(1)
 	}
 }
 
-// took gives back the room of a delivery the task has taken in.
-func (t *task[V]) took(d delivery) { t.h.input.release(d.bytes) }
+// took gives back the room of a delivery the task has taken in, and counts
+// it back in the produce gate: what the task produced for it may leave.
+func (t *task[V]) took(d delivery) {
+	t.h.input.release(d.bytes)
+	if d.gated {
+		t.h.gate.taken(1)
+	}
+}
 
 // drop gives back the room of the deliveries a stopped task left waiting.
 // The task calls it once it stopped taking deliveries, and deliver once it

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,7 +14,7 @@ import (
 func TestAStoppedTaskGivesBackTheInputBudgetOfWhatItNeverTook(t *testing.T) {
 	rec := func() []*kgo.Record { return []*kgo.Record{{Key: []byte("k"), Value: []byte("123456789")}} }
 	n := recordBytes(rec()[0])
-	h := &taskHost[int]{input: newInputBudget(int(2 * n))}
+	h := &taskHost[int]{input: newInputBudget(int(2 * n)), gate: newProduceGate(context.Background())}
 	tk := &task[int]{h: h, in: make(chan delivery, 16), done: make(chan struct{})}
 
 	tk.deliver(rec(), 1)

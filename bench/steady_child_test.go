@@ -241,6 +241,11 @@ func startSteadyChild(tb testing.TB, side string, addrs []string) *steadyChild {
 			args = append(args, "-"+name+"="+f.Value.String()+"."+side)
 		}
 	}
+	// The rate of the memory profile goes with it, so that the child's
+	// small allocations are sampled as finely as the benchmark's.
+	if f := flag.Lookup("test.memprofilerate"); f != nil && f.Value.String() != "0" {
+		args = append(args, "-test.memprofilerate="+f.Value.String())
+	}
 	c := &steadyChild{
 		cmd:    exec.Command(exe, args...),
 		cpu:    make(chan childUsage, 1),
