@@ -186,17 +186,22 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 // time, for the kinds whose windows are fixed by time alone.
 func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	ws := e.win
-	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
+	// Taken from buf while it folds: a handler of updates that adds
+	// again gets a buf of its own.
+	spans := a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
+	ws.buf = nil
 	added := 0
-	for _, s := range ws.buf {
+	for _, s := range spans {
 		if e.stream >= a.w.closesAt(s.end) {
 			continue // closed, retained or not
 		}
 		if err := e.foldWindow(a, index, key, s, fold); err != nil {
+			ws.buf = spans[:0]
 			return err
 		}
 		added++
 	}
+	ws.buf = spans[:0]
 	if added == 0 {
 		return &LateError{Aggregation: a.name, Time: p.Time, StreamTime: e.streamTime()}
 	}
