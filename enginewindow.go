@@ -235,7 +235,7 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	}
 	// fold runs the aggregator, which cannot reach the rows: r stays
 	// the row of k.
-	raw, v, err := fold(raw, ok, kept)
+	raw, v, err := fold.fold(raw, ok, kept)
 	if err != nil {
 		return err
 	}
