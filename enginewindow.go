@@ -97,8 +97,10 @@ type aggWindows struct {
 	// to when it returns; "" if none.
 	closed string
 	// The purge mark to write (windowlog.go): every row of the
-	// aggregation below it is purged; "" if none to write.
-	purgedTo string
+	// aggregation below purgedTo, and up to purgedThrough, is purged;
+	// "" if none to write. A window closed and purged at once sets
+	// purgedThrough to its own key, which costs nothing.
+	purgedTo, purgedThrough string
 }
 
 // minReleased is the least number of rows released holds, whatever the
@@ -417,7 +419,7 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
 	e.deleteWindowRow(k)
-	st.purgedTo = k + "\x00" // every row up to k is purged (see purgeMark)
+	st.purgedThrough = k // every row up to k is purged (see purgeMark)
 	return nil
 }
 
