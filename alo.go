@@ -5,7 +5,8 @@ package sluice
 // goes on with the next records, see pipeline.go), with those of the
 // batches acknowledged within applyDelay (applydefer.go), and the client
 // commits marked offsets every CommitInterval, on revoke, and when Run
-// stops. A rebalance may go
+// stops; the processor commits them at once when its input went idle
+// (idlecommit.go). A rebalance may go
 // ahead once a poll's records are with their tasks: a revoked task writes
 // what it has before its partition moves.
 

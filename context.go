@@ -59,6 +59,8 @@ type recordCtx struct {
 	// Where Headers puts the headers it returns: filled, never reused, so
 	// that what it returned for a record stays as it was.
 	headers []Header
+	// The windowed aggregations' folds, by index, reused (windowed.go).
+	folds []any
 }
 
 // taskIO is what the handles need from the engine running a callback.

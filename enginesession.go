@@ -122,7 +122,7 @@ func (e *engine[V]) addToSession(a *windowAgg[V], index int, key string, p Point
 			return err
 		}
 	}
-	if agg, _, err = fold(agg, len(joined) > 0, nil); err != nil {
+	if agg, _, err = fold.fold(agg, len(joined) > 0, nil); err != nil {
 		return err
 	}
 	var zero V

@@ -215,7 +215,7 @@ func (e *engine[V]) addToSliding(a *windowAgg[V], index int, key string, p Point
 	for _, c := range changes {
 		var agg []byte
 		if c.s.start <= t && t <= c.s.end {
-			if agg, _, err = fold(c.raw, c.ok, nil); err != nil {
+			if agg, _, err = fold.fold(c.raw, c.ok, nil); err != nil {
 				return err
 			}
 		} else {

@@ -97,8 +97,10 @@ type aggWindows struct {
 	// to when it returns; "" if none.
 	closed string
 	// The purge mark to write (windowlog.go): every row of the
-	// aggregation below it is purged; "" if none to write.
-	purgedTo string
+	// aggregation below purgedTo, and up to purgedThrough, is purged;
+	// "" if none to write. A window closed and purged at once sets
+	// purgedThrough to its own key, which costs nothing.
+	purgedTo, purgedThrough string
 }
 
 // minReleased is the least number of rows released holds, whatever the
@@ -186,17 +188,22 @@ func (e *engine[V]) addToWindows(owner any, index int, key string, p Point, fold
 // time, for the kinds whose windows are fixed by time alone.
 func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p Point, fold windowFold) error {
 	ws := e.win
-	ws.buf = a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
+	// Taken from buf while it folds: a handler of updates that adds
+	// again gets a buf of its own.
+	spans := a.w.windowsAt(p.Time.UnixNano(), ws.buf[:0])
+	ws.buf = nil
 	added := 0
-	for _, s := range ws.buf {
+	for _, s := range spans {
 		if e.stream >= a.w.closesAt(s.end) {
 			continue // closed, retained or not
 		}
 		if err := e.foldWindow(a, index, key, s, fold); err != nil {
+			ws.buf = spans[:0]
 			return err
 		}
 		added++
 	}
+	ws.buf = spans[:0]
 	if added == 0 {
 		return &LateError{Aggregation: a.name, Time: p.Time, StreamTime: e.streamTime()}
 	}
@@ -230,7 +237,7 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	}
 	// fold runs the aggregator, which cannot reach the rows: r stays
 	// the row of k.
-	raw, v, err := fold(raw, ok, kept)
+	raw, v, err := fold.fold(raw, ok, kept)
 	if err != nil {
 		return err
 	}
@@ -412,7 +419,7 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 	}
 	e.cfg.metrics.windowsPurged.Add(1)
 	e.deleteWindowRow(k)
-	st.purgedTo = k + "\x00" // every row up to k is purged (see purgeMark)
+	st.purgedThrough = k // every row up to k is purged (see purgeMark)
 	return nil
 }
 

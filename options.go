@@ -193,7 +193,10 @@ func (o processorOpt) applyBatchProcessor(c *processorConfig) { o(c) }
 // batches to its store, and marks their offsets for commit, up to a quarter
 // of the interval (at most 250ms) later, in one store write; the minimum is
 // 100ms, the Kafka client's
-// shortest autocommit interval. Exactly once, outputs become visible to
+// shortest autocommit interval. At least once, a processor whose tasks have
+// marked everything they were fetched, with no write in flight, commits at
+// once rather than at the next interval, at most four times an interval
+// besides the interval's own. Exactly once, outputs become visible to
 // readers of committed records when their transaction commits, so the
 // interval is most of their latency; the minimum is 10ms. Each transaction
 // costs a few round trips to the brokers, a commit marker in every

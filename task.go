@@ -81,6 +81,9 @@ type task[V any] struct {
 	later appliesLater
 	// The offsets to mark, by topic and partition, reused.
 	markBuf map[string]map[int32]kgo.EpochOffset
+	// Whether it marked everything it was handed (idlecommit.go).
+	input idleInput
+	idle  atomic.Bool
 
 	// The outcome of the changelog records produced.
 	changelogEnd atomic.Int64 // offset after the last acknowledged changelog record
@@ -123,6 +126,8 @@ func newTask[V any](h *taskHost[V], cl *kgo.Client, partition int32) *task[V] {
 		logs:       h.logger.With("partition", partition),
 	}
 	t.initWrites()
+	t.input.init()
+	t.idle.Store(true)
 	t.m.init(h.metrics, partition, h.inputTopics)
 	return t
 }
@@ -310,6 +315,7 @@ func (t *task[V]) handle(d delivery) error {
 		return t.onTick(d.tick)
 	}
 	if d.step == nil {
+		t.tookInput(d)
 		return t.take(d.recs)
 	}
 	var err error
@@ -420,6 +426,7 @@ func (t *task[V]) applyBatch(marks map[string]kgo.EpochOffset) error {
 		m[t.partition] = eo
 	}
 	t.cl.MarkCommitOffsets(t.markBuf)
+	t.markedInput(marks)
 	return nil
 }
 

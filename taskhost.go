@@ -46,6 +46,8 @@ type taskHost[V any] struct {
 	// At least once, what the tasks note for the commits of concurrent
 	// inputs (concurrentresume.go); nil otherwise.
 	ccBook *ccBook
+	// What commits at once when every task is idle (idlecommit.go).
+	idle *idleCommits[V]
 }
 
 // taskHost returns what the processor's tasks need of it; Run has set up
@@ -72,6 +74,7 @@ func (p *Processor[V]) taskHost() *taskHost[V] {
 		fail:        p.fail,
 		written:     p.strategy.written,
 		ccBook:      newCCBook(p),
+		idle:        newIdleCommits(p),
 	}
 	if p.g.Persisted() {
 		h.table = p.g.TableTopic()

@@ -131,7 +131,63 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 // nil, raw decoded, the fold's to change. It returns the new encoded
 // aggregate and, for an aggregate that holds references, the new one
 // decoded, which the bytes share nothing with, for the next fold.
-type windowFold func(raw []byte, ok bool, kept any) ([]byte, any, error)
+type windowFold interface {
+	fold(raw []byte, ok bool, kept any) ([]byte, any, error)
+}
+
+// windowFolder is the windowFold of a record's message for aggregation a.
+// The engine's context keeps one per aggregation for the next records
+// (recordCtx.folds), so that adding a record allocates no fold: busy while
+// it folds, so that a handler of updates that adds again gets a new one.
+type windowFolder[M, A any] struct {
+	a    *Windowed[M, A]
+	msg  M
+	p    Point
+	busy bool
+}
+
+func (f *windowFolder[M, A]) fold(raw []byte, ok bool, kept any) ([]byte, any, error) {
+	a := f.a
+	var v A
+	switch kv, isA := kept.(A); {
+	case isA:
+		v = kv
+	case ok:
+		var err error
+		if v, err = a.agg.Codec.Decode(raw); err != nil {
+			return nil, nil, fmt.Errorf("window %q: decode aggregate: %w", a.name, err)
+		}
+	default:
+		v = a.agg.Init()
+	}
+	v = a.agg.Add(v, f.msg, f.p)
+	raw, err := encodeAggregate(a.name, a.agg.Codec, v, a.byValue)
+	if err != nil || a.byValue {
+		// An aggregate of values decodes for less than keeping it.
+		return raw, nil, err
+	}
+	return raw, v, nil
+}
+
+// folder returns the fold of a for a record handled with rc: the one rc
+// keeps, unless it is folding already.
+func (a *Windowed[M, A]) folder(rc *recordCtx) *windowFolder[M, A] {
+	i := a.index
+	if i < len(rc.folds) {
+		if f, ok := rc.folds[i].(*windowFolder[M, A]); ok && f.a == a {
+			if f.busy {
+				return &windowFolder[M, A]{a: a}
+			}
+			return f
+		}
+	}
+	f := &windowFolder[M, A]{a: a}
+	for len(rc.folds) <= i {
+		rc.folds = append(rc.folds, nil)
+	}
+	rc.folds[i] = f
+	return f
+}
 
 func encodeAggregate[A any](name string, c codec.Codec[A], v A, byValue bool) ([]byte, error) {
 	raw, err := c.Encode(v)
@@ -174,32 +230,20 @@ func (a *Windowed[M, A]) add(rc *recordCtx, msg M, p Point) error {
 		rc.misuse(err)
 		return err
 	}
-	fold := func(raw []byte, ok bool, kept any) ([]byte, any, error) {
-		var v A
-		switch kv, isA := kept.(A); {
-		case isA:
-			v = kv
-		case ok:
-			var err error
-			if v, err = a.agg.Codec.Decode(raw); err != nil {
-				return nil, nil, fmt.Errorf("window %q: decode aggregate: %w", a.name, err)
-			}
-		default:
-			v = a.agg.Init()
-		}
-		v = a.agg.Add(v, msg, p)
-		raw, err := encodeAggregate(a.name, a.agg.Codec, v, a.byValue)
-		if err != nil || a.byValue {
-			// An aggregate of values decodes for less than keeping it.
-			return raw, nil, err
-		}
-		return raw, v, nil
-	}
-	err := rc.io.addToWindows(a, a.index, rc.key, p, fold)
+	f := a.folder(rc)
+	f.msg, f.p, f.busy = msg, p, true
+	defer f.done() // also when an aggregator panics
+	err := rc.io.addToWindows(a, a.index, rc.key, p, f)
 	if err != nil {
 		rc.misuse(err)
 	}
 	return err
+}
+
+// done readies f for the next record; the message is the record's.
+func (f *windowFolder[M, A]) done() {
+	var zero M
+	f.msg, f.busy = zero, false
 }
 
 // WindowedInput makes the group read topic, decoding each value with c and

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,30 @@ func TestAWindowMadeAndClosedInOneBatchWritesNothingToTheChangelog(t *testing.T)
 	// A new engine on the same store closes [10,20) alone.
 	e2 := newEngine(e.cfg, enginePartition{partition: 0, table: e.st, metrics: e.m})
 	wantEmits(t, mustProcess(t, e2, at(25, "e", "")), "d 1")
+}
+
+// TestAnUpdateHandlerThatAddsAgainLeavesTheRecordsOtherWindowsItsValue
+// folds a record into two hopping windows of an aggregation whose handler
+// of updates adds another value, once, during the first window's update:
+// the record's second window still gets the record's own value.
+func TestAnUpdateHandlerThatAddsAgainLeavesTheRecordsOtherWindowsItsValue(t *testing.T) {
+	g := DefineGroup[string]("w")
+	out := Output(g, "out", codec.String())
+	var a *Windowed[string, int64]
+	added := false
+	a = Aggregate(g, "sums", Hopping(10*time.Second, 5*time.Second).EmitUpdates(), Sum(func(v string) int64 {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}), func(ctx *Context[string], r WindowResult[int64]) error {
+		if !added {
+			added = true
+			if err := a.AddAt(ctx, "100", time.Unix(22, 0)); err != nil {
+				return err
+			}
+		}
+		return out.Emit(ctx, r.Key, fmt.Sprintf("%d %d", r.Window.Start.Unix(), r.Value))
+	})
+	WindowedInput(g, "in", codec.String(), a)
+	e, _, _ := newTestEngine(t, g)
+	wantEmits(t, mustProcess(t, e, at(7, "a", "1")), "15 100", "20 100", "0 1", "5 1")
 }

@@ -114,16 +114,19 @@ func windowsOffset(st store.Store) (int64, error) {
 // since the last one moved, with a windows topic only: a table topic gets
 // a tombstone per window.
 func (e *engine[V]) writePurgeMark(a *windowAgg[V], st *aggWindows) error {
-	if st.purgedTo == "" {
+	if st.purgedTo == "" && st.purgedThrough == "" {
 		return nil
 	}
-	mark := st.purgedTo
-	st.purgedTo = ""
+	mark := []byte(st.purgedTo)
+	if st.purgedThrough != "" && st.purgedThrough >= st.purgedTo {
+		mark = append([]byte(st.purgedThrough), 0)
+	}
+	st.purgedTo, st.purgedThrough = "", ""
 	if e.winTopic == "" {
 		return nil
 	}
 	var zero V
-	return e.setRaw(windowPurgeSpace+a.name, []byte(mark), true, zero, false)
+	return e.setRaw(windowPurgeSpace+a.name, mark, true, zero, false)
 }
 
 // purgeRange keeps, for the purge mark key set to mark, the range of the
