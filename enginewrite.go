@@ -6,6 +6,7 @@ package sluice
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -56,10 +57,10 @@ func (e *engine[V]) endBatch() []*kgo.Record {
 	}
 	if cap(e.clKeys)-len(e.clKeys) < n {
 		// The records written before keep the old slab alive.
-		e.clKeys = make([]byte, 0, max(n, 2*cap(e.clKeys)))
+		e.clKeys = takeKeySlab(max(n, 2*cap(e.clKeys)), e.reuseChangelog)
 	}
 	if cap(e.clRecs)-len(e.clRecs) < len(e.dirty) {
-		e.clRecs = make([]kgo.Record, 0, max(len(e.dirty), 2*cap(e.clRecs)))
+		e.clRecs, e.clOut = takeRecordSlab(max(len(e.dirty), 2*cap(e.clRecs)), e.reuseChangelog)
 	}
 	recs := e.clOut[:0]
 	if !e.reuseChangelog {
@@ -171,8 +172,10 @@ func (e *engine[V]) releaseChangelog(reuse bool) {
 	}
 	e.changelogAcked()
 	// A slab grown by a large batch (or transaction) is not kept: the
-	// steady state's batches are what a round trip brings.
+	// steady state's batches are what a round trip brings. It goes back
+	// to the slabs the tasks share.
 	if cap(e.clKeys) > changelogKeysKeep {
+		giveKeySlab(e.clKeys)
 		e.clKeys = nil
 	} else {
 		e.clKeys = e.clKeys[:0]
@@ -188,14 +191,65 @@ func (e *engine[V]) changelogAcked() {
 	if !e.reuseChangelog {
 		return
 	}
-	if cap(e.clRecs) > changelogSlabKeep {
-		e.clRecs, e.clOut = nil, nil
-		return
-	}
 	// Cleared, so that the slab keeps no row value alive.
 	clear(e.clRecs)
 	clear(e.clOut)
+	if cap(e.clRecs) > changelogSlabKeep {
+		giveRecordSlab(e.clRecs, e.clOut)
+		e.clRecs, e.clOut = nil, nil
+		return
+	}
 	e.clRecs, e.clOut = e.clRecs[:0], e.clOut[:0]
+}
+
+// The changelog slabs larger than an engine keeps, shared by the engines
+// of every task: a task writing large batches (reading a backlog, closing
+// windows) takes one for each batch and gives it back once the batch is
+// acknowledged, instead of making one the size of the batch each time,
+// and what the tasks no longer use goes with the garbage collector's
+// next cycles (sync.Pool), so that no task holds one between large
+// batches. Only a driver that reuses its changelog records (a Kafka task)
+// gives slabs back: only it knows the client let go of them.
+var (
+	recordSlabs sync.Pool // of *recordSlab
+	keySlabs    sync.Pool // of *[]byte
+)
+
+type recordSlab struct {
+	recs []kgo.Record
+	out  []*kgo.Record
+}
+
+// takeRecordSlab returns an empty slab of room for at least n changelog
+// records, and its slice of pointers of the same room: one of the shared
+// ones if pooled and one is large enough.
+func takeRecordSlab(n int, pooled bool) ([]kgo.Record, []*kgo.Record) {
+	if pooled && n > changelogSlabKeep {
+		if s, _ := recordSlabs.Get().(*recordSlab); s != nil && cap(s.recs) >= n {
+			return s.recs[:0], s.out[:0]
+		}
+	}
+	return make([]kgo.Record, 0, n), make([]*kgo.Record, 0, n)
+}
+
+// giveRecordSlab hands a cleared slab back to the shared ones.
+func giveRecordSlab(recs []kgo.Record, out []*kgo.Record) {
+	recordSlabs.Put(&recordSlab{recs: recs[:0], out: out[:0]})
+}
+
+// takeKeySlab is takeRecordSlab for the bytes of the changelog keys.
+func takeKeySlab(n int, pooled bool) []byte {
+	if pooled && n > changelogKeysKeep {
+		if b, _ := keySlabs.Get().(*[]byte); b != nil && cap(*b) >= n {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+func giveKeySlab(b []byte) {
+	b = b[:0]
+	keySlabs.Put(&b)
 }
 
 // discarded forgets what the engine did since the store was last updated:

@@ -8,7 +8,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/codec"
 	"github.com/sluice-io/sluice/store/memory"
@@ -215,5 +218,69 @@ func TestEngineReusedChangelogRecordsStayWholeUntilTheStoreIsUpdated(t *testing.
 	}
 	if a, f := storedCount(t, st, "a"), storedCount(t, st, "f"); a != 2 || f != 1 {
 		t.Fatalf("store after the third batch: a=%d f=%d, want 2 1", a, f)
+	}
+}
+
+func TestChangelogSlabsSharedByTasksHoldNoRecordInFlight(t *testing.T) {
+	p, err := NewProcessor(tally(), Storage(memory.Builder()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPart := func(partition int32) (*engine[map[string]int], *applyLog) {
+		st := &applyLog{Store: memory.New()}
+		var m taskMetrics
+		m.init(p.metrics, partition, tally().inputTopics())
+		return newEngine(p.engineConfig(), enginePartition{partition: partition, table: st, metrics: &m, reuseChangelog: true}), st
+	}
+	a, aStore := newPart(0)
+	b, _ := newPart(1)
+	ctx := context.Background()
+	// Batches larger than the slabs an engine keeps, by records and by
+	// the bytes of their keys, so that their slabs go back to the ones
+	// the tasks share once acknowledged.
+	n := changelogSlabKeep + 50
+	pad := strings.Repeat("k", changelogKeysKeep/changelogSlabKeep+1)
+	batch := func(e *engine[map[string]int], prefix string) []*kgo.Record {
+		t.Helper()
+		var in []string
+		for i := range n {
+			in = append(in, fmt.Sprintf("%s%s%04d", prefix, pad, i), "x")
+		}
+		if _, err := e.process(ctx, recs(in...)); err != nil {
+			t.Fatal(err)
+		}
+		clear(e.effects())
+		return slices.Clone(e.endBatch())
+	}
+	inFlight := batch(a, "a")
+	want := values(inFlight)
+	// b's batches are acknowledged and applied, one after the other, and
+	// give their slabs back, while a's records are still with the client.
+	for round := range 4 {
+		batch(b, fmt.Sprintf("b%d", round))
+		b.changelogAcked()
+		if err := b.applied(int64(round)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := values(inFlight); !slices.Equal(got, want) {
+		t.Fatalf("a's changelog records in flight changed while b reused the shared slabs")
+	}
+	a.changelogAcked()
+	if err := a.applied(1); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, n - 1} {
+		k := fmt.Sprintf("a%s%04d", pad, i)
+		if got := storedCount(t, aStore, k); got != 1 {
+			t.Fatalf("store of a holds %s=%d, want 1", k, got)
+		}
+	}
+	// The next batch, on a slab a or b gave back, is whole.
+	next := batch(a, "a")
+	for i, r := range next {
+		if want := fmt.Sprintf(`a%s%04d:{"n":2}`, pad, i); values([]*kgo.Record{r})[0] != want {
+			t.Fatalf("record %d of the next batch = %q, want %q", i, values([]*kgo.Record{r})[0], want)
+		}
 	}
 }
