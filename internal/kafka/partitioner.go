@@ -1,9 +1,9 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"hash/crc32"
 	"hash/fnv"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -15,24 +15,44 @@ type KeyHasher func(key []byte, n int) int32
 // Murmur2 is Kafka's default placement, toPositive(murmur2(key)) % n: the
 // Java client's, Kafka Streams', librdkafka's murmur2 partitioners' and
 // franz-go's StickyKeyPartitioner.
-func Murmur2(key []byte, n int) int32 { return int32(murmur(key, n)) }
+func Murmur2(key []byte, n int) int32 { return int32((murmur2(key) & 0x7fffffff) % uint32(n)) }
 
-// murmur is franz-go's own Kafka hasher, the one StickyKeyPartitioner(nil)
-// uses, which is a pure function for non-nil keys. franz-go exports it only
-// behind a partitioner that takes a record; the records are pooled because
-// a processor hashes the key of every input record.
-var murmur = func() kgo.PartitionerHasher {
-	tp := kgo.StickyKeyPartitioner(nil).ForTopic("")
-	pool := sync.Pool{New: func() any { return new(kgo.Record) }}
-	return func(key []byte, n int) int {
-		r := pool.Get().(*kgo.Record)
-		r.Key = key
-		p := tp.Partition(r, n)
-		r.Key = nil
-		pool.Put(r)
-		return p
+// murmur2 is the 32-bit MurmurHash2 with Kafka's seed, as the Java client's
+// Utils.murmur2 computes it. franz-go has the same function but exports it
+// only behind a partitioner that takes a record, which costs a processor
+// that hashes the key of every record it reads and writes three times
+// the hash; TestMurmur2MatchesFranzGo holds the two together.
+func murmur2(key []byte) uint32 {
+	const (
+		seed = 0x9747b28c
+		m    = 0x5bd1e995
+		r    = 24
+	)
+	h := uint32(seed) ^ uint32(len(key))
+	for len(key) >= 4 {
+		k := binary.LittleEndian.Uint32(key)
+		k *= m
+		k ^= k >> r
+		k *= m
+		h = h*m ^ k
+		key = key[4:]
 	}
-}()
+	switch len(key) {
+	case 3:
+		h ^= uint32(key[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(key[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(key[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}
 
 // CRC32 is librdkafka's consistent partitioner (and the keyed half of its
 // default, consistent_random): the IEEE CRC-32 of the key modulo n, unsigned.

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -42,6 +43,34 @@ func TestKeyPartitionMatchesJavaMurmur2Vectors(t *testing.T) {
 				t.Errorf("KeyPartition(%q, %d) = %d, want %d (murmur2 %d)", key, n, got, want, h)
 			}
 		}
+	}
+}
+
+func TestMurmur2MatchesFranzGo(t *testing.T) {
+	// franz-go's StickyKeyPartitioner with its own hasher: what a plain
+	// franz-go producer places keys with.
+	franz := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := []int{1, 3, 10, 64, 1000, math.MaxInt32}
+	for i := range 20000 {
+		key := make([]byte, i%67) // every length mod 4, up to 66 bytes
+		for j := range key {
+			key[j] = byte(rng.Uint32())
+		}
+		for _, n := range counts {
+			want := int32(franz.Partition(&kgo.Record{Key: key}, n))
+			if got := Murmur2(key, n); got != want {
+				t.Fatalf("Murmur2(%x, %d) = %d, franz-go places it on %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkMurmur2(b *testing.B) {
+	key := []byte("user-0001234")
+	b.ReportAllocs()
+	for b.Loop() {
+		Murmur2(key, 10)
 	}
 }
 
