@@ -77,6 +77,8 @@ type windowState struct {
 	// Open windows of the partition, counted at load and kept since.
 	open int64
 	buf  []span
+	// keyBuf is where a fold builds the key of its window row.
+	keyBuf []byte
 	// rec is the record a final result is handed out with, one for
 	// every window: a handler sees its fields, not the record.
 	rec kgo.Record
@@ -213,10 +215,17 @@ func (e *engine[V]) addToFixedWindows(a *windowAgg[V], index int, key string, p 
 // foldWindow folds into the window s of key, and hands the update to the
 // handler if the aggregation emits updates.
 func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, fold windowFold) error {
-	k := spanKey(a.name, key, s)
 	ws := e.win
 	st := &ws.aggs[index]
-	r, held := e.rows.get(k)
+	// The key is made only for a row the engine does not hold.
+	ws.keyBuf = appendSpanKey(ws.keyBuf[:0], a.name, key, s)
+	var k string
+	r, held := e.rows.heldWindow(ws.keyBuf)
+	if held {
+		k = r.key
+	} else {
+		k = string(ws.keyBuf)
+	}
 	if !held {
 		if _, released := ws.released[k]; released || !ws.loaded || s.end <= st.storeEnd {
 			// It may be in the store; if not, it is new (see the

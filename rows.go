@@ -40,6 +40,9 @@ import (
 
 // row is a table row as the engine sees it.
 type row[V any] struct {
+	// key is the row's key, the string the cache holds it by, so that a
+	// lookup by bytes (heldWindow) finds it without making another.
+	key     string
 	raw     []byte // the encoded value; nil when the row does not exist
 	val     V      // raw decoded, when hasVal; only for value-safe types
 	hasVal  bool
@@ -146,6 +149,13 @@ func (c *rowCache[V]) get(key string) (*row[V], bool) {
 	return r, ok
 }
 
+// heldWindow returns the window row of key, given as bytes, if the engine
+// holds it, for a cache with window rows (win set) and a key of one.
+func (c *rowCache[V]) heldWindow(key []byte) (*row[V], bool) {
+	r, ok := c.win.m[string(key)]
+	return r, ok
+}
+
 // peek returns the row of key if the engine holds it.
 func (c *rowCache[V]) peek(key string) (*row[V], bool) {
 	if c.win.holds(key) {
@@ -239,7 +249,7 @@ func (e *engine[V]) load(key string) (*row[V], error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read row %q: %w", key, err)
 	}
-	r := &row[V]{raw: raw, exists: err == nil}
+	r := &row[V]{key: key, raw: raw, exists: err == nil}
 	e.rows.add(key, r)
 	return r, nil
 }
@@ -293,7 +303,7 @@ func (e *engine[V]) writeRow(key string, r *row[V], held bool, raw []byte, exist
 		raw = []byte{} // nil is a tombstone
 	}
 	if !held {
-		r = &row[V]{}
+		r = &row[V]{key: key}
 		e.rows.hold(key, r)
 	}
 	if !r.dirty {

@@ -34,6 +34,16 @@ func spanKey(name, key string, s span) string {
 	return b.String()
 }
 
+// appendSpanKey appends spanKey's bytes to dst.
+func appendSpanKey(dst []byte, name, key string, s span) []byte {
+	dst = append(dst, windowSpace...)
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.end)^(1<<63))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.start)^(1<<63))
+	return append(dst, key...)
+}
+
 // parseSpanKey is parseWindowRowKey in Unix nanoseconds.
 func parseSpanKey(k string) (key string, s span, ok bool) {
 	_, rest, found := strings.Cut(strings.TrimPrefix(k, windowSpace), "\x00")
@@ -83,7 +93,13 @@ func (e *engine[V]) liveWindows(lo, hi, limit []byte, all bool) (keys []string, 
 		return nil, "", fmt.Errorf("group %s: partition %d: scan windows: %w", e.cfg.group.name, e.partition, err)
 	}
 	for it.Next() {
-		k := string(it.Key())
+		// A row the engine holds has its key made already.
+		var k string
+		if r, held := e.rows.heldWindow(it.Key()); held {
+			k = r.key
+		} else {
+			k = string(it.Key())
+		}
 		if k >= string(hi) {
 			if !live(k) {
 				continue // purged, not yet applied
