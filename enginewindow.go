@@ -219,14 +219,12 @@ func (e *engine[V]) foldWindow(a *windowAgg[V], index int, key string, s span, f
 	st := &ws.aggs[index]
 	// The key is made only for a row the engine does not hold.
 	ws.keyBuf = appendSpanKey(ws.keyBuf[:0], a.name, key, s)
-	var k string
 	r, held := e.rows.heldWindow(ws.keyBuf)
+	var k string
 	if held {
 		k = r.key
 	} else {
 		k = string(ws.keyBuf)
-	}
-	if !held {
 		if _, released := ws.released[k]; released || !ws.loaded || s.end <= st.storeEnd {
 			// It may be in the store; if not, it is new (see the
 			// invariants).
