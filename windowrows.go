@@ -19,22 +19,19 @@ func aggRange(name string) (lo, hi []byte) {
 	return lo, hi
 }
 
-// spanKey is windowRowKey of a span, in one allocation.
+// spanKey is windowRowKey of a span, the bytes appendSpanKey lays out,
+// in one allocation for the keys that fit spanKeyRoom.
 func spanKey(name, key string, s span) string {
-	var b strings.Builder
-	b.Grow(len(windowSpace) + len(name) + 17 + len(key))
-	b.WriteString(windowSpace)
-	b.WriteString(name)
-	b.WriteByte(0)
-	var t [16]byte
-	binary.BigEndian.PutUint64(t[:8], uint64(s.end)^(1<<63))
-	binary.BigEndian.PutUint64(t[8:], uint64(s.start)^(1<<63))
-	b.Write(t[:])
-	b.WriteString(key)
-	return b.String()
+	var buf [spanKeyRoom]byte
+	return string(appendSpanKey(buf[:0], name, key, s))
 }
 
-// appendSpanKey appends spanKey's bytes to dst.
+// spanKeyRoom is how long a window row key spanKey builds on its stack.
+const spanKeyRoom = 128
+
+// appendSpanKey appends the key of the window row of key in span s of
+// aggregation name to dst: windowSpace, name, a zero byte, the end and
+// the start in order-preserving big-endian, then key.
 func appendSpanKey(dst []byte, name, key string, s span) []byte {
 	dst = append(dst, windowSpace...)
 	dst = append(dst, name...)
