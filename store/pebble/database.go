@@ -73,7 +73,7 @@ func openDB(dir string, cfg config) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{DB: db, opts: o, loadDir: o.FS.PathJoin(path, loadDirName), loadBudget: int64(cfg.memTableSize)}
+	e := &engine{DB: db, opts: o, loadDir: o.FS.PathJoin(path, loadDirName), loadBudget: cfg.loadBudget}
 	// Table files of a load that a crash interrupted were never ingested.
 	if err := o.FS.RemoveAll(e.loadDir); err != nil {
 		_ = db.Close()

@@ -79,8 +79,7 @@ type loader struct {
 // BulkLoad returns a loader that fills the store in chunks, each a sorted
 // table file that Pebble ingests, instead of through the memtable. It
 // implements store.BulkLoader. The loaders of a database share a quarter of
-// its MemoryBudget (its largest memtable, which a restore through Apply
-// would fill instead) for the changes they hold, the chunks being written
+// its MemoryBudget for the changes they hold, the chunks being written
 // included; each may hold at least 1 MiB, or the whole quarter if that is
 // less. With CountRows, every chunk after the first reads the keys it
 // changes, as Apply does.

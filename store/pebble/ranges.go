@@ -3,9 +3,12 @@ package pebble
 // Range deletions: the store's implementation of store.RangeDeleter.
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -47,7 +50,12 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 			}
 		}
 	}
-	for _, c := range changes {
+	order := inKeyOrder(changes)
+	for i := range changes {
+		c := changes[i]
+		if order != nil {
+			c = changes[order[i].at]
+		}
 		if s.counting {
 			existed, ok := seen[string(c.Key)]
 			if !ok {
@@ -104,6 +112,37 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 	s.rows.Add(delta)
 	s.staleCount.Store(false)
 	return nil
+}
+
+// inKeyOrder returns the indexes of changes in the order of their keys, the
+// changes of one key in the order given, or nil if changes are in that
+// order already. Pebble inserts a batch into its memtable entry by entry,
+// starting each search of the skiplist from where the entry before went,
+// so a batch in key order is inserted in about half the time of one in the
+// order a task changed its rows (BenchmarkRewriteTenStores); sorting 1,000
+// keys costs much less than that.
+func inKeyOrder(changes []store.Change) []keyAt {
+	byKey := func(a, b store.Change) int { return bytes.Compare(a.Key, b.Key) }
+	if slices.IsSortedFunc(changes, byKey) {
+		return nil
+	}
+	order := make([]keyAt, len(changes))
+	for i, c := range changes {
+		order[i] = keyAt{c.Key, int32(i)}
+	}
+	slices.SortFunc(order, func(a, b keyAt) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.at, b.at)
+	})
+	return order
+}
+
+// keyAt is a change's key and where it is in its Apply.
+type keyAt struct {
+	key []byte
+	at  int32
 }
 
 // rowsIn returns the deletes of the rows in ranges.

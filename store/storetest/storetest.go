@@ -113,6 +113,33 @@ func testApplyOrder(t *testing.T, s store.Store) {
 	WantMissing(t, s, "gone")
 	MustApply(t, s, 2, Del("k"), Set("k", "again"))
 	WantGet(t, s, "k", "again")
+
+	// Many keys out of order, each changed in three rounds: the last
+	// round's change of a key is what the store holds.
+	var changes []store.Change
+	for round := range 3 {
+		for i := 9; i >= 0; i-- {
+			key := fmt.Sprintf("key-%d", i)
+			if round == 2 && i%3 == 0 {
+				changes = append(changes, Del(key))
+			} else {
+				changes = append(changes, Set(key, fmt.Sprintf("%d-%d", i, round)))
+			}
+		}
+	}
+	MustApply(t, s, 3, changes...)
+	for i := range 10 {
+		if key := fmt.Sprintf("key-%d", i); i%3 == 0 {
+			WantMissing(t, s, key)
+		} else {
+			WantGet(t, s, key, fmt.Sprintf("%d-2", i))
+		}
+	}
+	if c, ok := s.(store.RowCounter); ok {
+		if _, counting := c.Rows(); counting {
+			WantRows(t, s, 7) // k and six of the ten
+		}
+	}
 }
 
 func testEmptyValue(t *testing.T, s store.Store) {
