@@ -50,11 +50,13 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 			}
 		}
 	}
-	order := inKeyOrder(changes)
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	order := s.inKeyOrder(changes)
 	for i := range changes {
 		c := changes[i]
 		if order != nil {
-			c = changes[order[i].at]
+			c = changes[order[i]]
 		}
 		if s.counting {
 			existed, ok := seen[string(c.Key)]
@@ -115,34 +117,30 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 }
 
 // inKeyOrder returns the indexes of changes in the order of their keys, the
-// changes of one key in the order given, or nil if changes are in that
-// order already. Pebble inserts a batch into its memtable entry by entry,
-// starting each search of the skiplist from where the entry before went,
-// so a batch in key order is inserted in about half the time of one in the
-// order a task changed its rows (BenchmarkRewriteTenStores); sorting 1,000
-// keys costs much less than that.
-func inKeyOrder(changes []store.Change) []keyAt {
+// changes of one key in the order given, in the store's buffer, or nil if
+// changes are in that order already. Pebble inserts a batch into its
+// memtable entry by entry, starting each search of the skiplist from where
+// the entry before went, so a batch in key order is inserted in about half
+// the time of one in the order a task changed its rows
+// (BenchmarkRewriteTenStores); sorting 1,000 keys costs much less than
+// that. The caller holds applyMu.
+func (s *pebbleStore) inKeyOrder(changes []store.Change) []int32 {
 	byKey := func(a, b store.Change) int { return bytes.Compare(a.Key, b.Key) }
 	if slices.IsSortedFunc(changes, byKey) {
 		return nil
 	}
-	order := make([]keyAt, len(changes))
-	for i, c := range changes {
-		order[i] = keyAt{c.Key, int32(i)}
+	order := slices.Grow(s.order[:0], len(changes))
+	for i := range changes {
+		order = append(order, int32(i))
 	}
-	slices.SortFunc(order, func(a, b keyAt) int {
-		if c := bytes.Compare(a.key, b.key); c != 0 {
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := byKey(changes[a], changes[b]); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.at, b.at)
+		return cmp.Compare(a, b)
 	})
+	s.order = order
 	return order
-}
-
-// keyAt is a change's key and where it is in its Apply.
-type keyAt struct {
-	key []byte
-	at  int32
 }
 
 // rowsIn returns the deletes of the rows in ranges.
