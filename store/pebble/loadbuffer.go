@@ -45,9 +45,8 @@ type loadBuffer struct {
 	kept    []loadEntry // what sorted returns
 }
 
-// sortKey is what a buffer sorts a change by: the 8 bytes of its key after
-// the prefix the buffer's keys share, big endian and padded with zeros, and
-// its index.
+// sortKey is what sortByKey sorts a key by: its 8 bytes after the prefix
+// the keys share, big endian and padded with zeros, and its index.
 type sortKey struct {
 	head  uint64
 	index uint32
@@ -100,52 +99,13 @@ func (b *loadBuffer) value(e loadEntry) []byte {
 	return b.blocks[e.block][at : at+uint32(max(e.valueLen, 0))]
 }
 
-// sorted returns the entries of the last change of each key, in key order.
-// The slice is the buffer's, valid until the next call.
-//
-// It sorts the entries by the 8 bytes of their keys after the prefix that
-// all the keys share, as an integer, in one stable radix sort, so that
-// changes alike in those bytes keep their order; only those are compared by
-// their whole keys, which for most sets of keys are the changes of one key.
+// sorted returns the entries of the last change of each key, in key order
+// (sortByKey). The slice is the buffer's, valid until the next call.
 func (b *loadBuffer) sorted() []loadEntry {
 	if b.n == 0 {
 		return nil
 	}
-	first := b.key(b.entry(0))
-	common := len(first)
-	for i := range uint32(b.n) {
-		k := b.key(b.entry(i))
-		if len(k) >= common && bytes.Equal(k[:common], first[:common]) {
-			continue
-		}
-		common = min(common, len(k))
-		for j := range common {
-			if k[j] != first[j] {
-				common = j
-				break
-			}
-		}
-	}
-	b.order = slices.Grow(b.order[:0], b.n)
-	for i := range uint32(b.n) {
-		var head [8]byte
-		copy(head[:], b.key(b.entry(i))[common:])
-		b.order = append(b.order, sortKey{head: binary.BigEndian.Uint64(head[:]), index: i})
-	}
-	b.scratch = slices.Grow(b.scratch[:0], b.n)[:b.n]
-	sortByHead(b.order, b.scratch)
-	for lo := 0; lo < len(b.order); {
-		hi := lo + 1
-		for hi < len(b.order) && b.order[hi].head == b.order[lo].head {
-			hi++
-		}
-		if hi-lo > 1 {
-			slices.SortStableFunc(b.order[lo:hi], func(x, y sortKey) int {
-				return bytes.Compare(b.key(b.entry(x.index)), b.key(b.entry(y.index)))
-			})
-		}
-		lo = hi
-	}
+	b.order, b.scratch = sortByKey(b.n, func(i uint32) []byte { return b.key(b.entry(i)) }, b.order, b.scratch)
 	// Keep the last change of each key, as its entry: a loop that only
 	// copies entries lets the processor fetch many at once from all over
 	// the buffer, where writing them in order would wait for each. The
@@ -179,6 +139,56 @@ func (b *loadBuffer) reset() {
 		b.entries[i] = b.entries[i][:0]
 	}
 	b.n, b.bytes = 0, 0
+}
+
+// sortByKey returns the indexes of n keys, key(i) for i in [0, n), in the
+// order of the keys, the indexes of equal keys in order, in order (grown
+// if need be) with scratch, both returned for reuse.
+//
+// It sorts the indexes by the 8 bytes of their keys after the prefix that
+// all the keys share, as an integer, in one stable radix sort, so that
+// keys alike in those bytes keep their order; only those are compared
+// whole, which for most sets of keys are the changes of one key.
+func sortByKey(n int, key func(uint32) []byte, order, scratch []sortKey) ([]sortKey, []sortKey) {
+	if n == 0 {
+		return order[:0], scratch
+	}
+	first := key(0)
+	common := len(first)
+	for i := range uint32(n) {
+		k := key(i)
+		if len(k) >= common && bytes.Equal(k[:common], first[:common]) {
+			continue
+		}
+		common = min(common, len(k))
+		for j := range common {
+			if k[j] != first[j] {
+				common = j
+				break
+			}
+		}
+	}
+	order = slices.Grow(order[:0], n)
+	for i := range uint32(n) {
+		var head [8]byte
+		copy(head[:], key(i)[common:])
+		order = append(order, sortKey{head: binary.BigEndian.Uint64(head[:]), index: i})
+	}
+	scratch = slices.Grow(scratch[:0], n)[:n]
+	sortByHead(order, scratch)
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && order[hi].head == order[lo].head {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortStableFunc(order[lo:hi], func(x, y sortKey) int {
+				return bytes.Compare(key(x.index), key(y.index))
+			})
+		}
+		lo = hi
+	}
+	return order, scratch
 }
 
 // sortByHead sorts a by head, keeping the order of elements alike in it: a

@@ -96,8 +96,8 @@ func CacheSize(bytes int64) Opt {
 // A memtable keeps every version of a row written since it was last
 // flushed, so a table whose rows are written again and again (a count per
 // key) fills it with versions, and a larger one makes each insert dearer:
-// ten stores rewriting 1,000 rows each took about 640 CPU ns per change
-// with 8 MiB and 950 with 32 MiB, flushes and compactions included
+// ten stores rewriting 1,000 rows each took about 560 CPU ns per change
+// with 8 MiB and 970 with 32 MiB, flushes and compactions included
 // (BenchmarkRewriteTenStores).
 func MemTableSize(bytes uint64) Opt {
 	return optFunc(func(c *config) { c.memTableSize = bytes })

@@ -4,7 +4,6 @@ package pebble
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,7 +55,7 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 	for i := range changes {
 		c := changes[i]
 		if order != nil {
-			c = changes[order[i]]
+			c = changes[order[i].index]
 		}
 		if s.counting {
 			existed, ok := seen[string(c.Key)]
@@ -116,31 +115,20 @@ func (s *pebbleStore) ApplyRanges(changes []store.Change, ranges []store.Range, 
 	return nil
 }
 
-// inKeyOrder returns the indexes of changes in the order of their keys, the
-// changes of one key in the order given, in the store's buffer, or nil if
-// changes are in that order already. Pebble inserts a batch into its
-// memtable entry by entry, starting each search of the skiplist from where
-// the entry before went, so a batch in key order is inserted in about half
-// the time of one in the order a task changed its rows
-// (BenchmarkRewriteTenStores); sorting 1,000 keys costs much less than
-// that. The caller holds applyMu.
-func (s *pebbleStore) inKeyOrder(changes []store.Change) []int32 {
-	byKey := func(a, b store.Change) int { return bytes.Compare(a.Key, b.Key) }
-	if slices.IsSortedFunc(changes, byKey) {
+// inKeyOrder returns the order of changes by key, the changes of one key in
+// the order given (sortByKey), in the store's buffers, or nil if changes
+// are in that order already. Pebble inserts a batch into its memtable
+// entry by entry, starting each search of the skiplist from where the
+// entry before went, so a batch in key order is inserted in about half the
+// time of one in the order a task changed its rows
+// (BenchmarkRewriteTenStores), for much less than that in the sort. The
+// caller holds applyMu.
+func (s *pebbleStore) inKeyOrder(changes []store.Change) []sortKey {
+	if slices.IsSortedFunc(changes, func(a, b store.Change) int { return bytes.Compare(a.Key, b.Key) }) {
 		return nil
 	}
-	order := slices.Grow(s.order[:0], len(changes))
-	for i := range changes {
-		order = append(order, int32(i))
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := byKey(changes[a], changes[b]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	s.order = order
-	return order
+	s.order, s.scratch = sortByKey(len(changes), func(i uint32) []byte { return changes[i].Key }, s.order, s.scratch)
+	return s.order
 }
 
 // rowsIn returns the deletes of the rows in ranges.

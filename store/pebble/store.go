@@ -104,9 +104,9 @@ type pebbleStore struct {
 	loading atomic.Pointer[loader] // the open loader, if any (see loader.go)
 
 	// applyMu makes the store's Applies one at a time: they sort their
-	// changes in order (ranges.go).
-	applyMu sync.Mutex
-	order   []int32
+	// changes in order and scratch (ranges.go).
+	applyMu        sync.Mutex
+	order, scratch []sortKey
 
 	// release lets go of db once the store is done with it: it closes a
 	// database of the store's own, or drops the store's hold on a shared one.
