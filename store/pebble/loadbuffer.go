@@ -141,9 +141,9 @@ func (b *loadBuffer) reset() {
 	b.n, b.bytes = 0, 0
 }
 
-// sortByKey returns the indexes of n keys, key(i) for i in [0, n), in the
-// order of the keys, the indexes of equal keys in order, in order (grown
-// if need be) with scratch, both returned for reuse.
+// sortByKey returns the indexes of n keys, key(i) for i in [0, n), in key
+// order, equal keys in the order of their indexes. It sorts in order and
+// scratch, grown if need be, and returns both for reuse.
 //
 // It sorts the indexes by the 8 bytes of their keys after the prefix that
 // all the keys share, as an integer, in one stable radix sort, so that
