@@ -287,6 +287,9 @@ func TestProduceFromAFileThenTailItBack(t *testing.T) {
 	if out := mustCLI(t, addr, "tail", "events", "--from", "beginning", "--count", "2"); strings.Count(out, "\n") != 2 {
 		t.Errorf("tail --count 2 printed:\n%s", out)
 	}
+	if out, _, err := sluiceCLI(t, addr, "", "tail", "events", "--from", "beginning", "--partition", "-2"); err == nil || !strings.Contains(err.Error(), "--partition -2") {
+		t.Errorf("tail --partition -2: %v, printed:\n%s\nwant an error naming the flag", err, out)
+	}
 	out, errOut, err = sluiceCLI(t, addr, "", "tail", "events")
 	if err != nil || out != "" || !strings.Contains(errOut, "-f") {
 		t.Errorf("tail from the end without -f: %q, %q, %v; want nothing and a hint about -f", out, errOut, err)
