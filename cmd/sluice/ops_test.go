@@ -138,6 +138,9 @@ func TestTopicsCreateListDescribeDelete(t *testing.T) {
 	if strings.Contains(out, "traffic") {
 		t.Errorf("--sample 0 measured traffic:\n%s", out)
 	}
+	if _, _, err := sluiceCLI(t, addr, "", "topics", "describe", "orders-table", "--sample", "-1s"); err == nil || !strings.Contains(err.Error(), "--sample -1s") {
+		t.Errorf("describe --sample -1s: %v, want an error naming the flag", err)
+	}
 
 	if _, _, err := sluiceCLI(t, addr, "", "topics", "delete", "orders"); err == nil || !strings.Contains(err.Error(), "--yes") {
 		t.Errorf("delete without --yes: %v, want an error asking for --yes", err)
