@@ -250,6 +250,9 @@ func TestBrokerRefusesDataDirOfRunningBroker(t *testing.T) {
 	if !strings.Contains(err.Error(), dir) {
 		t.Errorf("error %q does not name the data dir %s", err, dir)
 	}
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Errorf("error %q is not ErrDataDirInUse", err)
+	}
 }
 
 func TestBrokerListensOnLoopbackByDefault(t *testing.T) {
