@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -139,6 +140,12 @@ unparsable key or value, later than the bucket's grace) go to
 // check refuses the values the library would take for its defaults or for
 // off: on the command line they are mistakes, not requests for those.
 func (f *exportFlags) check() error {
+	switch {
+	case f.input == "":
+		return errors.New("--input: give the topic of the counter updates")
+	case f.group == "":
+		return errors.New("--group: give the export group's name")
+	}
 	if f.pendingLimit <= 0 {
 		return fmt.Errorf("--pending-limit %d: want a positive number of events", f.pendingLimit)
 	}

@@ -135,3 +135,18 @@ func TestRunExportRefusesAValueBelowOneForAFlagThatNeedsOne(t *testing.T) {
 		}
 	}
 }
+
+func TestRunExportRefusesAnEmptyInputOrGroup(t *testing.T) {
+	for _, c := range []struct{ flag, want string }{
+		{"--input", "--input: give the topic"},
+		{"--group", "--group: give the export group's name"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := run(ctx, "run", "export", "--addr", "127.0.0.1:0", "--in-memory", "--state-dir", t.TempDir(),
+			"--sink", "file:"+t.TempDir(), c.flag, "")
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s '': got %v, want %q", c.flag, err, c.want)
+		}
+	}
+}
