@@ -146,6 +146,7 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 		}
 		b.cluster, b.addrs = s.c, s.addrs
 		b.cluster.ControlKey(int16(kmsg.JoinGroup), shortenRebalanceTimeout)
+		b.cluster.ControlKey(int16(kmsg.CreateTopics), b.refuseBadTopicNames)
 	case <-ctx.Done():
 		go func() {
 			if s := <-ch; s.c != nil {

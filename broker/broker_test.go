@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -249,6 +250,9 @@ func TestBrokerRefusesDataDirOfRunningBroker(t *testing.T) {
 	if !strings.Contains(err.Error(), dir) {
 		t.Errorf("error %q does not name the data dir %s", err, dir)
 	}
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Errorf("error %q is not ErrDataDirInUse", err)
+	}
 }
 
 func TestBrokerListensOnLoopbackByDefault(t *testing.T) {
@@ -374,4 +378,52 @@ func TestBrokerRebalancesGroupQuickly(t *testing.T) {
 			t.Fatal("second member got no partitions")
 		}
 	}
+}
+
+func TestBrokerRefusesTopicNamesKafkaRefuses(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Start(t.Context(), DataDir(dir))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	adm := kadm.NewClient(newClient(t, b))
+	for _, name := range []string{"", ".", "..", "bad name", "a/b", "a:b", strings.Repeat("x", 250), strings.Repeat("x", 300)} {
+		resp, err := adm.CreateTopic(t.Context(), 1, 1, nil, name)
+		if err == nil {
+			err = resp.Err
+		}
+		if !errors.Is(err, kerr.InvalidTopicException) || !strings.Contains(resp.ErrMessage, "topic name") {
+			t.Errorf("create %q: %v (%q), want INVALID_TOPIC_EXCEPTION naming the rule", name, err, resp.ErrMessage)
+		}
+	}
+	resps, err := adm.CreateTopics(t.Context(), 1, 1, nil, "good", "bad!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(resps["bad!"].Err, kerr.InvalidTopicException) || resps["good"].Err == nil {
+		t.Errorf("a good and a bad name in one request: %v, %v; want neither created", resps["good"].Err, resps["bad!"].Err)
+	}
+	longest := strings.Repeat("a.b_c-", maxTopicName/6) + "xyz"
+	for _, name := range []string{"orders", "orders-table", "a.b_c-D9", longest} {
+		if _, err := adm.CreateTopic(t.Context(), 1, 1, nil, name); err != nil {
+			t.Errorf("create %q: %v", name, err)
+		}
+	}
+	topics, err := adm.ListTopics(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topics.Names(); len(got) != 4 {
+		t.Errorf("topics %q, want the 4 good ones", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The data dir loads again: the longest name Kafka allows fits a file
+	// name.
+	b2, err := Start(t.Context(), DataDir(dir))
+	if err != nil {
+		t.Fatalf("restart on the data dir: %v", err)
+	}
+	_ = b2.Close()
 }

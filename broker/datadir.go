@@ -10,6 +10,10 @@ import (
 	"runtime"
 )
 
+// ErrDataDirInUse is the error Start returns, wrapped, when another broker
+// holds the data directory.
+var ErrDataDirInUse = errors.New("data dir is in use by another broker")
+
 // lockFileName is the file in a data directory that a running broker holds
 // locked. kfake ignores files it does not know.
 const lockFileName = "broker.lock"
@@ -93,7 +97,7 @@ func lockDataDir(dir string) (*os.File, error) {
 	}
 	if !held {
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another broker", dir)
+		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
 	}
 	return f, nil
 }

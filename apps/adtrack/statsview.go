@@ -28,7 +28,8 @@ func NewStatsView(opts ...sluice.ViewOpt) (*sluice.View[Counters], error) {
 //
 // A campaign link or postback with no counts yet is a 404 with a JSON
 // error, {"error": "..."}; the attribution before any install is {}. A
-// view that is not yet running answers 503.
+// view that is not yet running answers 503, and a method other than GET or
+// HEAD 405.
 func StatsHandler(v *sluice.View[Counters]) http.Handler {
 	mux := http.NewServeMux()
 	serve := func(w http.ResponseWriter, key, what string, emptyOK bool) {
@@ -57,6 +58,16 @@ func StatsHandler(v *sluice.View[Counters]) http.Handler {
 	mux.HandleFunc("GET /attribution", func(w http.ResponseWriter, _ *http.Request) {
 		serve(w, AttributionStatsKey, "attribution", true)
 	})
+	// The stats are read only: another method on a path they are served at
+	// is a 405, not a 404 that says there are no stats there.
+	for _, path := range []string{"/clickstats/{id}", "/pbstats/{id}", "/attribution"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeStatsJSON(w, http.StatusMethodNotAllowed, map[string]string{
+				"error": fmt.Sprintf("method %s not allowed: the stats are read with GET", r.Method),
+			})
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatsJSON(w, http.StatusNotFound, map[string]string{
 			"error": fmt.Sprintf("no stats at %s: try GET /clickstats/{campaign_link_id}, /pbstats/{postback_id} or /attribution", r.URL.Path),

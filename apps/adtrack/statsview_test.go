@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,39 @@ func TestStatsViewServesCountersOverHTTP(t *testing.T) {
 	for range 2 {
 		if err := <-done; err != nil {
 			t.Errorf("stopped with %v", err)
+		}
+	}
+}
+
+func TestStatsHandlerAnswersOtherMethodsWith405AndAJSONError(t *testing.T) {
+	// The handler answers a method it does not serve before it reads the
+	// view, so the view need not run.
+	view, err := NewStatsView(sluice.Brokers("127.0.0.1:1"), sluice.Storage(memory.Builder()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(StatsHandler(view))
+	defer srv.Close()
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/attribution"},
+		{http.MethodPut, "/clickstats/46"},
+		{http.MethodDelete, "/pbstats/7games-mac"},
+	} {
+		req, err := http.NewRequest(r.method, srv.URL+r.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e map[string]string
+		decodeErr := json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" ||
+			resp.Header.Get("Content-Type") != "application/json" || decodeErr != nil || !strings.Contains(e["error"], r.method) {
+			t.Errorf("%s %s: %d, Allow %q, %s %v (%v); want 405 with Allow and a JSON error naming the method",
+				r.method, r.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), e, decodeErr)
 		}
 	}
 }

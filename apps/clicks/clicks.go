@@ -86,6 +86,10 @@ type Config struct {
 	Started func(p *sluice.Processor[User])
 }
 
+// emitterCloseTimeout bounds how long Run waits at its end for the clicks
+// emitted and not yet acknowledged.
+const emitterCloseTimeout = 2 * time.Second
+
 // Run runs the emitter, the processor and the view until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
@@ -127,7 +131,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	eopts := []sluice.EmitterOpt{}
+	// The clicks are generated: those not yet sent when Run stops (all
+	// of them while Kafka is unreachable) are not worth the emitter's
+	// default 30s wait.
+	eopts := []sluice.EmitterOpt{sluice.CloseTimeout(emitterCloseTimeout)}
 	for _, o := range common {
 		eopts = append(eopts, o)
 	}

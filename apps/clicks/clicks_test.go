@@ -141,3 +141,21 @@ func TestClickCounterStopsCleanlyWithASpareConnectionOpen(t *testing.T) {
 	defer spare.Close()
 	stop()
 }
+
+func TestClickCounterStopsPromptlyOnceKafkaIsGone(t *testing.T) {
+	b, err := broker.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, stop := runClicks(t, b.Addrs(), t.TempDir())
+	clicksOf(t, url, "user-3", 1)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // clicks pile up in the emitter
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stopping took %s with Kafka gone", took)
+	}
+}

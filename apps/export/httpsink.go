@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,10 +60,17 @@ type HTTPSink struct {
 
 // NewHTTPSink returns a sink that posts to url with client, or with
 // http.DefaultClient when client is nil; each call is bounded by the
-// exporter's CallTimeout.
+// exporter's CallTimeout. It fails when url does not parse or is not an
+// http or https URL with a host.
 func NewHTTPSink(url string, client *http.Client) (*HTTPSink, error) {
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return nil, fmt.Errorf("http sink: url %q: want http:// or https://", url)
+	// A URL every request would fail on is refused here, not retried for
+	// ever with the events held pending.
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("http sink: url %q: %w", url, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("http sink: url %q: want http:// or https:// and a host", url)
 	}
 	if client == nil {
 		client = http.DefaultClient

@@ -330,6 +330,19 @@ func TestHTTPSinkFailsTheCallOnAnAnswerItCannotRead(t *testing.T) {
 	}
 }
 
+func TestNewHTTPSinkRefusesAURLNoCallCouldBeSentTo(t *testing.T) {
+	for _, url := range []string{"http://", "https://", "http://[::1", "http://[::1/events", "http://host:port/x", "http:/events"} {
+		if _, err := NewHTTPSink(url, nil); err == nil || !strings.Contains(err.Error(), url) {
+			t.Errorf("NewHTTPSink(%q) = %v, want an error naming the url", url, err)
+		}
+	}
+	for _, url := range []string{"http://127.0.0.1:8080/events", "https://ingest.example.com/events?stream=a", "http://[::1]:8080/"} {
+		if _, err := NewHTTPSink(url, nil); err != nil {
+			t.Errorf("NewHTTPSink(%q) = %v", url, err)
+		}
+	}
+}
+
 func TestHTTPSinkRejectsTheRecordsOfTheRejectedLines(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(HTTPAnswer{Rejected: []RejectedLine{{Line: 2, Error: "full"}, {Line: 3, Error: "full"}}})

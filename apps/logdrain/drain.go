@@ -156,9 +156,14 @@ func NewDrain(cfg DrainConfig) (*Drain, error) {
 	// longer than that for the outcome.
 	d.deliveryWait = cfg.DeliveryTimeout + time.Second
 	d.writeWait = cfg.ReadTimeout + d.deliveryWait + 5*time.Second
+	// A request waits for its records at most deliveryWait, so once no
+	// request is in hand the records left are those of bodies already
+	// answered 503, which Logplex sends again: Close waits for them no
+	// longer than a request would have, not the emitters' 30s each.
 	opts := []sluice.EmitterOpt{
 		sluice.Brokers(cfg.Brokers...), sluice.Logger(cfg.Logger), sluice.Metrics(d.reg),
 		sluice.KafkaOptions(kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout)),
+		sluice.CloseTimeout(d.deliveryWait),
 	}
 	for _, o := range cfg.Options {
 		opts = append(opts, o)
@@ -179,15 +184,20 @@ func NewDrain(cfg DrainConfig) (*Drain, error) {
 	return d, nil
 }
 
-// Close waits for the records in flight and disconnects the emitters.
+// Close waits for the records in flight, as long as a request waits for
+// them (DeliveryTimeout and a second), and disconnects the emitters.
 func (d *Drain) Close() error {
 	var errs []error
 	d.closeOnce.Do(func() {
-		for _, em := range []*sluice.Emitter[[]byte]{d.router, d.logs, d.rejects} {
+		ems := []*sluice.Emitter[[]byte]{d.router, d.logs, d.rejects}
+		errs = make([]error, len(ems))
+		var wg sync.WaitGroup
+		for i, em := range ems {
 			if em != nil {
-				errs = append(errs, em.Close())
+				wg.Go(func() { errs[i] = em.Close() })
 			}
 		}
+		wg.Wait()
 	})
 	return errors.Join(errs...)
 }

@@ -146,3 +146,25 @@ func TestDrainAnswers503WhileKafkaIsDownLosesNoAcknowledgedLineAndRecovers(t *te
 		t.Errorf("drain counted %d 503s, clients saw %d", s.Requests[http.StatusServiceUnavailable], load.refused.Load())
 	}
 }
+
+func TestDrainClosesWithinTheDeliveryWaitWhileKafkaIsDown(t *testing.T) {
+	b := startBroker(t)
+	url, d := startDrain(t, b.Addrs(), logdrain.DrainConfig{DeliveryTimeout: time.Second, RetryAfter: time.Second})
+	lines := body(routerMsg("/a", 1, 10, 200, "r1"), "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed")
+	if a := post(t, url, request{body: lines}); a.status != http.StatusNoContent {
+		t.Fatalf("before the broker stops: %d %q", a.status, a.body)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("stop broker: %v", err)
+	}
+	if a := post(t, url, request{body: lines}); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("while the broker is down: %d %q, want 503", a.status, a.body)
+	}
+	// The records of the 503 are still in the emitters: Close gives them
+	// up after the delivery wait (2s here), for all emitters at once.
+	start := time.Now()
+	_ = d.Close()
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("Close took %s with Kafka down, want about the delivery wait", took)
+	}
+}

@@ -56,7 +56,7 @@ traffic, and sluice demo logdrain the log drain on generated Heroku traffic.`,
 				}
 				b, err := broker.Start(ctx, append(opts, broker.Logger(logger.With("component", "broker")))...)
 				if err != nil {
-					return fmt.Errorf("%w (is another sluice broker or demo running? pass --addr to use another port)", err)
+					return brokerStartError(err)
 				}
 				defer b.Close()
 				brokers = b.Addrs()

@@ -67,7 +67,7 @@ are not exported.`,
 			}
 			b, err := broker.Start(ctx, append(opts, broker.Logger(logger.With("component", "broker")))...)
 			if err != nil {
-				return fmt.Errorf("%w (is another sluice broker or demo running? pass --addr to use another port)", err)
+				return brokerStartError(err)
 			}
 			defer b.Close()
 			where := "in memory"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -79,8 +80,8 @@ unparsable key or value, later than the bucket's grace) go to
 			if f.idleAdvance == 0 {
 				cfg.IdleAdvance = -1
 			}
-			if f.pendingLimit <= 0 {
-				return fmt.Errorf("--pending-limit %d: want a positive number of events", f.pendingLimit)
+			if err := f.check(); err != nil {
+				return err
 			}
 			where, err := f.setSink(&cfg)
 			if err != nil {
@@ -134,6 +135,45 @@ unparsable key or value, later than the bucket's grace) go to
 	fl.BoolVar(&f.flush, "flush", false, "send the events pending now, with a progress bar on a terminal, and exit")
 	_ = cmd.MarkFlagRequired("sink")
 	return cmd
+}
+
+// check refuses the values the library would take for its defaults or for
+// off: on the command line they are mistakes, not requests for those.
+func (f *exportFlags) check() error {
+	switch {
+	case f.input == "":
+		return errors.New("--input: give the topic of the counter updates")
+	case f.group == "":
+		return errors.New("--group: give the export group's name")
+	}
+	if f.pendingLimit <= 0 {
+		return fmt.Errorf("--pending-limit %d: want a positive number of events", f.pendingLimit)
+	}
+	for _, l := range []struct {
+		flag string
+		n    int64
+	}{
+		{"--max-records-per-call", int64(f.limits.MaxRecordsPerCall)},
+		{"--max-events-per-record", int64(f.limits.MaxEventsPerRecord)},
+		{"--max-record-bytes", int64(f.limits.MaxRecordBytes)},
+		{"--max-call-bytes", int64(f.limits.MaxCallBytes)},
+		{"--file-max-bytes", f.fileMaxBytes},
+	} {
+		if l.n <= 0 {
+			return fmt.Errorf("%s %d: want a positive number", l.flag, l.n)
+		}
+	}
+	switch {
+	case f.bucket <= 0:
+		return fmt.Errorf("--bucket %s: want a positive whole number of seconds", f.bucket)
+	case f.fileMaxAge <= 0:
+		return fmt.Errorf("--file-max-age %s: want a positive duration", f.fileMaxAge)
+	case f.idleAdvance < 0:
+		return fmt.Errorf("--idle-advance %s: want a duration, or 0 for off", f.idleAdvance)
+	case f.grace < 0:
+		return fmt.Errorf("--grace %s: want a duration, or 0 for none", f.grace)
+	}
+	return nil
 }
 
 // flushExport sends the events pending now and says how many.

@@ -113,3 +113,40 @@ func TestRunExportFlushOfAnExportThatNeverRanFlushesNothing(t *testing.T) {
 		t.Fatalf("output %q", out.String())
 	}
 }
+
+func TestRunExportRefusesAValueBelowOneForAFlagThatNeedsOne(t *testing.T) {
+	for _, c := range []struct{ flag, value string }{
+		{"--bucket", "0s"},
+		{"--file-max-age", "-1s"},
+		{"--file-max-age", "0s"},
+		{"--file-max-bytes", "-5"},
+		{"--idle-advance", "-1s"},
+		{"--max-records-per-call", "0"},
+		{"--max-events-per-record", "0"},
+		{"--max-record-bytes", "0"},
+		{"--max-call-bytes", "-1"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := run(ctx, "run", "export", "--addr", "127.0.0.1:0", "--in-memory", "--state-dir", t.TempDir(),
+			"--sink", "file:"+t.TempDir(), c.flag, c.value)
+		cancel()
+		if err == nil || !strings.HasPrefix(err.Error(), c.flag+" ") {
+			t.Errorf("%s %s: got %v, want an error naming the flag", c.flag, c.value, err)
+		}
+	}
+}
+
+func TestRunExportRefusesAnEmptyInputOrGroup(t *testing.T) {
+	for _, c := range []struct{ flag, want string }{
+		{"--input", "--input: give the topic"},
+		{"--group", "--group: give the export group's name"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := run(ctx, "run", "export", "--addr", "127.0.0.1:0", "--in-memory", "--state-dir", t.TempDir(),
+			"--sink", "file:"+t.TempDir(), c.flag, "")
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s '': got %v, want %q", c.flag, err, c.want)
+		}
+	}
+}

@@ -66,6 +66,14 @@ request.`,
 					return fmt.Errorf("--auth %q: want user:password", auth)
 				}
 			}
+			// The library takes zero for its default; a value given on the
+			// command line is what the user asked for, or an error.
+			if maxBody <= 0 {
+				return fmt.Errorf("--max-body %d: want a positive number of bytes", maxBody)
+			}
+			if delivery <= 0 {
+				return fmt.Errorf("--delivery-timeout %s: want a positive duration", delivery)
+			}
 			out := cmd.OutOrStdout()
 			brokers, stop, err := f.connect(ctx, logger, out)
 			if err != nil {

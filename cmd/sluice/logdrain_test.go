@@ -92,3 +92,20 @@ func TestRunLogdrainRefusesAuthWithoutAPassword(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestRunLogdrainRefusesABodyLimitOrDeliveryTimeoutBelowOne(t *testing.T) {
+	for _, c := range []struct{ flag, value, want string }{
+		{"--max-body", "-1", "--max-body -1: want a positive number of bytes"},
+		{"--max-body", "0", "--max-body 0: want a positive number of bytes"},
+		{"--delivery-timeout", "-1s", "--delivery-timeout -1s: want a positive duration"},
+		{"--delivery-timeout", "0s", "--delivery-timeout 0s: want a positive duration"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := run(ctx, "run", "logdrain", "--addr", "127.0.0.1:0", "--in-memory", "--listen", "127.0.0.1:0",
+			"--routes-addr", "127.0.0.1:0", "--monitor-addr", "", "--state-dir", t.TempDir(), c.flag, c.value)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: got %v, want %q", c.flag, c.value, err, c.want)
+		}
+	}
+}

@@ -105,6 +105,11 @@ func TestTopicsCreateListDescribeDelete(t *testing.T) {
 	if _, _, err := sluiceCLI(t, addr, "", "topics", "create", "bad", "--config", "retention.ms"); err == nil || !strings.Contains(err.Error(), "key=value") {
 		t.Errorf("a config without =: %v, want an error asking for key=value", err)
 	}
+	for _, name := range []string{"", ".", "..", "bad name", "a/b", "a:b", strings.Repeat("x", 250)} {
+		if _, _, err := sluiceCLI(t, addr, "", "topics", "create", name); err == nil || !strings.Contains(err.Error(), "topic name") {
+			t.Errorf("create %q: %v, want an error about the topic name", name, err)
+		}
+	}
 
 	out = mustCLI(t, addr, "topics", "list")
 	if got, want := fields(out), [][]string{
@@ -132,6 +137,9 @@ func TestTopicsCreateListDescribeDelete(t *testing.T) {
 	}
 	if strings.Contains(out, "traffic") {
 		t.Errorf("--sample 0 measured traffic:\n%s", out)
+	}
+	if _, _, err := sluiceCLI(t, addr, "", "topics", "describe", "orders-table", "--sample", "-1s"); err == nil || !strings.Contains(err.Error(), "--sample -1s") {
+		t.Errorf("describe --sample -1s: %v, want an error naming the flag", err)
 	}
 
 	if _, _, err := sluiceCLI(t, addr, "", "topics", "delete", "orders"); err == nil || !strings.Contains(err.Error(), "--yes") {
@@ -281,6 +289,9 @@ func TestProduceFromAFileThenTailItBack(t *testing.T) {
 	}
 	if out := mustCLI(t, addr, "tail", "events", "--from", "beginning", "--count", "2"); strings.Count(out, "\n") != 2 {
 		t.Errorf("tail --count 2 printed:\n%s", out)
+	}
+	if out, _, err := sluiceCLI(t, addr, "", "tail", "events", "--from", "beginning", "--partition", "-2"); err == nil || !strings.Contains(err.Error(), "--partition -2") {
+		t.Errorf("tail --partition -2: %v, printed:\n%s\nwant an error naming the flag", err, out)
 	}
 	out, errOut, err = sluiceCLI(t, addr, "", "tail", "events")
 	if err != nil || out != "" || !strings.Contains(errOut, "-f") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,6 +60,14 @@ runs, and printed as one summary line on exit.`,
 			}
 			if cfg.Timeout <= 0 {
 				return fmt.Errorf("--timeout %v: want a positive duration", cfg.Timeout)
+			}
+			// Empty, the library would take its defaults and the banner
+			// would print what is not replayed.
+			if len(cfg.AllowMethods) == 0 {
+				return errors.New("--allow-methods: give at least one method, e.g. GET,HEAD")
+			}
+			if cfg.Group == "" {
+				return errors.New("--group: give the consumer group's name")
 			}
 			if cfg.From, err = replayFrom(from, time.Now()); err != nil {
 				return err

@@ -151,3 +151,18 @@ func TestRunReplayWantsATarget(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestRunReplayRefusesNoMethodsOrAnEmptyGroup(t *testing.T) {
+	for _, c := range []struct{ flag, want string }{
+		{"--allow-methods", "--allow-methods: give at least one method"},
+		{"--group", "--group: give the consumer group's name"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := run(ctx, "run", "replay", "--addr", "127.0.0.1:0", "--in-memory", "--metrics-addr", "",
+			"--target", "http://127.0.0.1:1", c.flag, "")
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s '': got %v, want %q", c.flag, err, c.want)
+		}
+	}
+}

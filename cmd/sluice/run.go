@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,6 +53,18 @@ func (f *appFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 }
 
+// brokerStartError adds to an error of broker.Start what the user can do
+// about it: the flag that moves away from what another broker holds.
+func brokerStartError(err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%w (is another sluice broker or demo running? pass --addr to use another port, or --brokers to use it)", err)
+	case errors.Is(err, broker.ErrDataDirInUse):
+		return fmt.Errorf("%w (is another sluice broker or demo running? pass --data-dir to use another directory, --in-memory to use none, or --brokers to use it)", err)
+	}
+	return err
+}
+
 // connect returns the brokers to use, starting the embedded one unless
 // --brokers names others; stop stops what it started.
 func (f *appFlags) connect(ctx context.Context, logger *slog.Logger, out io.Writer) (brokers []string, stop func(), err error) {
@@ -63,7 +77,7 @@ func (f *appFlags) connect(ctx context.Context, logger *slog.Logger, out io.Writ
 	}
 	b, err := broker.Start(ctx, append(opts, broker.Logger(logger.With("component", "broker")))...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (is another sluice broker running? pass --addr to use another port, or --brokers to use it)", err)
+		return nil, nil, brokerStartError(err)
 	}
 	where := "in memory"
 	if dir != "" {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/broker"
 )
 
 func TestRunWordCountCountsWordsSentWithAnyClient(t *testing.T) {
@@ -81,5 +83,29 @@ func TestRunWordCountRejectsAnUnknownStore(t *testing.T) {
 	_, err := run(context.Background(), "run", "wordcount", "--addr", "127.0.0.1:0", "--in-memory", "--store", "floppy")
 	if err == nil || !strings.Contains(err.Error(), `store "floppy": want memory, table or redis://host:port`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRunSaysWhichFlagGetsPastABrokerThatHoldsTheAddressOrTheDataDir(t *testing.T) {
+	dir := t.TempDir()
+	b, err := broker.Start(t.Context(), broker.DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, c := range []struct {
+		args      []string
+		want, not string
+		cause     string
+	}{
+		{[]string{"--addr", b.Addrs()[0], "--in-memory"}, "pass --addr", "--data-dir", "address"},
+		{[]string{"--addr", "127.0.0.1:0", "--data-dir", dir}, "pass --data-dir", "--addr", "data dir"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err := run(ctx, append([]string{"run", "wordcount", "--state-dir", t.TempDir()}, c.args...)...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.cause) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.not) {
+			t.Errorf("%v: got %v, want an error about the %s that says %q and not %q", c.args, err, c.cause, c.want, c.not)
+		}
 	}
 }

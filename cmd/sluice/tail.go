@@ -120,6 +120,9 @@ func tail(ctx context.Context, f *connFlags, tf *tailFlags, out, errOut io.Write
 	if tf.count < 0 || tf.maxBytes < 0 {
 		return errors.New("--count and --max-bytes must not be negative")
 	}
+	if tf.partition < -1 {
+		return fmt.Errorf("--partition %d: want a partition, or -1 for all", tf.partition)
+	}
 	isolation := kgo.ReadCommitted()
 	if tf.readUncommitted {
 		isolation = kgo.ReadUncommitted()

@@ -225,6 +225,9 @@ partition; beyond that they are estimated from the average size read.
   sluice topics describe orders --sample 0`,
 		Args: exactArgs("TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if sample < 0 {
+				return fmt.Errorf("--sample %s: want a duration, or 0 to not measure", sample)
+			}
 			return describeTopic(cmd.Context(), f, cmd.OutOrStdout(), args[0], sample)
 		},
 	}
