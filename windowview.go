@@ -232,6 +232,9 @@ func (v *WindowView[A]) serveWindow(w http.ResponseWriter, r *http.Request) {
 	if err == nil && end.IsZero() {
 		err = errors.New("a window needs its end: end is missing")
 	}
+	if err == nil && !end.After(start) {
+		err = fmt.Errorf("a window ends after it starts: end %s is not after start %s", end.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
+	}
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return

@@ -238,6 +238,8 @@ func TestWindowViewServesAKeysWindowsInTimeOrderAndEveryKeyOfAWindow(t *testing.
 		{"/", http.StatusBadRequest, "give a key"},
 		{"/?start=" + strconv.FormatInt(base.UnixMilli(), 10), http.StatusBadRequest, "end is missing"},
 		{"/?start=0&end=10000", http.StatusNotFound, "no key has the window"},
+		{"/?start=10000&end=0", http.StatusBadRequest, "end 1970-01-01T00:00:00Z is not after start 1970-01-01T00:00:10Z"},
+		{"/?start=10000&end=10000", http.StatusBadRequest, "is not after start"},
 	} {
 		var e struct{ Error string }
 		if code := getJSON(t, srv, tc.path, &e); code != tc.code || !strings.Contains(e.Error, tc.msg) {
