@@ -238,3 +238,19 @@ func TestExportPageShowsPendingEventsAndSinkHealthInABrowser(t *testing.T) {
 	}
 	t.Logf("screenshot of the page: %s", path)
 }
+
+func TestExportNamesTheMonitorOnceInTheErrorOfAnAddressItCannotListenOn(t *testing.T) {
+	b := startTestBroker(t)
+	sink, err := NewHTTPSink("http://127.0.0.1:1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e2eConfig(b, sink, t.TempDir())
+	cfg.MonitorAddr = "127.0.0.1:-1"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg)
+	if err == nil || !strings.Contains(err.Error(), "export: monitor: ") || strings.Count(err.Error(), "monitor:") != 1 {
+		t.Fatalf("run with monitor address %q: %v, want one error that names the monitor once", cfg.MonitorAddr, err)
+	}
+}

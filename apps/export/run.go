@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		monitor = web.New(mopts...)
 		if monitorLn, err = monitor.Listen(cfg.MonitorAddr); err != nil {
-			return fmt.Errorf("export: monitor: %w", err)
+			return fmt.Errorf("export: %w", err) // the monitor names itself
 		}
 	}
 	if cfg.Started != nil {
