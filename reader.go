@@ -6,13 +6,20 @@ package sluice
 // new records until the partition is removed.
 //
 // Invariants:
-//   - The poll goroutine (run) is the only writer of a partition's store
-//     while the partition is added; add and remove hand the store over under
-//     mu, so after remove returns the reader never touches the store again.
-//     Stores are written without holding mu, so that a slow Apply holds up
-//     neither add, remove of other partitions, nor progress: run marks a
-//     partition applying under mu before it writes, and remove waits until
-//     that mark is gone (idle is signalled whenever it goes).
+//   - A partition's applier (applyLoop), one goroutine, is the only writer
+//     of its store while the partition is added; add and remove hand the
+//     store over under mu, so after remove returns the reader never touches
+//     the store again. Stores are written without holding mu, so that a
+//     slow Apply holds up neither add, remove of other partitions, nor
+//     progress: run marks a partition applying under mu when it hands the
+//     applier records, the mark stays while any it handed are not applied,
+//     and remove waits until it is gone (idle is signalled whenever it
+//     goes). An applier drops what it is handed once its partition is
+//     removed, the reader failed or stopped.
+//   - The poll goroutine (run) hands each partition's records to its
+//     applier in the order fetched, at most one fetch ahead of the one
+//     being applied: a slow partition holds up the polls, not the other
+//     partitions' applying, and the memory held stays bounded.
 //   - A partition's offset, restored count and readiness change under mu,
 //     after each Apply.
 //   - Each Apply records the offset after the last record applied (control
@@ -36,7 +43,6 @@ package sluice
 //     transaction to end instead.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,12 +83,25 @@ type readerPartition struct {
 	hwm      int64 // high watermark of the last fetch, or end before one
 	isReady  bool
 	restored int64 // records applied while restoring
-	applying bool  // run is writing to st
+	applying bool  // records were handed to the applier that it has not applied yet
+	queued   int   // fetches handed to the applier, not yet applied
 	removed  bool  // remove was called: write no more
 
-	// Only apply touches it, with the partition marked applying.
+	// work hands fetched records to the partition's applier; only run
+	// makes, sends on and closes it.
+	work chan []*kgo.Record
+
+	// Only apply touches it, from the partition's applier.
 	changes []store.Change // apply's buffer while bulk-loading, empty between calls
 }
+
+// readerFetchMaxBytes bounds a table reader's fetches. The client holds one
+// fetch per broker until it is polled, so a restore's fetching and applying
+// overlap only from one fetch to the next; with the client's default of
+// 50 MiB, the first fetch of a large changelog held three quarters of a
+// 1M-row table, read while nothing was applied. A fetch still returns at
+// least one record batch, however large.
+const readerFetchMaxBytes = 1 << 20
 
 // newTableReader connects a reader for topic. It reads committed records
 // only: a table written exactly once holds aborted records too, and for one
@@ -92,6 +111,7 @@ func newTableReader(cfg *clientConfig, logger *slog.Logger, topic string) (*tabl
 		// Partitions are added while a fetch may be waiting for data on
 		// others; a short wait lets the next fetch include them soon.
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.FetchMaxBytes(readerFetchMaxBytes),
 	},
 		// Owned (readerOwned): KafkaOptions may not set them.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -247,13 +267,37 @@ const applyChunk = 4096
 // 90 MiB more at the peak than the shared memtable (BenchmarkMemory).
 const bulkLoadMin = 50_000
 
-// run polls and applies records until ctx is done or a store fails.
-// Partitions of one poll are applied concurrently.
+// run polls records until ctx is done or a store fails, and hands each
+// partition's to its applier (applyLoop): one goroutine per partition,
+// started with its first records, which applies them while the next
+// fetches arrive and other partitions apply theirs. A partition's applier
+// holds at most one fetch of records besides the one it applies; run waits
+// for it to take the next before it polls again.
 func (r *tableReader) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		// A failed applier ends the poll it may be waiting in.
+		select {
+		case <-r.dead:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var (
+		appliers sync.WaitGroup
+		live     []*readerPartition // partitions with an applier
+	)
+	defer func() {
+		for _, rp := range live {
+			close(rp.work)
+		}
+		appliers.Wait()
+	}()
 	for {
 		fetches := r.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return r.failure()
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -287,38 +331,82 @@ func (r *tableReader) run(ctx context.Context) error {
 				return
 			}
 			rp.applying = true
+			rp.queued++
 			todo = append(todo, work{rp, fp.Partition, fp.Records})
 		})
+		// Partitions removed since the last poll get nothing more.
+		live = slices.DeleteFunc(live, func(rp *readerPartition) bool {
+			if rp.removed {
+				close(rp.work)
+			}
+			return rp.removed
+		})
 		r.mu.Unlock()
-		var (
-			wg       sync.WaitGroup
-			errMu    sync.Mutex
-			applyErr error
-		)
-		for _, w := range todo {
-			wg.Go(func() {
-				err := r.apply(w.rp, w.p, w.recs)
+		for i, w := range todo {
+			if w.rp.work == nil {
+				w.rp.work = make(chan []*kgo.Record, 1)
+				live = append(live, w.rp)
+				appliers.Go(func() { r.applyLoop(ctx, w.rp, w.p, w.rp.work) })
+			}
+			select {
+			case w.rp.work <- w.recs:
+			case <-ctx.Done():
+				// What was not handed over is not applied.
 				r.mu.Lock()
-				w.rp.applying = false
-				r.idle.Broadcast()
-				r.mu.Unlock()
-				if err != nil {
-					errMu.Lock()
-					applyErr = cmp.Or(applyErr, err)
-					errMu.Unlock()
+				for _, w := range todo[i:] {
+					r.unqueue(w.rp)
 				}
-			})
-		}
-		wg.Wait()
-		if applyErr != nil {
-			return r.fail(applyErr)
+				r.mu.Unlock()
+				return r.failure()
+			}
 		}
 	}
 }
 
+// applyLoop applies the records handed to partition p until work is
+// closed, and fails the reader at the first error. After a failure, once
+// the reader stops (ctx) or once rp is removed, it drops what it is handed:
+// reading resumes from the store's checkpoint.
+func (r *tableReader) applyLoop(ctx context.Context, rp *readerPartition, p int32, work <-chan []*kgo.Record) {
+	for recs := range work {
+		r.mu.Lock()
+		skip := rp.removed || r.err != nil || ctx.Err() != nil
+		r.mu.Unlock()
+		var err error
+		if !skip {
+			err = r.apply(rp, p, recs)
+		}
+		r.mu.Lock()
+		r.unqueue(rp)
+		r.mu.Unlock()
+		if err != nil {
+			_ = r.fail(err)
+		}
+	}
+}
+
+// unqueue counts one handed fetch of rp done, and signals idle when it was
+// the last. The caller holds mu.
+func (r *tableReader) unqueue(rp *readerPartition) {
+	rp.queued--
+	if rp.queued == 0 {
+		rp.applying = false
+		r.idle.Broadcast()
+	}
+}
+
+// failure is what run returns once its context is done: the error of a
+// failed applier, or nil when the reader was stopped.
+func (r *tableReader) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // apply writes records of partition p to its store in chunks, each with the
-// offset after its last record as the checkpoint. It runs without mu, with
-// rp marked applying; it stops early once rp is removed.
+// offset after its last record as the checkpoint. Only p's applier calls
+// it, without mu, with rp marked applying; it stops early once rp is
+// removed.
 func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) error {
 	// A loader sorts what it holds as a whole when it writes a chunk, so
 	// it takes a fetch at once.
@@ -390,7 +478,7 @@ func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) er
 // its loader while it has one. The loader is closed once next reaches the
 // end offset, so that the store holds every restored row before the
 // partition is reported ready and takes Apply calls from then on. Only
-// apply calls it, from run's goroutine for the partition.
+// apply calls it, from the partition's applier.
 func (r *tableReader) write(rp *readerPartition, changes []store.Change, next int64) error {
 	if rp.loader == nil {
 		if err := rp.st.Apply(changes, next); err != nil {

@@ -2,6 +2,8 @@ package sluice
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -239,5 +241,168 @@ func TestTableReaderWaitsForABrokerThatIsRestartingToListEndOffsets(t *testing.T
 	cancel()
 	if err := <-runDone; err != nil {
 		t.Errorf("run: %v", err)
+	}
+}
+
+// failingStore fails every Apply.
+type failingStore struct{ store.Store }
+
+var errApplyRefused = errors.New("apply refused")
+
+func (failingStore) Apply([]store.Change, int64) error { return errApplyRefused }
+
+// readerOnTopic starts a broker with topic of the given partitions, and a
+// table reader of it; produce writes a record of key and a value of size
+// random bytes to partition p.
+func readerOnTopic(t *testing.T, ctx context.Context, topic string, partitions int32) (r *tableReader, produce func(p int32, key string, size int)) {
+	t.Helper()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	produce = func(p int32, key string, size int) {
+		t.Helper()
+		// Random bytes, so that compression does not shrink what a
+		// fetch carries.
+		value := make([]byte, size)
+		_, _ = rand.Read(value)
+		rec := &kgo.Record{Topic: topic, Partition: p, Key: []byte(key), Value: value}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := defaultClientConfig()
+	cfg.brokers = b.Addrs()
+	if r, err = newTableReader(&cfg, cfg.logger, topic); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.close)
+	return r, produce
+}
+
+// A partition whose store is slow to apply holds up neither the fetching
+// nor the applying of the others: a partition added while another's first
+// Apply waits restores, through several fetches, before that Apply ends.
+func TestTableReaderRestoresOtherPartitionsWhileOneStoreWaits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, produce := readerOnTopic(t, ctx, "slow-and-large", 2)
+	produce(0, "a", 10)
+	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	ready0, err := r.add(ctx, map[int32]store.Store{0: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.run(ctx) }()
+	select {
+	case <-gate.entered:
+	case <-ctx.Done():
+		t.Fatal("the reader never applied records of partition 0")
+	}
+
+	// Four times a reader's fetch: partition 1 needs several.
+	const size = 64 << 10
+	n := 4 * readerFetchMaxBytes / size
+	for i := range n {
+		produce(1, fmt.Sprintf("b%d", i), size)
+	}
+	st1 := memory.New()
+	ready1, err := r.add(ctx, map[int32]store.Store{1: st1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready1[1]:
+	case <-time.After(15 * time.Second):
+		t.Fatal("partition 1 did not restore while partition 0's store held its first Apply")
+	}
+	if _, err := st1.Get(fmt.Appendf(nil, "b%d", n-1)); err != nil {
+		t.Fatalf("partition 1's last row: %v", err)
+	}
+	close(gate.release)
+	if err := r.waitReady(ctx, ready0[0]); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+// A store that fails ends the reader with its error, at once, while the
+// reader waits for more records.
+func TestTableReaderStopsWithTheErrorOfAStoreThatFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, produce := readerOnTopic(t, ctx, "failing-table", 1)
+	produce(0, "a", 10)
+	readies, err := r.add(ctx, map[int32]store.Store{0: failingStore{memory.New()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.run(ctx) }()
+	if err := r.waitReady(ctx, readies[0]); !errors.Is(err, errApplyRefused) {
+		t.Fatalf("waitReady: %v, want %v", err, errApplyRefused)
+	}
+	select {
+	case err := <-runDone:
+		if !errors.Is(err, errApplyRefused) {
+			t.Fatalf("run: %v, want %v", err, errApplyRefused)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its store failed")
+	}
+}
+
+// A reader stopped while a partition's applier is behind by more than it
+// holds leaves that partition idle once its Apply in progress ends: what
+// was not applied is not counted as applying, and remove returns.
+func TestTableReaderStoppedWhileAnApplierIsBehindLetsRemoveReturn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, produce := readerOnTopic(t, ctx, "stopped-behind", 1)
+	const size = 64 << 10
+	n := 4 * readerFetchMaxBytes / size
+	for i := range n {
+		produce(0, fmt.Sprintf("a%d", i), size)
+	}
+	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	if _, err := r.add(ctx, map[int32]store.Store{0: gate}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.run(runCtx) }()
+	select {
+	case <-gate.entered:
+	case <-ctx.Done():
+		t.Fatal("the reader never applied records of partition 0")
+	}
+	// The next fetches are read while the first Apply waits.
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	close(gate.release)
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return once stopped")
+	}
+	within(t, 10*time.Second, "remove", func() { r.remove(0) })
+	if off, _, _, ok := r.progress(0); ok {
+		t.Errorf("partition 0 still known after remove, at offset %d", off)
 	}
 }
