@@ -11,11 +11,11 @@ package sluice
 //     store over under mu, so after remove returns the reader never touches
 //     the store again. Stores are written without holding mu, so that a
 //     slow Apply holds up neither add, remove of other partitions, nor
-//     progress: run marks a partition applying under mu when it hands the
-//     applier records, the mark stays while any it handed are not applied,
-//     and remove waits until it is gone (idle is signalled whenever it
-//     goes). An applier drops what it is handed once its partition is
-//     removed, the reader failed or stopped.
+//     progress: run counts under mu the fetches it hands a partition's
+//     applier (queued), the applier counts each off once applied or
+//     dropped, and remove waits until none is left (idle is signalled
+//     whenever the count reaches 0). An applier drops what it is handed
+//     once its partition is removed, or the reader failed or stopped.
 //   - The poll goroutine (run) hands each partition's records to its
 //     applier in the order fetched, at most one fetch ahead of the one
 //     being applied: a slow partition holds up the polls, not the other
@@ -83,8 +83,7 @@ type readerPartition struct {
 	hwm      int64 // high watermark of the last fetch, or end before one
 	isReady  bool
 	restored int64 // records applied while restoring
-	applying bool  // records were handed to the applier that it has not applied yet
-	queued   int   // fetches handed to the applier, not yet applied
+	queued   int   // fetches handed to the applier, not yet applied or dropped
 	removed  bool  // remove was called: write no more
 
 	// work hands fetched records to the partition's applier; only run
@@ -222,7 +221,7 @@ func (r *tableReader) remove(p int32) {
 		return
 	}
 	rp.removed = true
-	for rp.applying {
+	for rp.queued > 0 {
 		r.idle.Wait()
 	}
 	if r.parts[p] == rp {
@@ -330,7 +329,6 @@ func (r *tableReader) run(ctx context.Context) error {
 			if len(fp.Records) == 0 {
 				return
 			}
-			rp.applying = true
 			rp.queued++
 			todo = append(todo, work{rp, fp.Partition, fp.Records})
 		})
@@ -390,7 +388,6 @@ func (r *tableReader) applyLoop(ctx context.Context, rp *readerPartition, p int3
 func (r *tableReader) unqueue(rp *readerPartition) {
 	rp.queued--
 	if rp.queued == 0 {
-		rp.applying = false
 		r.idle.Broadcast()
 	}
 }
@@ -405,8 +402,8 @@ func (r *tableReader) failure() error {
 
 // apply writes records of partition p to its store in chunks, each with the
 // offset after its last record as the checkpoint. Only p's applier calls
-// it, without mu, with rp marked applying; it stops early once rp is
-// removed.
+// it, without mu, with the fetch counted in rp.queued; it stops early
+// once rp is removed.
 func (r *tableReader) apply(rp *readerPartition, p int32, recs []*kgo.Record) error {
 	// A loader sorts what it holds as a whole when it writes a chunk, so
 	// it takes a fetch at once.
