@@ -25,6 +25,9 @@ const flushPoll = 200 * time.Millisecond
 // total pending events as they clear. With a Topic nothing is pending, and
 // Flush returns at once.
 func Flush(ctx context.Context, cfg Config, progress func(done, total int)) error {
+	if err := cfg.Check(); err != nil {
+		return err
+	}
 	if cfg.Topic != "" {
 		return nil
 	}

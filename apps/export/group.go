@@ -156,12 +156,10 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 	if cfg.ResendAfter <= 0 {
 		cfg.ResendAfter = 2 * cfg.Bucket
 	}
-	switch {
-	case cfg.Bucket < time.Second || cfg.Bucket%time.Second != 0:
-		return nil, fmt.Errorf("export group: bucket %s: want a whole number of seconds", cfg.Bucket)
-	case cfg.Grace < 0:
-		return nil, fmt.Errorf("export group: grace %s: want it not negative", cfg.Grace)
-	case (cfg.Exporter == nil) == (cfg.Topic == ""):
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if (cfg.Exporter == nil) == (cfg.Topic == "") {
 		return nil, errors.New("export group: want either an exporter or a topic")
 	}
 	m, err := newGroupMetrics(cfg.Metrics)
@@ -179,6 +177,19 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 		sluice.OnTimer(g, x.recheck)
 	}
 	return g, nil
+}
+
+// Check returns the error DefineGroup would return for the bucket and the
+// grace of cfg: a bucket that is not a whole number of seconds (zero is
+// the default's), a negative grace.
+func (cfg GroupConfig) Check() error {
+	switch {
+	case cfg.Bucket != 0 && (cfg.Bucket < time.Second || cfg.Bucket%time.Second != 0):
+		return fmt.Errorf("export group: bucket %s: want a whole number of seconds", cfg.Bucket)
+	case cfg.Grace < 0:
+		return fmt.Errorf("export group: grace %s: want it not negative", cfg.Grace)
+	}
+	return nil
 }
 
 // update takes a counter update into its bucket. An unparsable key fails

@@ -502,3 +502,30 @@ func TestExportGroupClearsAnAcceptedEventAtTheKeysNextBucketAndItsTimerClearsThe
 		t.Fatalf("row %+v (%v) after the sink took both events", p, err)
 	}
 }
+
+func TestConfigCheckRefusesWhatRunWouldBeforeConnecting(t *testing.T) {
+	sink := SinkFunc(func(context.Context, []Record) ([]error, error) { return nil, nil })
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no sink or topic", Config{}, "want either a sink or a topic"},
+		{"both", Config{Sink: sink, Topic: "t"}, "want either a sink or a topic"},
+		{"bucket of part seconds", Config{Topic: "t", Group: GroupConfig{Bucket: 1500 * time.Millisecond}}, "bucket 1.5s: want a whole number of seconds"},
+		{"bucket under a second", Config{Topic: "t", Group: GroupConfig{Bucket: time.Millisecond}}, "bucket 1ms"},
+		{"negative grace", Config{Topic: "t", Group: GroupConfig{Grace: -time.Second}}, "grace -1s"},
+		{"limit out of range", Config{Sink: sink, Exporter: ExporterConfig{Limits: Limits{MaxRecordsPerCall: -1}}}, "exporter:"},
+	} {
+		err := c.cfg.Check()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Check() = %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+	if err := (Config{Topic: "t"}).Check(); err != nil {
+		t.Errorf("defaults: Check() = %v", err)
+	}
+	if err := (Config{Sink: sink, Group: GroupConfig{Bucket: 30 * time.Second, Grace: 5 * time.Second}}).Check(); err != nil {
+		t.Errorf("a sink, 30s buckets, 5s grace: Check() = %v", err)
+	}
+}

@@ -68,11 +68,29 @@ type Config struct {
 	Started func(p *sluice.Processor[Pending], x *Exporter)
 }
 
+// Check returns the error Run and Flush would return for cfg before
+// connecting to Kafka: neither or both of Sink and Topic, a bucket that is
+// not a whole number of seconds, a negative grace, limits out of range.
+func (cfg Config) Check() error {
+	if (cfg.Sink == nil) == (cfg.Topic == "") {
+		return errors.New("export: want either a sink or a topic")
+	}
+	if err := cfg.Group.Check(); err != nil {
+		return err
+	}
+	if cfg.Sink != nil {
+		if err := cfg.Exporter.Limits.withDefaults().validate(); err != nil {
+			return fmt.Errorf("exporter: %w", err)
+		}
+	}
+	return nil
+}
+
 // Run runs the export until ctx is done. Events the sink has not accepted
 // by then stay pending in the group's table, and the next Run sends them.
 func Run(ctx context.Context, cfg Config) error {
-	if (cfg.Sink == nil) == (cfg.Topic == "") {
-		return errors.New("export: want either a sink or a topic")
+	if err := cfg.Check(); err != nil {
+		return err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

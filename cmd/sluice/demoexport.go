@@ -60,6 +60,12 @@ are not exported.`,
 			if failCalls < 0 || failCalls >= 1 || rejectLines < 0 || rejectLines >= 1 {
 				return errors.New("--fail-calls and --reject-lines: want shares from 0 to below 1")
 			}
+			if bucket <= 0 {
+				return fmt.Errorf("--bucket %s: want a positive whole number of seconds", bucket)
+			}
+			if err := (export.GroupConfig{Bucket: bucket}).Check(); err != nil {
+				return fmt.Errorf("--bucket: %w", err)
+			}
 			out := cmd.OutOrStdout()
 			opts, dir, err := f.options()
 			if err != nil {

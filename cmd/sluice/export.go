@@ -87,6 +87,11 @@ unparsable key or value, later than the bucket's grace) go to
 			if err != nil {
 				return err
 			}
+			// What the export would refuse is refused before the broker
+			// starts and the banner says it runs.
+			if err := cfg.Check(); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			brokers, stop, err := f.app.connect(ctx, logger, out)
 			if err != nil {

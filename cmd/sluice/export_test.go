@@ -150,3 +150,24 @@ func TestRunExportRefusesAnEmptyInputOrGroup(t *testing.T) {
 		}
 	}
 }
+
+// A bucket or grace the export group refuses is refused before the broker
+// starts and the banner says the export runs.
+func TestRunExportRefusesABucketOfPartSecondsBeforeItStarts(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "export", "--sink", "file:" + t.TempDir(), "--bucket", "1500ms"},
+		{"run", "export", "--sink", "file:" + t.TempDir(), "--grace", "-1ms"},
+		{"demo", "export", "--bucket", "1500ms"},
+		{"demo", "export", "--bucket", "0s"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := run(ctx, append(args, "--addr", "127.0.0.1:0", "--in-memory", "--state-dir", t.TempDir())...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "bucket") && !strings.Contains(err.Error(), "grace") {
+			t.Errorf("%v: got %v, want the bucket or the grace refused", args, err)
+		}
+		if out != "" {
+			t.Errorf("%v: printed %q before refusing", args, out)
+		}
+	}
+}
