@@ -93,18 +93,7 @@ func TestTableReaderAnswersProgressAndAddWhileAStoreApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.close()
-	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
-	ready0, err := r.add(ctx, map[int32]store.Store{0: gate})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runDone := make(chan error, 1)
-	go func() { runDone <- r.run(ctx) }()
-	select {
-	case <-gate.entered:
-	case <-ctx.Done():
-		t.Fatal("the reader never applied records of partition 0")
-	}
+	gate, ready0, runDone := runGated(t, ctx, r, 0)
 
 	// Partition 0's Apply is in progress.
 	within(t, 10*time.Second, "progress", func() {
@@ -121,7 +110,7 @@ func TestTableReaderAnswersProgressAndAddWhileAStoreApplies(t *testing.T) {
 	})
 
 	close(gate.release)
-	for p, ready := range map[int32]<-chan struct{}{0: ready0[0], 1: ready1[1]} {
+	for p, ready := range map[int32]<-chan struct{}{0: ready0, 1: ready1[1]} {
 		if err := r.waitReady(ctx, ready); err != nil {
 			t.Fatalf("partition %d: %v", p, err)
 		}
@@ -256,19 +245,7 @@ func (failingStore) Apply([]store.Change, int64) error { return errApplyRefused 
 // random bytes to partition p.
 func readerOnTopic(t *testing.T, ctx context.Context, topic string, partitions int32) (r *tableReader, produce func(p int32, key string, size int)) {
 	t.Helper()
-	b, err := broker.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
+	b, cl := brokerWithTopic(t, ctx, topic, partitions)
 	produce = func(p int32, key string, size int) {
 		t.Helper()
 		// Random bytes, so that compression does not shrink what a
@@ -282,11 +259,54 @@ func readerOnTopic(t *testing.T, ctx context.Context, topic string, partitions i
 	}
 	cfg := defaultClientConfig()
 	cfg.brokers = b.Addrs()
-	if r, err = newTableReader(&cfg, cfg.logger, topic); err != nil {
+	r, err := newTableReader(&cfg, cfg.logger, topic)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.close)
 	return r, produce
+}
+
+// brokerWithTopic starts a broker with topic of the given partitions, and
+// a client of it that writes to the partition a record names; both close
+// with the test.
+func brokerWithTopic(t *testing.T, ctx context.Context, topic string, partitions int32) (*broker.Broker, *kgo.Client) {
+	t.Helper()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	return b, cl
+}
+
+// runGated adds partition p to r with a store that holds its first Apply
+// until gate.release is closed, runs r until ctx is done, and returns once
+// that Apply is held, with the partition's ready channel and run's
+// outcome.
+func runGated(t *testing.T, ctx context.Context, r *tableReader, p int32) (gate *gatedStore, ready <-chan struct{}, runDone <-chan error) {
+	t.Helper()
+	gate = &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	readies, err := r.add(ctx, map[int32]store.Store{p: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.run(ctx) }()
+	select {
+	case <-gate.entered:
+	case <-ctx.Done():
+		t.Fatalf("the reader never applied records of partition %d", p)
+	}
+	return gate, readies[p], done
 }
 
 // A partition whose store is slow to apply holds up neither the fetching
@@ -297,18 +317,7 @@ func TestTableReaderRestoresOtherPartitionsWhileOneStoreWaits(t *testing.T) {
 	defer cancel()
 	r, produce := readerOnTopic(t, ctx, "slow-and-large", 2)
 	produce(0, "a", 10)
-	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
-	ready0, err := r.add(ctx, map[int32]store.Store{0: gate})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runDone := make(chan error, 1)
-	go func() { runDone <- r.run(ctx) }()
-	select {
-	case <-gate.entered:
-	case <-ctx.Done():
-		t.Fatal("the reader never applied records of partition 0")
-	}
+	gate, ready0, runDone := runGated(t, ctx, r, 0)
 
 	// Four times a reader's fetch: partition 1 needs several.
 	const size = 64 << 10
@@ -330,7 +339,7 @@ func TestTableReaderRestoresOtherPartitionsWhileOneStoreWaits(t *testing.T) {
 		t.Fatalf("partition 1's last row: %v", err)
 	}
 	close(gate.release)
-	if err := r.waitReady(ctx, ready0[0]); err != nil {
+	if err := r.waitReady(ctx, ready0); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -377,18 +386,8 @@ func TestTableReaderStoppedWhileAnApplierIsBehindLetsRemoveReturn(t *testing.T) 
 	for i := range n {
 		produce(0, fmt.Sprintf("a%d", i), size)
 	}
-	gate := &gatedStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
-	if _, err := r.add(ctx, map[int32]store.Store{0: gate}); err != nil {
-		t.Fatal(err)
-	}
 	runCtx, stop := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- r.run(runCtx) }()
-	select {
-	case <-gate.entered:
-	case <-ctx.Done():
-		t.Fatal("the reader never applied records of partition 0")
-	}
+	gate, _, runDone := runGated(t, runCtx, r, 0)
 	// The next fetches are read while the first Apply waits.
 	time.Sleep(200 * time.Millisecond)
 	stop()
