@@ -114,12 +114,13 @@ func Brokers(addrs ...string) Opt {
 // client IDs and tuning. They override sluice's defaults: on every client
 // kgo.MetadataMinAge (250ms) and kgo.WithLogger (see Logger); on a
 // processor's client kgo.FetchMaxWait (100ms), kgo.FetchMaxBytes and
-// kgo.MaxBufferedBytes (see MaxBufferedBytes), kgo.ProducerLinger (0), kgo.RecordDeliveryTimeout (see
-// DeliveryTimeout) and kgo.TransactionTimeout (10s); on the table reader of
-// a view, and of a processor's restores, joins and lookups,
-// kgo.FetchMaxWait (100ms) and kgo.FetchMaxBytes (1 MiB, so that a
-// restore applies one fetch while the next is read). Fetch sizes, compression, batching, linger,
-// retries, timeouts and hooks are the user's to set. The options an object
+// kgo.MaxBufferedBytes (see MaxBufferedBytes), kgo.ProducerLinger (0),
+// kgo.RecordDeliveryTimeout (see DeliveryTimeout) and
+// kgo.TransactionTimeout (10s); on the table reader of a view, and of a
+// processor's restores, joins and lookups, kgo.FetchMaxWait (100ms) and
+// kgo.FetchMaxBytes (1 MiB, so that a restore applies one fetch while the
+// next is read). Fetch sizes, compression, batching, linger, retries,
+// timeouts and hooks are the user's to set. The options an object
 // owns, because how it reads, writes, commits and partitions rests on them
 // or because sluice has an option of its own for them, make its
 // constructor fail with an error naming the option. A processor owns
