@@ -222,8 +222,10 @@ func MaxBatch(n int) ProcessorOpt {
 // ShutdownTimeout bounds a graceful stop: once Run's context is done, tasks
 // finish their batches and write them, and the processor commits and leaves
 // its group; work not written within d is abandoned (and processed again by
-// the partitions' next owner). It bounds the stop after a failure, and the
-// wait for the tasks of revoked partitions, alike. Default: 30s.
+// the partitions' next owner), and Run returns an error that names the
+// partitions and topics of the writes given up. It bounds the stop after a
+// failure, and the wait for the tasks of revoked partitions, alike.
+// Default: 30s.
 func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
 }

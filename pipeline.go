@@ -353,7 +353,7 @@ func (t *task[V]) awaitWrite(w *taskWrite, left int64, deadline <-chan time.Time
 		case <-deadline:
 			why = fmt.Sprintf("not acknowledged within %v (the delivery timeout and the produce request timeout)", t.h.ackTimeout)
 		case <-t.h.writeCtx.Done():
-			why = "abandoned by the stop"
+			why = "abandoned by the stop at its shutdown timeout; the partition's next owner processes their input again"
 		}
 		t.unacked = t.unackedError(why)
 		return t.unacked

@@ -138,15 +138,20 @@ func (p *Processor[V]) allTasks() []*task[V] {
 }
 
 // stopTasks stops tasks concurrently and waits for them, no longer than the
-// shutdown timeout. With flush set they write and mark what they processed;
-// without, they drop it. A task's waits for Kafka are bounded (see
-// task.waitAcknowledged), so only a handler that does not return keeps a
-// task from stopping; it is left to finish on its own.
+// shutdown timeout and abandonedGrace. With flush set they write and mark
+// what they processed; without, they drop it. A task's waits for Kafka are
+// bounded (see task.waitAcknowledged), so only a handler that does not
+// return keeps a task from stopping; it is left to finish on its own.
+//
+// A stop of the processor abandons its writes at the shutdown timeout (see
+// Run), which ends the waits of the tasks for Kafka: the grace lets them
+// return then and fail the run with what they left unwritten, so that Run
+// does not return nil, with tasks still running, for a stop that gave up work.
 func (p *Processor[V]) stopTasks(ts []*task[V], flush bool) {
 	for _, t := range ts {
 		t.requestStop(flush)
 	}
-	timeout := time.NewTimer(p.cfg.shutdownTimeout)
+	timeout := time.NewTimer(p.cfg.shutdownTimeout + abandonedGrace)
 	defer timeout.Stop()
 	for i, t := range ts {
 		select {
@@ -165,6 +170,10 @@ func (p *Processor[V]) stopTasks(ts []*task[V], flush bool) {
 		}
 	}
 }
+
+// abandonedGrace is how long stopTasks waits, beyond the shutdown timeout,
+// for tasks whose writes were abandoned to return.
+const abandonedGrace = time.Second
 
 func (p *Processor[V]) activeTasks() []*task[V] {
 	p.mu.Lock()

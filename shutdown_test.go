@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/store/pebble"
 )
 
 // With the broker gone, a graceful stop cannot write its work; the shutdown
@@ -254,4 +258,71 @@ func TestExactlyOnceDeliveryTimeoutMustFitTheTransactionTimeout(t *testing.T) {
 		return nil
 	})
 	r.stop(t)
+}
+
+// A stop that gives up writes Kafka took and never answered, at the shutdown
+// timeout, is no graceful stop: Run returns, at once and every time, the
+// error that names what was given up.
+func TestAStopThatAbandonsWritesReturnsTheirError(t *testing.T) {
+	for _, g := range []sluice.DeliveryGuarantee{sluice.AtLeastOnce, sluice.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(2), kfake.SeedTopics(2, "ab-in"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close() // wakes the produce requests held below
+			var hold atomic.Bool
+			held := make(chan struct{}, 1)
+			c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				if hold.Load() {
+					select {
+					case held <- struct{}{}:
+					default:
+					}
+					c.SleepControl(func() { select {} })
+				}
+				return nil, nil, false
+			})
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 100 {
+				r := &kgo.Record{Topic: "ab-in", Key: fmt.Appendf(nil, "k%d", i%5), Value: []byte("x")}
+				if err := cl.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl.Close()
+			var calls atomic.Int64
+			grp := sluice.DefineGroup[int64]("ab")
+			sluice.Persist(grp, codec.Int64())
+			sluice.Input(grp, "ab-in", codec.String(), func(ctx *sluice.Context[int64], _ string) error {
+				n, _ := ctx.Value()
+				ctx.SetValue(n + 1)
+				if calls.Add(1) == 10 {
+					hold.Store(true) // from now on Kafka takes writes and never answers
+				}
+				return nil
+			})
+			p, err := sluice.NewProcessor(grp, sluice.Brokers(c.ListenAddrs()...), sluice.Logger(testLogger()),
+				sluice.TopicDefaults(2, 1), sluice.Storage(pebble.Builder(t.TempDir())),
+				sluice.Guarantee(g), sluice.CommitInterval(200*time.Millisecond), sluice.ShutdownTimeout(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, cancel := startRun(t, p.Run)
+			await(t, held, 20*time.Second, "the processor wrote nothing")
+			start := time.Now()
+			cancel()
+			err = await(t, done, 20*time.Second, "Run did not return after the stop with a 1s shutdown timeout")
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("Run took %v to return after the stop", took)
+			}
+			if err == nil || !strings.Contains(err.Error(), "abandoned by the stop") {
+				t.Fatalf("Run returned %v, want the error of the writes it abandoned", err)
+			}
+		})
+	}
 }

@@ -90,6 +90,12 @@ type Config struct {
 // emitted and not yet acknowledged.
 const emitterCloseTimeout = 2 * time.Second
 
+// processorStopTimeout is the processor's shutdown timeout. A stop takes
+// milliseconds while Kafka answers; once it is gone, the counts not written
+// are given up after this long instead of the default 30s, and their clicks,
+// read again from the topic, are counted at the next start.
+const processorStopTimeout = 3 * time.Second
+
 // Run runs the emitter, the processor and the view until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
@@ -112,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 		common = append(common, sluice.Metrics(reg))
 	}
 
-	popts := []sluice.ProcessorOpt{}
+	popts := []sluice.ProcessorOpt{sluice.ShutdownTimeout(processorStopTimeout)}
 	for _, o := range common {
 		popts = append(popts, o)
 	}

@@ -6,8 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/apps/clicks"
 	"github.com/sluice-io/sluice/broker"
@@ -16,6 +23,17 @@ import (
 
 // runClicks runs the app until stop is called, and returns the view's URL.
 func runClicks(t *testing.T, brokers []string, stateDir string) (url string, stop func()) {
+	t.Helper()
+	url, stopErr := startClicks(t, brokers, stateDir)
+	return url, func() {
+		if err := stopErr(); err != nil {
+			t.Fatalf("clicks stopped with error: %v", err)
+		}
+	}
+}
+
+// startClicks is runClicks whose stop returns the app's error.
+func startClicks(t *testing.T, brokers []string, stateDir string) (url string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -36,11 +54,9 @@ func runClicks(t *testing.T, brokers []string, stateDir string) (url string, sto
 	case <-time.After(20 * time.Second):
 		t.Fatal("clicks did not start within 20s")
 	}
-	return url, func() {
+	return url, func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("clicks stopped with error: %v", err)
-		}
+		return <-done
 	}
 }
 
@@ -147,15 +163,84 @@ func TestClickCounterStopsPromptlyOnceKafkaIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, stop := runClicks(t, b.Addrs(), t.TempDir())
+	url, stop := startClicks(t, b.Addrs(), t.TempDir())
 	clicksOf(t, url, "user-3", 1)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // clicks pile up in the emitter
 	start := time.Now()
-	stop()
+	err = stop()
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("stopping took %s with Kafka gone", took)
+	}
+	// The counts of a write Kafka never answered are given up, and Run
+	// says so.
+	if err != nil && !strings.Contains(err.Error(), "abandoned by the stop") {
+		t.Errorf("clicks stopped with error: %v", err)
+	}
+}
+
+// TestClickCounterStopsPromptlyWhileKafkaHoldsItsWrites stops the app while
+// a write of its counts is in flight: Kafka takes it and never answers, then
+// goes. The counts of that write are processed again at the next start, so
+// the stop must not wait for it as long as a processor's default stop does.
+func TestClickCounterStopsPromptlyWhileKafkaHoldsItsWrites(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		hold  atomic.Bool
+		table atomic.Pointer[[16]byte] // the changelog's topic ID
+	)
+	held := make(chan struct{}, 1)
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !hold.Load() {
+			return nil, nil, false
+		}
+		for _, topic := range kreq.(*kmsg.ProduceRequest).Topics {
+			if id := table.Load(); id != nil && (topic.Topic == clicks.Group+"-table" || topic.TopicID == *id) {
+				select {
+				case held <- struct{}{}:
+				default:
+				}
+				c.SleepControl(func() { select {} }) // until the cluster closes
+			}
+		}
+		return nil, nil, false
+	})
+	url, stop := startClicks(t, c.ListenAddrs(), t.TempDir())
+	clicksOf(t, url, "user-3", 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(t.Context(), clicks.Group+"-table")
+	cl.Close()
+	if err == nil {
+		err = topics.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := [16]byte(topics[clicks.Group+"-table"].ID)
+	table.Store(&id)
+	hold.Store(true)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		c.Close()
+		t.Fatal("the app wrote no counts within 10s")
+	}
+	c.Close()
+	start := time.Now()
+	err = stop()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stopping took %s with a write of the counts unanswered", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "abandoned by the stop") {
+		t.Errorf("clicks stopped with %v, want the error of the counts it gave up", err)
 	}
 }
