@@ -48,6 +48,11 @@ type Broker struct {
 	// postponed counts the compactions put off because a transaction was
 	// open, so that tests can tell that the compactor ran meanwhile.
 	postponed atomic.Int64
+	// txnGate holds transactions back while the broker compacts.
+	txnGate txnGate
+	// beforeCompact, if set, runs between the check for open
+	// transactions and the compaction (tests).
+	beforeCompact atomic.Pointer[func()]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,6 +152,8 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 		b.cluster, b.addrs = s.c, s.addrs
 		b.cluster.ControlKey(int16(kmsg.JoinGroup), shortenRebalanceTimeout)
 		b.cluster.ControlKey(int16(kmsg.CreateTopics), b.refuseBadTopicNames)
+		b.cluster.ControlKey(int16(kmsg.AddPartitionsToTxn), b.holdTransactionsWhileCompacting)
+		b.cluster.ControlKey(int16(kmsg.Produce), b.holdTransactionsWhileCompacting)
 	case <-ctx.Done():
 		go func() {
 			if s := <-ch; s.c != nil {

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -22,9 +24,9 @@ import (
 // offset. If such a transaction aborts, the committed records it superseded
 // are gone: a table row lost. The broker therefore compacts only at a moment
 // when no transaction is open, asking itself with ListTransactions just
-// before, and tries again shortly when one is. A transaction whose first
-// write reaches the broker between that answer and the compaction, a few
-// microseconds of the broker's loop, is not protected.
+// before, and tries again shortly when one is. From before that question
+// until the compaction is over, the requests that begin a transaction or
+// write into one are held (txnGate), so that none begins in between.
 
 // kfakeCleanerBackoffMs is the log.cleaner.backoff.ms given to kfake: a
 // century, never in practice, and far from overflowing the time.Duration
@@ -65,7 +67,9 @@ func (b *Broker) compactPeriodically(interval time.Duration, localAddr string) {
 			return
 		case <-t.C:
 		}
+		b.txnGate.shut()
 		if open, err := transactionsOpen(self); err != nil || open {
+			b.txnGate.open()
 			if err != nil {
 				b.log.l.Debug("broker: postponing compaction: cannot list transactions", "err", err)
 			} else {
@@ -74,9 +78,66 @@ func (b *Broker) compactPeriodically(interval time.Duration, localAddr string) {
 			t.Reset(retry)
 			continue
 		}
+		if hook := b.beforeCompact.Load(); hook != nil {
+			(*hook)()
+		}
 		b.cluster.Compact()
+		b.txnGate.open()
 		t.Reset(interval)
 	}
+}
+
+// txnGate holds the requests that begin a transaction or write into one
+// while the broker makes sure that none is open and compacts.
+//
+// The broker's loop runs a request's control function and then handles the
+// request before it takes the next one. So a request that found the gate
+// open was handled before the ListTransactions sent after the gate shut,
+// whose answer counts its transaction, and one that comes later waits for
+// the compaction to end.
+type txnGate struct {
+	mu   sync.Mutex
+	wait chan struct{} // closed when the gate opens again; nil while open
+	held atomic.Int64  // requests held so far
+}
+
+func (g *txnGate) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wait == nil {
+		g.wait = make(chan struct{})
+	}
+}
+
+func (g *txnGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wait != nil {
+		close(g.wait)
+		g.wait = nil
+	}
+}
+
+func (g *txnGate) shutUntil() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.wait
+}
+
+// holdTransactionsWhileCompacting is the control of the requests that begin
+// a transaction (AddPartitionsToTxn) or add partitions to one as they write
+// (a transactional Produce): while the gate is shut, it lets the broker
+// handle other requests and goes on once the gate opens, or the broker
+// closes.
+func (b *Broker) holdTransactionsWhileCompacting(kreq kmsg.Request) (kmsg.Response, error, bool) {
+	if req, ok := kreq.(*kmsg.ProduceRequest); ok && req.TransactionID == nil {
+		return nil, nil, false
+	}
+	if wait := b.txnGate.shutUntil(); wait != nil {
+		b.txnGate.held.Add(1)
+		b.cluster.SleepControl(func() { <-wait })
+	}
+	return nil, nil, false // not handled: the broker goes on with the request
 }
 
 // transactionsOpen reports whether any transaction has begun and not ended.

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,5 +248,71 @@ func TestBrokerKeepsOldRecordsOfCompactedTopics(t *testing.T) {
 		if !got[user] {
 			t.Errorf("row %s, written a month ago, was deleted by compaction", user)
 		}
+	}
+}
+
+// A transaction whose first write comes between the compactor's check for
+// open transactions and its compaction waits for the compaction: the
+// committed record it overwrites outlives the transaction's abort.
+func TestBrokerCompactionHoldsATransactionThatBeginsWhileItChecks(t *testing.T) {
+	const topic = "savings-table"
+	b := startBroker(t, CompactionInterval(10*time.Millisecond))
+	policy := "compact"
+	createTopic(t, b, topic, 1, map[string]*string{"cleanup.policy": &policy})
+	plain := newClient(t, b, kgo.DefaultProduceTopic(topic))
+	txn := newClient(t, b, kgo.TransactionalID("savings"), kgo.DefaultProduceTopic(topic))
+	produceKeyed(t, plain, "alice", "10", time.Time{})
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once, right after the check: alice is overwritten in the
+	// transaction, and bob written after it, so that the transaction's
+	// batch is not the newest.
+	var (
+		once    sync.Once
+		wrote   = make(chan struct{}) // closed once the writes are in
+		written = make(chan error, 1)
+	)
+	hook := func() {
+		once.Do(func() {
+			go func() {
+				err := txn.ProduceSync(t.Context(), &kgo.Record{Key: []byte("alice"), Value: []byte("20")}).FirstErr()
+				if err == nil {
+					err = plain.ProduceSync(t.Context(), &kgo.Record{Key: []byte("bob"), Value: []byte("5")}).FirstErr()
+				}
+				close(wrote)
+				written <- err
+			}()
+			// Until the writes are in, or held.
+			for deadline := time.Now().Add(5 * time.Second); b.txnGate.held.Load() == 0 && time.Now().Before(deadline); {
+				select {
+				case <-wrote:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		})
+	}
+	b.beforeCompact.Store(&hook)
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transaction's write was not taken within 10s")
+	}
+	if err := txn.EndTransaction(t.Context(), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	var alice []string
+	for _, r := range waitForCompaction(t, b, plain, topic) {
+		if string(r.Key) == "alice" {
+			alice = append(alice, string(r.Value))
+		}
+	}
+	if len(alice) != 1 || alice[0] != "10" {
+		t.Errorf("alice's records after an aborted overwrite and a compaction: %q, want [10]", alice)
 	}
 }

@@ -68,7 +68,10 @@
 //   - Compaction runs every CompactionInterval, one minute by default, driven
 //     by this package; kfake's own log.cleaner.backoff.ms is set to a century
 //     so that its ticker, which compacts regardless of open transactions and
-//     does not run after a restart, never fires.
+//     does not run after a restart, never fires. The broker compacts only
+//     when no transaction is open, and holds the requests that would begin
+//     one (AddPartitionsToTxn, a transactional Produce) from that check
+//     until the compaction ends, a few milliseconds.
 //
 //   - The rebalance timeout of a classic group member, as the broker sees it,
 //     is at most half the member's session timeout. kfake expires a member
