@@ -182,29 +182,40 @@ func waitForCompaction(t *testing.T, b *Broker, cl *kgo.Client, topic string) []
 	}
 }
 
-func TestBrokerCompactionKeepsRecordsSupersededByOpenTransaction(t *testing.T) {
-	const topic = "balances-table"
-	b := startBroker(t, CompactionInterval(10*time.Millisecond))
+// aliceAndATransaction starts a broker that compacts every 10ms,
+// with topic compacted and alice=10 written to it, and begins a transaction
+// of a client with the transactional ID id: the transaction's writes are
+// the caller's.
+func aliceAndATransaction(t *testing.T, topic, id string) (b *Broker, plain, txn *kgo.Client) {
+	t.Helper()
+	b = startBroker(t, CompactionInterval(10*time.Millisecond))
 	policy := "compact"
 	createTopic(t, b, topic, 1, map[string]*string{"cleanup.policy": &policy})
-	plain := newClient(t, b, kgo.DefaultProduceTopic(topic))
-	txn := newClient(t, b, kgo.TransactionalID("balances"), kgo.DefaultProduceTopic(topic))
-
+	plain = newClient(t, b, kgo.DefaultProduceTopic(topic))
+	txn = newClient(t, b, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic))
 	produceKeyed(t, plain, "alice", "10", time.Time{})
 	if err := txn.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
+	return b, plain, txn
+}
+
+// valuesOf returns the values of key's records, in order.
+func valuesOf(records []*kgo.Record, key string) []string {
+	var values []string
+	for _, r := range records {
+		if string(r.Key) == key {
+			values = append(values, string(r.Value))
+		}
+	}
+	return values
+}
+
+func TestBrokerCompactionKeepsRecordsSupersededByOpenTransaction(t *testing.T) {
+	const topic = "balances-table"
+	b, plain, txn := aliceAndATransaction(t, topic, "balances")
 	produceKeyed(t, txn, "alice", "20", time.Time{})
 	produceKeyed(t, plain, "bob", "5", time.Time{}) // so the transaction's batch is not the newest
-	aliceOf := func(records []*kgo.Record) []string {
-		var values []string
-		for _, r := range records {
-			if string(r.Key) == "alice" {
-				values = append(values, string(r.Value))
-			}
-		}
-		return values
-	}
 	// The compactor ran, found the transaction open and held off.
 	postponed := b.postponed.Load()
 	deadline := time.Now().Add(5 * time.Second)
@@ -215,7 +226,7 @@ func TestBrokerCompactionKeepsRecordsSupersededByOpenTransaction(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Read uncommitted, the open transaction's record shows too.
-	if alice := aliceOf(readToEnd(t, b, topic)); len(alice) != 2 || alice[0] != "10" || alice[1] != "20" {
+	if alice := valuesOf(readToEnd(t, b, topic), "alice"); len(alice) != 2 || alice[0] != "10" || alice[1] != "20" {
 		t.Errorf("alice's records with the transaction open: %q, want [10 20]", alice)
 	}
 	if err := txn.EndTransaction(t.Context(), kgo.TryAbort); err != nil {
@@ -224,7 +235,7 @@ func TestBrokerCompactionKeepsRecordsSupersededByOpenTransaction(t *testing.T) {
 
 	// Read uncommitted, an aborted record is visible until compaction
 	// removes it; the committed one must be there either way.
-	if alice := aliceOf(waitForCompaction(t, b, plain, topic)); len(alice) != 1 || alice[0] != "10" {
+	if alice := valuesOf(waitForCompaction(t, b, plain, topic), "alice"); len(alice) != 1 || alice[0] != "10" {
 		t.Errorf("alice's records after an aborted overwrite and a compaction: %q, want [10]", alice)
 	}
 }
@@ -256,15 +267,7 @@ func TestBrokerKeepsOldRecordsOfCompactedTopics(t *testing.T) {
 // committed record it overwrites outlives the transaction's abort.
 func TestBrokerCompactionHoldsATransactionThatBeginsWhileItChecks(t *testing.T) {
 	const topic = "savings-table"
-	b := startBroker(t, CompactionInterval(10*time.Millisecond))
-	policy := "compact"
-	createTopic(t, b, topic, 1, map[string]*string{"cleanup.policy": &policy})
-	plain := newClient(t, b, kgo.DefaultProduceTopic(topic))
-	txn := newClient(t, b, kgo.TransactionalID("savings"), kgo.DefaultProduceTopic(topic))
-	produceKeyed(t, plain, "alice", "10", time.Time{})
-	if err := txn.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
+	b, plain, txn := aliceAndATransaction(t, topic, "savings")
 
 	// Once, right after the check: alice is overwritten in the
 	// transaction, and bob written after it, so that the transaction's
@@ -306,13 +309,7 @@ func TestBrokerCompactionHoldsATransactionThatBeginsWhileItChecks(t *testing.T) 
 	if err := txn.EndTransaction(t.Context(), kgo.TryAbort); err != nil {
 		t.Fatal(err)
 	}
-	var alice []string
-	for _, r := range waitForCompaction(t, b, plain, topic) {
-		if string(r.Key) == "alice" {
-			alice = append(alice, string(r.Value))
-		}
-	}
-	if len(alice) != 1 || alice[0] != "10" {
+	if alice := valuesOf(waitForCompaction(t, b, plain, topic), "alice"); len(alice) != 1 || alice[0] != "10" {
 		t.Errorf("alice's records after an aborted overwrite and a compaction: %q, want [10]", alice)
 	}
 }
