@@ -271,6 +271,8 @@ func TestAStopThatAbandonsWritesReturnsTheirError(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close() // wakes the produce requests held below
+			release := make(chan struct{})
+			defer close(release)
 			var hold atomic.Bool
 			held := make(chan struct{}, 1)
 			c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -280,7 +282,7 @@ func TestAStopThatAbandonsWritesReturnsTheirError(t *testing.T) {
 					case held <- struct{}{}:
 					default:
 					}
-					c.SleepControl(func() { select {} })
+					c.SleepControl(func() { <-release })
 				}
 				return nil, nil, false
 			})

@@ -190,6 +190,9 @@ func TestClickCounterStopsPromptlyWhileKafkaHoldsItsWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close() // once more, for a test that fails before its close
+	release := make(chan struct{})
+	defer close(release)
 	var (
 		hold  atomic.Bool
 		table atomic.Pointer[[16]byte] // the changelog's topic ID
@@ -206,7 +209,7 @@ func TestClickCounterStopsPromptlyWhileKafkaHoldsItsWrites(t *testing.T) {
 				case held <- struct{}{}:
 				default:
 				}
-				c.SleepControl(func() { select {} }) // until the cluster closes
+				c.SleepControl(func() { <-release }) // woken by the close of the cluster
 			}
 		}
 		return nil, nil, false
@@ -231,7 +234,6 @@ func TestClickCounterStopsPromptlyWhileKafkaHoldsItsWrites(t *testing.T) {
 	select {
 	case <-held:
 	case <-time.After(10 * time.Second):
-		c.Close()
 		t.Fatal("the app wrote no counts within 10s")
 	}
 	c.Close()
