@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/codec"
 )
 
@@ -26,12 +27,21 @@ func TestLoopbackRecordKeepsTheTimeOfTheRecordThatSentIt(t *testing.T) {
 	})
 	runProcessor(t, g, processorOpts(b, 1, t.TempDir())...)
 	const then = 1577836800 // 2020-01-01
-	produceAt(t, b, "looptime-in", then, "k", "first")
-	produceAt(t, b, "looptime-in", then+60, "k", "second")
 	want := []string{
 		fmt.Sprintf("first at %d stream %d", then, then),
 		fmt.Sprintf("second at %d stream %d", then+60, then+60),
 	}
+	// Stream time is the partition's latest record time, inputs and
+	// loopbacks alike: the second input goes in once the first loopback
+	// was read, or the first loopback could see the second's time.
+	produceAt(t, b, "looptime-in", then, "k", "first")
+	awaitLooptimeOutputs(t, b, want[:1])
+	produceAt(t, b, "looptime-in", then+60, "k", "second")
+	awaitLooptimeOutputs(t, b, want)
+}
+
+func awaitLooptimeOutputs(t *testing.T, b *broker.Broker, want []string) {
+	t.Helper()
 	waitFor(t, 30*time.Second, func() error {
 		got := readTopic(t, b.Addrs(), "looptime-out", true)
 		if len(got) < len(want) {
