@@ -151,7 +151,9 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 		}
 		b.cluster, b.addrs = s.c, s.addrs
 		b.cluster.ControlKey(int16(kmsg.JoinGroup), shortenRebalanceTimeout)
-		b.cluster.ControlKey(int16(kmsg.CreateTopics), b.refuseBadTopicNames)
+		b.cluster.ControlKey(int16(kmsg.CreateTopics), b.refuseBadTopics)
+		b.cluster.ControlKey(int16(kmsg.AlterConfigs), b.refuseBadTopicConfigs)
+		b.cluster.ControlKey(int16(kmsg.IncrementalAlterConfigs), b.refuseBadTopicConfigs)
 		b.cluster.ControlKey(int16(kmsg.AddPartitionsToTxn), b.holdTransactionsWhileCompacting)
 		b.cluster.ControlKey(int16(kmsg.Produce), b.holdTransactionsWhileCompacting)
 	case <-ctx.Done():

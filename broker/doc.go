@@ -91,6 +91,15 @@
 //     joins again, as clients do when a Kafka group coordinator moves.
 //     Open transactions are kept and ended as before.
 //
+//   - Topic names and topic configs are held to Kafka's rules, which kfake
+//     does not apply: a CreateTopics request that names a topic Kafka would
+//     refuse, or sets a config that is not one of Kafka's topic configs or
+//     a value Kafka would refuse (cleanup.policy=compacted, retention.ms=1w),
+//     is answered INVALID_TOPIC_EXCEPTION or INVALID_CONFIG with the reason,
+//     and so is an AlterConfigs or IncrementalAlterConfigs request that
+//     sets such a config. Unlike Kafka, such a request is all or nothing:
+//     its other topics are not created or altered either (INVALID_REQUEST).
+//
 // Like kfake, and unlike Kafka, there is no delay before the first rebalance
 // of a group (group.initial.rebalance.delay.ms).
 //

@@ -105,6 +105,9 @@ func TestTopicsCreateListDescribeDelete(t *testing.T) {
 	if _, _, err := sluiceCLI(t, addr, "", "topics", "create", "bad", "--config", "retention.ms"); err == nil || !strings.Contains(err.Error(), "key=value") {
 		t.Errorf("a config without =: %v, want an error asking for key=value", err)
 	}
+	if _, _, err := sluiceCLI(t, addr, "", "topics", "create", "bad", "--config", "cleanup.policy=compacted"); err == nil || !strings.Contains(err.Error(), "cleanup.policy") {
+		t.Errorf("a config value Kafka refuses: %v, want an error naming the config", err)
+	}
 	for _, name := range []string{"", ".", "..", "bad name", "a/b", "a:b", strings.Repeat("x", 250)} {
 		if _, _, err := sluiceCLI(t, addr, "", "topics", "create", name); err == nil || !strings.Contains(err.Error(), "topic name") {
 			t.Errorf("create %q: %v, want an error about the topic name", name, err)
