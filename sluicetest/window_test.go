@@ -443,6 +443,34 @@ func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing
 	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
 }
 
+// After a crash the records not committed are read again before anything
+// else, as a restarted processor reads them before any later record: moving
+// stream time or the clock processes them first, so they are not late.
+func TestAdvancingTimeAfterACrashReadsTheRecordsWaitingFirst(t *testing.T) {
+	for _, clock := range []bool{false, true} {
+		t.Run(fmt.Sprintf("clock %v", clock), func(t *testing.T) {
+			g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+			tt := newWindowTester(t, g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.IdleAdvance(time.Minute)))
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "a", 2)
+			tt.Crash() // both records are to be read again
+			var err error
+			if clock {
+				err = tt.AdvanceClock(time.Hour)
+			} else {
+				err = tt.AdvanceStreamTime(t0.Add(time.Hour))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			wantResults(t, results(t, tt, out), "a 0-10 2 final")
+		})
+	}
+}
+
 // TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows runs
 // windows of more keys than the row cache holds, so their rows are read
 // back from the store, with 12 keys and with more keys than the engine
