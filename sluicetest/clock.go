@@ -2,7 +2,14 @@ package sluicetest
 
 import (
 	"fmt"
+	"math"
 	"time"
+)
+
+// The times stream time can be, as it is kept in Unix nanoseconds.
+var (
+	minStreamTime = time.Unix(0, math.MinInt64+1)
+	maxStreamTime = time.Unix(0, math.MaxInt64-1)
 )
 
 // Now returns the wall clock the group's engines see: the Clock option's
@@ -56,8 +63,13 @@ func (d *Driver) AdvanceClock(step time.Duration) error {
 // IdleAdvance); this is the test's shortcut to "later records came", so
 // the records there are to read (after Crash, Rebalance or Abort) are
 // processed first, as records before those. What it leads to is
-// committed, unless ManualCommit is given.
+// committed, unless ManualCommit is given. t must lie between the years
+// 1678 and 2262, the times stream time is kept in.
 func (d *Driver) AdvanceStreamTime(t time.Time) error {
+	if t.Before(minStreamTime) || t.After(maxStreamTime) {
+		return fmt.Errorf("sluicetest: stream time %v is out of range (%s to %s)", t,
+			minStreamTime.UTC().Format(time.RFC3339), maxStreamTime.UTC().Format(time.RFC3339))
+	}
 	d.looped = 0
 	if err := d.pump(); err != nil {
 		return d.stopped(err)

@@ -443,6 +443,24 @@ func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing
 	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
 }
 
+// Stream time is kept in Unix nanoseconds: a time beyond them is refused,
+// not wrapped around to another one.
+func TestAdvanceStreamTimeRefusesATimeBeyondTheYear2262(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 1)
+	for _, at := range []time.Time{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), {}} {
+		if err := tt.AdvanceStreamTime(at); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("advance stream time to %v: %v, want an error that it is out of range", at, err)
+		}
+	}
+	wantResults(t, results(t, tt, out))
+	if err := tt.AdvanceStreamTime(time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out), "a 0-10 1 final")
+}
+
 // After a crash the records not committed are read again before anything
 // else, as a restarted processor reads them before any later record: moving
 // stream time or the clock processes them first, so they are not late.
