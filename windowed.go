@@ -87,8 +87,22 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 	if err := w.validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if agg.Init == nil || agg.Add == nil || agg.Codec == nil {
-		errs = append(errs, "the aggregator needs Init, Add and Codec")
+	var missing []string
+	if agg.Init == nil {
+		missing = append(missing, "Init")
+	}
+	if agg.Add == nil {
+		missing = append(missing, "Add")
+	}
+	if agg.Codec == nil {
+		missing = append(missing, "Codec")
+	}
+	switch len(missing) {
+	case 0:
+	case 1:
+		errs = append(errs, "the aggregator needs Init, Add and Codec: "+missing[0]+" is nil")
+	default:
+		errs = append(errs, "the aggregator needs Init, Add and Codec: "+strings.Join(missing, " and ")+" are nil")
 	}
 	if w.kind == sessionWindows && agg.Merge == nil {
 		errs = append(errs, "session windows need the aggregator's Merge")
