@@ -282,6 +282,10 @@ func Quantiles[M any](relativeAccuracy float64, value func(M) float64) (Aggregat
 	if value == nil {
 		return Aggregator[M, *QuantileSketch]{}, errors.New("quantiles: the value function is nil")
 	}
+	if !(relativeAccuracy > 0 && relativeAccuracy < 1) {
+		// NaN too, which the mapping's own check lets through.
+		return Aggregator[M, *QuantileSketch]{}, fmt.Errorf("quantiles: relative accuracy %v must be between 0 and 1", relativeAccuracy)
+	}
 	m, err := mapping.NewDefaultMapping(relativeAccuracy)
 	if err != nil {
 		return Aggregator[M, *QuantileSketch]{}, fmt.Errorf("quantiles: relative accuracy %v must be between 0 and 1: %w", relativeAccuracy, err)

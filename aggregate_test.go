@@ -334,7 +334,7 @@ func TestQuantileSketchCountsWhatItCannotHoldAndRefusesBadInput(t *testing.T) {
 			t.Errorf("quantile %v: %v", q, err)
 		}
 	}
-	for _, accuracy := range []float64{0, -1, 1, 2} {
+	for _, accuracy := range []float64{0, -1, 1, 2, math.NaN()} {
 		if _, err := sluice.Quantiles(accuracy, func(f float64) float64 { return f }); err == nil || !strings.Contains(err.Error(), "must be between 0 and 1") {
 			t.Errorf("accuracy %v: %v", accuracy, err)
 		}
