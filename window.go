@@ -196,7 +196,7 @@ type Point struct {
 // which arrived at p, folded in, and may change and return agg itself;
 // Merge returns the aggregate of two sessions' aggregates, when a record
 // bridges them (only session windows need it). The ready-made aggregators
-// are Count, Sum, Min, Max, Latest and Quantiles.
+// are Count, Sum, Min, Max, LatestValue and Quantiles.
 type Aggregator[M, A any] struct {
 	Init  func() A
 	Add   func(agg A, msg M, p Point) A
