@@ -45,14 +45,18 @@ func Count[M any]() Aggregator[M, int64] {
 // records; the sum of an empty window is 0. Integer sums wrap around on
 // overflow as Go's int64 does; a NaN among float values makes the sum NaN.
 // The aggregate is encoded as decimal text (floats in the shortest form
-// that reads back exactly, "NaN" and "+Inf" included).
+// that reads back exactly, "NaN" and "+Inf" included). With a nil value
+// the aggregator has no Add, and Aggregate refuses it.
 func Sum[M any, N Number](value func(M) N) Aggregator[M, N] {
-	return Aggregator[M, N]{
+	agg := Aggregator[M, N]{
 		Init:  func() N { return 0 },
-		Add:   func(sum N, msg M, _ Point) N { return sum + value(msg) },
 		Merge: func(a, b N) N { return a + b },
 		Codec: numberCodec[N]{float: isFloat[N]()},
 	}
+	if value != nil {
+		agg.Add = func(sum N, msg M, _ Point) N { return sum + value(msg) }
+	}
+	return agg
 }
 
 // Extremum is the aggregate of Min and Max: the least or greatest value of
@@ -76,13 +80,15 @@ func (e Extremum[N]) MarshalJSON() ([]byte, error) {
 }
 
 // Min returns an aggregator that keeps the least value(msg) of a window's
-// records.
+// records. With a nil value the aggregator has no Add, and Aggregate
+// refuses it.
 func Min[M any, N Number](value func(M) N) Aggregator[M, Extremum[N]] {
 	return extremum(value, func(a, b N) bool { return a < b })
 }
 
 // Max returns an aggregator that keeps the greatest value(msg) of a
-// window's records.
+// window's records. With a nil value the aggregator has no Add, and
+// Aggregate refuses it.
 func Max[M any, N Number](value func(M) N) Aggregator[M, Extremum[N]] {
 	return extremum(value, func(a, b N) bool { return a > b })
 }
@@ -95,18 +101,21 @@ func extremum[M any, N Number](value func(M) N, better func(a, b N) bool) Aggreg
 		}
 		return b
 	}
-	return Aggregator[M, Extremum[N]]{
-		Init: func() Extremum[N] { return Extremum[N]{} },
-		Add: func(agg Extremum[N], msg M, _ Point) Extremum[N] {
+	agg := Aggregator[M, Extremum[N]]{
+		Init:  func() Extremum[N] { return Extremum[N]{} },
+		Merge: keep,
+		Codec: extremumCodec[N]{numberCodec[N]{float: isFloat[N]()}},
+	}
+	if value != nil {
+		agg.Add = func(agg Extremum[N], msg M, _ Point) Extremum[N] {
 			v := value(msg)
 			if math.IsNaN(float64(v)) {
 				return agg
 			}
 			return keep(agg, Extremum[N]{Value: v, Set: true})
-		},
-		Merge: keep,
-		Codec: extremumCodec[N]{numberCodec[N]{float: isFloat[N]()}},
+		}
 	}
+	return agg
 }
 
 // Timestamped is the aggregate of LatestValue: the value of the record with
@@ -138,7 +147,8 @@ func (l Timestamped[M]) MarshalJSON() ([]byte, error) {
 // not replace a newer value, and Merge keeps the later of two. (It is not
 // named Latest, which is the StartOffset.) The aggregate is encoded as a
 // flag byte (0: not Set), the time in Unix nanoseconds and the offset as
-// 8-byte big-endian integers, and the value encoded with c.
+// 8-byte big-endian integers, and the value encoded with c. With a nil c
+// the aggregator has no Codec, and Aggregate refuses it.
 func LatestValue[M any](c codec.Codec[M]) Aggregator[M, Timestamped[M]] {
 	merge := func(a, b Timestamped[M]) Timestamped[M] {
 		if !b.Set {
@@ -149,14 +159,17 @@ func LatestValue[M any](c codec.Codec[M]) Aggregator[M, Timestamped[M]] {
 		}
 		return a
 	}
-	return Aggregator[M, Timestamped[M]]{
+	agg := Aggregator[M, Timestamped[M]]{
 		Init: func() Timestamped[M] { return Timestamped[M]{} },
 		Add: func(agg Timestamped[M], msg M, p Point) Timestamped[M] {
 			return merge(agg, Timestamped[M]{Value: msg, Point: p, Set: true})
 		},
 		Merge: merge,
-		Codec: latestCodec[M]{c},
 	}
+	if c != nil {
+		agg.Codec = latestCodec[M]{c}
+	}
+	return agg
 }
 
 // later reports whether a stands after b in event time.
@@ -264,8 +277,15 @@ var newSketchStore = ddstore.BufferedPaginatedStoreConstructor
 // two merge. The aggregate is encoded as a format byte (1), the untracked
 // count as a uvarint, and the sketch in DDSketch's own binary encoding,
 // with its index mapping. It fails when relativeAccuracy is not between 0
-// and 1, exclusive.
+// and 1, exclusive, or value is nil.
 func Quantiles[M any](relativeAccuracy float64, value func(M) float64) (Aggregator[M, *QuantileSketch], error) {
+	if value == nil {
+		return Aggregator[M, *QuantileSketch]{}, errors.New("quantiles: the value function is nil")
+	}
+	if !(relativeAccuracy > 0 && relativeAccuracy < 1) {
+		// NaN too, which the mapping's own check lets through.
+		return Aggregator[M, *QuantileSketch]{}, fmt.Errorf("quantiles: relative accuracy %v must be between 0 and 1", relativeAccuracy)
+	}
 	m, err := mapping.NewDefaultMapping(relativeAccuracy)
 	if err != nil {
 		return Aggregator[M, *QuantileSketch]{}, fmt.Errorf("quantiles: relative accuracy %v must be between 0 and 1: %w", relativeAccuracy, err)

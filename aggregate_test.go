@@ -334,7 +334,7 @@ func TestQuantileSketchCountsWhatItCannotHoldAndRefusesBadInput(t *testing.T) {
 			t.Errorf("quantile %v: %v", q, err)
 		}
 	}
-	for _, accuracy := range []float64{0, -1, 1, 2} {
+	for _, accuracy := range []float64{0, -1, 1, 2, math.NaN()} {
 		if _, err := sluice.Quantiles(accuracy, func(f float64) float64 { return f }); err == nil || !strings.Contains(err.Error(), "must be between 0 and 1") {
 			t.Errorf("accuracy %v: %v", accuracy, err)
 		}
@@ -438,4 +438,33 @@ func BenchmarkQuantilesAdd(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A ready-made aggregator given no value function (or no codec) is refused
+// where the group is defined, not at its first record.
+func TestReadyMadeAggregatorsWithoutTheirFunctionAreRefusedAtDefinition(t *testing.T) {
+	g := sluice.DefineGroup[string]("w")
+	sluice.Input(g, "in", codec.String(), func(*sluice.Context[string], string) error { return nil })
+	w := sluice.Sessions(time.Second)
+	sluice.Aggregate(g, "sum", w, sluice.Sum[string, int64](nil), func(*sluice.Context[string], sluice.WindowResult[int64]) error { return nil })
+	sluice.Aggregate(g, "min", w, sluice.Min[string, float64](nil), func(*sluice.Context[string], sluice.WindowResult[sluice.Extremum[float64]]) error { return nil })
+	sluice.Aggregate(g, "max", w, sluice.Max[string, int64](nil), func(*sluice.Context[string], sluice.WindowResult[sluice.Extremum[int64]]) error { return nil })
+	sluice.Aggregate(g, "latest", w, sluice.LatestValue[string](nil), func(*sluice.Context[string], sluice.WindowResult[sluice.Timestamped[string]]) error { return nil })
+	err := g.Validate()
+	if err == nil {
+		t.Fatal("the group validated")
+	}
+	for _, want := range []string{
+		`window "sum": the aggregator needs Init, Add and Codec: Add is nil`,
+		`window "min": the aggregator needs Init, Add and Codec: Add is nil`,
+		`window "max": the aggregator needs Init, Add and Codec: Add is nil`,
+		`window "latest": the aggregator needs Init, Add and Codec: Codec is nil`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+	if _, err := sluice.Quantiles[string](0.01, nil); err == nil || !strings.Contains(err.Error(), "value function is nil") {
+		t.Errorf("quantiles of a nil value function: %v", err)
+	}
 }

@@ -22,6 +22,15 @@ import (
 func init() {
 	bridge.NewGroup = newBridgeGroup
 	bridge.Handle = handleOf
+	bridge.RestoreWindows = restoreWindowsFrom
+}
+
+// restoreWindowsFrom applies a windows topic's records to a store that
+// holds the table, through the side of the store a task's windows reader
+// restores.
+func restoreWindowsFrom(st store.Store, changes []store.Change, end int64) error {
+	_, windows := splitStore(st)
+	return windows.Apply(changes, end)
 }
 
 // bridged is what *Group[V] and *BatchGroup[K, V] are to the bridge.
@@ -137,6 +146,13 @@ func (b *bridgeProcessor[V]) Lookup(topic string) store.Store {
 	return b.lookups[topic]
 }
 
+func (b *bridgeProcessor[V]) Windows() string {
+	if !b.p.g.windowLogged() {
+		return ""
+	}
+	return b.p.g.WindowsTopic()
+}
+
 func (b *bridgeProcessor[V]) Table() string {
 	if !b.p.g.Persisted() {
 		return ""
@@ -187,7 +203,7 @@ func (b *bridgeProcessor[V]) NewEngine(partition int32, table store.Store, joins
 	be.m.init(b.p.metrics, partition, b.p.g.inputTopics())
 	cfg := *b.cfg
 	cfg.now = now
-	be.e = newEngine(&cfg, enginePartition{partition: partition, table: table, joins: joins, metrics: be.m})
+	be.e = newEngine(&cfg, enginePartition{partition: partition, table: table, windows: b.Windows(), joins: joins, metrics: be.m})
 	if b.cfg.batch != nil {
 		be.call = be.e.newBatchCall()
 	}
@@ -287,8 +303,8 @@ func (be *bridgeEngine[V]) Discarded() {
 	be.e.stopConcurrent()
 }
 
-func (be *bridgeEngine[V]) Applied(end int64) error {
-	if err := be.e.applied(end); err != nil {
+func (be *bridgeEngine[V]) Applied(end, windowsEnd int64) error {
+	if err := be.e.appliedAt(end, windowsEnd); err != nil {
 		return err
 	}
 	return be.e.concurrentEnded(true)

@@ -431,7 +431,8 @@ func (e *engine[V]) windowClosed(a *windowAgg[V], st *aggWindows, k string, s sp
 }
 
 // purgeDue deletes aggregation a's closed windows whose retention stream
-// time has passed, with a tombstone each in the changelog.
+// time has passed: with a windows topic, the purge mark it writes covers
+// them; in a table topic, each gets a tombstone.
 func (e *engine[V]) purgeDue(a *windowAgg[V], st *aggWindows) error {
 	st.nextPurge = math.MaxInt64
 	if a.w.purgedAtClose() {

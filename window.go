@@ -196,7 +196,7 @@ type Point struct {
 // which arrived at p, folded in, and may change and return agg itself;
 // Merge returns the aggregate of two sessions' aggregates, when a record
 // bridges them (only session windows need it). The ready-made aggregators
-// are Count, Sum, Min, Max, Latest and Quantiles.
+// are Count, Sum, Min, Max, LatestValue and Quantiles.
 type Aggregator[M, A any] struct {
 	Init  func() A
 	Add   func(agg A, msg M, p Point) A
@@ -226,8 +226,10 @@ type WindowResult[A any] struct {
 type WindowHandler[V, A any] func(ctx *Context[V], r WindowResult[A]) error
 
 // LateError is the error of a record whose every window had closed when it
-// arrived: its time plus the aggregation's size and grace was at or before
-// the partition's stream time. A session record is late when it joins no
+// arrived: the end of the latest window its time falls in, plus the
+// grace, was at or before the partition's stream time (a tumbling window
+// of 10s takes a record at 0:05 until stream time reaches 0:10 plus
+// grace, not 0:15). A session record is late when it joins no
 // open session and its own would have closed; a sliding window record when
 // its own window, the one that ends at its time, has closed. Its dead
 // letter's kind is "late".

@@ -53,11 +53,12 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // the windows w says their time falls in, each window's records are folded
 // into an aggregate with agg, and h receives the results: once per window,
 // final, when the window closes, and with EmitUpdates also after every
-// change. The windows are rows of the group's table, written to its
-// changelog with the batch, so they are restored, move with their
-// partition and, exactly once, change only with committed transactions; a
-// group with windows keeps a table (and its changelog topic) even if it
-// does not Persist one. Names are unique in a group and hold no zero byte.
+// change. The windows are rows of the group's table, written with the
+// batch to the group's windows topic (Group.WindowsTopic), so they are
+// restored, move with their partition and, exactly once, change only with
+// committed transactions; a group with windows keeps a table (and its
+// changelog topic) even if it does not Persist one. Names are unique in a
+// group and hold no zero byte.
 //
 // A window accepts records while the partition's stream time is before its
 // end plus the grace period, and closes (its final result is handed to h)
@@ -65,10 +66,10 @@ func (a *Windowed[M, A]) Windows() Windows { return a.w }
 // there, or at a tick with IdleAdvance. A record whose every window has
 // closed is late: it fails with a *LateError under the group's error
 // policy (dead-letter kind "late"). A closed window is purged from the
-// store, with a tombstone in the changelog (none if the batch that made
-// it purges it: it writes nothing), once stream time reaches its start
-// plus the retention (Windows.Retain; default: size plus grace, so at
-// close).
+// store, with no record of its own in the windows topic (the
+// aggregation's purge mark, written in the batch, covers every window
+// below it), once stream time reaches its start plus the retention
+// (Windows.Retain; default: size plus grace, so at close).
 func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[M, A], h WindowHandler[V, A]) *Windowed[M, A] {
 	a := &Windowed[M, A]{name: name, w: w, agg: agg, owner: g, index: -1, byValue: valueSafe(reflect.TypeFor[A]())}
 	edge := fmt.Sprintf("window %q", name)
@@ -87,8 +88,22 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 	if err := w.validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if agg.Init == nil || agg.Add == nil || agg.Codec == nil {
-		errs = append(errs, "the aggregator needs Init, Add and Codec")
+	var missing []string
+	if agg.Init == nil {
+		missing = append(missing, "Init")
+	}
+	if agg.Add == nil {
+		missing = append(missing, "Add")
+	}
+	if agg.Codec == nil {
+		missing = append(missing, "Codec")
+	}
+	switch len(missing) {
+	case 0:
+	case 1:
+		errs = append(errs, "the aggregator needs Init, Add and Codec: "+missing[0]+" is nil")
+	default:
+		errs = append(errs, "the aggregator needs Init, Add and Codec: "+strings.Join(missing, " and ")+" are nil")
 	}
 	if w.kind == sessionWindows && agg.Merge == nil {
 		errs = append(errs, "session windows need the aggregator's Merge")

@@ -167,11 +167,13 @@ func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 //   - GET /{key}?from=…&to=… serves the key's windows whose start lies in
 //     [from, to), in time order; a missing from or to leaves that side
 //     open;
-//   - GET /?start=…&end=… serves every key of the window [start, end), in
-//     key order.
+//   - GET /?start=…&end=… serves every key of the window that starts at
+//     start and ends at end (the same time for a session of one record),
+//     in key order.
 //
 // Times are RFC 3339 or integer milliseconds since the Unix epoch. A time
-// that is neither, a from after to or a missing start or end is a 400; no
+// that is neither, a from after to, an end before its start or a missing
+// start or end is a 400; no
 // window in the answer is a 404, and a view not running yet a 503; all
 // carry {"error": …}, as a View's Handler does.
 func (v *WindowView[A]) Handler() http.Handler {
@@ -232,8 +234,9 @@ func (v *WindowView[A]) serveWindow(w http.ResponseWriter, r *http.Request) {
 	if err == nil && end.IsZero() {
 		err = errors.New("a window needs its end: end is missing")
 	}
-	if err == nil && !end.After(start) {
-		err = fmt.Errorf("a window ends after it starts: end %s is not after start %s", end.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
+	if err == nil && end.Before(start) {
+		// A session of one record ends at its start.
+		err = fmt.Errorf("a window does not end before it starts: end %s is before start %s", end.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
 	}
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, err.Error())

@@ -225,8 +225,8 @@ func TestWindowViewServesAKeysWindowsInTimeOrderAndEveryKeyOfAWindow(t *testing.
 		{"/", http.StatusBadRequest, "give a key"},
 		{"/?start=" + strconv.FormatInt(base.UnixMilli(), 10), http.StatusBadRequest, "end is missing"},
 		{"/?start=0&end=10000", http.StatusNotFound, "no key has the window"},
-		{"/?start=10000&end=0", http.StatusBadRequest, "end 1970-01-01T00:00:00Z is not after start 1970-01-01T00:00:10Z"},
-		{"/?start=10000&end=10000", http.StatusBadRequest, "is not after start"},
+		{"/?start=10000&end=0", http.StatusBadRequest, "end 1970-01-01T00:00:00Z is before start 1970-01-01T00:00:10Z"},
+		{"/?start=10000&end=10000", http.StatusNotFound, "no key has the window"},
 	} {
 		var e struct{ Error string }
 		if code := getJSON(t, srv, tc.path, &e); code != tc.code || !strings.Contains(e.Error, tc.msg) {
@@ -311,5 +311,29 @@ func TestNewWindowViewRefusesWhatCannotWork(t *testing.T) {
 		if _, err := NewWindowView(tc.table, tc.aggregation, tc.c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewWindowView(%q, %q): %v, want %q", tc.table, tc.aggregation, err, tc.want)
 		}
+	}
+}
+
+// A session of one record starts and ends at its time: the handler serves
+// the keys of such a window rather than refuse its end as not after its
+// start, and refuses only an end before the start.
+func TestWindowViewHandlerServesTheKeysOfASessionOfOneRecord(t *testing.T) {
+	tb := newWVTable(t, "visits-windows", 1)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tb.put(0, windowRowKey("visits", "bob", Window{Start: at, End: at}), []byte("1"))
+	tb.put(0, windowRowKey("visits", "alice", Window{Start: at.Add(-time.Minute), End: at}), []byte("4"))
+	v, _ := startWindowView(tb, "visits", Count[string]().Codec, t.TempDir())
+	awaitWindows(t, v, "bob", []wvWindow{{at, at, 1}})
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	ms := strconv.FormatInt(at.UnixMilli(), 10)
+	var got []wvJSON
+	if code := getJSON(t, srv, "/?start="+ms+"&end="+ms, &got); code != http.StatusOK || len(got) != 1 || got[0].Key != "bob" || got[0].Value != 1 {
+		t.Errorf("GET the keys of the session [%s, %s]: %d %+v", at, at, code, got)
+	}
+	var e struct{ Error string }
+	before := strconv.FormatInt(at.Add(-time.Second).UnixMilli(), 10)
+	if code := getJSON(t, srv, "/?start="+ms+"&end="+before, &e); code != http.StatusBadRequest || !strings.Contains(e.Error, "is before start") {
+		t.Errorf("GET a window that ends before it starts: %d %q", code, e.Error)
 	}
 }

@@ -325,7 +325,7 @@ func (d *Driver) commitOnce() error {
 		if !p.work {
 			continue
 		}
-		if err := p.eng.Applied(d.changelogEnd(p.n)); err != nil {
+		if err := p.eng.Applied(d.changelogEnd(p.n), d.windowsEnd(p.n)); err != nil {
 			errs = append(errs, err)
 		}
 		maps.Copy(p.committed, p.pos)
@@ -346,6 +346,16 @@ func (d *Driver) stopped(err error) error {
 	}
 	d.stalled = true
 	return errors.Join(err, cerr)
+}
+
+// windowsEnd is the end of partition p of the group's windows topic, -1
+// for a group without one.
+func (d *Driver) windowsEnd(p int32) int64 {
+	windows := d.g.Windows()
+	if windows == "" {
+		return -1
+	}
+	return int64(len(d.topic(windows).parts[p]))
 }
 
 func (d *Driver) changelogEnd(p int32) int64 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-io/sluice/internal/bridge"
 	"github.com/sluice-io/sluice/store"
 	"github.com/sluice-io/sluice/store/memory"
 )
@@ -56,12 +57,22 @@ func (d *Driver) Rebalance(partitions ...int32) error {
 }
 
 // restore gives p a new engine over stores rebuilt from the committed
-// records of its table's changelog and of its joined tables, reading its
-// inputs from the committed positions.
+// records of its table's changelog (then of its windows topic, as a task
+// restores them) and of its joined tables, reading its inputs from the
+// committed positions.
 func (d *Driver) restore(p *partition) {
 	p.table = nil
 	if table := d.g.Table(); table != "" {
 		p.table = d.rebuild(table, p.n)
+	}
+	if windows := d.g.Windows(); windows != "" && p.table != nil {
+		recs, end := d.topic(windows).read(p.n, 0, nil)
+		changes := make([]store.Change, len(recs))
+		for i, r := range recs {
+			changes[i] = store.Change{Key: r.Key, Value: r.Value}
+		}
+		// A memory store fails only once closed, and this one is new.
+		_ = bridge.RestoreWindows(p.table, changes, end)
 	}
 	p.joins = make(map[string]store.Store)
 	for _, j := range d.g.Joins() {

@@ -164,6 +164,32 @@ func TestTesterOutputsAreTypedWithKeysHeadersAndPartitions(t *testing.T) {
 	}
 }
 
+// A handle that was never set (a nil *OutputTopic, *LoopTopic, …) is an
+// error of the call that reads or seeds through it.
+func TestTesterCallsThroughANilHandleFailWithAnError(t *testing.T) {
+	g, _, _ := placing()
+	tt := newTester(t, g)
+	var out *sluice.OutputTopic[string]
+	var loop *sluice.LoopTopic[string]
+	var join *sluice.JoinedTable[string]
+	for name, call := range map[string]func() error{
+		"Output":    func() error { _, err := sluicetest.Output(tt, out); return err },
+		"Loopbacks": func() error { _, err := sluicetest.Loopbacks(tt, loop); return err },
+		"SeedJoin":  func() error { return sluicetest.SeedJoin(tt, join, "a", "x") },
+	} {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Errorf("%s of a nil handle panicked: %v", name, v)
+				}
+			}()
+			if err := call(); err == nil || !strings.Contains(err.Error(), "is nil") {
+				t.Errorf("%s of a nil handle: %v, want an error that it is nil", name, err)
+			}
+		}()
+	}
+}
+
 func TestTesterSeedsAndReadsTableRows(t *testing.T) {
 	g, _, _ := placing()
 	tt := newTester(t, g)

@@ -6,6 +6,7 @@ package sluicetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -36,6 +37,9 @@ func Send[M any](h Harness, topic, key string, v M, opts ...RecordOpt) error {
 // codecOf returns the topic and codec of a handle, which must hold values
 // of type T.
 func codecOf[T any](handle any) (string, codec.Codec[T], error) {
+	if v := reflect.ValueOf(handle); v.Kind() == reflect.Pointer && v.IsNil() {
+		return "", nil, fmt.Errorf("sluicetest: the %T is nil (a handle the group's definition did not set)", handle)
+	}
 	topic, c, ok := bridge.Handle(handle)
 	if !ok {
 		return "", nil, fmt.Errorf("sluicetest: %T: %w", handle, errNotHandle)

@@ -153,13 +153,23 @@ func TestWindowEmitsUpdatesAfterEveryChangeAndOneFinalResult(t *testing.T) {
 }
 
 // windowRows returns the window rows of the aggregation "counts" that the
-// table's changelog holds, as "<start>-<end>" in seconds from t0 per key.
+// group's windows topic holds, as "<start>-<end>" in seconds from t0 per
+// key: those written, less those its purge marks cover (every row whose
+// key sorts below the mark).
 func windowRows(t *testing.T, tt *sluicetest.Tester[string], g *sluice.Group[string]) map[string][]string {
 	t.Helper()
-	const prefix = "\x00sluice\x00wcounts\x00"
+	const prefix, mark = "\x00sluice\x00wcounts\x00", "\x00sluice\x00pcounts"
 	live := make(map[string]bool)
 	var order []string
-	for _, r := range tt.Records(g.TableTopic()) {
+	for _, r := range tt.Records(g.WindowsTopic()) {
+		if r.Key == mark {
+			for k := range live {
+				if k < string(r.Value) {
+					live[k] = false
+				}
+			}
+			continue
+		}
 		if !strings.HasPrefix(r.Key, prefix) {
 			continue
 		}
@@ -441,6 +451,82 @@ func TestAdvanceStreamTimeClosesWindowsOnEveryPartitionWithoutARecord(t *testing
 	got := results(t, tt, out)
 	slices.Sort(got)
 	wantResults(t, got, "a 0-10 1 final", "b 0-10 1 final", "c 0-10 1 final", "d 0-10 1 final", "e 0-10 1 final")
+}
+
+// The tester writes windows as a processor does: to the group's windows
+// topic, apart from the table's rows, and a purged window gets no
+// tombstone there; after a crash they are restored from it.
+func TestTesterWritesWindowsToTheWindowsTopicAndRestoresThemFromIt(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second).Retain(20 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 1)
+	sendAt(t, tt, "b", 11) // closes [0,10)
+	sendAt(t, tt, "b", 40) // purges [0,10) and [10,20)
+	isWindow := func(key string) bool { return strings.HasPrefix(key, "\x00sluice\x00w") }
+	for _, r := range tt.Records(g.TableTopic()) {
+		if isWindow(r.Key) {
+			t.Errorf("window row %q in the table topic", r.Key)
+		}
+	}
+	windows := tt.Records(g.WindowsTopic())
+	if len(windows) == 0 {
+		t.Fatalf("no records in the windows topic %s; topics %v", g.WindowsTopic(), tt.Topics())
+	}
+	for _, r := range windows {
+		if isWindow(r.Key) && r.Value == nil {
+			t.Errorf("tombstone of window row %q in the windows topic", r.Key)
+		}
+	}
+	tt.Crash()
+	sendAt(t, tt, "b", 41)
+	sendAt(t, tt, "b", 60)
+	wantResults(t, results(t, tt, out), "a 0-10 1 final", "b 10-20 1 final", "b 40-50 2 final")
+}
+
+// Stream time is kept in Unix nanoseconds: a time beyond them is refused,
+// not wrapped around to another one.
+func TestAdvanceStreamTimeRefusesATimeBeyondTheYear2262(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+	tt := newWindowTester(t, g)
+	sendAt(t, tt, "a", 1)
+	for _, at := range []time.Time{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), {}} {
+		if err := tt.AdvanceStreamTime(at); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("advance stream time to %v: %v, want an error that it is out of range", at, err)
+		}
+	}
+	wantResults(t, results(t, tt, out))
+	if err := tt.AdvanceStreamTime(time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, results(t, tt, out), "a 0-10 1 final")
+}
+
+// After a crash the records not committed are read again before anything
+// else, as a restarted processor reads them before any later record: moving
+// stream time or the clock processes them first, so they are not late.
+func TestAdvancingTimeAfterACrashReadsTheRecordsWaitingFirst(t *testing.T) {
+	for _, clock := range []bool{false, true} {
+		t.Run(fmt.Sprintf("clock %v", clock), func(t *testing.T) {
+			g, out := windowGroup(sluice.Tumbling(10 * time.Second))
+			tt := newWindowTester(t, g, sluicetest.ManualCommit(), sluicetest.ProcessorOptions(sluice.IdleAdvance(time.Minute)))
+			sendAt(t, tt, "a", 1)
+			sendAt(t, tt, "a", 2)
+			tt.Crash() // both records are to be read again
+			var err error
+			if clock {
+				err = tt.AdvanceClock(time.Hour)
+			} else {
+				err = tt.AdvanceStreamTime(t0.Add(time.Hour))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			wantResults(t, results(t, tt, out), "a 0-10 2 final")
+		})
+	}
 }
 
 // TestWindowCountsHoldWhenTheirRowsLeaveACacheSmallerThanTheWindows runs

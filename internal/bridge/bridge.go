@@ -30,6 +30,9 @@ type Group interface {
 	InputCodec(topic string) any
 	// Table returns the group's table topic, or "" without a table.
 	Table() string
+	// Windows returns the changelog topic of the group's window rows, or
+	// "" for a group without windowed aggregations.
+	Windows() string
 	// TableCodec returns the codec.Codec[V] of the table's rows: nil for a
 	// batch group, whose rows are typed by their BatchStore.
 	TableCodec() any
@@ -70,7 +73,8 @@ type Engine interface {
 	// Effects, EndBatch, Applied and Discarded are the engine's own.
 	Effects() []*kgo.Record
 	EndBatch() []*kgo.Record
-	Applied(changelogEnd int64) error
+	// Applied's windowsEnd is the windows topic's end, -1 without one.
+	Applied(changelogEnd, windowsEnd int64) error
 	Discarded()
 	// Tick fires the wall-clock timers due at now and, with IdleAdvance,
 	// moves the stream time of an idle partition on, as a Kafka task's
@@ -92,4 +96,9 @@ var (
 	// batch output or batch table. The topic of a batch table is "", its
 	// group's table. ok is false for anything else.
 	Handle func(h any) (topic string, codec any, ok bool)
+	// RestoreWindows applies the records of a partition of a group's
+	// windows topic, up to offset end, to st, which holds the partition's
+	// table restored from its changelog, as a task's restore does: purge
+	// marks delete the windows below them.
+	RestoreWindows func(st store.Store, changes []store.Change, end int64) error
 )
