@@ -49,7 +49,7 @@ func TestScenarioWorker(t *testing.T) {
 	state := os.Getenv(scenarioEnvState)
 	err = Run(context.Background(), Config{
 		Brokers: strings.Split(brokers, ","), Postbacks: ps, StatsAddr: "127.0.0.1:0",
-		Guarantee: sluice.ExactlyOnce, Sender: scenarioSender(),
+		Sender:  scenarioSender(), // exactly once, Run's default
 		Storage: func(group string) store.Builder { return pebble.Builder(filepath.Join(state, group)) },
 		// The restarted process takes over its predecessor's partitions
 		// at once and fences the transactions it left open.

@@ -38,8 +38,10 @@
 //   - DefineStats: counters per campaign link and per postback (Counters),
 //     served as JSON by StatsHandler over a view of its table.
 //
-// Exactly once (sluice.ExactlyOnce), every record is attributed, rendered
-// and counted once. At least once, a record redone after a crash may write
-// its conversion or requests again, the same as the first time, and a
-// request carries the same id; no click is consumed twice.
+// Run runs these groups exactly once (sluice.ExactlyOnce), unless
+// Config.AtLeastOnce says otherwise: every record is attributed, rendered
+// and counted once, so a crash does not make a postback request twice. At
+// least once, a record redone after a crash may write its conversion or
+// requests again, the same as the first time, and a request carries the
+// same id; no click is consumed twice.
 package adtrack

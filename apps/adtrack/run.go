@@ -26,11 +26,15 @@ type Config struct {
 	// StatsAddr is where the stats are served (see StatsHandler). Default
 	// DefaultStatsAddr, 127.0.0.1:9097.
 	StatsAddr string
-	// Guarantee is the delivery guarantee of the attribution, postbacks and
-	// stats groups. The URL worker is at least once whatever it says: an
-	// HTTP request cannot be part of a Kafka transaction, and its retries
-	// outlast a transaction's timeout. Default sluice.AtLeastOnce.
-	Guarantee sluice.DeliveryGuarantee
+	// AtLeastOnce runs the attribution, postbacks and stats groups at
+	// least once instead of exactly once: without Kafka transactions, so
+	// faster, but a record redone after a crash writes its conversion, its
+	// postback requests and its counts again, and a network is then sent
+	// the same postback twice (with the same X-Request-Id). Default false:
+	// exactly once, through the postback request topic. The URL worker is
+	// at least once either way: an HTTP request cannot be part of a Kafka
+	// transaction, and its retries outlast a transaction's timeout.
+	AtLeastOnce bool
 	// Attribution configures the attribution group.
 	Attribution AttributionConfig
 	// Sender performs the postback requests; nil means a zero Sender, with
@@ -86,14 +90,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return append(o, cfg.Options...)
 	}
 	deadLetter := sluice.DeadLetter(DeadLetterTopic)
+	guarantee := sluice.ExactlyOnce
+	if cfg.AtLeastOnce {
+		guarantee = sluice.AtLeastOnce
+	}
 
 	var procs []runner
-	attr, err := sluice.NewProcessor(DefineAttribution(cfg.Attribution).Group, opts(AttributionGroup, cfg.Guarantee, deadLetter)...)
+	attr, err := sluice.NewProcessor(DefineAttribution(cfg.Attribution).Group, opts(AttributionGroup, guarantee, deadLetter)...)
 	if err != nil {
 		return err
 	}
 	procs = append(procs, attr)
-	pbs, err := sluice.NewProcessor(DefinePostbacks(cfg.Postbacks).Group, opts(PostbacksGroup, cfg.Guarantee, deadLetter)...)
+	pbs, err := sluice.NewProcessor(DefinePostbacks(cfg.Postbacks).Group, opts(PostbacksGroup, guarantee, deadLetter)...)
 	if err != nil {
 		return err
 	}
@@ -105,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	procs = append(procs, urls)
-	stats, err := sluice.NewProcessor(DefineStats().Group, opts(StatsGroup, cfg.Guarantee, deadLetter)...)
+	stats, err := sluice.NewProcessor(DefineStats().Group, opts(StatsGroup, guarantee, deadLetter)...)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ postbacks:
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Brokers: brokers, Postbacks: ps, StatsAddr: "127.0.0.1:0", Guarantee: guarantee, Sender: fastSender(),
+			Brokers: brokers, Postbacks: ps, StatsAddr: "127.0.0.1:0", AtLeastOnce: guarantee == sluice.AtLeastOnce, Sender: fastSender(),
 			Storage:    func(string) store.Builder { return memory.Builder() },
 			StatsReady: func(addr net.Addr) { ready <- "http://" + addr.String() },
 		})
@@ -158,6 +158,70 @@ postbacks:
 	if got, want := clicks, (Counters{"count": 1, "country:DE": 1, "platform:ios": 1, "device:iPhone": 1,
 		"device_type:smartphone": 1, "with_adid": 1, "conversion": 1, "conversion:country:US": 1}); !reflect.DeepEqual(got, want) {
 		t.Errorf("clickstats of 46: %v, want %v", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run stopped with %v", err)
+	}
+}
+
+// TestRunWritesPostbackRequestsInTransactionsByDefault runs the pipeline
+// with a zero guarantee: the requests a postback renders are written in a
+// Kafka transaction, so that a postbacks task redone after a crash does
+// not send a network the same postback again.
+func TestRunWritesPostbackRequestsInTransactionsByDefault(t *testing.T) {
+	brokers := startBroker(t)
+	net7 := newNetwork(t, http.StatusOK)
+	ps := parsePostbacks(t, fmt.Sprintf(`
+postbacks:
+  - id: 7games-ist
+    network: 7games
+    event: ist
+    url: "%s/ist?idfa={{.Params.adid}}"
+`, net7.URL))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Brokers: brokers, Postbacks: ps, StatsAddr: "127.0.0.1:0", Sender: fastSender(),
+			Storage:    func(string) store.Builder { return memory.Builder() },
+			StatsReady: func(net.Addr) { ready <- struct{}{} },
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("run stopped: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation(),
+		kgo.ConsumeTopics(RequestsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	install := testInstall(testAdid, time.Now().UTC().Truncate(time.Second))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: InAppTopic, Value: install.AppendWire(nil)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fetchCtx, stop := context.WithTimeout(ctx, 60*time.Second)
+	defer stop()
+	var rec *kgo.Record
+	for rec == nil {
+		fs := cl.PollFetches(fetchCtx)
+		if fetchCtx.Err() != nil {
+			t.Fatal("no postback request within 60s")
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if rec == nil {
+				rec = r
+			}
+		})
+	}
+	if !rec.Attrs.IsTransactional() {
+		t.Errorf("postback request %s written outside a transaction: the pipeline is not exactly once by default", rec.Value)
 	}
 	cancel()
 	if err := <-done; err != nil {

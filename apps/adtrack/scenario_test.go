@@ -485,7 +485,7 @@ func TestRunYieldsExactlyTheScriptedPostbacksAndStats(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				done <- Run(ctx, Config{
-					Brokers: brokers, Postbacks: ps, StatsAddr: "127.0.0.1:0", Guarantee: g, Sender: scenarioSender(),
+					Brokers: brokers, Postbacks: ps, StatsAddr: "127.0.0.1:0", AtLeastOnce: g == sluice.AtLeastOnce, Sender: scenarioSender(),
 					Storage:    func(string) store.Builder { return memory.Builder() },
 					StatsReady: func(addr net.Addr) { ready <- "http://" + addr.String() },
 				})

@@ -483,3 +483,20 @@ func TestFileSinkCutsAFileACrashLeftOpenBackToItsLastWholeLine(t *testing.T) {
 		t.Fatalf("files %v, lines %q", files, lines)
 	}
 }
+
+// TestZeroLimitsAreFirehosesPutRecordBatchLimits pins the defaults the
+// export is specified with: 500 records a call, 1000 events a record,
+// 1,000 KiB a record and 4 MiB a call; 600,000 pending events; buckets of
+// 10s.
+func TestZeroLimitsAreFirehosesPutRecordBatchLimits(t *testing.T) {
+	want := Limits{MaxRecordsPerCall: 500, MaxEventsPerRecord: 1000, MaxRecordBytes: 1000 * 1024, MaxCallBytes: 4 * 1024 * 1024}
+	if got := (Limits{}).withDefaults(); got != want {
+		t.Errorf("zero limits: %+v, want %+v", got, want)
+	}
+	if got := (ExporterConfig{}).withDefaults(); got.Limits != want || got.PendingLimit != 600_000 {
+		t.Errorf("zero exporter config: limits %+v, pending limit %d; want %+v and 600000", got.Limits, got.PendingLimit, want)
+	}
+	if DefaultBucket != 10*time.Second {
+		t.Errorf("default bucket %s, want 10s", DefaultBucket)
+	}
+}

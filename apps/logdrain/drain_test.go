@@ -334,3 +334,37 @@ func TestDrainShutsDownCleanlyPastAConnectionThatNeverSentARequest(t *testing.T)
 		t.Fatal("serve did not return")
 	}
 }
+
+// TestDrainTakesBodiesOfUpToOneMiBByDefault posts, to a drain configured
+// with no limit, a body of exactly 1 MiB, which is taken, and one a byte
+// longer, which is answered 413.
+func TestDrainTakesBodiesOfUpToOneMiBByDefault(t *testing.T) {
+	b := startBroker(t)
+	url, _ := startDrain(t, b.Addrs(), logdrain.DrainConfig{})
+	const limit = 1 << 20
+	// Router frames, then one app line whose length fills the body to
+	// exactly size bytes.
+	sized := func(size int) ([]byte, int) {
+		var body []byte
+		frames := 0
+		for len(body) < size-2048 {
+			body = logdrain.AppendFrame(body, []byte(specRouterMsg+"\n"))
+			frames++
+		}
+		head := "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - "
+		left := size - len(body) - len("1234 ")
+		body = logdrain.AppendFrame(body, []byte(head+strings.Repeat("x", left-len(head)-1)+"\n"))
+		if len(body) != size {
+			t.Fatalf("body of %d bytes, want %d", len(body), size)
+		}
+		return body, frames + 1
+	}
+	full, frames := sized(limit)
+	if a := post(t, url, request{body: full, headers: msgCount(frames)}); a.status != http.StatusNoContent {
+		t.Fatalf("body of 1 MiB: status %d %q, want 204", a.status, a.body)
+	}
+	over, frames := sized(limit + 1)
+	if a := post(t, url, request{body: over, headers: msgCount(frames)}); a.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("body of 1 MiB and a byte: status %d %q, want 413", a.status, a.body)
+	}
+}

@@ -35,9 +35,15 @@ consumed. Conversions and in-app events fire the postbacks configured in
 
 Stats are served as JSON on --stats-addr: GET /clickstats/{campaign_link_id},
 /pbstats/{postback_id} and /attribution. Records that cannot be processed go
-to "adtrack-dead-letters" with the reason.`,
+to "adtrack-dead-letters" with the reason.
+
+Attribution, postbacks and stats run exactly once, in Kafka transactions, so
+a crash does not make a postback request twice; --exactly-once=false trades
+that for speed. The URL worker is at least once towards the networks either
+way, and sends each request with the same X-Request-Id on every retry.`,
 		Example: `  sluice run adtrack --postbacks postbacks.yaml
-  sluice run adtrack --postbacks postbacks.yaml --brokers kafka-1:9092 --exactly-once
+  sluice run adtrack --postbacks postbacks.yaml --brokers kafka-1:9092
+  sluice run adtrack --postbacks postbacks.yaml --exactly-once=false   # faster; a crash may send a postback again
   curl 127.0.0.1:9097/clickstats/46`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,9 +68,7 @@ to "adtrack-dead-letters" with the reason.`,
 			if stateDir != "" {
 				cfg.Storage = func(group string) store.Builder { return pebble.Builder(filepath.Join(stateDir, group)) }
 			}
-			if exactlyOnce {
-				cfg.Guarantee = sluice.ExactlyOnce
-			}
+			cfg.AtLeastOnce = !exactlyOnce
 			n := 0
 			if ps != nil {
 				n = len(ps.All())
@@ -85,7 +89,7 @@ to "adtrack-dead-letters" with the reason.`,
 	cmd.Flags().StringVar(&postbacks, "postbacks", "", "YAML file of the postbacks (default: none, no network is told)")
 	cmd.Flags().StringVar(&statsAddr, "stats-addr", adtrack.DefaultStatsAddr, "address the stats are served on")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the groups' local stores, one subdirectory per group (default: the user's cache directory, sluice/state/<group>)")
-	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "attribute, count and render postbacks exactly once, with Kafka transactions (the URL worker stays at least once)")
+	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", true, "attribute, count and render postbacks exactly once, with Kafka transactions; --exactly-once=false runs them at least once, so a crash may send a postback again (the URL worker is at least once either way)")
 	return cmd
 }
 

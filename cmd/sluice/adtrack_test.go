@@ -32,10 +32,11 @@ func TestRunAdTrackCountsClicksSentWithAnyClient(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	var brokerAddr, statsURL string
+	var brokerAddr, statsURL, groups string
 	brokerLine := regexp.MustCompile(`broker\s+(\S+)`)
 	statsLine := regexp.MustCompile(`stats\s+(http://[^/\s]+)/`)
-	for statsURL == "" {
+	groupsLine := regexp.MustCompile(`groups\s+(.*)`)
+	for statsURL == "" || groups == "" {
 		select {
 		case s := <-out.ch:
 			if m := brokerLine.FindStringSubmatch(s); m != nil {
@@ -43,6 +44,9 @@ func TestRunAdTrackCountsClicksSentWithAnyClient(t *testing.T) {
 			}
 			if m := statsLine.FindStringSubmatch(s); m != nil {
 				statsURL = m[1]
+			}
+			if m := groupsLine.FindStringSubmatch(s); m != nil {
+				groups = m[1]
 			}
 		case err := <-done:
 			t.Fatalf("adtrack exited: %v", err)
@@ -54,6 +58,9 @@ func TestRunAdTrackCountsClicksSentWithAnyClient(t *testing.T) {
 		for range out.ch {
 		}
 	}()
+	if !strings.Contains(groups, "(exactly-once)") {
+		t.Errorf("groups line %q: want the groups exactly once by default", groups)
+	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr), kgo.AllowAutoTopicCreation())
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/apps/adtrack"
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/store"
@@ -119,9 +118,7 @@ Stop it with Ctrl-C.`,
 				Storage:    func(string) store.Builder { return memory.Builder() },
 				StatsReady: func(a net.Addr) { ready <- "http://" + a.String() },
 			}
-			if exactlyOnce {
-				cfg.Guarantee = sluice.ExactlyOnce
-			}
+			cfg.AtLeastOnce = !exactlyOnce
 			eg.Go(func() error { return adtrack.Run(ctx, cfg) })
 			eg.Go(func() error {
 				var stats string
@@ -145,7 +142,7 @@ Stop it with Ctrl-C.`,
 	cmd.Flags().StringVar(&statsAddr, "stats-addr", adtrack.DefaultStatsAddr, "address the stats are served on")
 	cmd.Flags().StringVar(&networksAddr, "networks-addr", "127.0.0.1:9098", "address the stand-in ad networks listen on")
 	cmd.Flags().Float64Var(&rate, "rate", 10, "stories of generated traffic a second")
-	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "run the groups exactly once (the URL worker stays at least once)")
+	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", true, "run the groups exactly once; --exactly-once=false runs them at least once (the URL worker is at least once either way)")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 	return cmd
 }
