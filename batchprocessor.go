@@ -106,7 +106,9 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...BatchProcessorOpt
 	})
 	popts := make([]ProcessorOpt, 0, len(opts)+1)
 	for _, o := range opts {
-		popts = append(popts, processorOpt(o.applyBatchProcessor))
+		if o != nil {
+			popts = append(popts, processorOpt(o.applyBatchProcessor))
+		}
 	}
 	p, err := NewProcessor(bg.group(), append(popts, batchDefaults)...)
 	if err != nil {

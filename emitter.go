@@ -105,7 +105,9 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	}
 	cfg := emitterConfig{client: defaultClientConfig(), closeTimeout: 30 * time.Second}
 	for _, o := range opts {
-		o.applyEmitter(&cfg)
+		if o != nil {
+			o.applyEmitter(&cfg)
+		}
 	}
 	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)

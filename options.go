@@ -12,7 +12,8 @@ import (
 )
 
 // Opt configures how any sluice object reaches Kafka: processors, views and
-// emitters all accept it.
+// emitters all accept it. Every constructor ignores a nil option, of any
+// kind, so that options can be chosen conditionally.
 type Opt interface {
 	ProcessorOpt
 	ViewOpt

@@ -101,7 +101,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	cfg.maxBufferedBytes = 32 << 20
 	for _, o := range opts {
-		o.applyProcessor(&cfg)
+		if o != nil {
+			o.applyProcessor(&cfg)
+		}
 	}
 	if cfg.commitInterval == 0 {
 		cfg.commitInterval = time.Second

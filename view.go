@@ -101,7 +101,9 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	}
 	cfg := viewConfig{client: defaultClientConfig(), storage: memory.Builder()}
 	for _, o := range opts {
-		o.applyView(&cfg)
+		if o != nil {
+			o.applyView(&cfg)
+		}
 	}
 	if err := checkKafkaOptions("view "+table, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err

@@ -69,7 +69,9 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 	}
 	cfg := viewConfig{client: defaultClientConfig(), storage: memory.Builder()}
 	for _, o := range opts {
-		o.applyView(&cfg)
+		if o != nil {
+			o.applyView(&cfg)
+		}
 	}
 	if err := checkKafkaOptions("window view "+table+"/"+aggregation, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err
