@@ -112,6 +112,9 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
 	}
+	if err := cfg.client.check("emitter " + topic); err != nil {
+		return nil, err
+	}
 	owned := emitterOwned
 	if cfg.interval > 0 {
 		owned = append(slices.Clip(owned), emitterLinger)

@@ -1,7 +1,9 @@
 package sluice
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +71,27 @@ func defaultClientConfig() clientConfig {
 	}
 }
 
+// check reports the first option whose value no Kafka client or broker
+// accepts, naming it, so that a constructor fails rather than Run or the
+// first write. object names the object configured, as in "group clicks".
+func (c *clientConfig) check(object string) error {
+	if len(c.brokers) == 0 {
+		return fmt.Errorf("%s: Brokers: no address given; give at least one seed broker, host:port", object)
+	}
+	for i, addr := range c.brokers {
+		if strings.TrimSpace(addr) == "" {
+			return fmt.Errorf("%s: Brokers: address %d of %d is empty; give host:port", object, i+1, len(c.brokers))
+		}
+	}
+	if c.partitions == 0 || c.partitions < -1 {
+		return fmt.Errorf("%s: TopicDefaults: partitions must be positive, or -1 for the broker's default, got %d", object, c.partitions)
+	}
+	if c.replication == 0 || c.replication < -1 {
+		return fmt.Errorf("%s: TopicDefaults: replication must be positive, or -1 for the broker's default, got %d", object, c.replication)
+	}
+	return nil
+}
+
 // partitioner places the records of the object's client: explicit
 // partitions where given, keys by the object's Hasher.
 func (c *clientConfig) partitioner() kgo.Partitioner {
@@ -105,7 +128,8 @@ func (o clientOpt) applyBatchProcessor(c *processorConfig) { o(&c.client) }
 func (o clientOpt) applyView(c *viewConfig)                { o(&c.client) }
 func (o clientOpt) applyEmitter(c *emitterConfig)          { o(&c.client) }
 
-// Brokers sets the seed brokers, overriding DefaultBrokers.
+// Brokers sets the seed brokers, overriding DefaultBrokers. At least one
+// address must be given, and none empty, or the constructor fails.
 func Brokers(addrs ...string) Opt {
 	return clientOpt(func(c *clientConfig) { c.brokers = append([]string(nil), addrs...) })
 }
@@ -157,8 +181,9 @@ func Logger(l *slog.Logger) Opt {
 // TopicDefaults sets the partition count and replication factor of topics
 // sluice creates because they do not exist yet: inputs, outputs, loopback
 // and table topics. A table or loopback topic is always created with its
-// group's input partition count. Replication -1 asks for the broker's
-// default. Default: 10 partitions, replication -1.
+// group's input partition count. Partitions or replication -1 asks for the
+// broker's default; other values must be positive, or the constructor
+// fails. Default: 10 partitions, replication -1.
 func TopicDefaults(partitions int32, replication int16) Opt {
 	return clientOpt(func(c *clientConfig) {
 		c.partitions = partitions

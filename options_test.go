@@ -1,6 +1,7 @@
 package sluice_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-io/sluice"
@@ -54,4 +55,46 @@ func TestNilOptionsAreIgnoredByEveryConstructor(t *testing.T) {
 		sluice.ConcurrentInput(g, "in", codec.String(), func(*sluice.Context[struct{}], string) error { return nil }, 4, nil)
 		return g.Validate()
 	})
+}
+
+// wantOptionError fails the test unless err is an error that names option.
+func wantOptionError(t *testing.T, what string, err error, option string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error, want one naming %s", what, option)
+		return
+	}
+	if !strings.Contains(err.Error(), option) {
+		t.Errorf("%s: error %q does not name %s", what, err, option)
+	}
+}
+
+func TestConstructorsRejectInvalidBrokersAndTopicDefaults(t *testing.T) {
+	cases := []struct {
+		opt    sluice.Opt
+		option string
+	}{
+		{sluice.Brokers(), "Brokers"},
+		{sluice.Brokers("127.0.0.1:9092", ""), "Brokers"},
+		{sluice.TopicDefaults(0, 1), "TopicDefaults"},
+		{sluice.TopicDefaults(-2, 1), "TopicDefaults"},
+		{sluice.TopicDefaults(3, 0), "TopicDefaults"},
+		{sluice.TopicDefaults(3, -2), "TopicDefaults"},
+	}
+	for _, c := range cases {
+		_, err := sluice.NewProcessor(defineCounter("bad-client-opts", "in"), c.opt, sluice.Storage(memory.Builder()))
+		wantOptionError(t, "NewProcessor", err, c.option)
+		_, err = sluice.NewView("bad-client-opts-table", codec.String(), c.opt)
+		wantOptionError(t, "NewView", err, c.option)
+		_, err = sluice.NewWindowView("bad-client-opts-table", "counts", codec.Int64(), c.opt)
+		wantOptionError(t, "NewWindowView", err, c.option)
+		// No broker listens there: the options must be rejected before
+		// the emitter connects.
+		_, err = sluice.NewEmitter("bad-client-opts-in", codec.String(), sluice.Brokers("127.0.0.1:1"), c.opt)
+		wantOptionError(t, "NewEmitter", err, c.option)
+	}
+	// -1 asks for the broker's default, of partitions and of replication.
+	if _, err := sluice.NewProcessor(defineCounter("bad-client-opts", "in"), sluice.TopicDefaults(-1, -1), sluice.Storage(memory.Builder())); err != nil {
+		t.Errorf("TopicDefaults(-1, -1): %v", err)
+	}
 }

@@ -105,6 +105,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 			o.applyProcessor(&cfg)
 		}
 	}
+	if err := cfg.client.check("group " + g.name); err != nil {
+		return nil, err
+	}
 	if cfg.commitInterval == 0 {
 		cfg.commitInterval = time.Second
 		if cfg.guarantee == ExactlyOnce {

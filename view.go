@@ -105,6 +105,9 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 			o.applyView(&cfg)
 		}
 	}
+	if err := cfg.client.check("view " + table); err != nil {
+		return nil, err
+	}
 	if err := checkKafkaOptions("view "+table, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err
 	}

@@ -73,6 +73,9 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 			o.applyView(&cfg)
 		}
 	}
+	if err := cfg.client.check("window view " + table + "/" + aggregation); err != nil {
+		return nil, err
+	}
 	if err := checkKafkaOptions("window view "+table+"/"+aggregation, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err
 	}
