@@ -250,8 +250,8 @@ func MaxBatch(n int) ProcessorOpt {
 // its group; work not written within d is abandoned (and processed again by
 // the partitions' next owner), and Run returns an error that names the
 // partitions and topics of the writes given up. It bounds the stop after a
-// failure, and the wait for the tasks of revoked partitions, alike.
-// Default: 30s.
+// failure, and the wait for the tasks of revoked partitions, alike. It
+// must be positive. Default: 30s.
 func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
 }
@@ -277,7 +277,9 @@ func DeliveryTimeout(d time.Duration) ProcessorOpt {
 // SessionTimeout sets how long the group waits for a processor that stopped
 // sending heartbeats (it crashed, or its network failed) before it gives the
 // processor's partitions to others. Heartbeats are sent in the background,
-// so slow handlers do not count against it. Default: 10s.
+// so slow handlers do not count against it. It must be positive, and
+// within what the brokers allow (group.min.session.timeout.ms and
+// group.max.session.timeout.ms). Default: 10s.
 func SessionTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.sessionTimeout = d })
 }
@@ -314,7 +316,8 @@ const (
 	Latest
 )
 
-// StartAt sets where a new group starts reading its inputs. Default:
+// StartAt sets where a new group starts reading its inputs: Earliest or
+// Latest. Default:
 // Earliest, so that a group's table accounts for every record of its inputs.
 func StartAt(s StartOffset) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.startAt = s })
@@ -359,7 +362,8 @@ func (g DeliveryGuarantee) String() string {
 	return "at-least-once"
 }
 
-// Guarantee sets the processor's delivery guarantee. Default: AtLeastOnce.
+// Guarantee sets the processor's delivery guarantee, AtLeastOnce or
+// ExactlyOnce. Default: AtLeastOnce.
 // With ExactlyOnce, CommitInterval is how long a transaction stays open
 // (default 100ms, at least 10ms): longer ones cost less per record and make
 // the outputs visible later.

@@ -3,6 +3,7 @@ package sluice_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
@@ -96,5 +97,27 @@ func TestConstructorsRejectInvalidBrokersAndTopicDefaults(t *testing.T) {
 	// -1 asks for the broker's default, of partitions and of replication.
 	if _, err := sluice.NewProcessor(defineCounter("bad-client-opts", "in"), sluice.TopicDefaults(-1, -1), sluice.Storage(memory.Builder())); err != nil {
 		t.Errorf("TopicDefaults(-1, -1): %v", err)
+	}
+}
+
+func TestNewProcessorRejectsInvalidTimeoutsAndChoices(t *testing.T) {
+	cases := []struct {
+		opt    sluice.ProcessorOpt
+		option string
+	}{
+		{sluice.ShutdownTimeout(0), "ShutdownTimeout"},
+		{sluice.ShutdownTimeout(-time.Second), "ShutdownTimeout"},
+		{sluice.SessionTimeout(0), "SessionTimeout"},
+		{sluice.SessionTimeout(-time.Second), "SessionTimeout"},
+		{sluice.WindowsRetentionMargin(-time.Hour), "WindowsRetentionMargin"},
+		{sluice.Guarantee(sluice.DeliveryGuarantee(7)), "Guarantee"},
+		{sluice.StartAt(sluice.StartOffset(9)), "StartAt"},
+	}
+	for _, c := range cases {
+		_, err := sluice.NewProcessor(defineCounter("bad-processor-opts", "in"), c.opt, sluice.Storage(memory.Builder()))
+		wantOptionError(t, "NewProcessor", err, c.option)
+	}
+	if _, err := sluice.NewProcessor(defineCounter("bad-processor-opts", "in"), sluice.WindowsRetentionMargin(0), sluice.Storage(memory.Builder())); err != nil {
+		t.Errorf("WindowsRetentionMargin(0): %v", err)
 	}
 }
