@@ -203,9 +203,14 @@ func (o storageOpt) applyView(c *viewConfig)                { o(&c.storage) }
 // pebble.MemoryBudget's default of 128 MiB for all the processor's stores,
 // counting rows (pebble.CountRows) when Metrics is set; for views: memory.
 // A pebble.Builder's directory belongs to one processor at a time: give
-// each processor of a machine a directory, or a Builder, of its own.
+// each processor of a machine a directory, or a Builder, of its own. A nil
+// b keeps the default.
 func Storage(b store.Builder) StorageOpt {
-	return storageOpt(func(s *store.Builder) { *s = b })
+	return storageOpt(func(s *store.Builder) {
+		if b != nil {
+			*s = b
+		}
+	})
 }
 
 type processorOpt func(*processorConfig)

@@ -1,6 +1,7 @@
 package sluice_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,38 @@ func TestNewProcessorRejectsInvalidTimeoutsAndChoices(t *testing.T) {
 	}
 	if _, err := sluice.NewProcessor(defineCounter("bad-processor-opts", "in"), sluice.WindowsRetentionMargin(0), sluice.Storage(memory.Builder())); err != nil {
 		t.Errorf("WindowsRetentionMargin(0): %v", err)
+	}
+}
+
+func TestStorageNilKeepsTheDefaultStorage(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("storage-nil-table", codec.String(), emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Emit(context.Background(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	_ = em.Close()
+	v, err := sluice.NewView("storage-nil-table", codec.String(), append(viewOpts(b, 2), sluice.Storage(nil))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		_ = v.Run(ctx)
+	}()
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatalf("view with Storage(nil): %v (Run panicked: %v)", err, <-done)
+	}
+	if got, err := v.Get("k"); err != nil || got != "v" {
+		t.Errorf("get k: %q, %v; want v", got, err)
+	}
+	cancel()
+	if p := <-done; p != nil {
+		t.Fatalf("Run panicked: %v", p)
 	}
 }
