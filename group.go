@@ -160,7 +160,31 @@ func (g *Group[V]) usesTopic(topic string) (string, bool) {
 	if g.Persisted() && topic == g.TableTopic() {
 		return "table", true
 	}
+	if g.windowLogged() && topic == g.WindowsTopic() {
+		return "windows topic", true
+	}
 	return "", false
+}
+
+// checkOwnTopics checks, for an edge that makes the group keep its table
+// topic (table) or its windows topic (windows), that no edge declared
+// before it uses that topic: edges declared after it are checked by
+// checkTopic.
+func (g *Group[V]) checkOwnTopics(edge string, table, windows bool) bool {
+	ok := true
+	for _, own := range []struct {
+		topic, what string
+		check       bool
+	}{{g.TableTopic(), "table", table}, {g.WindowsTopic(), "windows topic", windows}} {
+		if !own.check {
+			continue
+		}
+		if other, used := g.usesTopic(own.topic); used {
+			g.fail("%s: the group's %s %s is already its %s", edge, own.what, own.topic, other)
+			ok = false
+		}
+	}
+	return ok
 }
 
 func (g *Group[V]) checkTopic(edge, topic string) bool {
@@ -183,7 +207,7 @@ func Persist[V any](g *Group[V], c codec.Codec[V]) {
 		g.fail("persist: codec is nil")
 	case g.table != nil:
 		g.fail("persist: the group already persists a table")
-	default:
+	case g.checkOwnTopics("persist", !g.Persisted(), false):
 		g.table = c
 	}
 }

@@ -100,6 +100,9 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 		g.fail("%s: %s", edge, strings.Join(errs, "; "))
 		return a
 	}
+	if !g.checkOwnTopics(edge, !g.Persisted(), !g.windowLogged()) {
+		return a
+	}
 	a.index = len(g.windows)
 	wa := &windowAgg[V]{name: name, w: w, owner: a}
 	wa.result = func(ctx *Context[V], key string, win Window, raw []byte, final bool) error {
