@@ -257,7 +257,7 @@ func (v *WindowView[A]) serveWindow(w http.ResponseWriter, r *http.Request) {
 // with notFound when it is empty.
 func (v *WindowView[A]) answer(w http.ResponseWriter, out []windowJSON[A], err error, notFound string) {
 	switch {
-	case errors.Is(err, errViewNotReady):
+	case errors.Is(err, errViewNotReady), errors.Is(err, ErrClosed):
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
