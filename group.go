@@ -46,8 +46,10 @@ type Group[V any] struct {
 
 // Handler processes one record of an input: msg is the decoded value; ctx
 // gives the record's key, the key's table row, and the effects the handler
-// may cause. A returned error stops the processor (the record is not
-// committed); so does a panic, which sluice recovers.
+// may cause. A returned error fails the record, and so does a panic, which
+// sluice recovers: the record leaves no effects, and the group's error
+// policy (OnError) decides what follows. Under the default, Fail, the
+// processor stops and the record is not committed.
 type Handler[V, M any] func(ctx *Context[V], msg M) error
 
 // inputEdge is a stream the group reads: an input or the loopback.
