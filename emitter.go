@@ -97,8 +97,8 @@ type epoch struct {
 // NewEmitter connects an emitter for topic, creating the topic with the
 // TopicDefaults if it does not exist.
 func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emitter[V], error) {
-	if topic == "" {
-		return nil, errors.New("emitter: topic name is empty")
+	if err := checkTopicName(topic); err != nil {
+		return nil, fmt.Errorf("emitter: %w", err)
 	}
 	if c == nil {
 		return nil, fmt.Errorf("emitter %s: codec is nil", topic)

@@ -25,9 +25,13 @@ import (
 //	sluice.Persist(g, codec.JSON[User]())
 //	sluice.Input(g, "user-clicks", codec.String(), countClick)
 //
-// Mistakes that types cannot catch (an empty topic, a topic read twice, a
-// missing handler) are collected and reported, each naming its edge, by
-// Validate and by NewProcessor.
+// Mistakes that types cannot catch (an empty topic, a topic name Kafka
+// refuses, a topic read twice, a missing handler) are collected and
+// reported, each naming its edge, by Validate and by NewProcessor. Kafka
+// accepts topic names of up to 249 ASCII letters, digits, '.', '_' and
+// '-'; the group's own topics (its table, windows and loopback topics)
+// are named after it, so a group that keeps any needs a name that makes
+// valid topic names.
 type Group[V any] struct {
 	name    string
 	table   codec.Codec[V]
@@ -111,6 +115,18 @@ func (g *Group[V]) Persisted() bool { return g.table != nil || len(g.windows) > 
 // nil when the group can run.
 func (g *Group[V]) Validate() error {
 	errs := slices.Clone(g.errs)
+	if g.name != "" {
+		var own []string
+		if g.Persisted() {
+			own = append(own, g.TableTopic())
+		}
+		if g.windowLogged() {
+			own = append(own, g.WindowsTopic())
+		}
+		if err := checkGroupTopics(g.name, own...); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(g.inputs) == 0 {
 		errs = append(errs, errors.New("no inputs: a group needs at least one Input"))
 	}
@@ -190,8 +206,8 @@ func (g *Group[V]) checkOwnTopics(edge string, table, windows bool) bool {
 }
 
 func (g *Group[V]) checkTopic(edge, topic string) bool {
-	if topic == "" {
-		g.fail("%s: topic name is empty", edge)
+	if err := checkTopicName(topic); err != nil {
+		g.fail("%s: %v", edge, err)
 		return false
 	}
 	if other, ok := g.usesTopic(topic); ok {

@@ -139,6 +139,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if cfg.policy.topic == "" {
 			return nil, fmt.Errorf("group %s: DeadLetter needs a topic", g.name)
 		}
+		if err := checkTopicName(cfg.policy.topic); err != nil {
+			return nil, fmt.Errorf("group %s: dead-letter topic: %w", g.name, err)
+		}
 		if kind, ok := g.usesTopic(cfg.policy.topic); ok {
 			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
 		}

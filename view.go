@@ -96,6 +96,9 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	if table == "" {
 		return nil, errors.New("view: table name is empty")
 	}
+	if err := checkTopicName(table); err != nil {
+		return nil, fmt.Errorf("view: table: %w", err)
+	}
 	if c == nil {
 		return nil, fmt.Errorf("view %s: codec is nil", table)
 	}

@@ -62,6 +62,8 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 	switch {
 	case table == "":
 		return nil, errors.New("window view: table name is empty")
+	case checkTopicName(table) != nil:
+		return nil, fmt.Errorf("window view: table: %w", checkTopicName(table))
 	case aggregation == "" || strings.ContainsRune(aggregation, 0):
 		return nil, fmt.Errorf("window view of %s: aggregation name %q must be non-empty and hold no zero byte", table, aggregation)
 	case c == nil:
