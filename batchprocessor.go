@@ -219,12 +219,12 @@ func (r *batchRun[K, V]) decode(c *batchCall, recs []*kgo.Record, failed func(*k
 	out := make([]Record[K, V], 0, len(recs))
 	for _, rec := range recs {
 		in := r.inputs[rec.Topic]
-		k, err := in.key.Decode(rec.Key)
+		k, err := decodeInput(in.key, rec.Key)
 		if err != nil {
 			err = fmt.Errorf("key: %w", err)
 		} else {
 			var v V
-			if v, err = in.value.Decode(rec.Value); err == nil {
+			if v, err = decodeInput(in.value, rec.Value); err == nil {
 				out = append(out, Record[K, V]{
 					Topic:     rec.Topic,
 					Partition: rec.Partition,

@@ -317,9 +317,21 @@ func Lookup[V, T any](g *Group[V], table string, c codec.Codec[T]) *LookupTable[
 	return l
 }
 
+// decodeInput decodes b, a key or value of an input record, with c. A codec
+// that panics on b fails the record as one that returns an error does: the
+// record did not decode, whatever the codec's way of saying so.
+func decodeInput[M any](c codec.Codec[M], b []byte) (msg M, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("codec panicked: %v", v)
+		}
+	}()
+	return c.Decode(b)
+}
+
 func decodeAndHandle[V, M any](c codec.Codec[M], h Handler[V, M]) func(*Context[V], []byte) error {
 	return func(ctx *Context[V], value []byte) error {
-		msg, err := c.Decode(value)
+		msg, err := decodeInput(c, value)
 		if err != nil {
 			r := ctx.rec
 			return &DecodeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}

@@ -299,7 +299,7 @@ func decodeAtTime[V, M any](c codec.Codec[M], timeOf func(string, M) time.Time, 
 				err = &PanicError{Value: v, Stack: debug.Stack()}
 			}
 		}()
-		msg, err := c.Decode(r.Value)
+		msg, err := decodeInput(c, r.Value)
 		if err != nil {
 			return 0, nil, &DecodeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}
