@@ -159,8 +159,8 @@ func (bg *BatchGroup[K, V]) usesTopic(topic string) (string, bool) {
 }
 
 func (bg *BatchGroup[K, V]) checkTopic(edge, topic string) bool {
-	if topic == "" {
-		bg.fail("%s: topic name is empty", edge)
+	if err := checkTopicName(topic); err != nil {
+		bg.fail("%s: %v", edge, err)
 		return false
 	}
 	if other, ok := bg.usesTopic(topic); ok {

@@ -584,3 +584,52 @@ func TestBatchProcessorSkipsUndecodableRecordsAndFailedBatches(t *testing.T) {
 		t.Fatalf("stats: %d skipped, %d failed batches, %d batches; want 5, 1, 3", st.Skipped, st.FailedBatches, st.Batches)
 	}
 }
+
+// firstByte is a codec that, like many a hand-written one, indexes its
+// input without checking it: an empty value makes Decode panic.
+type firstByte struct{}
+
+func (firstByte) Encode(b byte) ([]byte, error) { return []byte{b}, nil }
+func (firstByte) Decode(p []byte) (byte, error) { return p[0], nil }
+
+// A batch input's codec that panics on a record fails that record alone,
+// as one that returns an error does, instead of crashing the process.
+func TestBatchProcessorDeadLettersARecordItsCodecPanicsOn(t *testing.T) {
+	b := startBroker(t)
+	emitKeyed(t, b, 1, "panicky-in", "k", "a", "k", "", "k", "b")
+	var (
+		mu      sync.Mutex
+		handled []string
+	)
+	bg := sluice.DefineBatchGroup[string, byte]("panicky")
+	sluice.BatchInput(bg, "panicky-in", codec.String(), firstByte{})
+	sluice.HandleBatches(bg, func(_ sluice.BatchContext, recs []sluice.Record[string, byte], _ sluice.Sender) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range recs {
+			handled = append(handled, string(r.Value))
+		}
+		return nil
+	})
+	p, _ := runBatchProcessor(t, bg, batchOpts(b, 1, t.TempDir(),
+		sluice.BatchWait(100*time.Millisecond), sluice.OnError(sluice.DeadLetter("panicky-dead")))...)
+	dead := readAll(t, b.Addrs(), "panicky-dead", 1)
+	hs := map[string]string{}
+	for _, h := range dead[0].Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if hs[sluice.HeaderErrorKind] != "decode" || hs[sluice.HeaderSourceOffset] != "1" {
+		t.Errorf("dead letter headers %v, want kind decode of offset 1", hs)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if got := fmt.Sprint(handled); got != "[a b]" {
+			return fmt.Errorf("handled %s, want [a b]", got)
+		}
+		return nil
+	})
+	if st := p.Stats(); st.DeadLettered != 1 {
+		t.Errorf("%d dead-lettered, want 1", st.DeadLettered)
+	}
+}

@@ -106,7 +106,9 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...BatchProcessorOpt
 	})
 	popts := make([]ProcessorOpt, 0, len(opts)+1)
 	for _, o := range opts {
-		popts = append(popts, processorOpt(o.applyBatchProcessor))
+		if o != nil {
+			popts = append(popts, processorOpt(o.applyBatchProcessor))
+		}
 	}
 	p, err := NewProcessor(bg.group(), append(popts, batchDefaults)...)
 	if err != nil {
@@ -217,12 +219,12 @@ func (r *batchRun[K, V]) decode(c *batchCall, recs []*kgo.Record, failed func(*k
 	out := make([]Record[K, V], 0, len(recs))
 	for _, rec := range recs {
 		in := r.inputs[rec.Topic]
-		k, err := in.key.Decode(rec.Key)
+		k, err := decodeInput(in.key, rec.Key)
 		if err != nil {
 			err = fmt.Errorf("key: %w", err)
 		} else {
 			var v V
-			if v, err = in.value.Decode(rec.Value); err == nil {
+			if v, err = decodeInput(in.value, rec.Value); err == nil {
 				out = append(out, Record[K, V]{
 					Topic:     rec.Topic,
 					Partition: rec.Partition,

@@ -55,6 +55,9 @@ func (g *Group[V]) bridge(partitions int32, opts []any) (bridge.Group, error) {
 	}
 	popts := make([]ProcessorOpt, 0, len(opts)+1)
 	for _, o := range opts {
+		if o == nil {
+			continue
+		}
 		po, ok := o.(ProcessorOpt)
 		if !ok {
 			return nil, fmt.Errorf("group %s: %T is not a ProcessorOpt", g.name, o)
@@ -78,6 +81,9 @@ func (bg *BatchGroup[K, V]) bridge(partitions int32, opts []any) (bridge.Group, 
 	}
 	bopts := make([]BatchProcessorOpt, 0, len(opts)+1)
 	for _, o := range opts {
+		if o == nil {
+			continue
+		}
 		bo, ok := o.(BatchProcessorOpt)
 		if !ok {
 			return nil, fmt.Errorf("group %s: %T is not a BatchProcessorOpt", bg.name, o)

@@ -74,7 +74,9 @@ func ConcurrentInput[V, M any](g *Group[V], topic string, c codec.Codec[M], h Ha
 	}
 	cc := &concurrency{limit: n, perKey: 1}
 	for _, o := range opts {
-		o.applyConcurrent(cc)
+		if o != nil {
+			o.applyConcurrent(cc)
+		}
 	}
 	switch {
 	case n < 1:

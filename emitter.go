@@ -97,18 +97,23 @@ type epoch struct {
 // NewEmitter connects an emitter for topic, creating the topic with the
 // TopicDefaults if it does not exist.
 func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emitter[V], error) {
-	if topic == "" {
-		return nil, errors.New("emitter: topic name is empty")
+	if err := checkTopicName(topic); err != nil {
+		return nil, fmt.Errorf("emitter: %w", err)
 	}
 	if c == nil {
 		return nil, fmt.Errorf("emitter %s: codec is nil", topic)
 	}
 	cfg := emitterConfig{client: defaultClientConfig(), closeTimeout: 30 * time.Second}
 	for _, o := range opts {
-		o.applyEmitter(&cfg)
+		if o != nil {
+			o.applyEmitter(&cfg)
+		}
 	}
 	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
 		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
+	}
+	if err := cfg.client.check("emitter " + topic); err != nil {
+		return nil, err
 	}
 	owned := emitterOwned
 	if cfg.interval > 0 {

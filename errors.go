@@ -8,7 +8,8 @@ import (
 // ErrNotFound is returned by a view when a key has no row.
 var ErrNotFound = errors.New("sluice: key not found")
 
-// ErrClosed is returned by an emitter or view used after Close.
+// ErrClosed is returned, wrapped, by an emitter used after Close, and by a
+// view or window view queried after its Run returned.
 var ErrClosed = errors.New("sluice: closed")
 
 // DecodeError is a record that its codec could not decode. It says where the

@@ -25,9 +25,13 @@ import (
 //	sluice.Persist(g, codec.JSON[User]())
 //	sluice.Input(g, "user-clicks", codec.String(), countClick)
 //
-// Mistakes that types cannot catch (an empty topic, a topic read twice, a
-// missing handler) are collected and reported, each naming its edge, by
-// Validate and by NewProcessor.
+// Mistakes that types cannot catch (an empty topic, a topic name Kafka
+// refuses, a topic read twice, a missing handler) are collected and
+// reported, each naming its edge, by Validate and by NewProcessor. Kafka
+// accepts topic names of up to 249 ASCII letters, digits, '.', '_' and
+// '-'; the group's own topics (its table, windows and loopback topics)
+// are named after it, so a group that keeps any needs a name that makes
+// valid topic names.
 type Group[V any] struct {
 	name    string
 	table   codec.Codec[V]
@@ -46,8 +50,10 @@ type Group[V any] struct {
 
 // Handler processes one record of an input: msg is the decoded value; ctx
 // gives the record's key, the key's table row, and the effects the handler
-// may cause. A returned error stops the processor (the record is not
-// committed); so does a panic, which sluice recovers.
+// may cause. A returned error fails the record, and so does a panic, which
+// sluice recovers: the record leaves no effects, and the group's error
+// policy (OnError) decides what follows. Under the default, Fail, the
+// processor stops and the record is not committed.
 type Handler[V, M any] func(ctx *Context[V], msg M) error
 
 // inputEdge is a stream the group reads: an input or the loopback.
@@ -109,6 +115,18 @@ func (g *Group[V]) Persisted() bool { return g.table != nil || len(g.windows) > 
 // nil when the group can run.
 func (g *Group[V]) Validate() error {
 	errs := slices.Clone(g.errs)
+	if g.name != "" {
+		var own []string
+		if g.Persisted() {
+			own = append(own, g.TableTopic())
+		}
+		if g.windowLogged() {
+			own = append(own, g.WindowsTopic())
+		}
+		if err := checkGroupTopics(g.name, own...); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(g.inputs) == 0 {
 		errs = append(errs, errors.New("no inputs: a group needs at least one Input"))
 	}
@@ -160,12 +178,36 @@ func (g *Group[V]) usesTopic(topic string) (string, bool) {
 	if g.Persisted() && topic == g.TableTopic() {
 		return "table", true
 	}
+	if g.windowLogged() && topic == g.WindowsTopic() {
+		return "windows topic", true
+	}
 	return "", false
 }
 
+// checkOwnTopics checks, for an edge that makes the group keep its table
+// topic (table) or its windows topic (windows), that no edge declared
+// before it uses that topic: edges declared after it are checked by
+// checkTopic.
+func (g *Group[V]) checkOwnTopics(edge string, table, windows bool) bool {
+	ok := true
+	for _, own := range []struct {
+		topic, what string
+		check       bool
+	}{{g.TableTopic(), "table", table}, {g.WindowsTopic(), "windows topic", windows}} {
+		if !own.check {
+			continue
+		}
+		if other, used := g.usesTopic(own.topic); used {
+			g.fail("%s: the group's %s %s is already its %s", edge, own.what, own.topic, other)
+			ok = false
+		}
+	}
+	return ok
+}
+
 func (g *Group[V]) checkTopic(edge, topic string) bool {
-	if topic == "" {
-		g.fail("%s: topic name is empty", edge)
+	if err := checkTopicName(topic); err != nil {
+		g.fail("%s: %v", edge, err)
 		return false
 	}
 	if other, ok := g.usesTopic(topic); ok {
@@ -183,7 +225,7 @@ func Persist[V any](g *Group[V], c codec.Codec[V]) {
 		g.fail("persist: codec is nil")
 	case g.table != nil:
 		g.fail("persist: the group already persists a table")
-	default:
+	case g.checkOwnTopics("persist", !g.Persisted(), false):
 		g.table = c
 	}
 }
@@ -275,9 +317,21 @@ func Lookup[V, T any](g *Group[V], table string, c codec.Codec[T]) *LookupTable[
 	return l
 }
 
+// decodeInput decodes b, a key or value of an input record, with c. A codec
+// that panics on b fails the record as one that returns an error does: the
+// record did not decode, whatever the codec's way of saying so.
+func decodeInput[M any](c codec.Codec[M], b []byte) (msg M, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("codec panicked: %v", v)
+		}
+	}()
+	return c.Decode(b)
+}
+
 func decodeAndHandle[V, M any](c codec.Codec[M], h Handler[V, M]) func(*Context[V], []byte) error {
 	return func(ctx *Context[V], value []byte) error {
-		msg, err := c.Decode(value)
+		msg, err := decodeInput(c, value)
 		if err != nil {
 			r := ctx.rec
 			return &DecodeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}

@@ -1,7 +1,9 @@
 package sluice
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +14,8 @@ import (
 )
 
 // Opt configures how any sluice object reaches Kafka: processors, views and
-// emitters all accept it.
+// emitters all accept it. Every constructor ignores a nil option, of any
+// kind, so that options can be chosen conditionally.
 type Opt interface {
 	ProcessorOpt
 	ViewOpt
@@ -68,6 +71,27 @@ func defaultClientConfig() clientConfig {
 	}
 }
 
+// check reports the first option whose value no Kafka client or broker
+// accepts, naming it, so that a constructor fails rather than Run or the
+// first write. object names the object configured, as in "group clicks".
+func (c *clientConfig) check(object string) error {
+	if len(c.brokers) == 0 {
+		return fmt.Errorf("%s: Brokers: no address given; give at least one seed broker, host:port", object)
+	}
+	for i, addr := range c.brokers {
+		if strings.TrimSpace(addr) == "" {
+			return fmt.Errorf("%s: Brokers: address %d of %d is empty; give host:port", object, i+1, len(c.brokers))
+		}
+	}
+	if c.partitions == 0 || c.partitions < -1 {
+		return fmt.Errorf("%s: TopicDefaults: partitions must be positive, or -1 for the broker's default, got %d", object, c.partitions)
+	}
+	if c.replication == 0 || c.replication < -1 {
+		return fmt.Errorf("%s: TopicDefaults: replication must be positive, or -1 for the broker's default, got %d", object, c.replication)
+	}
+	return nil
+}
+
 // partitioner places the records of the object's client: explicit
 // partitions where given, keys by the object's Hasher.
 func (c *clientConfig) partitioner() kgo.Partitioner {
@@ -104,7 +128,8 @@ func (o clientOpt) applyBatchProcessor(c *processorConfig) { o(&c.client) }
 func (o clientOpt) applyView(c *viewConfig)                { o(&c.client) }
 func (o clientOpt) applyEmitter(c *emitterConfig)          { o(&c.client) }
 
-// Brokers sets the seed brokers, overriding DefaultBrokers.
+// Brokers sets the seed brokers, overriding DefaultBrokers. At least one
+// address must be given, and none empty, or the constructor fails.
 func Brokers(addrs ...string) Opt {
 	return clientOpt(func(c *clientConfig) { c.brokers = append([]string(nil), addrs...) })
 }
@@ -156,8 +181,9 @@ func Logger(l *slog.Logger) Opt {
 // TopicDefaults sets the partition count and replication factor of topics
 // sluice creates because they do not exist yet: inputs, outputs, loopback
 // and table topics. A table or loopback topic is always created with its
-// group's input partition count. Replication -1 asks for the broker's
-// default. Default: 10 partitions, replication -1.
+// group's input partition count. Partitions or replication -1 asks for the
+// broker's default; other values must be positive, or the constructor
+// fails. Default: 10 partitions, replication -1.
 func TopicDefaults(partitions int32, replication int16) Opt {
 	return clientOpt(func(c *clientConfig) {
 		c.partitions = partitions
@@ -177,9 +203,14 @@ func (o storageOpt) applyView(c *viewConfig)                { o(&c.storage) }
 // pebble.MemoryBudget's default of 128 MiB for all the processor's stores,
 // counting rows (pebble.CountRows) when Metrics is set; for views: memory.
 // A pebble.Builder's directory belongs to one processor at a time: give
-// each processor of a machine a directory, or a Builder, of its own.
+// each processor of a machine a directory, or a Builder, of its own. A nil
+// b keeps the default.
 func Storage(b store.Builder) StorageOpt {
-	return storageOpt(func(s *store.Builder) { *s = b })
+	return storageOpt(func(s *store.Builder) {
+		if b != nil {
+			*s = b
+		}
+	})
 }
 
 type processorOpt func(*processorConfig)
@@ -224,8 +255,8 @@ func MaxBatch(n int) ProcessorOpt {
 // its group; work not written within d is abandoned (and processed again by
 // the partitions' next owner), and Run returns an error that names the
 // partitions and topics of the writes given up. It bounds the stop after a
-// failure, and the wait for the tasks of revoked partitions, alike.
-// Default: 30s.
+// failure, and the wait for the tasks of revoked partitions, alike. It
+// must be positive. Default: 30s.
 func ShutdownTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.shutdownTimeout = d })
 }
@@ -251,7 +282,9 @@ func DeliveryTimeout(d time.Duration) ProcessorOpt {
 // SessionTimeout sets how long the group waits for a processor that stopped
 // sending heartbeats (it crashed, or its network failed) before it gives the
 // processor's partitions to others. Heartbeats are sent in the background,
-// so slow handlers do not count against it. Default: 10s.
+// so slow handlers do not count against it. It must be positive, and
+// within what the brokers allow (group.min.session.timeout.ms and
+// group.max.session.timeout.ms). Default: 10s.
 func SessionTimeout(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.sessionTimeout = d })
 }
@@ -288,7 +321,8 @@ const (
 	Latest
 )
 
-// StartAt sets where a new group starts reading its inputs. Default:
+// StartAt sets where a new group starts reading its inputs: Earliest or
+// Latest. Default:
 // Earliest, so that a group's table accounts for every record of its inputs.
 func StartAt(s StartOffset) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.startAt = s })
@@ -333,7 +367,8 @@ func (g DeliveryGuarantee) String() string {
 	return "at-least-once"
 }
 
-// Guarantee sets the processor's delivery guarantee. Default: AtLeastOnce.
+// Guarantee sets the processor's delivery guarantee, AtLeastOnce or
+// ExactlyOnce. Default: AtLeastOnce.
 // With ExactlyOnce, CommitInterval is how long a transaction stays open
 // (default 100ms, at least 10ms): longer ones cost less per record and make
 // the outputs visible later.

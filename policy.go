@@ -9,7 +9,8 @@ import (
 )
 
 // Policy says what a processor does with a record whose processing failed:
-// its value did not decode, its handler returned an error, or its handler
+// its value did not decode (its codec returned an error or panicked: dead
+// letters of kind decode), its handler returned an error, or its handler
 // panicked. Whatever the policy, a failed record leaves no effects: its row
 // changes are undone and its emits are dropped. Failures to write to Kafka
 // are never subject to the policy: they are retried, and stop the processor

@@ -239,3 +239,27 @@ func TestAHandlerFailingBecauseTheProcessorStopsLeavesItsRecordForTheNextRun(t *
 		})
 	}
 }
+
+// A record whose input codec panics did not decode: it is dead-lettered
+// with kind decode, as when the codec returns an error.
+func TestDeadLetterOfARecordItsCodecPanicsOnHasKindDecode(t *testing.T) {
+	b := startBroker(t)
+	em := newEmitter(t, "codec-panic-in", emitterOpts(b, 1))
+	emitAmounts(t, em, "k", "a", "", "b")
+	g := sluice.DefineGroup[int64]("codec-panic")
+	sluice.Persist(g, codec.Int64())
+	sluice.Input(g, "codec-panic-in", firstByte{}, func(ctx *sluice.Context[int64], _ byte) error {
+		n, _ := ctx.Value()
+		ctx.SetValue(n + 1)
+		return nil
+	})
+	runProcessor(t, g, append(processorOpts(b, 1, t.TempDir()), sluice.OnError(sluice.DeadLetter("codec-panic-dead")))...)
+	dead := readAll(t, b.Addrs(), "codec-panic-dead", 1)
+	hs := map[string]string{}
+	for _, h := range dead[0].Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if hs[sluice.HeaderErrorKind] != "decode" || hs[sluice.HeaderSourceOffset] != "1" || !strings.Contains(hs[sluice.HeaderError], "codec panicked") {
+		t.Errorf("dead letter headers %v, want kind decode of offset 1, saying the codec panicked", hs)
+	}
+}

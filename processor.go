@@ -101,7 +101,18 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	cfg.maxBufferedBytes = 32 << 20
 	for _, o := range opts {
-		o.applyProcessor(&cfg)
+		if o != nil {
+			o.applyProcessor(&cfg)
+		}
+	}
+	if err := cfg.client.check("group " + g.name); err != nil {
+		return nil, err
+	}
+	if cfg.guarantee != AtLeastOnce && cfg.guarantee != ExactlyOnce {
+		return nil, fmt.Errorf("group %s: Guarantee must be AtLeastOnce or ExactlyOnce, got %d", g.name, cfg.guarantee)
+	}
+	if cfg.startAt != Earliest && cfg.startAt != Latest {
+		return nil, fmt.Errorf("group %s: StartAt must be Earliest or Latest, got %d", g.name, cfg.startAt)
 	}
 	if cfg.commitInterval == 0 {
 		cfg.commitInterval = time.Second
@@ -128,6 +139,9 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 		if cfg.policy.topic == "" {
 			return nil, fmt.Errorf("group %s: DeadLetter needs a topic", g.name)
 		}
+		if err := checkTopicName(cfg.policy.topic); err != nil {
+			return nil, fmt.Errorf("group %s: dead-letter topic: %w", g.name, err)
+		}
 		if kind, ok := g.usesTopic(cfg.policy.topic); ok {
 			return nil, fmt.Errorf("group %s: dead-letter topic %s is already the group's %s", g.name, cfg.policy.topic, kind)
 		}
@@ -149,6 +163,15 @@ func NewProcessor[V any](g *Group[V], opts ...ProcessorOpt) (*Processor[V], erro
 	}
 	if cfg.standbys > 0 && !g.Persisted() {
 		return nil, fmt.Errorf("group %s: Standbys keeps copies of the group's table, and the group has none (see Persist)", g.name)
+	}
+	if cfg.shutdownTimeout <= 0 {
+		return nil, fmt.Errorf("group %s: ShutdownTimeout must be positive, got %v", g.name, cfg.shutdownTimeout)
+	}
+	if cfg.sessionTimeout <= 0 {
+		return nil, fmt.Errorf("group %s: SessionTimeout must be positive, got %v", g.name, cfg.sessionTimeout)
+	}
+	if cfg.windowsMargin < 0 {
+		return nil, fmt.Errorf("group %s: WindowsRetentionMargin must not be negative, got %v", g.name, cfg.windowsMargin)
 	}
 	if cfg.idleAdvance < 0 {
 		return nil, fmt.Errorf("group %s: IdleAdvance must not be negative, got %v", g.name, cfg.idleAdvance)

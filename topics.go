@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -80,4 +81,39 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 	}
 	p.placement.partitions = n
 	return copartitioned, nil
+}
+
+// maxTopicName is the longest topic name Kafka accepts.
+const maxTopicName = 249
+
+// checkTopicName reports why Kafka would refuse topic as a topic name, so
+// that a definition or constructor fails at once rather than Run, or a view
+// waiting for a topic that cannot exist.
+func checkTopicName(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("topic name is empty")
+	case topic == "." || topic == "..":
+		return fmt.Errorf("topic name %q is refused by Kafka", topic)
+	case len(topic) > maxTopicName:
+		return fmt.Errorf("topic name %q… is %d bytes long; Kafka accepts at most %d", topic[:32], len(topic), maxTopicName)
+	}
+	for _, r := range topic {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic name %q holds %q; Kafka accepts only ASCII letters, digits, '.', '_' and '-'", topic, r)
+		}
+	}
+	return nil
+}
+
+// checkGroupTopics reports why the group called name cannot name the
+// topics it keeps, which are named after it. A consumer group id may be
+// any string: a group that keeps no topic may have any name.
+func checkGroupTopics(name string, topics ...string) error {
+	for _, topic := range topics {
+		if err := checkTopicName(topic); err != nil {
+			return fmt.Errorf("group name %q cannot name the group's topics: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -96,12 +96,20 @@ func NewView[V any](table string, c codec.Codec[V], opts ...ViewOpt) (*View[V], 
 	if table == "" {
 		return nil, errors.New("view: table name is empty")
 	}
+	if err := checkTopicName(table); err != nil {
+		return nil, fmt.Errorf("view: table: %w", err)
+	}
 	if c == nil {
 		return nil, fmt.Errorf("view %s: codec is nil", table)
 	}
 	cfg := viewConfig{client: defaultClientConfig(), storage: memory.Builder()}
 	for _, o := range opts {
-		o.applyView(&cfg)
+		if o != nil {
+			o.applyView(&cfg)
+		}
+	}
+	if err := cfg.client.check("view " + table); err != nil {
+		return nil, err
 	}
 	if err := checkKafkaOptions("view "+table, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err
@@ -136,7 +144,8 @@ func (v *View[V]) Topic() string { return v.topic }
 
 // Get returns the row of key, or ErrNotFound. Until the view is running
 // (WaitReady returned nil) it returns an error saying so instead: a partly
-// restored table would answer ErrNotFound for rows not read yet.
+// restored table would answer ErrNotFound for rows not read yet. Once Run
+// has returned, it returns an error wrapping ErrClosed.
 func (v *View[V]) Get(key string) (V, error) {
 	var zero V
 	raw, err := v.tv.get(key)
@@ -176,7 +185,7 @@ func (v *View[V]) Iterate(from, to string, fn func(key string, value V) bool) er
 
 // Handler returns an http.Handler that serves GET /{key} with the key's row
 // as JSON, a JSON error with status 404 for a key without a row, and one
-// with status 503 until the view is running.
+// with status 503 until the view is running and after its Run returned.
 func (v *View[V]) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
@@ -189,7 +198,7 @@ func (v *View[V]) Handler() http.Handler {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			writeJSONError(w, http.StatusNotFound, fmt.Sprintf("key %q not found in %s", key, v.topic))
-		case errors.Is(err, errViewNotReady):
+		case errors.Is(err, errViewNotReady), errors.Is(err, ErrClosed):
 			writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 		case err != nil:
 			writeJSONError(w, http.StatusInternalServerError, err.Error())
@@ -219,6 +228,19 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 }
 
 var errViewNotReady = errors.New("view is not running yet")
+
+// notServing is the error of a query while the view serves no rows: not
+// yet, or no more once Run has returned. tv.mu is held.
+func (tv *tableView) notServing() error {
+	switch s := ViewState(tv.state.Load()); s {
+	case ViewClosed:
+		return fmt.Errorf("view %s: %w: its Run has returned", tv.topic, ErrClosed)
+	case ViewIdle:
+		return fmt.Errorf("view %s: %w: call Run, and WaitReady for the table to be restored", tv.topic, errViewNotReady)
+	default:
+		return fmt.Errorf("view %s: %w (%s); WaitReady returns once it is", tv.topic, errViewNotReady, s)
+	}
+}
 
 // tableView is the untyped core of a view: one store per partition, filled by
 // a tableReader. Processors use it directly for Lookup tables.
@@ -273,6 +295,7 @@ func (tv *tableView) run(ctx context.Context) (err error) {
 	defer func() {
 		tv.mu.Lock()
 		tv.stores = nil
+		tv.state.Store(int32(ViewClosed))
 		tv.mu.Unlock()
 		for _, st := range stores {
 			if st != nil {
@@ -399,7 +422,7 @@ func (tv *tableView) get(key string) ([]byte, error) {
 	tv.mu.RLock()
 	defer tv.mu.RUnlock()
 	if tv.stores == nil {
-		return nil, fmt.Errorf("view %s: %w", tv.topic, errViewNotReady)
+		return nil, tv.notServing()
 	}
 	if reservedKey([]byte(key)) {
 		// Timers and stream time: sluice's rows, not the table's.
@@ -457,7 +480,7 @@ func (tv *tableView) iterate(from, to string, fn func(k, v []byte) (bool, error)
 	tv.mu.RLock()
 	defer tv.mu.RUnlock()
 	if tv.stores == nil {
-		return fmt.Errorf("view %s: %w", tv.topic, errViewNotReady)
+		return tv.notServing()
 	}
 	var lo, hi []byte
 	if from != "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +195,49 @@ func TestViewServesNoRowWhileRestoring(t *testing.T) {
 		t.Errorf("running view: Get(a) = %q, %v; want restored", got, err)
 	}
 	view.stop(t)
+}
+
+// A view whose Run has returned answers ErrClosed, as ErrClosed says, and
+// its Handler a 503 saying so, rather than claiming it is not running yet.
+func TestViewUsedAfterRunReturnedReportsErrClosed(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("ended-view-table", codec.String(), emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Emit(t.Context(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	_ = em.Close()
+	v, err := sluice.NewView("ended-view-table", codec.String(), viewOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get("k"); err == nil || errors.Is(err, sluice.ErrClosed) {
+		t.Fatalf("get before Run: %v, want an error that is not ErrClosed", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get("k"); !errors.Is(err, sluice.ErrClosed) {
+		t.Errorf("get after Run returned: %v, want ErrClosed", err)
+	}
+	if _, err := v.Has("k"); !errors.Is(err, sluice.ErrClosed) {
+		t.Errorf("has after Run returned: %v, want ErrClosed", err)
+	}
+	if err := v.Iterate("", "", func(string, string) bool { return true }); !errors.Is(err, sluice.ErrClosed) {
+		t.Errorf("iterate after Run returned: %v, want ErrClosed", err)
+	}
+	rec := httptest.NewRecorder()
+	v.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/k", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "closed") {
+		t.Errorf("GET /k after Run returned: %d %s, want 503 saying the view is closed", rec.Code, rec.Body)
+	}
 }

@@ -115,6 +115,9 @@ func Aggregate[V, M, A any](g *Group[V], name string, w Windows, agg Aggregator[
 		g.fail("%s: %s", edge, strings.Join(errs, "; "))
 		return a
 	}
+	if !g.checkOwnTopics(edge, !g.Persisted(), !g.windowLogged()) {
+		return a
+	}
 	a.index = len(g.windows)
 	wa := &windowAgg[V]{name: name, w: w, owner: a}
 	wa.result = func(ctx *Context[V], key string, win Window, raw []byte, final bool) error {
@@ -311,7 +314,7 @@ func decodeAtTime[V, M any](c codec.Codec[M], timeOf func(string, M) time.Time, 
 				err = &PanicError{Value: v, Stack: debug.Stack()}
 			}
 		}()
-		msg, err := c.Decode(r.Value)
+		msg, err := decodeInput(c, r.Value)
 		if err != nil {
 			return 0, nil, &DecodeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 		}

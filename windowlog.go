@@ -62,8 +62,8 @@ const DefaultWindowsRetentionMargin = 24 * time.Hour
 // clock of their writing, a window by stream time: the margin covers a
 // processor that stops or lags behind its input for that long, after
 // which a window that got no record meanwhile cannot be restored. It
-// changes nothing of a topic that exists. Default:
-// DefaultWindowsRetentionMargin.
+// changes nothing of a topic that exists, and must not be negative.
+// Default: DefaultWindowsRetentionMargin.
 func WindowsRetentionMargin(d time.Duration) ProcessorOpt {
 	return processorOpt(func(c *processorConfig) { c.windowsMargin = d })
 }

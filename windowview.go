@@ -62,6 +62,8 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 	switch {
 	case table == "":
 		return nil, errors.New("window view: table name is empty")
+	case checkTopicName(table) != nil:
+		return nil, fmt.Errorf("window view: table: %w", checkTopicName(table))
 	case aggregation == "" || strings.ContainsRune(aggregation, 0):
 		return nil, fmt.Errorf("window view of %s: aggregation name %q must be non-empty and hold no zero byte", table, aggregation)
 	case c == nil:
@@ -69,7 +71,12 @@ func NewWindowView[A any](table, aggregation string, c codec.Codec[A], opts ...V
 	}
 	cfg := viewConfig{client: defaultClientConfig(), storage: memory.Builder()}
 	for _, o := range opts {
-		o.applyView(&cfg)
+		if o != nil {
+			o.applyView(&cfg)
+		}
+	}
+	if err := cfg.client.check("window view " + table + "/" + aggregation); err != nil {
+		return nil, err
 	}
 	if err := checkKafkaOptions("window view "+table+"/"+aggregation, cfg.client.kafkaOpts, readerOwned); err != nil {
 		return nil, err
@@ -255,7 +262,7 @@ func (v *WindowView[A]) serveWindow(w http.ResponseWriter, r *http.Request) {
 // with notFound when it is empty.
 func (v *WindowView[A]) answer(w http.ResponseWriter, out []windowJSON[A], err error, notFound string) {
 	switch {
-	case errors.Is(err, errViewNotReady):
+	case errors.Is(err, errViewNotReady), errors.Is(err, ErrClosed):
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
