@@ -2,7 +2,6 @@ package sluice
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -83,28 +82,10 @@ func (p *Processor[V]) ensureTopics(ctx context.Context) (map[string]int32, erro
 	return copartitioned, nil
 }
 
-// maxTopicName is the longest topic name Kafka accepts.
-const maxTopicName = 249
-
 // checkTopicName reports why Kafka would refuse topic as a topic name, so
 // that a definition or constructor fails at once rather than Run, or a view
 // waiting for a topic that cannot exist.
-func checkTopicName(topic string) error {
-	switch {
-	case topic == "":
-		return errors.New("topic name is empty")
-	case topic == "." || topic == "..":
-		return fmt.Errorf("topic name %q is refused by Kafka", topic)
-	case len(topic) > maxTopicName:
-		return fmt.Errorf("topic name %q… is %d bytes long; Kafka accepts at most %d", topic[:32], len(topic), maxTopicName)
-	}
-	for _, r := range topic {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("topic name %q holds %q; Kafka accepts only ASCII letters, digits, '.', '_' and '-'", topic, r)
-		}
-	}
-	return nil
-}
+func checkTopicName(topic string) error { return kafka.CheckTopicName(topic) }
 
 // checkGroupTopics reports why the group called name cannot name the
 // topics it keeps, which are named after it. A consumer group id may be

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/internal/kafka"
 )
 
 // startBroker starts a broker that the test closes when it ends.
@@ -403,7 +405,7 @@ func TestBrokerRefusesTopicNamesKafkaRefuses(t *testing.T) {
 	if !errors.Is(resps["bad!"].Err, kerr.InvalidTopicException) || resps["good"].Err == nil {
 		t.Errorf("a good and a bad name in one request: %v, %v; want neither created", resps["good"].Err, resps["bad!"].Err)
 	}
-	longest := strings.Repeat("a.b_c-", maxTopicName/6) + "xyz"
+	longest := strings.Repeat("a.b_c-", kafka.MaxTopicName/6) + "xyz"
 	for _, name := range []string{"orders", "orders-table", "a.b_c-D9", longest} {
 		if _, err := adm.CreateTopic(t.Context(), 1, 1, nil, name); err != nil {
 			t.Errorf("create %q: %v", name, err)

@@ -1,35 +1,11 @@
 package broker
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/kafka"
 )
-
-// maxTopicName is the longest topic name Kafka takes.
-const maxTopicName = 249
-
-// checkTopicName applies Kafka's rules for a topic's name: not empty, not
-// "." or "..", at most 249 characters, each an ASCII letter, a digit, '.',
-// '_' or '-'.
-func checkTopicName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("topic name is empty")
-	case name == "." || name == "..":
-		return fmt.Errorf("topic name %q is not allowed", name)
-	case len(name) > maxTopicName:
-		return fmt.Errorf("topic name of %d characters is too long: at most %d", len(name), maxTopicName)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q: %q is not allowed, only ASCII letters, digits, '.', '_' and '-'", name, c)
-		}
-	}
-	return nil
-}
 
 // refuseBadTopics is the broker's CreateTopics control. kfake creates a
 // topic of any name, and names each partition's directory in the data dir
@@ -52,7 +28,7 @@ func (b *Broker) refuseBadTopics(kreq kmsg.Request) (kmsg.Response, error, bool)
 	}
 	bad := make(map[string]refusal)
 	for _, t := range req.Topics {
-		if err := checkTopicName(t.Topic); err != nil {
+		if err := kafka.CheckTopicName(t.Topic); err != nil {
 			bad[t.Topic] = refusal{kerr.InvalidTopicException.Code, err.Error()}
 			continue
 		}
