@@ -220,7 +220,11 @@ func (e *engine[V]) process(ctx context.Context, recs []*kgo.Record) (done int, 
 		defer func() { e.idleFrom, e.idleStream = e.now(), e.stream }()
 	}
 	for i, r := range recs {
-		ts, at := r.Timestamp.UnixNano(), r.Timestamp
+		// A timestamp stream time cannot hold leaves it alone.
+		ts, at := e.stream, r.Timestamp
+		if ns, ok := streamNanos(at); ok {
+			ts = ns
+		}
 		if in.loop {
 			if lt, ok := loopTime(r); ok {
 				ts, at = lt, time.Unix(0, lt)

@@ -204,7 +204,7 @@ func (e *engine[V]) fill(ci *ccInput[V]) error {
 
 // take adds r to ci's window, behind the record of its key if one is busy.
 func (e *engine[V]) take(ci *ccInput[V], r *kgo.Record) error {
-	if ts := r.Timestamp.UnixNano(); ts > e.stream {
+	if ts, ok := streamNanos(r.Timestamp); ok && ts > e.stream {
 		// Without a table there are no timers to fire.
 		e.stream = ts
 	}

@@ -59,6 +59,17 @@ var (
 	maxTimerTime = time.Unix(0, math.MaxInt64-1)
 )
 
+// streamNanos is t in Unix nanoseconds, the unit of stream time, and
+// whether t is within what they hold. A Kafka timestamp, milliseconds in
+// an int64, reaches far beyond: outside the years 1678 to 2262 its
+// nanoseconds would wrap to an unrelated time.
+func streamNanos(t time.Time) (int64, bool) {
+	if t.Before(minTimerTime) || t.After(maxTimerTime) {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
 // noStreamTime is the stream time of a partition that has seen no record.
 const noStreamTime = math.MinInt64
 

@@ -77,7 +77,10 @@ func OnTimer[V any](g *Group[V], h TimerHandler[V]) {
 // StreamTime returns the stream time of the record's partition: the largest
 // record timestamp its task has seen, including the record being processed,
 // or the zero time before the first record. It never moves back: a record
-// older than stream time is late and leaves it alone. With IdleAdvance it
+// older than stream time is late and leaves it alone, and so does a
+// timestamp outside the years 1678 to 2262, which stream time, kept in Unix
+// nanoseconds, cannot hold (a windowed aggregation refuses such a record's
+// time: see Windowed.Add). With IdleAdvance it
 // also moves with the wall clock while the partition receives nothing.
 //
 // A group with a timer handler (OnTimer) or windowed aggregations

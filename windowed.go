@@ -222,7 +222,8 @@ func encodeAggregate[A any](name string, c codec.Codec[A], v A, byValue bool) ([
 // Add folds msg into the windows of the key being processed that contain
 // the record's time (its Kafka timestamp, or the time RecordTime gives
 // it), as the aggregator's Add at the record's Point. It returns a
-// *LateError if every such window has closed. An error also fails the
+// *LateError if every such window has closed, and an error if the time is
+// outside the years 1678 to 2262, where windows cannot be kept. An error also fails the
 // record, as if its handler had returned it, so a late record is never
 // dropped silently. Add works in every handler of the aggregation's group.
 func (a *Windowed[M, A]) Add(ctx Ctx, msg M) error {

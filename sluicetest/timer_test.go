@@ -111,3 +111,67 @@ func TestTesterAdvanceClockFiresWallClockTimersAndIdleAdvance(t *testing.T) {
 		t.Error("the clock went back")
 	}
 }
+
+// A Kafka timestamp is milliseconds in an int64, far more than stream time,
+// Unix nanoseconds, can hold: a record stamped 1e16 ms (a producer's unit
+// mistaken) is in the year 318,857, whose nanoseconds wrap to 2029.
+func TestARecordTimestampBeyondWhatStreamTimeHoldsLeavesStreamTimeAlone(t *testing.T) {
+	g := sluice.DefineGroup[string]("far")
+	sluice.Persist(g, codec.String())
+	out := sluice.Output(g, "far-out", codec.String())
+	sluice.Input(g, "in", codec.String(), func(ctx *sluice.Context[string], _ string) error {
+		ctx.SetValue(ctx.StreamTime().UTC().Format(time.RFC3339))
+		if ctx.Key() == "u1" {
+			ctx.SetTimer("end", ctx.Timestamp().Add(30*time.Minute))
+		}
+		return nil
+	})
+	sluice.OnTimer(g, func(ctx *sluice.Context[string], tm sluice.Timer) error {
+		return out.Emit(ctx, ctx.Key(), tm.Name)
+	})
+	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := sluicetest.Send(tt, "in", "u1", "x", sluicetest.WithTimestamp(t0)); err != nil {
+		t.Fatal(err)
+	}
+	far := time.UnixMilli(1e16)
+	if err := sluicetest.Send(tt, "in", "far", "x", sluicetest.WithTimestamp(far)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.Send(tt, "in", "u2", "x", sluicetest.WithTimestamp(t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if got := outputs(t, tt, out); len(got) != 0 {
+		t.Errorf("timers fired by a timestamp stream time cannot hold: %q", got)
+	}
+	for key, want := range map[string]string{"far": "2026-03-01T12:00:00Z", "u2": "2026-03-01T12:01:00Z"} {
+		if got, _, _ := tt.Row(key); got != want {
+			t.Errorf("stream time seen by %s: %s, want %s", key, got, want)
+		}
+	}
+}
+
+func TestARecordTimestampBeyondWhatStreamTimeHoldsLeavesAConcurrentInputsStreamTimeAlone(t *testing.T) {
+	g := sluice.DefineGroup[string]("far-concurrent")
+	out := sluice.Output(g, "far-concurrent-out", codec.String())
+	sluice.ConcurrentInput(g, "in", codec.String(), func(ctx *sluice.Context[string], _ string) error {
+		return out.Emit(ctx, ctx.Key(), ctx.StreamTime().UTC().Format(time.RFC3339))
+	}, 1)
+	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{t0, time.UnixMilli(1e16), t0.Add(time.Minute)} {
+		if err := sluicetest.Send(tt, "in", "k", "x", sluicetest.WithTimestamp(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00Z", "2026-03-01T12:01:00Z"}
+	if got := outputs(t, tt, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stream times seen %q, want %q", got, want)
+	}
+}

@@ -718,3 +718,31 @@ func TestAFailedRecordLeavesNoTraceInAWindowsAggregateKeptDecoded(t *testing.T) 
 		t.Errorf("skipped %d records, want 3", s.Skipped)
 	}
 }
+
+// A record stamped where stream time cannot go (1e16 ms: the year 318,857,
+// whose nanoseconds wrap to 2029) fails as it is added, and closes nothing.
+func TestARecordTimestampBeyondWhatWindowsHoldFailsTheRecordAndClosesNothing(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(time.Minute))
+	tt := newWindowTester(t, g, sluicetest.ProcessorOptions(sluice.OnError(sluice.DeadLetter("windows-dead"))))
+	sendAt(t, tt, "k", 0)
+	if err := sluicetest.Send(tt, "in", "far", "x", sluicetest.WithTimestamp(time.UnixMilli(1e16))); err != nil {
+		t.Fatal(err)
+	}
+	sendAt(t, tt, "k", 30)
+	if got := results(t, tt, out); len(got) != 0 {
+		t.Fatalf("results before the window closed: %q", got)
+	}
+	if err := tt.AdvanceStreamTime(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := results(t, tt, out), []string{"k 0-60 2 final"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("results %q, want %q", got, want)
+	}
+	dead := tt.DeadLetters()
+	if len(dead) != 1 || dead[0].Key != "far" {
+		t.Fatalf("dead letters %v, want the one record stamped out of range", dead)
+	}
+	if reason, _ := dead[0].Header(sluice.HeaderError); !strings.Contains(reason, "out of range") {
+		t.Errorf("dead letter's reason %q, want that its time is out of range", reason)
+	}
+}
