@@ -25,7 +25,8 @@
 // record, to test it alone.
 //
 // Time is the test's: stream time moves with the timestamps of the records
-// sent (WithTimestamp), or the times their input's RecordTime gives them,
+// sent (WithTimestamp; by default the wall clock's time, see below), or the
+// times their input's RecordTime gives them,
 // and event-time timers fire and windows close when it passes them, as in
 // a processor, so a window's final result is in the output once a record
 // with a later time was sent, or AdvanceStreamTime moved stream time past

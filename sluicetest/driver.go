@@ -415,7 +415,8 @@ func (d *Driver) SendRaw(topic, key string, value []byte, opts ...RecordOpt) err
 	if !d.inputs[topic] {
 		return fmt.Errorf("sluicetest: group %s does not read topic %s (its inputs: %v)", d.g.Name(), topic, d.g.Inputs())
 	}
-	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Partition: -1}
+	// Stamped, as a producer stamps a record, with the time it is sent.
+	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Partition: -1, Timestamp: d.now()}
 	for _, o := range opts {
 		o(&sent{r})
 	}

@@ -92,7 +92,8 @@ func WithHeaders(hs ...sluice.Header) RecordOpt {
 	}
 }
 
-// WithTimestamp sets the record's timestamp. Default: the zero time.
+// WithTimestamp sets the record's timestamp. Default: the tester's wall
+// clock (Now), as a producer stamps a record with the time it sends it.
 func WithTimestamp(t time.Time) RecordOpt { return func(s *sent) { s.r.Timestamp = t } }
 
 // ToPartition writes the record to partition p rather than to the one the

@@ -746,3 +746,30 @@ func TestARecordTimestampBeyondWhatWindowsHoldFailsTheRecordAndClosesNothing(t *
 		t.Errorf("dead letter's reason %q, want that its time is out of range", reason)
 	}
 }
+
+func TestRecordsSentWithoutATimestampAreStampedWithTheTestersClock(t *testing.T) {
+	g, out := windowGroup(sluice.Tumbling(time.Minute))
+	start := t0.Add(10 * time.Second)
+	tt := newWindowTester(t, g, sluicetest.Clock(start))
+	for range 2 {
+		if err := sluicetest.Send(tt, "in", "k", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tt.AdvanceClock(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.Send(tt, "in", "k", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := results(t, tt, out), []string{"k 0-60 2 final"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("results %q, want %q", got, want)
+	}
+	var stamps []time.Time
+	for _, r := range tt.Records("in") {
+		stamps = append(stamps, r.Timestamp)
+	}
+	if want := []time.Time{start, start, start.Add(time.Minute)}; fmt.Sprint(stamps) != fmt.Sprint(want) {
+		t.Errorf("records stamped %v, want %v", stamps, want)
+	}
+}
