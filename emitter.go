@@ -64,7 +64,9 @@ func DeliveryInterval(d time.Duration) EmitterOpt {
 
 // CloseTimeout bounds Close: it waits up to d for the records emitted before
 // it and for the client to disconnect, then returns; the records left fail,
-// and their callbacks report ErrClosed. Default: 30s.
+// and their callbacks report ErrClosed. It must be positive, or NewEmitter
+// fails: a Close that may not wait would give up on every record still in
+// flight. Default: 30s.
 func CloseTimeout(d time.Duration) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.closeTimeout = d })
 }
@@ -109,8 +111,11 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 			o.applyEmitter(&cfg)
 		}
 	}
-	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
-		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
+	if cfg.threshold < 0 || cfg.interval < 0 {
+		return nil, fmt.Errorf("emitter %s: DeliveryThreshold and DeliveryInterval must not be negative", topic)
+	}
+	if cfg.closeTimeout <= 0 {
+		return nil, fmt.Errorf("emitter %s: CloseTimeout must be positive, got %v", topic, cfg.closeTimeout)
 	}
 	if err := cfg.client.check("emitter " + topic); err != nil {
 		return nil, err

@@ -667,3 +667,24 @@ func TestCloseReturnsWithinCloseTimeoutWhenTheBrokerIsGone(t *testing.T) {
 		}
 	}
 }
+
+// TestNewEmitterRejectsCloseTimeoutThatIsNotPositive: a Close that may not
+// wait gives up on every record emitted before it, so a zero CloseTimeout
+// is refused with the negative ones, before the emitter connects.
+func TestNewEmitterRejectsCloseTimeoutThatIsNotPositive(t *testing.T) {
+	b := startBroker(t)
+	for _, d := range []time.Duration{0, -time.Second} {
+		em, err := sluice.NewEmitter("close-timeout", codec.String(), emitterOpts(b, 1, sluice.CloseTimeout(d))...)
+		if err == nil {
+			_ = em.Close()
+		}
+		wantOptionError(t, fmt.Sprintf("NewEmitter with CloseTimeout(%v)", d), err, "CloseTimeout")
+	}
+	em, err := sluice.NewEmitter("close-timeout", codec.String(), emitterOpts(b, 1, sluice.CloseTimeout(time.Millisecond))...)
+	if err != nil {
+		t.Fatalf("NewEmitter with CloseTimeout(1ms): %v", err)
+	}
+	if err := em.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
