@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/kv"
 )
 
 // tableStore is the kv.Store a handler gets for its group's table: the rows
@@ -22,7 +23,8 @@ func (s *tableStore[T]) rows() (batchRows, error) {
 	return s.c.rows, nil
 }
 
-// Get returns the row of key in the batch's partition.
+// Get returns the row of key in the batch's partition. A row the table's
+// codec cannot decode is a *kv.DecodeError, as from every kv.Store.
 func (s *tableStore[T]) Get(_ context.Context, key string) (T, bool, error) {
 	var zero T
 	rows, err := s.rows()
@@ -35,7 +37,7 @@ func (s *tableStore[T]) Get(_ context.Context, key string) (T, bool, error) {
 	}
 	v, err := s.codec.Decode(raw)
 	if err != nil {
-		return zero, false, fmt.Errorf("table of group %s: decode row %q: %w", s.c.group, key, err)
+		return zero, false, fmt.Errorf("table of group %s: %w", s.c.group, &kv.DecodeError{Key: key, Err: err})
 	}
 	return v, true, nil
 }
