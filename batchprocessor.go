@@ -259,8 +259,8 @@ func headersOf(r *kgo.Record) []Header {
 	return hs
 }
 
-func (r *batchRun[K, V]) handle(c *batchCall) error {
-	return r.bg.handler(c, c.decoded.([]Record[K, V]), c)
+func (r *batchRun[K, V]) handle(h *batchHandle) error {
+	return r.bg.handler(h, h.c.decoded.([]Record[K, V]), h)
 }
 
 func (r *batchRun[K, V]) flushStates(ctx context.Context) error {
