@@ -187,21 +187,19 @@ func (e *Emitter[V]) EmitToPartition(ctx context.Context, partition int32, key s
 // record. It blocks only while the client's buffer is full
 // (MaxBufferedRecords, 10000 by default). Records written with EmitAsync
 // keep their order per key among themselves. Callbacks run one at a time,
-// on a goroutine of the emitter, in the order the records completed; a
-// callback may emit, but must not call Flush or Close, which wait for it.
+// on a goroutine of the emitter, in the order the records completed,
+// never on the caller's, not even for a record that was never sent (it
+// did not encode, or the emitter is closed); a callback may emit, but
+// must not call Flush or Close, which wait for it.
 func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Header) {
 	r, err := e.record(-1, key, v, headers)
+	finish, ok := e.track()
 	if err != nil {
-		if done != nil {
-			done(err)
-		}
+		e.callBack(done, err, finish)
 		return
 	}
-	finish, ok := e.track()
 	if !ok {
-		if done != nil {
-			done(ErrClosed)
-		}
+		e.callBack(done, ErrClosed, nil)
 		return
 	}
 	e.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
@@ -212,6 +210,22 @@ func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Hea
 			}
 			finish()
 		})
+	})
+}
+
+// callBack queues done, if not nil, with the error of a record that was
+// never handed to the client, so that it too runs on the emitter's
+// goroutine, never on the caller's, which may hold a lock that done takes.
+// finish, if not nil, counts the record out once done ran, so that Flush
+// waits for its callback as for the others.
+func (e *Emitter[V]) callBack(done func(error), err error, finish func()) {
+	e.callbacks.push(func() {
+		if done != nil {
+			done(err)
+		}
+		if finish != nil {
+			finish()
+		}
 	})
 }
 
