@@ -70,7 +70,10 @@ type batchInput[K, V any] struct {
 // with out is produced when it returns, before the records' offsets are
 // committed. A returned error, or a panic, fails the whole batch, and the
 // processor's error policy applies to it (see NewBatchProcessor). The
-// records and out are valid only during the call.
+// records, out and the table store of the call are valid only during the
+// call: once the handler returned, Send to out and the table store's calls
+// fail, and what they were given is written nowhere. Goroutines the
+// handler waits for may use out and the table store at once.
 type BatchHandler[K, V any] func(ctx BatchContext, records []Record[K, V], out Sender) error
 
 // Record is one input record of a batch, with its key and value decoded.
@@ -95,16 +98,18 @@ type BatchContext interface {
 	// attached.
 	Logger() *slog.Logger
 
-	batch() *batchCall
+	batch() *batchHandle
 }
 
 // Sender collects what a batch handler sends, through the Send method of
-// the group's outputs. The records are produced when the handler returns.
+// the group's outputs. The records are produced when the handler returns;
+// a Send after that fails. A Sender is safe for concurrent use during its
+// handler call.
 type Sender interface {
 	// Sent returns how many records the handler sent so far in this batch.
 	Sent() int
 
-	batch() *batchCall
+	batch() *batchHandle
 }
 
 // DefineBatchGroup starts the definition of the batch group called name,
@@ -225,9 +230,9 @@ func (o *BatchOutputTopic[T]) Topic() string { return o.topic }
 // else the batch sent, before the batch's offsets are committed; if the
 // batch fails, nothing it sent is produced.
 func (o *BatchOutputTopic[T]) Send(out Sender, key string, v T, headers ...Header) error {
-	c := out.batch()
-	if o.owner != c.owner {
-		return fmt.Errorf("send to %s: the output belongs to another group than %s", o.topic, c.group)
+	h := out.batch()
+	if o.owner != h.c.owner {
+		return fmt.Errorf("send to %s: the output belongs to another group than %s", o.topic, h.c.group)
 	}
 	b, err := o.codec.Encode(v)
 	if err != nil {
@@ -237,7 +242,12 @@ func (o *BatchOutputTopic[T]) Send(out Sender, key string, v T, headers ...Heade
 	for _, h := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	c, err := h.lock()
+	if err != nil {
+		return fmt.Errorf("send to %s: sender %w", o.topic, err)
+	}
 	c.sent = append(c.sent, r)
+	c.mu.Unlock()
 	return nil
 }
 
@@ -295,16 +305,17 @@ func BatchState[K, V, T any](bg *BatchGroup[K, V], s kv.Store[T]) *BatchStore[T]
 
 // Store returns the store for the batch of ctx. A table's store reads and
 // writes the rows of the batch's partition, and is valid only during the
-// handler call; it must not be used from other goroutines.
+// handler call: after it, every call of the store fails. Goroutines of the
+// handler may use it during the call; their calls take turns.
 func (s *BatchStore[T]) Store(ctx BatchContext) kv.Store[T] {
-	c := ctx.batch()
-	if s.owner != c.owner {
-		return failedStore[T]{err: fmt.Errorf("store: it belongs to another group than %s", c.group)}
+	h := ctx.batch()
+	if s.owner != h.c.owner {
+		return failedStore[T]{err: fmt.Errorf("store: it belongs to another group than %s", h.c.group)}
 	}
 	if s.state != nil {
 		return s.state
 	}
-	return &tableStore[T]{c: c, codec: s.codec}
+	return &tableStore[T]{h: h, codec: s.codec}
 }
 
 // BatchError is a batch whose handler failed: it returned an error or

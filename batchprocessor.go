@@ -26,15 +26,16 @@ type batchOpt func(*batchConfig)
 func (o batchOpt) applyBatchProcessor(c *processorConfig) { o(&c.batch) }
 
 // BatchSize sets how many records a batch holds at most: a batch is handled
-// as soon as it has n records. Batch processors only. Default: 1000.
+// as soon as it has n records. It must be positive, or NewBatchProcessor
+// fails. Batch processors only. Default: 1000.
 func BatchSize(n int) BatchProcessorOpt {
 	return batchOpt(func(c *batchConfig) { c.size = n })
 }
 
 // BatchWait sets how long a batch waits for more records after its first
 // one arrived before it is handled with what it has. Each partition has its
-// own clock, so a quiet partition does not hold up a busy one. Batch
-// processors only. Default: 5s.
+// own clock, so a quiet partition does not hold up a busy one. It must be
+// positive, or NewBatchProcessor fails. Batch processors only. Default: 5s.
 func BatchWait(d time.Duration) BatchProcessorOpt {
 	return batchOpt(func(c *batchConfig) { c.wait = d })
 }
@@ -92,19 +93,19 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...BatchProcessorOpt
 	for i := range bg.inputs {
 		run.inputs[bg.inputs[i].topic] = &bg.inputs[i]
 	}
+	// The batch defaults come before the user's options, so that an option
+	// given zero is refused below rather than taken for the default.
+	batchSettings := processorOpt(func(c *processorConfig) {
+		c.batch.size, c.batch.wait = defaultBatchSize, defaultBatchWait
+	})
 	batchDefaults := processorOpt(func(c *processorConfig) {
-		if c.batch.size == 0 {
-			c.batch.size = defaultBatchSize
-		}
-		if c.batch.wait == 0 {
-			c.batch.wait = defaultBatchWait
-		}
 		if c.commitInterval == 0 && c.guarantee == ExactlyOnce {
 			c.commitInterval = max(c.batch.wait, minCommitInterval)
 		}
 		c.batch.runner, c.batch.owner, c.batch.stats = run, bg, stats
 	})
-	popts := make([]ProcessorOpt, 0, len(opts)+1)
+	popts := make([]ProcessorOpt, 0, len(opts)+2)
+	popts = append(popts, batchSettings)
 	for _, o := range opts {
 		if o != nil {
 			popts = append(popts, processorOpt(o.applyBatchProcessor))
@@ -114,10 +115,10 @@ func NewBatchProcessor[K, V any](bg *BatchGroup[K, V], opts ...BatchProcessorOpt
 	if err != nil {
 		return nil, err
 	}
-	if p.cfg.batch.size < 0 {
+	if p.cfg.batch.size <= 0 {
 		return nil, fmt.Errorf("group %s: BatchSize must be positive, got %d", bg.name, p.cfg.batch.size)
 	}
-	if p.cfg.batch.wait < 0 {
+	if p.cfg.batch.wait <= 0 {
 		return nil, fmt.Errorf("group %s: BatchWait must be positive, got %v", bg.name, p.cfg.batch.wait)
 	}
 	if set := p.metrics.set; set != nil {
@@ -258,8 +259,8 @@ func headersOf(r *kgo.Record) []Header {
 	return hs
 }
 
-func (r *batchRun[K, V]) handle(c *batchCall) error {
-	return r.bg.handler(c, c.decoded.([]Record[K, V]), c)
+func (r *batchRun[K, V]) handle(h *batchHandle) error {
+	return r.bg.handler(h, h.c.decoded.([]Record[K, V]), h)
 }
 
 func (r *batchRun[K, V]) flushStates(ctx context.Context) error {

@@ -17,8 +17,10 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,14 +41,23 @@ type batchRunner interface {
 	// decode decodes recs into c, passing each record that does not decode
 	// to failed; it stops at the first error failed returns.
 	decode(c *batchCall, recs []*kgo.Record, failed func(*kgo.Record, error) error) error
-	// handle calls the handler with the records decode kept.
-	handle(c *batchCall) error
+	// handle calls the handler with the records decode kept, through h.
+	handle(h *batchHandle) error
 	// flushStates flushes the group's BatchState stores.
 	flushStates(ctx context.Context) error
 }
 
-// batchCall is the BatchContext and the Sender of one task's handler calls.
+// batchCall is what one task's handler calls share: the batch being
+// handled and what its handler sent. It is reused from call to call; a
+// handler reaches it through the batchHandle of its own call.
 type batchCall struct {
+	// mu guards sent and live, and the engine's rows while a table store
+	// uses them, so that the goroutines of a handler may send at once, and
+	// a handle of a call that ended cannot reach a later call's batch.
+	mu   sync.Mutex
+	live uint64 // the generation of the call running, 0 between calls
+	gen  uint64 // the generation of the last call
+
 	ctx       context.Context
 	partition int32
 	logs      *slog.Logger
@@ -58,12 +69,59 @@ type batchCall struct {
 	kept      []*kgo.Record // the records that decoded, in decoded's order
 }
 
-func (c *batchCall) batch() *batchCall         { return c }
-func (c *batchCall) Context() context.Context  { return c.ctx }
-func (c *batchCall) Partition() int32          { return c.partition }
-func (c *batchCall) Logger() *slog.Logger      { return c.logs }
-func (c *batchCall) Sent() int                 { return len(c.sent) }
 func (t *task[V]) batchSettings() *batchConfig { return t.h.batch }
+
+// errBatchOver is what the Sender and the table store of a handler call
+// return once the handler returned.
+var errBatchOver = errors.New("used after its batch handler returned")
+
+// begin starts a handler call and returns its handle.
+func (c *batchCall) begin() *batchHandle {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.live = c.gen
+	return &batchHandle{c: c, gen: c.gen, ctx: c.ctx}
+}
+
+// end ends the handler call: its handle no longer reaches the batch.
+func (c *batchCall) end() {
+	c.mu.Lock()
+	c.live = 0
+	c.mu.Unlock()
+}
+
+// batchHandle is the BatchContext and the Sender of one handler call.
+type batchHandle struct {
+	c   *batchCall
+	gen uint64
+	ctx context.Context
+}
+
+func (h *batchHandle) batch() *batchHandle      { return h }
+func (h *batchHandle) Context() context.Context { return h.ctx }
+func (h *batchHandle) Partition() int32         { return h.c.partition }
+func (h *batchHandle) Logger() *slog.Logger     { return h.c.logs }
+
+// Sent returns how many records the call sent, or 0 once it ended.
+func (h *batchHandle) Sent() int {
+	c, err := h.lock()
+	if err != nil {
+		return 0
+	}
+	defer c.mu.Unlock()
+	return len(c.sent)
+}
+
+// lock locks the call's batch, or returns errBatchOver if the call ended.
+func (h *batchHandle) lock() (*batchCall, error) {
+	h.c.mu.Lock()
+	if h.c.live != h.gen {
+		h.c.mu.Unlock()
+		return nil, errBatchOver
+	}
+	return h.c, nil
+}
 
 // batchRows is how a table store reaches the rows of its engine.
 type batchRows interface {
@@ -75,7 +133,7 @@ type batchRows interface {
 type batchState struct {
 	buf    []*kgo.Record
 	timer  *time.Timer
-	call   batchCall
+	call   *batchCall
 	behind map[string]int64 // per input topic, as of its last fetch
 }
 
@@ -180,7 +238,7 @@ func (t *task[V]) closeBatch() error {
 // the error policy asks for if it failed. It then marks the batch's offsets
 // (at least once).
 func (t *task[V]) handleBatch(recs []*kgo.Record) error {
-	c := &t.batch.call
+	c := t.batch.call
 	c.ctx = t.h.ctx
 	c.sent = c.sent[:0]
 	handled, err := t.e.processBatch(c, recs)

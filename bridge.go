@@ -220,7 +220,7 @@ func (b *bridgeProcessor[V]) NewEngine(partition int32, table store.Store, joins
 type bridgeEngine[V any] struct {
 	e    *engine[V]
 	m    *taskMetrics
-	call batchCall // batch groups only
+	call *batchCall // batch groups only
 }
 
 func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int, error) {
@@ -232,7 +232,7 @@ func (be *bridgeEngine[V]) Process(ctx context.Context, recs []*kgo.Record) (int
 	}
 	// As a batch task's handleBatch: the engine runs the handler, and the
 	// BatchState stores are flushed before what it sent is written.
-	c := &be.call
+	c := be.call
 	c.ctx = ctx
 	defer func() {
 		clear(c.sent)

@@ -64,7 +64,9 @@ func DeliveryInterval(d time.Duration) EmitterOpt {
 
 // CloseTimeout bounds Close: it waits up to d for the records emitted before
 // it and for the client to disconnect, then returns; the records left fail,
-// and their callbacks report ErrClosed. Default: 30s.
+// and their callbacks report ErrClosed. It must be positive, or NewEmitter
+// fails: a Close that may not wait would give up on every record still in
+// flight. Default: 30s.
 func CloseTimeout(d time.Duration) EmitterOpt {
 	return emitterOpt(func(c *emitterConfig) { c.closeTimeout = d })
 }
@@ -109,8 +111,11 @@ func NewEmitter[V any](topic string, c codec.Codec[V], opts ...EmitterOpt) (*Emi
 			o.applyEmitter(&cfg)
 		}
 	}
-	if cfg.threshold < 0 || cfg.interval < 0 || cfg.closeTimeout < 0 {
-		return nil, fmt.Errorf("emitter %s: DeliveryThreshold, DeliveryInterval and CloseTimeout must not be negative", topic)
+	if cfg.threshold < 0 || cfg.interval < 0 {
+		return nil, fmt.Errorf("emitter %s: DeliveryThreshold and DeliveryInterval must not be negative", topic)
+	}
+	if cfg.closeTimeout <= 0 {
+		return nil, fmt.Errorf("emitter %s: CloseTimeout must be positive, got %v", topic, cfg.closeTimeout)
 	}
 	if err := cfg.client.check("emitter " + topic); err != nil {
 		return nil, err
@@ -182,21 +187,19 @@ func (e *Emitter[V]) EmitToPartition(ctx context.Context, partition int32, key s
 // record. It blocks only while the client's buffer is full
 // (MaxBufferedRecords, 10000 by default). Records written with EmitAsync
 // keep their order per key among themselves. Callbacks run one at a time,
-// on a goroutine of the emitter, in the order the records completed; a
-// callback may emit, but must not call Flush or Close, which wait for it.
+// on a goroutine of the emitter, in the order the records completed,
+// never on the caller's, not even for a record that was never sent (it
+// did not encode, or the emitter is closed); a callback may emit, but
+// must not call Flush or Close, which wait for it.
 func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Header) {
 	r, err := e.record(-1, key, v, headers)
+	finish, ok := e.track()
 	if err != nil {
-		if done != nil {
-			done(err)
-		}
+		e.callBack(done, err, finish)
 		return
 	}
-	finish, ok := e.track()
 	if !ok {
-		if done != nil {
-			done(ErrClosed)
-		}
+		e.callBack(done, ErrClosed, nil)
 		return
 	}
 	e.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
@@ -207,6 +210,22 @@ func (e *Emitter[V]) EmitAsync(key string, v V, done func(error), headers ...Hea
 			}
 			finish()
 		})
+	})
+}
+
+// callBack queues done, if not nil, with the error of a record that was
+// never handed to the client, so that it too runs on the emitter's
+// goroutine, never on the caller's, which may hold a lock that done takes.
+// finish, if not nil, counts the record out once done ran, so that Flush
+// waits for its callback as for the others.
+func (e *Emitter[V]) callBack(done func(error), err error, finish func()) {
+	e.callbacks.push(func() {
+		if done != nil {
+			done(err)
+		}
+		if finish != nil {
+			finish()
+		}
 	})
 }
 

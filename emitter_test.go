@@ -667,3 +667,84 @@ func TestCloseReturnsWithinCloseTimeoutWhenTheBrokerIsGone(t *testing.T) {
 		}
 	}
 }
+
+// TestNewEmitterRejectsCloseTimeoutThatIsNotPositive: a Close that may not
+// wait gives up on every record emitted before it, so a zero CloseTimeout
+// is refused with the negative ones, before the emitter connects.
+func TestNewEmitterRejectsCloseTimeoutThatIsNotPositive(t *testing.T) {
+	b := startBroker(t)
+	for _, d := range []time.Duration{0, -time.Second} {
+		em, err := sluice.NewEmitter("close-timeout", codec.String(), emitterOpts(b, 1, sluice.CloseTimeout(d))...)
+		if err == nil {
+			_ = em.Close()
+		}
+		wantOptionError(t, fmt.Sprintf("NewEmitter with CloseTimeout(%v)", d), err, "CloseTimeout")
+	}
+	em, err := sluice.NewEmitter("close-timeout", codec.String(), emitterOpts(b, 1, sluice.CloseTimeout(time.Millisecond))...)
+	if err != nil {
+		t.Fatalf("NewEmitter with CloseTimeout(1ms): %v", err)
+	}
+	if err := em.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// unencodable is a codec that cannot encode "bad".
+type unencodable struct{}
+
+func (unencodable) Encode(s string) ([]byte, error) {
+	if s == "bad" {
+		return nil, errors.New("cannot encode bad")
+	}
+	return []byte(s), nil
+}
+func (unencodable) Decode(b []byte) (string, error) { return string(b), nil }
+
+// TestEmitAsyncCallbacksOfRecordsNeverSentRunOnTheEmittersGoroutine: the
+// callback of a record that cannot be encoded, or is emitted after Close,
+// runs on the emitter's goroutine as every other callback does, never on
+// the caller's: a caller that holds a lock its callback takes does not
+// deadlock.
+func TestEmitAsyncCallbacksOfRecordsNeverSentRunOnTheEmittersGoroutine(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("never-sent", codec.Codec[string](unencodable{}), emitterOpts(b, 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitHoldingALock := func(value string) error {
+		var mu sync.Mutex
+		got := make(chan error, 1)
+		returned := make(chan struct{})
+		go func() {
+			defer close(returned)
+			mu.Lock()
+			defer mu.Unlock()
+			em.EmitAsync("k", value, func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				got <- err
+			})
+		}()
+		select {
+		case <-returned:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("EmitAsync of %q ran its callback on the caller's goroutine: it deadlocked on the caller's lock", value)
+		}
+		select {
+		case err := <-got:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("EmitAsync of %q never called its callback", value)
+			return nil
+		}
+	}
+	if err := emitHoldingALock("bad"); err == nil || !strings.Contains(err.Error(), "cannot encode bad") {
+		t.Errorf("callback of an unencodable record: %v, want the encode error", err)
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := emitHoldingALock("good"); !errors.Is(err, sluice.ErrClosed) {
+		t.Errorf("callback of a record emitted after Close: %v, want ErrClosed", err)
+	}
+}

@@ -489,7 +489,7 @@ func processBatch(t *testing.T, e *engine[[]byte], rs []*kgo.Record) bool {
 	t.Helper()
 	c := e.newBatchCall()
 	c.ctx = context.Background()
-	handled, err := e.processBatch(&c, rs)
+	handled, err := e.processBatch(c, rs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 // newBatchCall returns the BatchContext and Sender of the engine's batch
 // handler calls; its table store reads and writes the engine's rows.
-func (e *engine[V]) newBatchCall() batchCall {
-	c := batchCall{partition: e.partition, logs: e.logs, group: e.cfg.group.name, owner: e.cfg.batch.owner}
+func (e *engine[V]) newBatchCall() *batchCall {
+	c := &batchCall{partition: e.partition, logs: e.logs, group: e.cfg.group.name, owner: e.cfg.batch.owner}
 	if e.st != nil {
 		c.rows = e
 	}
@@ -50,12 +50,14 @@ func (e *engine[V]) processBatch(c *batchCall, recs []*kgo.Record) (handled bool
 
 // callBatch runs the handler, turning a panic into an error.
 func callBatch(run batchRunner, c *batchCall) (err error) {
+	h := c.begin()
 	defer func() {
+		c.end()
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return run.handle(c)
+	return run.handle(h)
 }
 
 // decodeFailed applies the error policy to a record of a batch that did not

@@ -155,3 +155,32 @@ func TestStorageNilKeepsTheDefaultStorage(t *testing.T) {
 		t.Fatalf("Run panicked: %v", p)
 	}
 }
+
+func TestNewBatchProcessorRejectsBatchSizeAndBatchWaitThatAreNotPositive(t *testing.T) {
+	define := func() *sluice.BatchGroup[string, string] {
+		bg := sluice.DefineBatchGroup[string, string]("bad-batch-opts")
+		sluice.BatchInput(bg, "in", codec.String(), codec.String())
+		sluice.HandleBatches(bg, func(sluice.BatchContext, []sluice.Record[string, string], sluice.Sender) error { return nil })
+		return bg
+	}
+	cases := []struct {
+		opt    sluice.BatchProcessorOpt
+		option string
+	}{
+		{sluice.BatchSize(0), "BatchSize"},
+		{sluice.BatchSize(-1), "BatchSize"},
+		{sluice.BatchWait(0), "BatchWait"},
+		{sluice.BatchWait(-time.Second), "BatchWait"},
+	}
+	for _, c := range cases {
+		_, err := sluice.NewBatchProcessor(define(), c.opt, sluice.Storage(memory.Builder()))
+		wantOptionError(t, "NewBatchProcessor", err, c.option)
+	}
+	// Without either option the defaults apply.
+	if _, err := sluice.NewBatchProcessor(define(), sluice.Storage(memory.Builder())); err != nil {
+		t.Errorf("NewBatchProcessor with the default BatchSize and BatchWait: %v", err)
+	}
+	if _, err := sluice.NewBatchProcessor(define(), sluice.BatchSize(1), sluice.BatchWait(time.Millisecond), sluice.Storage(memory.Builder())); err != nil {
+		t.Errorf("NewBatchProcessor with BatchSize(1) and BatchWait(1ms): %v", err)
+	}
+}

@@ -17,8 +17,11 @@
 //     appendfsync, save), not the store's.
 //   - PutMany writes all its rows in one MULTI/EXEC transaction: other
 //     clients see all of them or none. GetMany reads its keys at one point in
-//     time (one MGET, or several in one transaction), so it never sees half
-//     of a PutMany.
+//     time (its MGETs in one transaction), so it never sees half of a
+//     PutMany.
+//   - A key that holds another Redis type than a string (a list, a hash)
+//     is an error naming it, from GetMany as from Get, never a key without
+//     a value.
 //   - A stored value the codec cannot decode is a *kv.DecodeError naming the
 //     key, never a zero value. A value that cannot be encoded is an error and
 //     nothing of its call is written.

@@ -78,7 +78,11 @@ func (s *Store[V]) Get(ctx context.Context, key string) (v V, ok bool, err error
 }
 
 // GetMany returns the values of the keys that Redis has, read at one point in
-// time: with one MGET, or with one MGET per 1000 keys in one transaction.
+// time: with one MGET, or with one MGET per 1000 keys, in one transaction.
+// MGET reads a key that holds another Redis type (a list, a hash) as
+// missing, where GET fails; so that GetMany fails as Get does, the
+// transaction also counts the keys that exist with EXISTS, and a key that
+// exists without a value read is an error naming it.
 func (s *Store[V]) GetMany(ctx context.Context, keys []string) (out map[string]V, err error) {
 	defer s.metrics.done(opGetMany, time.Now(), &err)
 	if s.err != nil {
@@ -88,39 +92,37 @@ func (s *Store[V]) GetMany(ctx context.Context, keys []string) (out map[string]V
 	if len(keys) == 0 {
 		return out, nil
 	}
-	var cmds []*goredis.SliceCmd
-	mget := func(p goredis.Cmdable) {
+	var (
+		mgets  []*goredis.SliceCmd
+		exists []*goredis.IntCmd
+	)
+	_, err = s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for i := 0; i < len(keys); i += chunk {
 			part := keys[i:min(i+chunk, len(keys))]
 			rkeys := make([]string, len(part))
 			for j, k := range part {
 				rkeys[j] = s.prefix + k
 			}
-			cmds = append(cmds, p.MGet(ctx, rkeys...))
+			mgets = append(mgets, p.MGet(ctx, rkeys...))
+			exists = append(exists, p.Exists(ctx, rkeys...))
 		}
-	}
-	if len(keys) <= chunk {
-		mget(s.client)
-		err = cmds[0].Err()
-	} else {
-		_, err = s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			mget(p)
-			return nil
-		})
-	}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redis get many (%d keys): %w", len(keys), err)
 	}
-	for i, cmd := range cmds {
+	for i, cmd := range mgets {
 		part := keys[i*chunk : min((i+1)*chunk, len(keys))]
 		vals := cmd.Val()
 		if len(vals) != len(part) {
 			return nil, fmt.Errorf("redis get many: MGET of %d keys returned %d values", len(part), len(vals))
 		}
+		var read int64
 		for j, raw := range vals {
 			if raw == nil {
 				continue
 			}
+			read++
 			str, ok := raw.(string)
 			if !ok {
 				return nil, fmt.Errorf("redis get many: value of key %q is a %T, not a string", part[j], raw)
@@ -131,8 +133,42 @@ func (s *Store[V]) GetMany(ctx context.Context, keys []string) (out map[string]V
 			}
 			out[part[j]] = v
 		}
+		// EXISTS counts a key named twice twice, as MGET returns its value
+		// twice, so the counts differ only by keys of other types.
+		if exists[i].Val() > read {
+			return nil, s.notStrings(ctx, part, vals)
+		}
 	}
 	return out, nil
+}
+
+// notStrings returns the error of a GetMany whose keys part, read as vals,
+// hold a value of another Redis type than a string, naming the first such
+// key it finds.
+func (s *Store[V]) notStrings(ctx context.Context, part []string, vals []any) error {
+	var (
+		missing []string
+		types   []*goredis.StatusCmd
+	)
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, raw := range vals {
+			if raw == nil {
+				missing = append(missing, part[j])
+				types = append(types, p.Type(ctx, s.prefix+part[j]))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis get many: a key of %d holds a Redis value that is not a string; finding which: %w", len(part), err)
+	}
+	for j, cmd := range types {
+		if t := cmd.Val(); t != "none" && t != "string" {
+			return fmt.Errorf("redis get many: key %q holds a Redis %s, not a string value", missing[j], t)
+		}
+	}
+	// The key changed type again since the read.
+	return fmt.Errorf("redis get many: a key of %d held a Redis value that is not a string", len(part))
 }
 
 // Put sets the value under key.

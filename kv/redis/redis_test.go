@@ -377,3 +377,41 @@ func TestStoreWithoutClientOrCodecReturnsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGetManyOfAKeyHoldingAnotherRedisTypeIsAnError: MGET reads a key that
+// holds a list, a hash or a set as missing, where GET fails with WRONGTYPE.
+// GetMany must fail as Get does, naming the key, rather than report the key
+// as having no value, which a handler would then overwrite with PutMany.
+func TestGetManyOfAKeyHoldingAnotherRedisTypeIsAnError(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Start(t).Client(t)
+	s := redis.New(client, codec.Int64(), redis.Prefix("p/"))
+	if err := s.PutMany(ctx, map[string]int64{"a": 1, "b": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.RPush(ctx, "p/list", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(ctx, "list"); err == nil {
+		t.Fatal("get of a list: no error")
+	}
+	for _, n := range []int{3, 2500} { // one MGET, and several
+		keys := []string{"a", "missing", "b"}
+		for i := len(keys); i < n; i++ {
+			keys = append(keys, fmt.Sprintf("absent%d", i))
+		}
+		keys = append(keys, "list", "a")
+		got, err := s.GetMany(ctx, keys)
+		if err == nil || !strings.Contains(err.Error(), `"list"`) {
+			t.Errorf("get many of %d keys, one a list: %v, %v; want an error naming key \"list\"", len(keys), got, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "p/list") {
+			t.Errorf("get many: error %q names the key with its prefix", err)
+		}
+	}
+	// Repeated keys and missing ones are no such error.
+	got, err := s.GetMany(ctx, []string{"a", "a", "missing", "b", "missing"})
+	if err != nil || len(got) != 2 || got["a"] != 1 || got["b"] != 2 {
+		t.Errorf("get many of repeated and missing keys: %v, %v", got, err)
+	}
+}
