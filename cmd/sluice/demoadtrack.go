@@ -78,7 +78,11 @@ Stop it with Ctrl-C.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if len(brokers) == 0 {
+			given, err := brokersGiven(cmd, brokers)
+			if err != nil {
+				return err
+			}
+			if !given {
 				opts, dir, err := f.options()
 				if err != nil {
 					return err
