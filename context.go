@@ -305,7 +305,8 @@ type JoinedTable[T any] struct {
 }
 
 // Get returns the joined table's row for the key of the record being
-// processed, and whether there is one.
+// processed, and whether there is one. A row the codec cannot decode, or
+// panics on, is an error.
 func (j *JoinedTable[T]) Get(ctx Ctx) (T, bool, error) {
 	var zero T
 	rc := ctx.record()
@@ -322,7 +323,8 @@ type LookupTable[T any] struct {
 	codec codec.Codec[T]
 }
 
-// Get returns the table's row for key, and whether there is one.
+// Get returns the table's row for key, and whether there is one. A row
+// the codec cannot decode, or panics on, is an error.
 func (l *LookupTable[T]) Get(ctx Ctx, key string) (T, bool, error) {
 	var zero T
 	rc := ctx.record()
@@ -337,7 +339,7 @@ func (l *LookupTable[T]) Get(ctx Ctx, key string) (T, bool, error) {
 	if err != nil {
 		return zero, false, err
 	}
-	v, err := l.codec.Decode(raw)
+	v, err := decodeInput(l.codec, raw)
 	if err != nil {
 		return zero, false, fmt.Errorf("lookup %s key %q: decode: %w", l.topic, key, err)
 	}
@@ -353,7 +355,7 @@ func getDecoded[T any](st store.Store, topic string, c codec.Codec[T], key strin
 	if err != nil {
 		return zero, false, fmt.Errorf("table %s key %q: %w", topic, key, err)
 	}
-	v, err := c.Decode(raw)
+	v, err := decodeInput(c, raw)
 	if err != nil {
 		return zero, false, fmt.Errorf("table %s key %q: decode: %w", topic, key, err)
 	}

@@ -317,9 +317,10 @@ func Lookup[V, T any](g *Group[V], table string, c codec.Codec[T]) *LookupTable[
 	return l
 }
 
-// decodeInput decodes b, a key or value of an input record, with c. A codec
-// that panics on b fails the record as one that returns an error does: the
-// record did not decode, whatever the codec's way of saying so.
+// decodeInput decodes b, a key or value of an input record or a row of a
+// joined or lookup table, with c. A codec that panics on b returns an error
+// as one that fails does: b did not decode, whatever the codec's way of
+// saying so.
 func decodeInput[M any](c codec.Codec[M], b []byte) (msg M, err error) {
 	defer func() {
 		if v := recover(); v != nil {

@@ -1,13 +1,16 @@
 package sluice_test
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluice-io/sluice"
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/sluicetest"
 )
 
 // Processors of one group may share a process and a state directory, and a
@@ -77,5 +80,59 @@ func TestProcessorsOfAGroupWithALookupShareAProcessAndAStateDirectory(t *testing
 	})
 	for _, r := range procs {
 		r.stop(t)
+	}
+}
+
+// fragileCodec panics on the bytes "boom", as a hand-written codec may on
+// bytes it did not expect.
+type fragileCodec struct{}
+
+func (fragileCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
+
+func (fragileCodec) Decode(b []byte) (string, error) {
+	if string(b) == "boom" {
+		panic("unexpected bytes")
+	}
+	return string(b), nil
+}
+
+// Get returns an error for a row its codec panics on, as for one it fails
+// to decode, so that the handler decides what follows.
+func TestJoinAndLookupGetReturnAnErrorForARowTheirCodecPanicsOn(t *testing.T) {
+	g := sluice.DefineGroup[string]("fragile")
+	sluice.Persist(g, codec.String())
+	lk := sluice.Lookup(g, "fragile-lookup", codec.Codec[string](fragileCodec{}))
+	j := sluice.Join(g, "fragile-join", codec.Codec[string](fragileCodec{}))
+	sluice.Input(g, "fragile-in", codec.String(), func(ctx *sluice.Context[string], v string) error {
+		var err error
+		if v == "join" {
+			_, _, err = j.Get(ctx)
+		} else {
+			_, _, err = lk.Get(ctx, v)
+		}
+		if err == nil {
+			return errors.New("no error")
+		}
+		ctx.SetValue(err.Error())
+		return nil
+	})
+	tt, err := sluicetest.New(g, sluicetest.Partitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.SeedLookup(tt, lk, "x", "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sluicetest.SeedJoin(tt, j, "by-join", "boom"); err != nil {
+		t.Fatal(err)
+	}
+	for key, v := range map[string]string{"by-lookup": "x", "by-join": "join"} {
+		if err := sluicetest.Send(tt, "fragile-in", key, v); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		got, ok, err := tt.Row(key)
+		if err != nil || !ok || !strings.Contains(got, "unexpected bytes") {
+			t.Errorf("%s: the handler saw %q (%v, %v), want an error that says the codec panicked", key, got, ok, err)
+		}
 	}
 }

@@ -142,8 +142,31 @@ type group struct {
 
 // DefineGroup defines the export group. Run its processor with
 // sluice.IdleAdvance, so that the last bucket closes, and its events are
-// shipped, when updates stop.
+// shipped, when updates stop. A definition the group cannot run with (a
+// name or topic Kafka refuses, a Topic that is the input) is an error.
 func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if (cfg.Exporter == nil) == (cfg.Topic == "") {
+		return nil, errors.New("export group: want either an exporter or a topic")
+	}
+	m, err := newGroupMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("export group: %w", err)
+	}
+	g := (&group{cfg: cfg, m: m}).define()
+	// A name Kafka refuses, or a topic used twice, fails here rather than
+	// when its processor runs.
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// withDefaults returns cfg with the defaults in place of zero values.
+func (cfg GroupConfig) withDefaults() GroupConfig {
 	if cfg.Name == "" {
 		cfg.Name = DefaultGroup
 	}
@@ -156,17 +179,13 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 	if cfg.ResendAfter <= 0 {
 		cfg.ResendAfter = 2 * cfg.Bucket
 	}
-	if err := cfg.Check(); err != nil {
-		return nil, err
-	}
-	if (cfg.Exporter == nil) == (cfg.Topic == "") {
-		return nil, errors.New("export group: want either an exporter or a topic")
-	}
-	m, err := newGroupMetrics(cfg.Metrics)
-	if err != nil {
-		return nil, fmt.Errorf("export group: %w", err)
-	}
-	x := &group{cfg: cfg, m: m}
+	return cfg
+}
+
+// define defines the group of x.cfg, whose defaults are set: an output to
+// its Topic, or a timer that hands pending rows to its Exporter again.
+func (x *group) define() *sluice.Group[Pending] {
+	cfg := x.cfg
 	g := sluice.DefineGroup[Pending](cfg.Name)
 	sluice.Persist(g, PendingCodec())
 	x.win = sluice.Aggregate(g, Aggregation, sluice.Tumbling(cfg.Bucket).Grace(cfg.Grace), sluice.LatestValue(codec.Int64()), x.closed)
@@ -176,7 +195,7 @@ func DefineGroup(cfg GroupConfig) (*sluice.Group[Pending], error) {
 	} else {
 		sluice.OnTimer(g, x.recheck)
 	}
-	return g, nil
+	return g
 }
 
 // Check returns the error DefineGroup would return for the bucket and the

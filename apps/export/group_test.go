@@ -516,6 +516,10 @@ func TestConfigCheckRefusesWhatRunWouldBeforeConnecting(t *testing.T) {
 		{"bucket under a second", Config{Topic: "t", Group: GroupConfig{Bucket: time.Millisecond}}, "bucket 1ms"},
 		{"negative grace", Config{Topic: "t", Group: GroupConfig{Grace: -time.Second}}, "grace -1s"},
 		{"limit out of range", Config{Sink: sink, Exporter: ExporterConfig{Limits: Limits{MaxRecordsPerCall: -1}}}, "exporter:"},
+		{"input Kafka refuses", Config{Sink: sink, Group: GroupConfig{Input: "stats updates"}}, `topic name "stats updates"`},
+		{"group name Kafka refuses", Config{Sink: sink, Group: GroupConfig{Name: "ex/port"}}, `group name "ex/port"`},
+		{"topic Kafka refuses", Config{Topic: "stats events"}, `topic name "stats events"`},
+		{"topic that is the input", Config{Topic: DefaultInput}, "already the group's input"},
 	} {
 		err := c.cfg.Check()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -70,12 +70,19 @@ type Config struct {
 
 // Check returns the error Run and Flush would return for cfg before
 // connecting to Kafka: neither or both of Sink and Topic, a bucket that is
-// not a whole number of seconds, a negative grace, limits out of range.
+// not a whole number of seconds, a negative grace, limits out of range, a
+// group name or topic Kafka refuses, a Topic that is the group's input.
 func (cfg Config) Check() error {
 	if (cfg.Sink == nil) == (cfg.Topic == "") {
 		return errors.New("export: want either a sink or a topic")
 	}
 	if err := cfg.Group.Check(); err != nil {
+		return err
+	}
+	// The group's definition: names Kafka refuses, a topic used twice.
+	gcfg := cfg.Group.withDefaults()
+	gcfg.Topic, gcfg.Metrics = cfg.Topic, nil
+	if err := (&group{cfg: gcfg}).define().Validate(); err != nil {
 		return err
 	}
 	if cfg.Sink != nil {

@@ -124,10 +124,12 @@ func NewReplayer(cfg ReplayConfig) (*Replayer, error) {
 	}
 	target.Path = strings.TrimSuffix(target.Path, "/")
 	target.RawPath = strings.TrimSuffix(target.RawPath, "/")
+	// The checks of Rate and Speed are written so that NaN, which compares
+	// false with everything, fails them.
 	switch {
-	case cfg.Rate < 0:
+	case !(cfg.Rate >= 0):
 		return nil, fmt.Errorf("replay: rate %v: want requests per second, 0 for no bound", cfg.Rate)
-	case cfg.Speed < 0:
+	case !(cfg.Speed >= 0):
 		return nil, fmt.Errorf("replay: speed %v: want a factor, 0 for as fast as allowed", cfg.Speed)
 	case cfg.Concurrency < 0:
 		return nil, fmt.Errorf("replay: concurrency %d: want a positive number of requests", cfg.Concurrency)

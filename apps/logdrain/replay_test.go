@@ -3,6 +3,7 @@ package logdrain_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -421,6 +422,8 @@ func TestNewReplayerRefusesABadConfig(t *testing.T) {
 		{"bad method", logdrain.ReplayConfig{Target: "http://h", AllowMethods: []string{"GET /"}}, "allowed method"},
 		{"negative rate", logdrain.ReplayConfig{Target: "http://h", Rate: -1}, "rate -1"},
 		{"negative speed", logdrain.ReplayConfig{Target: "http://h", Speed: -2}, "speed -2"},
+		{"NaN rate", logdrain.ReplayConfig{Target: "http://h", Rate: math.NaN()}, "rate NaN"},
+		{"NaN speed", logdrain.ReplayConfig{Target: "http://h", Speed: math.NaN()}, "speed NaN"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := logdrain.NewReplayer(c.cfg)

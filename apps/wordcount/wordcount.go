@@ -147,7 +147,8 @@ type Config struct {
 	Brokers []string
 	// Store is where the counts are kept: "memory" (the default), "table"
 	// for the counting group's table, or a Redis URL,
-	// "redis://host:port", for keys "word-count/count/<word>".
+	// "redis://host:port", for keys "word-count/count/<word>": Run fails
+	// at once if that Redis does not answer.
 	Store string
 	// Storage is where the table is kept locally; nil means the default
 	// Pebble directory.
@@ -186,7 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, o := range cfg.Options {
 		opts = append(opts, o)
 	}
-	counts, closeStore, err := openStore(cfg.Store)
+	counts, closeStore, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
@@ -206,9 +207,13 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
+// redisPingTimeout bounds how long Run waits for Redis to answer at start.
+const redisPingTimeout = 5 * time.Second
+
 // openStore returns the counts store that store names, nil for the table,
-// and a function that releases it.
-func openStore(store string) (kv.Store[int64], func(), error) {
+// and a function that releases it. A Redis that does not answer is an
+// error now rather than at the first batch of words.
+func openStore(ctx context.Context, store string) (kv.Store[int64], func(), error) {
 	switch {
 	case store == "" || store == "memory":
 		return kv.NewMemory[int64](), func() {}, nil
@@ -220,6 +225,12 @@ func openStore(store string) (kv.Store[int64], func(), error) {
 			return nil, nil, fmt.Errorf("store %q: %w", store, err)
 		}
 		client := goredis.NewClient(opts)
+		pctx, cancel := context.WithTimeout(ctx, redisPingTimeout)
+		defer cancel()
+		if err := client.Ping(pctx).Err(); err != nil {
+			_ = client.Close()
+			return nil, nil, fmt.Errorf("store %q: %w", store, err)
+		}
 		counts := redis.New(client, codec.Int64(), redis.Prefix(RedisPrefix))
 		return counts, func() { _ = client.Close() }, nil
 	default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,6 +223,28 @@ func TestWordCountRejectsAnUnknownStore(t *testing.T) {
 	err := wordcount.Run(context.Background(), wordcount.Config{Store: "cassandra"})
 	if err == nil || !strings.Contains(err.Error(), "want memory, table or redis://host:port") {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// A Redis that cannot be reached is an error at start, not at the first
+// batch of words.
+func TestWordCountFailsAtOnceWhenItsRedisCannotBeReached(t *testing.T) {
+	b := startBroker(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = wordcount.Run(ctx, config(b, "redis://"+addr, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "redis://"+addr) {
+		t.Fatalf("run: %v, want an error naming the store", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("run failed after %v, want at once", took)
 	}
 }
 

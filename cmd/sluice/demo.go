@@ -49,7 +49,11 @@ traffic, and sluice demo logdrain the log drain on generated Heroku traffic.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if len(brokers) == 0 {
+			given, err := brokersGiven(cmd, brokers)
+			if err != nil {
+				return err
+			}
+			if !given {
 				opts, dir, err := f.options()
 				if err != nil {
 					return err

@@ -73,11 +73,16 @@ Stop it with Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			if rate <= 0 {
-				return fmt.Errorf("--rate %v: want a positive number of stories a second", rate)
+			interval, err := trafficInterval(rate)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
-			if len(brokers) == 0 {
+			given, err := brokersGiven(cmd, brokers)
+			if err != nil {
+				return err
+			}
+			if !given {
 				opts, dir, err := f.options()
 				if err != nil {
 					return err
@@ -131,7 +136,7 @@ Stop it with Ctrl-C.`,
 				fmt.Fprintf(out, "groups    %s (%s)\n", strings.Join(adtrack.Groups, ", "), guaranteeName(exactlyOnce))
 				fmt.Fprintf(out, "Inspect the topics with any Kafka client, e.g.:\n  kcat -b %s -C -t %s\n", strings.Join(brokers, ","), adtrack.ResultsTopic)
 				fmt.Fprintf(out, "Press Ctrl-C to stop.\n\n")
-				eg.Go(func() error { return sendTraffic(ctx, cl, rate) })
+				eg.Go(func() error { return sendTraffic(ctx, cl, interval) })
 				printStats(ctx, out, stats, ps, recv)
 				return nil
 			})
@@ -141,16 +146,37 @@ Stop it with Ctrl-C.`,
 	f.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().StringVar(&statsAddr, "stats-addr", adtrack.DefaultStatsAddr, "address the stats are served on")
 	cmd.Flags().StringVar(&networksAddr, "networks-addr", "127.0.0.1:9098", "address the stand-in ad networks listen on")
-	cmd.Flags().Float64Var(&rate, "rate", 10, "stories of generated traffic a second")
+	cmd.Flags().Float64Var(&rate, "rate", 10, "stories of generated traffic a second, from one a day to a million")
 	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", true, "run the groups exactly once; --exactly-once=false runs them at least once (the URL worker is at least once either way)")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
 	return cmd
 }
 
-// sendTraffic writes the generated events until ctx is done.
-func sendTraffic(ctx context.Context, cl *kgo.Client, rate float64) error {
+// The rates of traffic the demo can send: a story at least every
+// maxTrafficInterval, at most every minTrafficInterval.
+const (
+	minTrafficRate = float64(time.Second) / float64(maxTrafficInterval)
+	maxTrafficRate = float64(time.Second) / float64(minTrafficInterval)
+
+	minTrafficInterval = time.Microsecond
+	maxTrafficInterval = 24 * time.Hour
+)
+
+// trafficInterval returns the time between two stories at rate stories a
+// second, or why the demo cannot send at that rate.
+func trafficInterval(rate float64) (time.Duration, error) {
+	// Written so that NaN, which compares false with everything, fails.
+	if !(rate >= minTrafficRate && rate <= maxTrafficRate) {
+		return 0, fmt.Errorf("--rate %v: want a number of stories a second from %g (one a day) to %g", rate, minTrafficRate, maxTrafficRate)
+	}
+	return time.Duration(float64(time.Second) / rate), nil
+}
+
+// sendTraffic writes the generated events, a story every interval, until
+// ctx is done.
+func sendTraffic(ctx context.Context, cl *kgo.Client, interval time.Duration) error {
 	tr := newDemoTraffic(uint64(time.Now().UnixNano()))
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {

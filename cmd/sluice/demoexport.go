@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -54,11 +53,15 @@ are not exported.`,
 			if err != nil {
 				return err
 			}
-			if rate <= 0 {
-				return fmt.Errorf("--rate %d: want a positive number of calls per second", rate)
+			if rate <= 0 || rate > maxHitRate {
+				return fmt.Errorf("--rate %d: want a number of calls per second from 1 to %d", rate, maxHitRate)
 			}
-			if failCalls < 0 || failCalls >= 1 || rejectLines < 0 || rejectLines >= 1 {
-				return errors.New("--fail-calls and --reject-lines: want shares from 0 to below 1")
+			// Written so that NaN, which compares false with everything, fails.
+			if !(failCalls >= 0 && failCalls < 1) {
+				return fmt.Errorf("--fail-calls %v: want a share from 0 to below 1", failCalls)
+			}
+			if !(rejectLines >= 0 && rejectLines < 1) {
+				return fmt.Errorf("--reject-lines %v: want a share from 0 to below 1", rejectLines)
 			}
 			if bucket <= 0 {
 				return fmt.Errorf("--bucket %s: want a positive whole number of seconds", bucket)
@@ -147,13 +150,17 @@ are not exported.`,
 	}
 	f.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().DurationVar(&bucket, "bucket", export.DefaultBucket, "size of the buckets of event time, whole seconds")
-	cmd.Flags().IntVar(&rate, "rate", 50, "API calls a second; each updates 7 or 14 counters")
+	cmd.Flags().IntVar(&rate, "rate", 50, "API calls a second, at most a million; each updates 7 or 14 counters")
 	cmd.Flags().Float64Var(&failCalls, "fail-calls", 0.1, "share of the sink's calls it fails with 503")
 	cmd.Flags().Float64Var(&rejectLines, "reject-lines", 0.02, "share of the lines the sink rejects")
 	cmd.Flags().StringVar(&monitorAddr, "monitor-addr", web.DefaultAddr, "address the web monitor and /metrics are served on (loopback only); empty for none")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "directory of the table's local store (default: the user's cache directory, sluice/state/export)")
 	return cmd
 }
+
+// maxHitRate is the most API calls a second the generator makes: one a
+// microsecond.
+const maxHitRate = int(time.Second / time.Microsecond)
 
 // generateHits sends the counter updates of rate API calls a second.
 func generateHits(ctx context.Context, em *sluice.Emitter[int64], rate int, warn func(msg string, args ...any)) error {

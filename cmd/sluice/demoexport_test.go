@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,5 +38,26 @@ func TestDemoExportPrintsTheCallsItsFlakySinkTakes(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the sink printed no call it took")
 		}
+	}
+}
+
+func TestDemoExportRefusesRatesAndSharesItCannotUse(t *testing.T) {
+	for _, tc := range []struct{ flag, value string }{
+		{"--rate", "0"},
+		{"--rate", "2000000000"},
+		{"--fail-calls", "NaN"},
+		{"--fail-calls", "1"},
+		{"--reject-lines", "NaN"},
+		{"--reject-lines", "-0.1"},
+	} {
+		t.Run(tc.flag+"="+tc.value, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := run(ctx, "demo", "export", "--addr", "127.0.0.1:0", "--in-memory", "--monitor-addr", "",
+				"--state-dir", t.TempDir(), tc.flag, tc.value)
+			if err == nil || !strings.Contains(err.Error(), tc.flag) {
+				t.Fatalf("%s %s: got %v, want an error naming %s", tc.flag, tc.value, err, tc.flag)
+			}
+		})
 	}
 }

@@ -171,3 +171,27 @@ func TestRunExportRefusesABucketOfPartSecondsBeforeItStarts(t *testing.T) {
 		}
 	}
 }
+
+// A topic or group name Kafka refuses is refused before the broker starts
+// and the banner says the export runs.
+func TestRunExportRefusesATopicOrGroupNameKafkaRefusesBeforeItStarts(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sink", "file:" + t.TempDir(), "--input", "stats updates"}, `"stats updates"`},
+		{[]string{"--sink", "file:" + t.TempDir(), "--group", "ex port"}, `"ex port"`},
+		{[]string{"--sink", "kafka:stats events"}, `"stats events"`},
+		{[]string{"--sink", "kafka:stats-updates"}, "stats-updates"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := run(ctx, append([]string{"run", "export", "--addr", "127.0.0.1:0", "--in-memory", "--state-dir", t.TempDir()}, c.args...)...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want an error with %s", c.args, err, c.want)
+		}
+		if out != "" {
+			t.Errorf("%v: printed %q before refusing", c.args, out)
+		}
+	}
+}

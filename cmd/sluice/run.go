@@ -46,11 +46,32 @@ func appNames(cmd *cobra.Command) []string {
 type appFlags struct {
 	broker  brokerFlags
 	brokers []string
+	cmd     *cobra.Command // whose flags they are, to tell a --brokers given empty
 }
 
 func (f *appFlags) register(cmd *cobra.Command) {
 	f.broker.register(cmd, "127.0.0.1:9092")
 	cmd.Flags().StringSliceVar(&f.brokers, "brokers", nil, "use these Kafka brokers instead of starting the embedded one")
+	f.cmd = cmd
+}
+
+// brokersGiven reports whether --brokers names brokers to use instead of
+// the embedded one. Given empty (an unset variable, a stray comma), it is
+// an error: starting the embedded broker instead would run the app where
+// its user did not ask.
+func brokersGiven(cmd *cobra.Command, brokers []string) (bool, error) {
+	if !cmd.Flags().Changed("brokers") {
+		return false, nil
+	}
+	if len(brokers) == 0 {
+		return false, errors.New("--brokers is empty: give host:port of at least one Kafka broker, or leave the flag out to start the embedded broker")
+	}
+	for i, b := range brokers {
+		if strings.TrimSpace(b) == "" {
+			return false, fmt.Errorf("--brokers %q: address %d of %d is empty: give host:port,host:port", strings.Join(brokers, ","), i+1, len(brokers))
+		}
+	}
+	return true, nil
 }
 
 // brokerStartError adds to an error of broker.Start what the user can do
@@ -68,7 +89,11 @@ func brokerStartError(err error) error {
 // connect returns the brokers to use, starting the embedded one unless
 // --brokers names others; stop stops what it started.
 func (f *appFlags) connect(ctx context.Context, logger *slog.Logger, out io.Writer) (brokers []string, stop func(), err error) {
-	if len(f.brokers) > 0 {
+	given, err := brokersGiven(f.cmd, f.brokers)
+	if err != nil {
+		return nil, nil, err
+	}
+	if given {
 		return f.brokers, func() {}, nil
 	}
 	opts, dir, err := f.broker.options()
