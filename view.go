@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 	"github.com/sluice-io/sluice/store"
 	"github.com/sluice-io/sluice/store/memory"
 )
@@ -183,6 +184,9 @@ func (v *View[V]) Iterate(from, to string, fn func(key string, value V) bool) er
 // Handler returns an http.Handler that serves GET /{key} with the key's row
 // as JSON, a JSON error with status 404 for a key without a row, and one
 // with status 503 until the view is running and after its Run returned.
+// The row is written as encoding/json writes it, except that a float that
+// is NaN or infinite, which JSON has no number for, is written as the
+// string "NaN", "+Inf" or "-Inf".
 func (v *View[V]) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
@@ -206,8 +210,10 @@ func (v *View[V]) Handler() http.Handler {
 	return mux
 }
 
+// writeJSON answers v as JSON, with NaN and infinite floats as strings
+// (see jsonvalue).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := jsonvalue.Marshal(v)
 	if err != nil {
 		writeJSONError(w, http.StatusInternalServerError, "encode json: "+err.Error())
 		return

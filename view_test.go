@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -239,5 +240,36 @@ func TestViewUsedAfterRunReturnedReportsErrClosed(t *testing.T) {
 	v.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/k", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "closed") {
 		t.Errorf("GET /k after Run returned: %d %s, want 503 saying the view is closed", rec.Code, rec.Body)
+	}
+}
+
+// A row whose value is NaN or infinite, which JSON has no number for, is
+// served as the string "NaN", "+Inf" or "-Inf" instead of a 500.
+func TestViewHandlerServesNonFiniteValuesAsStrings(t *testing.T) {
+	b := startBroker(t)
+	c := sluice.Sum[string, float64](func(string) float64 { return 0 }).Codec
+	em, err := sluice.NewEmitter("temperatures", c, emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{"nan": math.NaN(), "hot": math.Inf(1), "cold": math.Inf(-1), "mild": 21.5} {
+		if err := em.Emit(t.Context(), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v := startView(t, "temperatures", c, viewOpts(b, 2)...)
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	for key, want := range map[string]string{"nan": `"NaN"`, "hot": `"+Inf"`, "cold": `"-Inf"`, "mild": `21.5`} {
+		resp, err := http.Get(srv.URL + "/" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET /%s: %d %s, want 200 %s", key, resp.StatusCode, body, want)
+		}
 	}
 }

@@ -169,7 +169,10 @@ func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 
 // Handler returns an http.Handler that serves the view's windows as JSON
 // arrays of {"key", "start", "end", "value"}, the times in RFC 3339 and the
-// value as encoding/json writes the aggregate:
+// value as encoding/json writes the aggregate, except that a float that is
+// NaN or infinite (a Sum of floats that met one, a Max of +Inf), which
+// JSON has no number for, is written as the string "NaN", "+Inf" or
+// "-Inf":
 //
 //   - GET /{key}?from=…&to=… serves the key's windows whose start lies in
 //     [from, to), in time order; a missing from or to leaves that side

@@ -337,3 +337,59 @@ func TestWindowViewHandlerServesTheKeysOfASessionOfOneRecord(t *testing.T) {
 		t.Errorf("GET a window that ends before it starts: %d %q", code, e.Error)
 	}
 }
+
+// An aggregate that is NaN or infinite, which JSON has no number for, is
+// served as the string "NaN", "+Inf" or "-Inf", inside a Min or Max
+// aggregate too, instead of the whole answer failing.
+func TestWindowViewHandlerServesNonFiniteAggregatesAsStrings(t *testing.T) {
+	tb := newWVTable(t, "sensors-windows", 1)
+	w := Window{Start: time.UnixMilli(60_000), End: time.UnixMilli(120_000)}
+	tb.put(0, windowRowKey("sums", "a", w), []byte("NaN"))
+	tb.put(0, windowRowKey("sums", "b", w), []byte("+Inf"))
+	tb.put(0, windowRowKey("sums", "c", w), []byte("-Inf"))
+	tb.put(0, windowRowKey("sums", "d", w), []byte("1.5"))
+	tb.put(0, windowRowKey("peaks", "a", w), []byte("+Inf"))
+	sums, _ := startWindowView(tb, "sums", Sum[string, float64](func(string) float64 { return 0 }).Codec, t.TempDir())
+	peaks, _ := startWindowView(tb, "peaks", Max[string, float64](func(string) float64 { return 0 }).Codec, t.TempDir())
+
+	srv := httptest.NewServer(sums.Handler())
+	defer srv.Close()
+	var got []struct {
+		Key   string
+		Value any
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := getJSON(t, srv, "/?start=60000&end=120000", &got)
+		if code == http.StatusOK && len(got) == 4 {
+			break
+		}
+		if code != http.StatusOK && code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("GET the keys of the window: %d %+v", code, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := []any{"NaN", "+Inf", "-Inf", 1.5}
+	for i, g := range got {
+		if g.Value != want[i] {
+			t.Errorf("window of %s: value %#v, want %#v", g.Key, g.Value, want[i])
+		}
+	}
+
+	psrv := httptest.NewServer(peaks.Handler())
+	defer psrv.Close()
+	var peak []struct{ Value any }
+	for {
+		code := getJSON(t, psrv, "/a", &peak)
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("GET /a of the peaks: %d %+v", code, peak)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(peak) != 1 || peak[0].Value != "+Inf" {
+		t.Errorf("peaks of a: %+v, want one of \"+Inf\"", peak)
+	}
+}

@@ -152,8 +152,11 @@ func (m *Monitor) serveFrame(w http.ResponseWriter, f frame) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// WriteJSON answers v as JSON with status, as the monitor's own API does.
-// A page's API uses it so that its answers read like the monitor's.
+// WriteJSON answers v as JSON with status, as the monitor's own API does:
+// as encoding/json writes it, except that a float that is NaN or infinite,
+// which JSON has no number for, is written as the string "NaN", "+Inf" or
+// "-Inf". A page's API uses it so that its answers read like the
+// monitor's.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, v)
 }

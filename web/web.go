@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 )
 
 // DefaultAddr is where Listen listens when given no address: loopback only.
@@ -298,7 +299,7 @@ func (m *Monitor) rates(i int) []ratePoint {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := jsonvalue.Marshal(v)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "encode json: "+err.Error())
 		return
