@@ -530,3 +530,23 @@ func TestInterruptedProduceSaysHowManyRecordsItWrote(t *testing.T) {
 		t.Fatal("produce did not stop when interrupted")
 	}
 }
+
+// A --from time before 1970, in milliseconds or RFC 3339, is before every
+// record: tail starts at the first one. Kafka gives negative times a
+// meaning of their own (-1 the end, -2 the beginning), which tail must not
+// take on.
+func TestTailFromATimeBefore1970StartsAtTheFirstRecord(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "old", "--partitions", "2")
+	if _, errOut, err := sluiceCLI(t, addr, "a:1\nb:2\nc:3\n", "produce", "old", "--key-separator", ":"); err != nil {
+		t.Fatalf("produce: %v\n%s", err, errOut)
+	}
+	for _, from := range []string{"-1", "-2", "-3", "-86400000", "1969-12-31T23:59:59.999Z", "1900-01-01T00:00:00Z"} {
+		if out := mustCLI(t, addr, "tail", "old", "--from", from); strings.Count(out, "\n") != 3 {
+			t.Errorf("tail --from %s printed:\n%s\nwant the 3 records", from, out)
+		}
+	}
+	if from, err := replayFrom("-1", time.Now()); err != nil || !from.Equal(time.UnixMilli(0)) {
+		t.Errorf("replay --from -1: %v, %v; want the start of 1970", from, err)
+	}
+}
