@@ -550,3 +550,29 @@ func TestTailFromATimeBefore1970StartsAtTheFirstRecord(t *testing.T) {
 		t.Errorf("replay --from -1: %v, %v; want the start of 1970", from, err)
 	}
 }
+
+// An empty topic or group, or a topic name Kafka refuses, is an error that
+// names the argument, given before anything is asked of the brokers.
+func TestEmptyAndInvalidNamesAreClearErrors(t *testing.T) {
+	const nowhere = "127.0.0.1:1" // nothing listens: the check must come first
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tail", ""}, "sluice tail: TOPIC: topic name is empty"},
+		{[]string{"tail", "a/b"}, `sluice tail: TOPIC: topic name "a/b" holds '/'`},
+		{[]string{"produce", ""}, "sluice produce: TOPIC: topic name is empty"},
+		{[]string{"topics", "describe", ""}, "sluice topics describe: TOPIC: topic name is empty"},
+		{[]string{"topics", "create", ""}, "sluice topics create: TOPIC: topic name is empty"},
+		{[]string{"topics", "create", ".."}, `sluice topics create: TOPIC: topic name ".." is refused by Kafka`},
+		{[]string{"topics", "delete", "orders", "", "--yes"}, "sluice topics delete: TOPIC: topic name is empty"},
+		{[]string{"topics", "delete", "a b", "--yes"}, `sluice topics delete: TOPIC: topic name "a b" holds ' '`},
+		{[]string{"groups", "describe", ""}, "sluice groups describe: GROUP is empty"},
+		{[]string{"lag", ""}, "sluice lag: GROUP is empty"},
+	} {
+		_, _, err := sluiceCLI(t, nowhere, "", append(tc.args, "--timeout", "1s")...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sluice %q: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
