@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -271,5 +272,51 @@ func TestViewHandlerServesNonFiniteValuesAsStrings(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
 			t.Errorf("GET /%s: %d %s, want 200 %s", key, resp.StatusCode, body, want)
 		}
+	}
+}
+
+// A key that looks like a path ("/api/users", "a//b", "a/../b") is served
+// its own row, given as it is or escaped, not redirected to another key's;
+// a method other than GET or HEAD gets a JSON 405.
+func TestViewHandlerServesKeysThatLookLikePaths(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("routes", codec.String(), emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"/api/users", "a//b", "a/../b", "a/./b", "b", "a/b", "api/users", "x/"}
+	for _, k := range keys {
+		if err := em.Emit(t.Context(), k, "row of "+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v := startView(t, "routes", codec.String(), viewOpts(b, 2)...)
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(method, path string) (int, string, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type"), strings.TrimSpace(string(body))
+	}
+	for _, k := range keys {
+		for _, path := range []string{"/" + k, "/" + url.PathEscape(k)} {
+			if code, _, body := get("GET", path); code != http.StatusOK || body != `"row of `+k+`"` {
+				t.Errorf("GET %s: %d %s, want the row of %q", path, code, body, k)
+			}
+		}
+	}
+	if code, ctype, body := get("POST", "/b"); code != http.StatusMethodNotAllowed || ctype != "application/json" || !strings.Contains(body, "POST") {
+		t.Errorf("POST /b: %d %s %s, want a JSON 405", code, ctype, body)
 	}
 }

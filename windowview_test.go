@@ -393,3 +393,29 @@ func TestWindowViewHandlerServesNonFiniteAggregatesAsStrings(t *testing.T) {
 		t.Errorf("peaks of a: %+v, want one of \"+Inf\"", peak)
 	}
 }
+
+// A key that looks like a path is served its own windows, given as it is,
+// not redirected to another key's; a method other than GET or HEAD gets a
+// JSON 405.
+func TestWindowViewHandlerServesKeysThatLookLikePaths(t *testing.T) {
+	tb := newWVTable(t, "routes-windows", 1)
+	w := Window{Start: time.UnixMilli(60_000), End: time.UnixMilli(120_000)}
+	tb.put(0, windowRowKey("hits", "/api/users", w), []byte("3"))
+	tb.put(0, windowRowKey("hits", "api/users", w), []byte("5"))
+	v, _ := startWindowView(tb, "hits", Count[string]().Codec, t.TempDir())
+	awaitWindows(t, v, "/api/users", []wvWindow{{w.Start, w.End, 3}})
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	var got []wvJSON
+	if code := getJSON(t, srv, "//api/users", &got); code != http.StatusOK || len(got) != 1 || got[0].Key != "/api/users" || got[0].Value != 3 {
+		t.Errorf("GET //api/users: %d %+v, want the window of 3 of /api/users", code, got)
+	}
+	resp, err := http.Post(srv.URL+"/api/users", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("POST: %d %s, want a JSON 405", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
