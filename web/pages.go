@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"regexp"
+	"strings"
 )
 
 // PageBody is the file of a Page's Assets that holds its HTML fragment.
@@ -108,7 +109,14 @@ func (m *Monitor) addPages() {
 		}
 		link, body := links[0], bodies[i]
 		links = links[1:]
-		m.mux.Handle("/pages/"+p.Name, http.RedirectHandler(link.Path, http.StatusMovedPermanently))
+		m.mux.HandleFunc("/pages/"+p.Name, func(w http.ResponseWriter, r *http.Request) {
+			// With its query, which may carry the token.
+			to := link.Path
+			if r.URL.RawQuery != "" {
+				to += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, to, http.StatusMovedPermanently)
+		})
 		m.mux.HandleFunc("/pages/"+p.Name+"/{$}", func(w http.ResponseWriter, _ *http.Request) {
 			m.serveFrame(w, frame{Page: link, Body: template.HTML(body), Pages: m.links})
 		})
@@ -167,11 +175,12 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 	writeError(w, status, msg)
 }
 
-// isFramePath reports whether path is the address of a page's frame, the
-// only addresses besides "/" that take the token from the query.
+// isFramePath reports whether path is the address of a page's frame, with
+// or without its slash: the only addresses besides "/" that take the token
+// from the query.
 func (m *Monitor) isFramePath(path string) bool {
 	for _, l := range m.links {
-		if path == l.Path {
+		if path == l.Path || path == strings.TrimSuffix(l.Path, "/") {
 			return true
 		}
 	}
