@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -284,5 +285,49 @@ func TestMonitorServesNonFiniteValuesAsStrings(t *testing.T) {
 	}
 	if a := do(t, m, "GET", "/api/pages/temps/"); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != `{"mean":"NaN"}` {
 		t.Errorf("page API: %d %s", a.status, a.body)
+	}
+}
+
+// A key that looks like a path is served its own row, given as it is or
+// escaped, not redirected to another key's.
+func TestMonitorServesAKeyThatLooksLikeAPathAsItself(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	opts := []sluice.Opt{sluice.Brokers(b.Addrs()...), sluice.TopicDefaults(2, 1)}
+	em, err := sluice.NewEmitter("routes", codec.String(), opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"/api/users", "api/users", "a//b", "a/../b", "b"}
+	for _, k := range keys {
+		if err := em.Emit(ctx, k, "row of "+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v, err := sluice.NewView("routes", codec.String(), opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(rctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := web.New(web.Views(v))
+	for _, k := range keys {
+		want, _ := json.Marshal(map[string]string{"key": k, "value": "row of " + k})
+		for _, path := range []string{"/api/views/routes/keys/" + k, "/api/views/routes/keys/" + url.PathEscape(k)} {
+			if a := do(t, m, "GET", path); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != string(want) {
+				t.Errorf("GET %s: %d %s, want %s", path, a.status, a.body, want)
+			}
+		}
 	}
 }
