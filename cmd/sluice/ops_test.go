@@ -576,3 +576,12 @@ func TestEmptyAndInvalidNamesAreClearErrors(t *testing.T) {
 		}
 	}
 }
+
+// A threshold below -1 is refused, before the brokers are asked: taken as
+// "never", a health check would never fail.
+func TestLagRefusesAThresholdBelowMinusOne(t *testing.T) {
+	_, _, err := sluiceCLI(t, "127.0.0.1:1", "", "lag", "g", "--threshold", "-5", "--timeout", "1s")
+	if err == nil || !strings.Contains(err.Error(), "--threshold -5: want a number of records, or -1 for never") {
+		t.Errorf("lag --threshold -5: %v", err)
+	}
+}
