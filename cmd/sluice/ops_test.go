@@ -585,3 +585,19 @@ func TestLagRefusesAThresholdBelowMinusOne(t *testing.T) {
 		t.Errorf("lag --threshold -5: %v", err)
 	}
 }
+
+// A file that cannot be read names the line it failed at, the first, in
+// both places the error gives it.
+func TestProduceFromAnUnreadableFileNamesTheLineItFailedAt(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "docs", "--partitions", "1")
+	_, _, err := sluiceCLI(t, addr, "", "produce", "docs", "--file", t.TempDir())
+	if err == nil {
+		t.Fatal("produce from a directory succeeded")
+	}
+	for _, want := range []string{"read line 1:", "the 0 records before it were written", "nothing from line 1 on"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
