@@ -21,6 +21,7 @@ import (
 	ddstore "github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 )
 
 // Number is the type set of the values Sum, Min and Max fold: 64-bit
@@ -64,19 +65,20 @@ func Sum[M any, N Number](value func(M) N) Aggregator[M, N] {
 // no value to compare, which an empty window of Min has no honest number
 // for; NaN values are ignored, so a window of NaNs only is not Set either.
 // It is encoded as decimal text, or as "null" when not Set, which is also
-// its JSON.
+// its JSON, but for an infinite float value, whose JSON is the string
+// "+Inf" or "-Inf".
 type Extremum[N Number] struct {
 	Value N
 	Set   bool
 }
 
-// MarshalJSON writes the value as a JSON number, or null when it is not
-// Set.
+// MarshalJSON writes the value as a JSON number, or the string "+Inf" or
+// "-Inf" for an infinite float, or null when it is not Set.
 func (e Extremum[N]) MarshalJSON() ([]byte, error) {
 	if !e.Set {
 		return []byte("null"), nil
 	}
-	return json.Marshal(e.Value)
+	return jsonvalue.Marshal(e.Value)
 }
 
 // Min returns an aggregator that keeps the least value(msg) of a window's
@@ -128,13 +130,13 @@ type Timestamped[M any] struct {
 }
 
 // MarshalJSON writes {"value": …, "time": …, "offset": …}, with the value
-// as encoding/json writes it and the time in RFC 3339, or null when it is
-// not Set.
+// as encoding/json writes it (a NaN or infinite float as the string "NaN",
+// "+Inf" or "-Inf") and the time in RFC 3339, or null when it is not Set.
 func (l Timestamped[M]) MarshalJSON() ([]byte, error) {
 	if !l.Set {
 		return []byte("null"), nil
 	}
-	return json.Marshal(struct {
+	return jsonvalue.Marshal(struct {
 		Value  M         `json:"value"`
 		Time   time.Time `json:"time"`
 		Offset int64     `json:"offset"`

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluice-io/sluice/codec"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 	"github.com/sluice-io/sluice/store"
 	"github.com/sluice-io/sluice/store/memory"
 )
@@ -183,10 +185,16 @@ func (v *View[V]) Iterate(from, to string, fn func(key string, value V) bool) er
 // Handler returns an http.Handler that serves GET /{key} with the key's row
 // as JSON, a JSON error with status 404 for a key without a row, and one
 // with status 503 until the view is running and after its Run returned.
+// The row is written as encoding/json writes it, except that a float that
+// is NaN or infinite, which JSON has no number for, is written as the
+// string "NaN", "+Inf" or "-Inf".
+//
+// The key is the request's path after its leading "/", unescaped ("%2F"
+// is a "/"), and taken as it is, never cleaned: GET //api/users asks for
+// the key "/api/users", GET /a/../b for "a/../b". Methods other than GET
+// and HEAD get a JSON error with status 405.
 func (v *View[V]) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+	return keyHandler(func(w http.ResponseWriter, _ *http.Request, key string) {
 		if key == "" {
 			writeJSONError(w, http.StatusBadRequest, "give a key: GET /{key}")
 			return
@@ -203,11 +211,27 @@ func (v *View[V]) Handler() http.Handler {
 			writeJSON(w, http.StatusOK, val)
 		}
 	})
-	return mux
 }
 
+// keyHandler answers GET and HEAD requests with serve, given the key the
+// path names: the path after its leading "/", unescaped. It does not clean
+// the path as http.ServeMux does, which would redirect /a//b or /a/../b to
+// another key's row. Other methods get a JSON 405.
+func keyHandler(serve func(w http.ResponseWriter, r *http.Request, key string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSONError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: a view only reads, with GET", r.Method))
+			return
+		}
+		serve(w, r, strings.TrimPrefix(r.URL.Path, "/"))
+	})
+}
+
+// writeJSON answers v as JSON, with NaN and infinite floats as strings
+// (see jsonvalue).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := jsonvalue.Marshal(v)
 	if err != nil {
 		writeJSONError(w, http.StatusInternalServerError, "encode json: "+err.Error())
 		return

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +241,82 @@ func TestViewUsedAfterRunReturnedReportsErrClosed(t *testing.T) {
 	v.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/k", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "closed") {
 		t.Errorf("GET /k after Run returned: %d %s, want 503 saying the view is closed", rec.Code, rec.Body)
+	}
+}
+
+// A row whose value is NaN or infinite, which JSON has no number for, is
+// served as the string "NaN", "+Inf" or "-Inf" instead of a 500.
+func TestViewHandlerServesNonFiniteValuesAsStrings(t *testing.T) {
+	b := startBroker(t)
+	c := sluice.Sum[string, float64](func(string) float64 { return 0 }).Codec
+	em, err := sluice.NewEmitter("temperatures", c, emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{"nan": math.NaN(), "hot": math.Inf(1), "cold": math.Inf(-1), "mild": 21.5} {
+		if err := em.Emit(t.Context(), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v := startView(t, "temperatures", c, viewOpts(b, 2)...)
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	for key, want := range map[string]string{"nan": `"NaN"`, "hot": `"+Inf"`, "cold": `"-Inf"`, "mild": `21.5`} {
+		resp, err := http.Get(srv.URL + "/" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET /%s: %d %s, want 200 %s", key, resp.StatusCode, body, want)
+		}
+	}
+}
+
+// A key that looks like a path ("/api/users", "a//b", "a/../b") is served
+// its own row, given as it is or escaped, not redirected to another key's;
+// a method other than GET or HEAD gets a JSON 405.
+func TestViewHandlerServesKeysThatLookLikePaths(t *testing.T) {
+	b := startBroker(t)
+	em, err := sluice.NewEmitter("routes", codec.String(), emitterOpts(b, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"/api/users", "a//b", "a/../b", "a/./b", "b", "a/b", "api/users", "x/"}
+	for _, k := range keys {
+		if err := em.Emit(t.Context(), k, "row of "+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v := startView(t, "routes", codec.String(), viewOpts(b, 2)...)
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(method, path string) (int, string, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type"), strings.TrimSpace(string(body))
+	}
+	for _, k := range keys {
+		for _, path := range []string{"/" + k, "/" + url.PathEscape(k)} {
+			if code, _, body := get("GET", path); code != http.StatusOK || body != `"row of `+k+`"` {
+				t.Errorf("GET %s: %d %s, want the row of %q", path, code, body, k)
+			}
+		}
+	}
+	if code, ctype, body := get("POST", "/b"); code != http.StatusMethodNotAllowed || ctype != "application/json" || !strings.Contains(body, "POST") {
+		t.Errorf("POST /b: %d %s %s, want a JSON 405", code, ctype, body)
 	}
 }

@@ -169,7 +169,10 @@ func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 
 // Handler returns an http.Handler that serves the view's windows as JSON
 // arrays of {"key", "start", "end", "value"}, the times in RFC 3339 and the
-// value as encoding/json writes the aggregate:
+// value as encoding/json writes the aggregate, except that a float that is
+// NaN or infinite (a Sum of floats that met one, a Max of +Inf), which
+// JSON has no number for, is written as the string "NaN", "+Inf" or
+// "-Inf":
 //
 //   - GET /{key}?from=…&to=… serves the key's windows whose start lies in
 //     [from, to), in time order; a missing from or to leaves that side
@@ -182,17 +185,17 @@ func (v *WindowView[A]) Keys(w Window, fn func(key string, agg A) bool) error {
 // that is neither, a from after to, an end before its start or a missing
 // start or end is a 400; no
 // window in the answer is a 404, and a view not running yet a 503; all
-// carry {"error": …}, as a View's Handler does.
+// carry {"error": …}, as a View's Handler does. The key is read from the
+// path as a View's Handler reads it, never cleaned, and methods other than
+// GET and HEAD get a 405.
 func (v *WindowView[A]) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{key...}", func(w http.ResponseWriter, r *http.Request) {
-		if key := r.PathValue("key"); key != "" {
+	return keyHandler(func(w http.ResponseWriter, r *http.Request, key string) {
+		if key != "" {
 			v.serveKey(w, r, key)
 		} else {
 			v.serveWindow(w, r)
 		}
 	})
-	return mux
 }
 
 // windowJSON is one window in a Handler's answer.

@@ -337,3 +337,85 @@ func TestWindowViewHandlerServesTheKeysOfASessionOfOneRecord(t *testing.T) {
 		t.Errorf("GET a window that ends before it starts: %d %q", code, e.Error)
 	}
 }
+
+// An aggregate that is NaN or infinite, which JSON has no number for, is
+// served as the string "NaN", "+Inf" or "-Inf", inside a Min or Max
+// aggregate too, instead of the whole answer failing.
+func TestWindowViewHandlerServesNonFiniteAggregatesAsStrings(t *testing.T) {
+	tb := newWVTable(t, "sensors-windows", 1)
+	w := Window{Start: time.UnixMilli(60_000), End: time.UnixMilli(120_000)}
+	tb.put(0, windowRowKey("sums", "a", w), []byte("NaN"))
+	tb.put(0, windowRowKey("sums", "b", w), []byte("+Inf"))
+	tb.put(0, windowRowKey("sums", "c", w), []byte("-Inf"))
+	tb.put(0, windowRowKey("sums", "d", w), []byte("1.5"))
+	tb.put(0, windowRowKey("peaks", "a", w), []byte("+Inf"))
+	sums, _ := startWindowView(tb, "sums", Sum[string, float64](func(string) float64 { return 0 }).Codec, t.TempDir())
+	peaks, _ := startWindowView(tb, "peaks", Max[string, float64](func(string) float64 { return 0 }).Codec, t.TempDir())
+
+	srv := httptest.NewServer(sums.Handler())
+	defer srv.Close()
+	var got []struct {
+		Key   string
+		Value any
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := getJSON(t, srv, "/?start=60000&end=120000", &got)
+		if code == http.StatusOK && len(got) == 4 {
+			break
+		}
+		if code != http.StatusOK && code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("GET the keys of the window: %d %+v", code, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := []any{"NaN", "+Inf", "-Inf", 1.5}
+	for i, g := range got {
+		if g.Value != want[i] {
+			t.Errorf("window of %s: value %#v, want %#v", g.Key, g.Value, want[i])
+		}
+	}
+
+	psrv := httptest.NewServer(peaks.Handler())
+	defer psrv.Close()
+	var peak []struct{ Value any }
+	for {
+		code := getJSON(t, psrv, "/a", &peak)
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("GET /a of the peaks: %d %+v", code, peak)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(peak) != 1 || peak[0].Value != "+Inf" {
+		t.Errorf("peaks of a: %+v, want one of \"+Inf\"", peak)
+	}
+}
+
+// A key that looks like a path is served its own windows, given as it is,
+// not redirected to another key's; a method other than GET or HEAD gets a
+// JSON 405.
+func TestWindowViewHandlerServesKeysThatLookLikePaths(t *testing.T) {
+	tb := newWVTable(t, "routes-windows", 1)
+	w := Window{Start: time.UnixMilli(60_000), End: time.UnixMilli(120_000)}
+	tb.put(0, windowRowKey("hits", "/api/users", w), []byte("3"))
+	tb.put(0, windowRowKey("hits", "api/users", w), []byte("5"))
+	v, _ := startWindowView(tb, "hits", Count[string]().Codec, t.TempDir())
+	awaitWindows(t, v, "/api/users", []wvWindow{{w.Start, w.End, 3}})
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	var got []wvJSON
+	if code := getJSON(t, srv, "//api/users", &got); code != http.StatusOK || len(got) != 1 || got[0].Key != "/api/users" || got[0].Value != 3 {
+		t.Errorf("GET //api/users: %d %+v, want the window of 3 of /api/users", code, got)
+	}
+	resp, err := http.Post(srv.URL+"/api/users", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("POST: %d %s, want a JSON 405", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"regexp"
+	"strings"
 )
 
 // PageBody is the file of a Page's Assets that holds its HTML fragment.
@@ -108,7 +109,14 @@ func (m *Monitor) addPages() {
 		}
 		link, body := links[0], bodies[i]
 		links = links[1:]
-		m.mux.Handle("/pages/"+p.Name, http.RedirectHandler(link.Path, http.StatusMovedPermanently))
+		m.mux.HandleFunc("/pages/"+p.Name, func(w http.ResponseWriter, r *http.Request) {
+			// With its query, which may carry the token.
+			to := link.Path
+			if r.URL.RawQuery != "" {
+				to += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, to, http.StatusMovedPermanently)
+		})
 		m.mux.HandleFunc("/pages/"+p.Name+"/{$}", func(w http.ResponseWriter, _ *http.Request) {
 			m.serveFrame(w, frame{Page: link, Body: template.HTML(body), Pages: m.links})
 		})
@@ -152,8 +160,11 @@ func (m *Monitor) serveFrame(w http.ResponseWriter, f frame) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// WriteJSON answers v as JSON with status, as the monitor's own API does.
-// A page's API uses it so that its answers read like the monitor's.
+// WriteJSON answers v as JSON with status, as the monitor's own API does:
+// as encoding/json writes it, except that a float that is NaN or infinite,
+// which JSON has no number for, is written as the string "NaN", "+Inf" or
+// "-Inf". A page's API uses it so that its answers read like the
+// monitor's.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, v)
 }
@@ -164,11 +175,12 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 	writeError(w, status, msg)
 }
 
-// isFramePath reports whether path is the address of a page's frame, the
-// only addresses besides "/" that take the token from the query.
+// isFramePath reports whether path is the address of a page's frame, with
+// or without its slash: the only addresses besides "/" that take the token
+// from the query.
 func (m *Monitor) isFramePath(path string) bool {
 	for _, l := range m.links {
-		if path == l.Path {
+		if path == l.Path || path == strings.TrimSuffix(l.Path, "/") {
 			return true
 		}
 	}

@@ -166,3 +166,15 @@ func TestMonitorRefusesToListenWithAPageItCannotServe(t *testing.T) {
 		t.Errorf("a page beside one that cannot be served: %d %s, want it served without a link to the other", a.status, a.body)
 	}
 }
+
+// A page's address without its slash, with the token, redirects to the
+// page with the token kept, as the address with the slash is served.
+func TestMonitorWithATokenTakesItOnAPageAddressWithoutItsSlash(t *testing.T) {
+	base := serve(t, web.New(web.Token("s3cret"), web.Pages(tidesPage())))
+	if a := get(t, "GET", base+"/pages/tides?token=s3cret"); a.status != http.StatusOK || !strings.Contains(string(a.body), "tides-body") {
+		t.Errorf("page without its slash, with ?token: %d %s, want the page after a redirect", a.status, a.body)
+	}
+	if a := get(t, "GET", base+"/pages/tides?token=wrong"); a.status != http.StatusUnauthorized {
+		t.Errorf("page without its slash, with a wrong token: %d, want 401", a.status)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 
 	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 )
 
 // Views adds views to the page and to its table browser, each named after
 // its table topic. The browser shows rows as JSON, whatever the views'
 // codecs: the values are decoded by the view and encoded with
-// encoding/json.
+// encoding/json, except that a float that is NaN or infinite, which JSON
+// has no number for, is shown as the string "NaN", "+Inf" or "-Inf".
 func Views[V any](vs ...*sluice.View[V]) Opt {
 	return func(m *Monitor) {
 		for _, v := range vs {
@@ -45,7 +47,7 @@ func viewOf[V any](v *sluice.View[V]) *view {
 			if err != nil {
 				return nil, err
 			}
-			b, err := json.Marshal(val)
+			b, err := jsonvalue.Marshal(val)
 			if err != nil {
 				return nil, fmt.Errorf("view %s key %q: encode json: %w", v.Topic(), key, err)
 			}
@@ -58,7 +60,7 @@ func viewOf[V any](v *sluice.View[V]) *view {
 					more = true
 					return false
 				}
-				b, err := json.Marshal(val)
+				b, err := jsonvalue.Marshal(val)
 				if err != nil {
 					encErr = fmt.Errorf("view %s key %q: encode json: %w", v.Topic(), k, err)
 					return false

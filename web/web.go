@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-io/sluice"
+	"github.com/sluice-io/sluice/internal/jsonvalue"
 )
 
 // DefaultAddr is where Listen listens when given no address: loopback only.
@@ -102,7 +103,7 @@ func AllowRemote() Opt {
 //
 //	GET /                                   the page
 //	GET /api/state                          everything the page shows, as JSON
-//	GET /api/views/{view}/keys/{key}        a view's row of key
+//	GET /api/views/{view}/keys/{key}        a view's row of key: the rest of the path, unescaped, as it is
 //	GET /api/views/{view}/rows?from=&to=&limit=
 //	                                        a view's rows with keys in [from, to), at most limit (default 20, at most 1000)
 //	GET /metrics                            the metrics, with Metrics
@@ -146,7 +147,6 @@ func New(opts ...Opt) *Monitor {
 	m.mux.Handle("/{$}", files)
 	m.mux.Handle("/static/", http.StripPrefix("/static", noListing(files)))
 	m.mux.HandleFunc("/api/state", m.serveState)
-	m.mux.HandleFunc("/api/views/{view}/keys/{key...}", m.serveKey)
 	m.mux.HandleFunc("/api/views/{view}/rows", m.serveRows)
 	m.addPages()
 	if m.gatherer != nil {
@@ -183,7 +183,29 @@ func (m *Monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a token is required: send Authorization: Bearer <token>, or open the page with ?token=<token>")
 		return
 	}
+	if view, key, ok := keyPath(r.URL.Path); ok {
+		// Not through the mux, which cleans paths: it would redirect the
+		// key a//b to a/b, and a/../b to b.
+		m.serveKey(w, view, key)
+		return
+	}
 	m.mux.ServeHTTP(w, r)
+}
+
+// keyPath splits /api/views/{view}/keys/{key} into the view and the key,
+// taken as it is. A view is named after its topic, whose name holds no
+// "/".
+func keyPath(path string) (view, key string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/api/views/")
+	if !ok {
+		return "", "", false
+	}
+	view, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	key, ok = strings.CutPrefix(rest, "keys/")
+	return view, key, ok
 }
 
 // authorized reports whether r carries the token. The page and the pages
@@ -298,7 +320,7 @@ func (m *Monitor) rates(i int) []ratePoint {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := jsonvalue.Marshal(v)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "encode json: "+err.Error())
 		return
@@ -328,12 +350,11 @@ func (m *Monitor) view(w http.ResponseWriter, name string) *view {
 	return nil
 }
 
-func (m *Monitor) serveKey(w http.ResponseWriter, r *http.Request) {
-	v := m.view(w, r.PathValue("view"))
+func (m *Monitor) serveKey(w http.ResponseWriter, view, key string) {
+	v := m.view(w, view)
 	if v == nil {
 		return
 	}
-	key := r.PathValue("key")
 	if key == "" {
 		writeError(w, http.StatusBadRequest, "give a key: /api/views/{view}/keys/{key}")
 		return

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -230,6 +233,101 @@ func TestMonitorListensOnlyOnLoopbackWithoutAToken(t *testing.T) {
 		}
 		if !c.ok && err == nil {
 			t.Errorf("listen %s without a token: no error", c.addr)
+		}
+	}
+}
+
+// A view's row whose value is NaN or infinite, which JSON has no number
+// for, is shown as the string "NaN", "+Inf" or "-Inf", and a page's API
+// answers such values alike, instead of a 500.
+func TestMonitorServesNonFiniteValuesAsStrings(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	opts := []sluice.Opt{sluice.Brokers(b.Addrs()...), sluice.TopicDefaults(1, 1)}
+	c := sluice.Sum[string, float64](func(string) float64 { return 0 }).Codec
+	em, err := sluice.NewEmitter("temperatures", c, opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{"a-nan": math.NaN(), "b-hot": math.Inf(1), "c-mild": 21.5} {
+		if err := em.Emit(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v, err := sluice.NewView("temperatures", c, opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(rctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		web.WriteJSON(w, http.StatusOK, map[string]float64{"mean": math.NaN()})
+	})
+	m := web.New(web.Views(v), web.Pages(web.Page{Name: "temps", Assets: fstest.MapFS{web.PageBody: {Data: []byte("<p>")}}, API: api}))
+
+	if a := do(t, m, "GET", "/api/views/temperatures/keys/b-hot"); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != `{"key":"b-hot","value":"+Inf"}` {
+		t.Errorf("key b-hot: %d %s", a.status, a.body)
+	}
+	want := `{"rows":[{"key":"a-nan","value":"NaN"},{"key":"b-hot","value":"+Inf"},{"key":"c-mild","value":21.5}],"more":false}`
+	if a := do(t, m, "GET", "/api/views/temperatures/rows"); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != want {
+		t.Errorf("rows: %d %s, want %s", a.status, a.body, want)
+	}
+	if a := do(t, m, "GET", "/api/pages/temps/"); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != `{"mean":"NaN"}` {
+		t.Errorf("page API: %d %s", a.status, a.body)
+	}
+}
+
+// A key that looks like a path is served its own row, given as it is or
+// escaped, not redirected to another key's.
+func TestMonitorServesAKeyThatLooksLikeAPathAsItself(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	opts := []sluice.Opt{sluice.Brokers(b.Addrs()...), sluice.TopicDefaults(2, 1)}
+	em, err := sluice.NewEmitter("routes", codec.String(), opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"/api/users", "api/users", "a//b", "a/../b", "b"}
+	for _, k := range keys {
+		if err := em.Emit(ctx, k, "row of "+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = em.Close()
+	v, err := sluice.NewView("routes", codec.String(), opts[0], opts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(rctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := web.New(web.Views(v))
+	for _, k := range keys {
+		want, _ := json.Marshal(map[string]string{"key": k, "value": "row of " + k})
+		for _, path := range []string{"/api/views/routes/keys/" + k, "/api/views/routes/keys/" + url.PathEscape(k)} {
+			if a := do(t, m, "GET", path); a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != string(want) {
+				t.Errorf("GET %s: %d %s, want %s", path, a.status, a.body, want)
+			}
 		}
 	}
 }

@@ -45,7 +45,7 @@ func (f *connFlags) register(cmd *cobra.Command, g *globalFlags) {
 	f.global = g
 	fs := cmd.PersistentFlags()
 	fs.StringSliceVar(&f.brokers, "brokers", sluice.DefaultBrokers, "Kafka brokers to connect to, host:port, comma-separated")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the brokers to answer a request")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the brokers to answer a request (0: only the Kafka client's own limits)")
 	fs.BoolVar(&f.tls, "tls", false, "connect with TLS (implied by --tls-ca and --tls-cert)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM file of the CA certificates to trust instead of the system's")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM file of the client certificate to present (needs --tls-key)")
@@ -121,6 +121,14 @@ func (f *connFlags) saslMechanism() (sasl.Mechanism, error) {
 func (f *connFlags) kgoOpts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 	if len(f.brokers) == 0 {
 		return nil, errors.New("--brokers: no broker given")
+	}
+	for _, b := range f.brokers {
+		if strings.TrimSpace(b) == "" {
+			return nil, fmt.Errorf("--brokers %q: an empty address; want host:port, comma-separated", strings.Join(f.brokers, ","))
+		}
+	}
+	if f.timeout < 0 {
+		return nil, fmt.Errorf("--timeout %s: want a positive duration, or 0 for the Kafka client's own limits", f.timeout)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(f.brokers...), kgo.ClientID("sluice-cli")}
 	if f.global != nil {

@@ -203,3 +203,25 @@ func TestConnFlagsBuildTLSConfig(t *testing.T) {
 		}
 	}
 }
+
+// An empty address in --brokers (a stray comma) and a negative --timeout
+// are errors that name the flag, not a dial of ":9092" or no timeout.
+func TestConnFlagsRejectEmptyBrokersAndNegativeTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--brokers", "kafka-1:9092,"}, `--brokers "kafka-1:9092,": an empty address`},
+		{[]string{"--brokers", ","}, `--brokers ",": an empty address`},
+		{[]string{"--brokers", " "}, `an empty address`},
+		{[]string{"--timeout", "-5s"}, "--timeout -5s: want a positive duration, or 0 for the Kafka client's own limits"},
+	} {
+		f := parseConnFlags(t, tc.args...)
+		if _, err := f.kgoOpts(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := parseConnFlags(t, "--timeout", "0").kgoOpts(); err != nil {
+		t.Errorf("--timeout 0: %v", err)
+	}
+}

@@ -157,6 +157,9 @@ could not be read (the brokers cannot be reached, the group does not exist).`,
   sluice lag mini-group --threshold 1000 || alert "mini-group is behind"`,
 		Args: exactArgs("GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if threshold < -1 {
+				return fmt.Errorf("--threshold %d: want a number of records, or -1 for never", threshold)
+			}
 			ctx, cancel := f.requestContext(cmd.Context())
 			defer cancel()
 			l, err := groupLag(ctx, &f, args[0])

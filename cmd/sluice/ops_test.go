@@ -530,3 +530,74 @@ func TestInterruptedProduceSaysHowManyRecordsItWrote(t *testing.T) {
 		t.Fatal("produce did not stop when interrupted")
 	}
 }
+
+// A --from time before 1970, in milliseconds or RFC 3339, is before every
+// record: tail starts at the first one. Kafka gives negative times a
+// meaning of their own (-1 the end, -2 the beginning), which tail must not
+// take on.
+func TestTailFromATimeBefore1970StartsAtTheFirstRecord(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "old", "--partitions", "2")
+	if _, errOut, err := sluiceCLI(t, addr, "a:1\nb:2\nc:3\n", "produce", "old", "--key-separator", ":"); err != nil {
+		t.Fatalf("produce: %v\n%s", err, errOut)
+	}
+	for _, from := range []string{"-1", "-2", "-3", "-86400000", "1969-12-31T23:59:59.999Z", "1900-01-01T00:00:00Z"} {
+		if out := mustCLI(t, addr, "tail", "old", "--from", from); strings.Count(out, "\n") != 3 {
+			t.Errorf("tail --from %s printed:\n%s\nwant the 3 records", from, out)
+		}
+	}
+	if from, err := replayFrom("-1", time.Now()); err != nil || !from.Equal(time.UnixMilli(0)) {
+		t.Errorf("replay --from -1: %v, %v; want the start of 1970", from, err)
+	}
+}
+
+// An empty topic or group, or a topic name Kafka refuses, is an error that
+// names the argument, given before anything is asked of the brokers.
+func TestEmptyAndInvalidNamesAreClearErrors(t *testing.T) {
+	const nowhere = "127.0.0.1:1" // nothing listens: the check must come first
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tail", ""}, "sluice tail: TOPIC: topic name is empty"},
+		{[]string{"tail", "a/b"}, `sluice tail: TOPIC: topic name "a/b" holds '/'`},
+		{[]string{"produce", ""}, "sluice produce: TOPIC: topic name is empty"},
+		{[]string{"topics", "describe", ""}, "sluice topics describe: TOPIC: topic name is empty"},
+		{[]string{"topics", "create", ""}, "sluice topics create: TOPIC: topic name is empty"},
+		{[]string{"topics", "create", ".."}, `sluice topics create: TOPIC: topic name ".." is refused by Kafka`},
+		{[]string{"topics", "delete", "orders", "", "--yes"}, "sluice topics delete: TOPIC: topic name is empty"},
+		{[]string{"topics", "delete", "a b", "--yes"}, `sluice topics delete: TOPIC: topic name "a b" holds ' '`},
+		{[]string{"groups", "describe", ""}, "sluice groups describe: GROUP is empty"},
+		{[]string{"lag", ""}, "sluice lag: GROUP is empty"},
+	} {
+		_, _, err := sluiceCLI(t, nowhere, "", append(tc.args, "--timeout", "1s")...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sluice %q: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// A threshold below -1 is refused, before the brokers are asked: taken as
+// "never", a health check would never fail.
+func TestLagRefusesAThresholdBelowMinusOne(t *testing.T) {
+	_, _, err := sluiceCLI(t, "127.0.0.1:1", "", "lag", "g", "--threshold", "-5", "--timeout", "1s")
+	if err == nil || !strings.Contains(err.Error(), "--threshold -5: want a number of records, or -1 for never") {
+		t.Errorf("lag --threshold -5: %v", err)
+	}
+}
+
+// A file that cannot be read names the line it failed at, the first, in
+// both places the error gives it.
+func TestProduceFromAnUnreadableFileNamesTheLineItFailedAt(t *testing.T) {
+	addr := startTestBroker(t)
+	mustCLI(t, addr, "topics", "create", "docs", "--partitions", "1")
+	_, _, err := sluiceCLI(t, addr, "", "produce", "docs", "--file", t.TempDir())
+	if err == nil {
+		t.Fatal("produce from a directory succeeded")
+	}
+	for _, want := range []string{"read line 1:", "the 0 records before it were written", "nothing from line 1 on"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}

@@ -150,7 +150,10 @@ func produce(cmd *cobra.Command, f *connFlags, pf *produceFlags, topic string) e
 	// that the count of records written is exact.
 	pctx := context.WithoutCancel(ctx)
 	lineNo, records := 0, 0
-	var readErr error
+	var (
+		readErr    error
+		failedLine int // the line readErr is about
+	)
 read:
 	for {
 		var rl readLine
@@ -161,7 +164,8 @@ read:
 		}
 		if rl.err != nil {
 			if !errors.Is(rl.err, io.EOF) {
-				readErr = fmt.Errorf("read line %d: %w", lineNo+1, rl.err)
+				failedLine = lineNo + 1
+				readErr = fmt.Errorf("read line %d: %w", failedLine, rl.err)
 			}
 			break
 		}
@@ -180,7 +184,8 @@ read:
 		if pf.json {
 			var v json.RawMessage
 			if err := json.Unmarshal(r.Value, &v); err != nil {
-				readErr = fmt.Errorf("line %d: invalid JSON: %w", lineNo, err)
+				failedLine = lineNo
+				readErr = fmt.Errorf("line %d: invalid JSON: %w", failedLine, err)
 				break
 			}
 		}
@@ -215,7 +220,7 @@ read:
 	case flushErr != nil:
 		return fmt.Errorf("produce to %s: %w; %d of the %d records read were written", topic, flushErr, n, records)
 	case readErr != nil:
-		return fmt.Errorf("%w; the %d records before it were written to %s, nothing from line %d on", readErr, n, topic, lineNo)
+		return fmt.Errorf("%w; the %d records before it were written to %s, nothing from line %d on", readErr, n, topic, failedLine)
 	case ctx.Err() != nil:
 		// Not wrapped: an interrupted produce still says how far it got.
 		return fmt.Errorf("interrupted after line %d: %d records written to %s", lineNo, n, topic)

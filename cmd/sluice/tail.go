@@ -53,6 +53,7 @@ headers are an object of strings, the last one winning when a key repeats.
   beginning     the oldest record kept
   <RFC 3339>    the first record at or after a time, e.g. 2026-11-22T05:00:00Z
   <unix ms>     the same as milliseconds since 1970, e.g. 1795410000000
+                (a time before 1970 starts at the first record)
 
 Without --follow, tail stops at the end offsets it found when it started, so
 with --from end it prints nothing; with --follow it waits for new records
@@ -100,11 +101,14 @@ func parseFrom(s string) (startPoint, error) {
 		}
 		return startPoint{kind: "last", n: n}, nil
 	}
+	// A time before 1970 is before every record. It must not reach Kafka
+	// as it is: there negative times are special (-1 is the end, -2 the
+	// beginning).
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return startPoint{kind: "time", milli: ms}, nil
+		return startPoint{kind: "time", milli: max(ms, 0)}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return startPoint{kind: "time", milli: t.UnixMilli()}, nil
+		return startPoint{kind: "time", milli: max(t.UnixMilli(), 0)}, nil
 	}
 	return startPoint{}, fmt.Errorf("--from %q: want beginning, end, end-N, an RFC 3339 time (2026-11-22T05:00:00Z) or unix milliseconds", s)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-io/sluice/internal/kafka"
 	"github.com/sluice-io/sluice/internal/progress"
 )
 
@@ -165,7 +166,7 @@ func newTopicsDeleteCmd(f *connFlags) *cobra.Command {
 		Long: `Delete topics and all their records. This cannot be undone, so it needs
 --yes.`,
 		Example: `  sluice topics delete orders --yes`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    topicArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
 				return fmt.Errorf("deleting %s removes all its records; pass --yes to confirm", strings.Join(args, ", "))
@@ -309,7 +310,8 @@ func parseConfigs(pairs []string) (map[string]*string, error) {
 	return cfg, nil
 }
 
-// exactArgs accepts exactly the named arguments and says which are missing.
+// exactArgs accepts exactly the named arguments and says which are missing,
+// and which is empty or, for a TOPIC, not a name Kafka accepts.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < len(names) {
@@ -318,8 +320,40 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		if len(args) > len(names) {
 			return fmt.Errorf("%s: unexpected arguments %s (want %s)", cmd.CommandPath(), strings.Join(args[len(names):], " "), strings.Join(names, " "))
 		}
+		for i, name := range names {
+			if err := checkArg(cmd, name, args[i]); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
+}
+
+// topicArgs accepts one or more topic names.
+func topicArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s: missing TOPIC (see %s --help)", cmd.CommandPath(), cmd.CommandPath())
+	}
+	for _, arg := range args {
+		if err := checkArg(cmd, "TOPIC", arg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkArg says why the argument named name cannot be value: it is empty,
+// or a TOPIC that is not a name Kafka accepts, which no topic can have.
+func checkArg(cmd *cobra.Command, name, value string) error {
+	if name == "TOPIC" {
+		if err := kafka.CheckTopicName(value); err != nil {
+			return fmt.Errorf("%s: TOPIC: %w", cmd.CommandPath(), err)
+		}
+	}
+	if value == "" {
+		return fmt.Errorf("%s: %s is empty", cmd.CommandPath(), name)
+	}
+	return nil
 }
 
 // plural counts n things, as "1 topic" or "2 topics".
