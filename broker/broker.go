@@ -74,8 +74,8 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	if cfg.partitions < 1 {
-		return nil, fmt.Errorf("start broker: partitions must be at least 1, got %d", cfg.partitions)
+	if cfg.partitions < 1 || cfg.partitions > MaxPartitions {
+		return nil, fmt.Errorf("start broker: partitions must be 1 to %d, got %d", MaxPartitions, cfg.partitions)
 	}
 	if cfg.compactionInterval <= 0 {
 		cfg.compactionInterval = defaults().compactionInterval
@@ -152,6 +152,7 @@ func Start(ctx context.Context, opts ...Opt) (*Broker, error) {
 		b.cluster, b.addrs = s.c, s.addrs
 		b.cluster.ControlKey(int16(kmsg.JoinGroup), shortenRebalanceTimeout)
 		b.cluster.ControlKey(int16(kmsg.CreateTopics), b.refuseBadTopics)
+		b.cluster.ControlKey(int16(kmsg.CreatePartitions), b.refuseTooManyPartitions)
 		b.cluster.ControlKey(int16(kmsg.AlterConfigs), b.refuseBadTopicConfigs)
 		b.cluster.ControlKey(int16(kmsg.IncrementalAlterConfigs), b.refuseBadTopicConfigs)
 		b.cluster.ControlKey(int16(kmsg.AddPartitionsToTxn), b.holdTransactionsWhileCompacting)

@@ -107,7 +107,9 @@
 //
 // It is one node: there is no replication, the data dir is the only copy of
 // the data, and creating a topic with a replication factor above one fails
-// with INVALID_REPLICATION_FACTOR (ask for -1, the default, or 1). It does
+// with INVALID_REPLICATION_FACTOR (ask for -1, the default, or 1). A topic
+// has at most MaxPartitions partitions: creating or growing one beyond that
+// fails with INVALID_PARTITIONS. It does
 // not throttle clients or enforce quotas. Compaction rewrites whole
 // partitions inside the broker's request loop, so a large compacted topic
 // delays requests while it runs. It is built for development and tests on

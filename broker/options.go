@@ -77,8 +77,8 @@ func DataDir(dir string) Opt {
 
 // Partitions sets how many partitions a topic gets when it is created
 // without a partition count: by auto-creation (see AllowAutoTopicCreation)
-// or by a CreateTopics request that asks for the default (-1). The default is
-// 10.
+// or by a CreateTopics request that asks for the default (-1), from 1 to
+// MaxPartitions. The default is 10.
 func Partitions(n int) Opt {
 	return opt(func(c *config) { c.partitions = n })
 }

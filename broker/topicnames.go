@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -30,6 +32,14 @@ func (b *Broker) refuseBadTopics(kreq kmsg.Request) (kmsg.Response, error, bool)
 	for _, t := range req.Topics {
 		if err := kafka.CheckTopicName(t.Topic); err != nil {
 			bad[t.Topic] = refusal{kerr.InvalidTopicException.Code, err.Error()}
+			continue
+		}
+		n := int64(t.NumPartitions)
+		if len(t.ReplicaAssignment) > 0 {
+			n = int64(len(t.ReplicaAssignment))
+		}
+		if err := checkPartitionCount(n); err != nil {
+			bad[t.Topic] = refusal{kerr.InvalidPartitions.Code, err.Error()}
 			continue
 		}
 		for _, c := range t.Configs {
@@ -125,4 +135,53 @@ func refusedResource(bad map[string]string, typ kmsg.ConfigResourceType, name st
 	}
 	msg := "not altered: the request also sets a topic config that Kafka would refuse"
 	return kerr.InvalidRequest.Code, &msg
+}
+
+// MaxPartitions is the most partitions a topic of the embedded broker can
+// have. The broker keeps every partition in memory and gives each its own
+// directory in the data dir; a request for two billion of them, which
+// Kafka's protocol allows, would take the machine's memory before it was
+// answered. Ten thousand is far more than one machine runs.
+const MaxPartitions = 10000
+
+func checkPartitionCount(n int64) error {
+	if n > MaxPartitions {
+		return fmt.Errorf("%d partitions: the embedded broker holds at most %d partitions a topic", n, MaxPartitions)
+	}
+	return nil
+}
+
+// refuseTooManyPartitions is the broker's CreatePartitions control: a
+// request that would take a topic beyond MaxPartitions is answered
+// INVALID_PARTITIONS for that topic, and INVALID_REQUEST for its other
+// topics, which do not grow either; a request within the limit goes on to
+// kfake.
+func (b *Broker) refuseTooManyPartitions(kreq kmsg.Request) (kmsg.Response, error, bool) {
+	req, ok := kreq.(*kmsg.CreatePartitionsRequest)
+	if !ok {
+		return nil, nil, false
+	}
+	bad := make(map[string]string)
+	for _, t := range req.Topics {
+		if err := checkPartitionCount(int64(t.Count)); err != nil {
+			bad[t.Topic] = err.Error()
+		}
+	}
+	if len(bad) == 0 {
+		return nil, nil, false
+	}
+	b.cluster.KeepControl()
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	for _, t := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = t.Topic
+		msg, isBad := bad[t.Topic]
+		st.ErrorCode = kerr.InvalidPartitions.Code
+		if !isBad {
+			st.ErrorCode, msg = kerr.InvalidRequest.Code, "not grown: the request also takes a topic beyond the broker's partitions"
+		}
+		st.ErrorMessage = &msg
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil, true
 }
