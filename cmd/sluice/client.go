@@ -117,15 +117,25 @@ func (f *connFlags) saslMechanism() (sasl.Mechanism, error) {
 	}
 }
 
+// checkBrokerAddrs refuses a --brokers list with an empty address in it
+// (a stray comma, an unset variable), which the client would dial as
+// :9092.
+func checkBrokerAddrs(brokers []string) error {
+	for _, b := range brokers {
+		if strings.TrimSpace(b) == "" {
+			return fmt.Errorf("--brokers %q: an empty address; want host:port, comma-separated", strings.Join(brokers, ","))
+		}
+	}
+	return nil
+}
+
 // kgoOpts returns the client options the flags ask for, followed by extra.
 func (f *connFlags) kgoOpts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 	if len(f.brokers) == 0 {
 		return nil, errors.New("--brokers: no broker given")
 	}
-	for _, b := range f.brokers {
-		if strings.TrimSpace(b) == "" {
-			return nil, fmt.Errorf("--brokers %q: an empty address; want host:port, comma-separated", strings.Join(f.brokers, ","))
-		}
+	if err := checkBrokerAddrs(f.brokers); err != nil {
+		return nil, err
 	}
 	if f.timeout < 0 {
 		return nil, fmt.Errorf("--timeout %s: want a positive duration, or 0 for the Kafka client's own limits", f.timeout)

@@ -66,10 +66,8 @@ func brokersGiven(cmd *cobra.Command, brokers []string) (bool, error) {
 	if len(brokers) == 0 {
 		return false, errors.New("--brokers is empty: give host:port of at least one Kafka broker, or leave the flag out to start the embedded broker")
 	}
-	for i, b := range brokers {
-		if strings.TrimSpace(b) == "" {
-			return false, fmt.Errorf("--brokers %q: address %d of %d is empty: give host:port,host:port", strings.Join(brokers, ","), i+1, len(brokers))
-		}
+	if err := checkBrokerAddrs(brokers); err != nil {
+		return false, err
 	}
 	return true, nil
 }
